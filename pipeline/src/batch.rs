@@ -1,0 +1,72 @@
+//! A batch: events of one signal, their estimated size, and the acknowledgements they carry.
+//!
+//! Batches are the unit that moves through queues; events never travel one by one. The size is
+//! computed once when the batch is made and is what queues and batchers are bounded by.
+
+use crate::ack::Acks;
+use crate::event::{ByteSize, Events, LogEvent, Metric, Span};
+
+#[derive(Debug)]
+pub struct Batch {
+    pub events: Events,
+    pub acks: Acks,
+    byte_size: usize,
+}
+
+impl Batch {
+    pub fn new(events: Events, acks: Acks) -> Self {
+        let byte_size = events.byte_size();
+        Self { events, acks, byte_size }
+    }
+
+    /// A batch whose size the caller already knows (sources that count bytes as they read).
+    pub fn with_size(events: Events, acks: Acks, byte_size: usize) -> Self {
+        Self { events, acks, byte_size }
+    }
+
+    pub fn logs(events: Vec<LogEvent>, acks: Acks) -> Self {
+        Self::new(Events::Logs(events), acks)
+    }
+
+    pub fn metrics(events: Vec<Metric>, acks: Acks) -> Self {
+        Self::new(Events::Metrics(events), acks)
+    }
+
+    pub fn spans(events: Vec<Span>, acks: Acks) -> Self {
+        Self::new(Events::Spans(events), acks)
+    }
+
+    pub fn byte_size(&self) -> usize {
+        self.byte_size
+    }
+
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// A copy for a second sink: the events are cloned, the acknowledgement is shared.
+    pub fn split(&self) -> Batch {
+        Batch {
+            events: self.events.clone(),
+            acks: self.acks.split(),
+            byte_size: self.byte_size,
+        }
+    }
+
+    /// Merges `other` in if it carries the same signal; gives it back otherwise.
+    pub fn merge(&mut self, other: Batch) -> Result<(), Batch> {
+        let Batch { events, acks, byte_size } = other;
+        match self.events.append(events) {
+            Ok(()) => {
+                self.acks.merge(acks);
+                self.byte_size += byte_size;
+                Ok(())
+            }
+            Err(events) => Err(Batch { events, acks, byte_size }),
+        }
+    }
+}

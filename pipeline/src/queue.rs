@@ -1,0 +1,327 @@
+//! The bounded queue between components: lock-free (crossbeam's `SegQueue`), bounded in bytes,
+//! with async wake-ups on both ends.
+//!
+//! Contract:
+//! - `push` reserves the item's bytes before enqueueing it. When the reservation does not fit,
+//!   `WhenFull::Block` waits until a consumer frees room (back-pressure reaches the producer, and
+//!   the time spent waiting is counted), `WhenFull::DropNewest` hands the item back as dropped and
+//!   counts it. An item larger than the whole bound is let in when the queue is empty, so an
+//!   oversized batch slows the flow instead of wedging it.
+//! - `pop` waits for an item; after `close` it drains what is left and then returns `None`.
+//! - Both futures are cancel-safe: an item is taken or put only in synchronous code.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use crossbeam_queue::SegQueue;
+use serde::Deserialize;
+use tokio::sync::Notify;
+
+use crate::batch::Batch;
+use crate::telemetry::QueueMetrics;
+
+/// What a full queue does with one more item.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// Wait for room: back-pressure (the default; nothing is lost).
+    #[default]
+    Block,
+    /// Drop the item being pushed and count it.
+    DropNewest,
+}
+
+/// What a queue holds must say how many bytes it stands for.
+pub trait QueueItem: Send {
+    fn queue_bytes(&self) -> usize;
+    fn queue_events(&self) -> usize;
+}
+
+impl QueueItem for Batch {
+    fn queue_bytes(&self) -> usize {
+        self.byte_size()
+    }
+    fn queue_events(&self) -> usize {
+        self.len()
+    }
+}
+
+/// The result of a push.
+#[derive(Debug)]
+pub enum Pushed<T> {
+    Queued,
+    /// `DropNewest` and full, or the queue is closed: the item is handed back.
+    Refused(T),
+}
+
+pub struct ByteQueue<T> {
+    items: SegQueue<T>,
+    bytes: AtomicUsize,
+    events: AtomicUsize,
+    max_bytes: usize,
+    when_full: WhenFull,
+    closed: AtomicBool,
+    not_empty: Notify,
+    not_full: Notify,
+    metrics: QueueMetrics,
+}
+
+impl<T: QueueItem> ByteQueue<T> {
+    pub fn new(max_bytes: usize, when_full: WhenFull, metrics: QueueMetrics) -> Self {
+        Self {
+            items: SegQueue::new(),
+            bytes: AtomicUsize::new(0),
+            events: AtomicUsize::new(0),
+            max_bytes: max_bytes.max(1),
+            when_full,
+            closed: AtomicBool::new(false),
+            not_empty: Notify::new(),
+            not_full: Notify::new(),
+            metrics,
+        }
+    }
+
+    /// Bytes currently held.
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Acquire)
+    }
+
+    /// Items currently held.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
+    /// Tries to reserve `size` bytes; an empty queue admits anything.
+    fn try_reserve(&self, size: usize) -> bool {
+        let mut current = self.bytes.load(Ordering::Acquire);
+        loop {
+            if current != 0 && current.saturating_add(size) > self.max_bytes {
+                return false;
+            }
+            match self.bytes.compare_exchange_weak(
+                current,
+                current + size,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    fn enqueue(&self, item: T) {
+        let events = item.queue_events();
+        self.items.push(item);
+        let now_events = self.events.fetch_add(events, Ordering::AcqRel) + events;
+        self.metrics.set_depth(now_events, self.bytes());
+        self.not_empty.notify_one();
+    }
+
+    /// Pushes without waiting: `Refused` when full (whatever the policy) or closed.
+    pub fn try_push(&self, item: T) -> Pushed<T> {
+        if self.closed.load(Ordering::Acquire) || !self.try_reserve(item.queue_bytes()) {
+            return Pushed::Refused(item);
+        }
+        self.enqueue(item);
+        Pushed::Queued
+    }
+
+    /// Pushes, waiting for room under `Block`; see the module doc.
+    pub async fn push(&self, item: T) -> Pushed<T> {
+        let size = item.queue_bytes();
+        let mut blocked_since: Option<Instant> = None;
+        loop {
+            if self.closed.load(Ordering::Acquire) {
+                return Pushed::Refused(item);
+            }
+            if self.try_reserve(size) {
+                break;
+            }
+            if self.when_full == WhenFull::DropNewest {
+                self.metrics.dropped(item.queue_events());
+                return Pushed::Refused(item);
+            }
+            let notified = self.not_full.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            // Re-check after registering, so a pop between the check and the wait is not missed.
+            if self.try_reserve(size) {
+                break;
+            }
+            blocked_since.get_or_insert_with(Instant::now);
+            notified.await;
+        }
+        if let Some(since) = blocked_since {
+            self.metrics.blocked(since.elapsed());
+        }
+        self.enqueue(item);
+        Pushed::Queued
+    }
+
+    /// Takes an item without waiting.
+    pub fn try_pop(&self) -> Option<T> {
+        let item = self.items.pop()?;
+        let bytes = item.queue_bytes();
+        let events = item.queue_events();
+        let now_bytes = self.bytes.fetch_sub(bytes, Ordering::AcqRel) - bytes;
+        let now_events = self.events.fetch_sub(events, Ordering::AcqRel) - events;
+        self.metrics.set_depth(now_events, now_bytes);
+        self.not_full.notify_waiters();
+        Some(item)
+    }
+
+    /// Waits for an item; `None` once closed and drained.
+    pub async fn pop(&self) -> Option<T> {
+        loop {
+            if let Some(item) = self.try_pop() {
+                return Some(item);
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return self.try_pop();
+            }
+            let notified = self.not_empty.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(item) = self.try_pop() {
+                return Some(item);
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return None;
+            }
+            notified.await;
+        }
+    }
+
+    /// No more pushes; consumers drain what is left.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.not_empty.notify_waiters();
+        self.not_full.notify_waiters();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[derive(Debug)]
+    struct Item(usize);
+    impl QueueItem for Item {
+        fn queue_bytes(&self) -> usize {
+            self.0
+        }
+        fn queue_events(&self) -> usize {
+            1
+        }
+    }
+
+    fn queue(max: usize, when_full: WhenFull) -> Arc<ByteQueue<Item>> {
+        Arc::new(ByteQueue::new(max, when_full, QueueMetrics::detached()))
+    }
+
+    #[tokio::test]
+    async fn keeps_order_and_counts_bytes() {
+        let q = queue(100, WhenFull::Block);
+        for i in 1..=4 {
+            assert!(matches!(q.push(Item(i * 10)).await, Pushed::Queued));
+        }
+        assert_eq!(q.bytes(), 100);
+        for i in 1..=4 {
+            assert_eq!(q.pop().await.map(|x| x.0), Some(i * 10));
+        }
+        assert_eq!(q.bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn drop_newest_refuses_when_full() {
+        let q = queue(100, WhenFull::DropNewest);
+        assert!(matches!(q.push(Item(80)).await, Pushed::Queued));
+        assert!(matches!(q.push(Item(30)).await, Pushed::Refused(Item(30))));
+        assert!(matches!(q.push(Item(20)).await, Pushed::Queued));
+        assert_eq!(q.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_oversized_item_enters_an_empty_queue() {
+        let q = queue(10, WhenFull::Block);
+        assert!(matches!(q.push(Item(1000)).await, Pushed::Queued));
+        assert_eq!(q.pop().await.map(|x| x.0), Some(1000));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn block_waits_for_room_and_never_exceeds_the_bound() {
+        let q = queue(100, WhenFull::Block);
+        q.push(Item(60)).await;
+        let producer = {
+            let q = q.clone();
+            tokio::spawn(async move {
+                q.push(Item(60)).await;
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!producer.is_finished(), "second push must wait: 120 > 100");
+        assert_eq!(q.bytes(), 60);
+        assert_eq!(q.pop().await.map(|x| x.0), Some(60));
+        producer.await.unwrap();
+        assert_eq!(q.bytes(), 60);
+    }
+
+    #[tokio::test]
+    async fn close_drains_then_ends() {
+        let q = queue(100, WhenFull::Block);
+        q.push(Item(1)).await;
+        q.close();
+        assert!(matches!(q.push(Item(2)).await, Pushed::Refused(_)));
+        assert_eq!(q.pop().await.map(|x| x.0), Some(1));
+        assert!(q.pop().await.is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_producers_one_consumer_lose_nothing() {
+        let q = queue(1000, WhenFull::Block);
+        let producers: Vec<_> = (0..4)
+            .map(|_| {
+                let q = q.clone();
+                tokio::spawn(async move {
+                    for _ in 0..1000 {
+                        q.push(Item(7)).await;
+                    }
+                })
+            })
+            .collect();
+        let consumer = {
+            let q = q.clone();
+            tokio::spawn(async move {
+                let mut n = 0;
+                while let Some(item) = q.pop().await {
+                    assert_eq!(item.0, 7);
+                    n += 1;
+                    if n == 4000 {
+                        break;
+                    }
+                }
+                n
+            })
+        };
+        for p in producers {
+            p.await.unwrap();
+        }
+        assert_eq!(consumer.await.unwrap(), 4000);
+        assert_eq!(q.bytes(), 0);
+    }
+}

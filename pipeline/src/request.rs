@@ -1,0 +1,221 @@
+//! The request wrapper every sink shares: timeout -> call, retried with jittered exponential
+//! backoff that honours a backend's throttling hint (Retry-After, retry info), until the backend
+//! accepts, refuses for good, or shutdown aborts. Same `request:` settings on every sink. (As in
+//! the OpenTelemetry Collector's exporterhelper.) Each sink classifies its own errors in its
+//! `retry.rs`; this module only acts on the classification.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::config::units::DurationValue;
+use crate::shutdown::Shutdown;
+use crate::telemetry::ComponentMetrics;
+
+/// `request:` settings of a sink.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RequestSettings {
+    /// One attempt's deadline.
+    pub timeout: DurationValue,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// First retry delay; doubles each attempt, with jitter.
+    pub initial_backoff: DurationValue,
+    /// Longest delay between attempts (a throttling hint may ask for more, up to 5 minutes).
+    pub max_backoff: DurationValue,
+    /// Attempts before giving up and handing the batch back as failed; unset: until shutdown.
+    pub max_attempts: Option<u32>,
+}
+
+impl Default for RequestSettings {
+    fn default() -> Self {
+        Self {
+            timeout: DurationValue(Duration::from_secs(30)),
+            concurrency: 4,
+            initial_backoff: DurationValue(Duration::from_millis(200)),
+            max_backoff: DurationValue(Duration::from_secs(30)),
+            max_attempts: None,
+        }
+    }
+}
+
+/// What a sink's `retry.rs` says of an error.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Retry {
+    /// Try again, after the backend's hint if it gave one.
+    Transient {
+        kind: &'static str,
+        after: Option<Duration>,
+    },
+    /// Never going to work: count it, dead-letter it, move on.
+    Permanent { kind: &'static str },
+}
+
+/// Why a call did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError<E> {
+    #[error("refused for good: {0}")]
+    Permanent(E),
+    #[error("gave up after {attempts} attempts: {last}")]
+    GaveUp { attempts: u32, last: String },
+    #[error("shutdown aborted the request")]
+    Aborted,
+}
+
+const MAX_HINTED_DELAY: Duration = Duration::from_secs(300);
+
+/// The delay before attempt `attempt` (1-based retry count): exponential, capped, with jitter in
+/// [delay/2, delay] so a fleet of senders does not retry in lockstep.
+pub fn backoff(settings: &RequestSettings, attempt: u32) -> Duration {
+    let base = settings.initial_backoff.0.as_secs_f64() * 2f64.powi(attempt.saturating_sub(1).min(30) as i32);
+    let capped = base.min(settings.max_backoff.0.as_secs_f64());
+    Duration::from_secs_f64(capped * (0.5 + fastrand::f64() * 0.5))
+}
+
+/// Runs `call` under the settings; see the module doc. `classify` maps an error to a decision;
+/// a timeout is always transient.
+pub async fn call_with_retry<T, E, F, Fut>(
+    settings: &RequestSettings,
+    metrics: &ComponentMetrics,
+    shutdown: &Shutdown,
+    classify: impl Fn(&E) -> Retry,
+    mut call: F,
+) -> Result<T, CallError<E>>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut attempt: u32 = 0;
+    loop {
+        attempt += 1;
+        let started = Instant::now();
+        let outcome = tokio::select! {
+            r = tokio::time::timeout(settings.timeout.0, call()) => r,
+            () = shutdown.aborted() => return Err(CallError::Aborted),
+        };
+        metrics.request_duration.observe(started.elapsed().as_secs_f64());
+        let (kind, hint, last) = match outcome {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => match classify(&e) {
+                Retry::Permanent { kind } => {
+                    metrics.error(kind);
+                    return Err(CallError::Permanent(e));
+                }
+                Retry::Transient { kind, after } => (kind, after, e.to_string()),
+            },
+            Err(_elapsed) => ("timeout", None, "request timed out".to_owned()),
+        };
+        metrics.error(kind);
+        if settings.max_attempts.is_some_and(|max| attempt >= max) {
+            return Err(CallError::GaveUp { attempts: attempt, last });
+        }
+        metrics.retries.inc();
+        let delay = match hint {
+            Some(after) => after.min(MAX_HINTED_DELAY),
+            None => backoff(settings, attempt),
+        };
+        tracing::debug!(component = %metrics.name, attempt, ?delay, error = %last, "retrying");
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shutdown.aborted() => return Err(CallError::Aborted),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn settings() -> RequestSettings {
+        RequestSettings {
+            timeout: DurationValue(Duration::from_secs(1)),
+            initial_backoff: DurationValue(Duration::from_millis(100)),
+            max_backoff: DurationValue(Duration::from_secs(2)),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let s = settings();
+        for attempt in 1..20 {
+            let d = backoff(&s, attempt);
+            let full = (0.1 * 2f64.powi(attempt as i32 - 1)).min(2.0);
+            assert!(d.as_secs_f64() >= full / 2.0 - 1e-9 && d.as_secs_f64() <= full + 1e-9, "{attempt}: {d:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_transient_errors_then_succeeds_and_counts_retries() {
+        let m = ComponentMetrics::new("request_test_retry", "test");
+        let calls = AtomicU32::new(0);
+        let r: Result<u32, CallError<String>> = call_with_retry(
+            &settings(),
+            &m,
+            &Shutdown::never(),
+            |_e: &String| Retry::Transient { kind: "http_503", after: None },
+            || async {
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                if n < 3 { Err(format!("503 #{n}")) } else { Ok(n) }
+            },
+        )
+        .await;
+        assert_eq!(r.unwrap(), 3);
+        assert_eq!(m.retries.get(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn honours_the_throttling_hint() {
+        let m = ComponentMetrics::new("request_test_hint", "test");
+        let calls = AtomicU32::new(0);
+        let start = tokio::time::Instant::now();
+        let _ = call_with_retry(
+            &settings(),
+            &m,
+            &Shutdown::never(),
+            |_e: &String| Retry::Transient { kind: "throttled", after: Some(Duration::from_secs(7)) },
+            || async {
+                if calls.fetch_add(1, Ordering::SeqCst) == 0 { Err("429".to_owned()) } else { Ok(()) }
+            },
+        )
+        .await;
+        assert!(start.elapsed() >= Duration::from_secs(7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn permanent_errors_are_not_retried_and_timeouts_are() {
+        let m = ComponentMetrics::new("request_test_perm", "test");
+        let calls = AtomicU32::new(0);
+        let r: Result<(), _> = call_with_retry(
+            &settings(),
+            &m,
+            &Shutdown::never(),
+            |_e: &String| Retry::Permanent { kind: "http_400" },
+            || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err("400".to_owned())
+            },
+        )
+        .await;
+        assert!(matches!(r, Err(CallError::Permanent(_))));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+        let s = RequestSettings { max_attempts: Some(3), ..settings() };
+        let r: Result<(), CallError<String>> = call_with_retry(
+            &s,
+            &m,
+            &Shutdown::never(),
+            |_e: &String| Retry::Permanent { kind: "never" },
+            || async {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                Ok(())
+            },
+        )
+        .await;
+        assert!(matches!(r, Err(CallError::GaveUp { attempts: 3, .. })));
+    }
+}

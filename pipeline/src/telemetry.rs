@@ -1,0 +1,339 @@
+//! Self-telemetry: every metric Sextant exports about itself is named here and nowhere else.
+//!
+//! Components get a [`ComponentMetrics`] (counters with `component` and `kind` labels, bound once
+//! at build time so the hot path is an atomic add), queues a [`QueueMetrics`]. The registry is
+//! process-wide and served by the admin listener's `/metrics`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Metric names, in one place.
+pub mod names {
+    pub const RECEIVED_EVENTS: &str = "sextant_component_received_events_total";
+    pub const RECEIVED_BYTES: &str = "sextant_component_received_bytes_total";
+    pub const SENT_EVENTS: &str = "sextant_component_sent_events_total";
+    pub const SENT_BYTES: &str = "sextant_component_sent_bytes_total";
+    pub const DROPPED_EVENTS: &str = "sextant_component_dropped_events_total";
+    pub const FAILED_EVENTS: &str = "sextant_component_failed_events_total";
+    pub const ERRORS: &str = "sextant_component_errors_total";
+    pub const RETRIES: &str = "sextant_component_retries_total";
+    pub const DISCARDED_EVENTS: &str = "sextant_events_discarded_total";
+    pub const REQUEST_DURATION: &str = "sextant_component_request_duration_seconds";
+    pub const BATCH_EVENTS: &str = "sextant_batch_events";
+    pub const BATCH_BYTES: &str = "sextant_batch_bytes";
+    pub const QUEUE_EVENTS: &str = "sextant_queue_events";
+    pub const QUEUE_BYTES: &str = "sextant_queue_bytes";
+    pub const QUEUE_BLOCKED_SECONDS: &str = "sextant_queue_blocked_seconds_total";
+    pub const CHECKPOINT_OFFSET_BYTES: &str = "sextant_checkpoint_committed_bytes_total";
+    pub const OPEN_FILES: &str = "sextant_files_open";
+    pub const COMPONENT_UP: &str = "sextant_component_up";
+}
+
+struct Families {
+    registry: Registry,
+    received_events: IntCounterVec,
+    received_bytes: IntCounterVec,
+    sent_events: IntCounterVec,
+    sent_bytes: IntCounterVec,
+    dropped: IntCounterVec,
+    failed: IntCounterVec,
+    errors: IntCounterVec,
+    retries: IntCounterVec,
+    discarded: IntCounterVec,
+    request_duration: HistogramVec,
+    batch_events: HistogramVec,
+    batch_bytes: HistogramVec,
+    queue_events: IntGaugeVec,
+    queue_bytes: IntGaugeVec,
+    queue_blocked: prometheus::CounterVec,
+    checkpoint_bytes: IntCounterVec,
+    open_files: IntGaugeVec,
+    up: IntGaugeVec,
+}
+
+fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|_| unreachable_metric());
+    let _ = r.register(Box::new(c.clone()));
+    c
+}
+
+fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).unwrap_or_else(|_| unreachable_metric());
+    let _ = r.register(Box::new(g.clone()));
+    g
+}
+
+fn histogram(r: &Registry, name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
+    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+        .unwrap_or_else(|_| unreachable_metric());
+    let _ = r.register(Box::new(h.clone()));
+    h
+}
+
+/// Metric definitions are constants; building them cannot fail unless this file has a typo,
+/// which the unit tests below catch. Abort loudly in that case rather than run blind.
+#[allow(clippy::panic)]
+fn unreachable_metric() -> ! {
+    panic!("invalid metric definition in telemetry.rs")
+}
+
+const CL: &[&str] = &["component", "kind"];
+
+static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
+    let r = Registry::new();
+    let exp = |start: f64, factor: f64, n: usize| {
+        prometheus::exponential_buckets(start, factor, n).unwrap_or_default()
+    };
+    Families {
+        received_events: counter(&r, names::RECEIVED_EVENTS, "Events a component took in.", CL),
+        received_bytes: counter(&r, names::RECEIVED_BYTES, "Bytes a component took in (wire or file bytes).", CL),
+        sent_events: counter(&r, names::SENT_EVENTS, "Events a component delivered downstream.", CL),
+        sent_bytes: counter(&r, names::SENT_BYTES, "Bytes a sink sent on the wire.", CL),
+        dropped: counter(&r, names::DROPPED_EVENTS, "Events dropped on purpose (when_full: drop_newest, permanent refusals).", &["component", "kind", "reason"]),
+        failed: counter(&r, names::FAILED_EVENTS, "Events a sink could not deliver and handed back for resending.", CL),
+        errors: counter(&r, names::ERRORS, "Errors by type.", &["component", "kind", "error_type"]),
+        retries: counter(&r, names::RETRIES, "Requests retried.", CL),
+        discarded: counter(&r, names::DISCARDED_EVENTS, "Malformed input skipped, by reason.", &["component", "kind", "reason"]),
+        request_duration: histogram(&r, names::REQUEST_DURATION, "Latency of a sink's requests.", CL, exp(0.001, 2.0, 16)),
+        batch_events: histogram(&r, names::BATCH_EVENTS, "Events per batch a sink sent.", CL, exp(1.0, 4.0, 10)),
+        batch_bytes: histogram(&r, names::BATCH_BYTES, "Estimated bytes per batch a sink sent.", CL, exp(256.0, 4.0, 10)),
+        queue_events: gauge(&r, names::QUEUE_EVENTS, "Events waiting in a component's input queue.", &["component"]),
+        queue_bytes: gauge(&r, names::QUEUE_BYTES, "Bytes waiting in a component's input queue.", &["component"]),
+        queue_blocked: {
+            let c = prometheus::CounterVec::new(
+                Opts::new(names::QUEUE_BLOCKED_SECONDS, "Time producers spent waiting for room in a full queue."),
+                &["component"],
+            )
+            .unwrap_or_else(|_| unreachable_metric());
+            let _ = r.register(Box::new(c.clone()));
+            c
+        },
+        checkpoint_bytes: counter(&r, names::CHECKPOINT_OFFSET_BYTES, "File bytes whose delivery was acknowledged and checkpointed.", CL),
+        open_files: gauge(&r, names::OPEN_FILES, "Files a source holds open.", CL),
+        up: gauge(&r, names::COMPONENT_UP, "1 when a component started and is healthy.", CL),
+        registry: r,
+    }
+});
+
+/// The text exposition of every self-metric.
+pub fn render() -> String {
+    let mut buf = Vec::new();
+    let families = FAMILIES.registry.gather();
+    if TextEncoder::new().encode(&families, &mut buf).is_err() {
+        return String::new();
+    }
+    String::from_utf8(buf).unwrap_or_default()
+}
+
+/// The counters of one component, bound to its labels.
+#[derive(Clone)]
+pub struct ComponentMetrics {
+    pub name: String,
+    pub kind: &'static str,
+    pub received_events: IntCounter,
+    pub received_bytes: IntCounter,
+    pub sent_events: IntCounter,
+    pub sent_bytes: IntCounter,
+    pub failed_events: IntCounter,
+    pub retries: IntCounter,
+    pub request_duration: Histogram,
+    pub batch_events: Histogram,
+    pub batch_bytes: Histogram,
+    pub checkpointed_bytes: IntCounter,
+    pub open_files: IntGauge,
+    up: IntGauge,
+}
+
+impl ComponentMetrics {
+    pub fn new(name: &str, kind: &'static str) -> Self {
+        let f = &*FAMILIES;
+        let l = [name, kind];
+        Self {
+            name: name.to_owned(),
+            kind,
+            received_events: f.received_events.with_label_values(&l),
+            received_bytes: f.received_bytes.with_label_values(&l),
+            sent_events: f.sent_events.with_label_values(&l),
+            sent_bytes: f.sent_bytes.with_label_values(&l),
+            failed_events: f.failed.with_label_values(&l),
+            retries: f.retries.with_label_values(&l),
+            request_duration: f.request_duration.with_label_values(&l),
+            batch_events: f.batch_events.with_label_values(&l),
+            batch_bytes: f.batch_bytes.with_label_values(&l),
+            checkpointed_bytes: f.checkpoint_bytes.with_label_values(&l),
+            open_files: f.open_files.with_label_values(&l),
+            up: f.up.with_label_values(&l),
+        }
+    }
+
+    /// Events dropped on purpose, by reason.
+    pub fn dropped(&self, reason: &str, n: u64) {
+        FAMILIES
+            .dropped
+            .with_label_values(&[&self.name, self.kind, reason])
+            .inc_by(n);
+    }
+
+    /// Malformed input skipped, by reason (`sextant_events_discarded_total`).
+    pub fn discarded(&self, reason: &str, n: u64) {
+        FAMILIES
+            .discarded
+            .with_label_values(&[&self.name, self.kind, reason])
+            .inc_by(n);
+    }
+
+    /// An error of a given type (`timeout`, `throttled`, `http_503`, ...).
+    pub fn error(&self, error_type: &str) {
+        FAMILIES
+            .errors
+            .with_label_values(&[&self.name, self.kind, error_type])
+            .inc();
+    }
+
+    pub fn set_up(&self, up: bool) {
+        self.up.set(i64::from(up));
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.up.get() == 1
+    }
+
+    /// Records one batch sent.
+    pub fn batch_sent(&self, events: usize, bytes: usize) {
+        self.batch_events.observe(events as f64);
+        self.batch_bytes.observe(bytes as f64);
+    }
+}
+
+/// The gauges of one queue.
+#[derive(Clone)]
+pub struct QueueMetrics {
+    events: Option<IntGauge>,
+    bytes: Option<IntGauge>,
+    blocked: Option<prometheus::Counter>,
+    dropped: Option<IntCounter>,
+}
+
+impl QueueMetrics {
+    pub fn new(component: &str) -> Self {
+        let f = &*FAMILIES;
+        Self {
+            events: Some(f.queue_events.with_label_values(&[component])),
+            bytes: Some(f.queue_bytes.with_label_values(&[component])),
+            blocked: Some(f.queue_blocked.with_label_values(&[component])),
+            dropped: Some(
+                f.dropped
+                    .with_label_values(&[component, "queue", "queue_full"]),
+            ),
+        }
+    }
+
+    /// Metrics that go nowhere, for tests and benches.
+    pub fn detached() -> Self {
+        Self {
+            events: None,
+            bytes: None,
+            blocked: None,
+            dropped: None,
+        }
+    }
+
+    pub(crate) fn set_depth(&self, events: usize, bytes: usize) {
+        if let (Some(e), Some(b)) = (&self.events, &self.bytes) {
+            e.set(events as i64);
+            b.set(bytes as i64);
+        }
+    }
+
+    pub(crate) fn blocked(&self, d: Duration) {
+        if let Some(c) = &self.blocked {
+            c.inc_by(d.as_secs_f64());
+        }
+    }
+
+    pub(crate) fn dropped(&self, n: usize) {
+        if let Some(c) = &self.dropped {
+            c.inc_by(n as u64);
+        }
+    }
+}
+
+/// Lets one log line through per interval and counts the ones it held back, so malformed input
+/// is logged without flooding: `if let Some(suppressed) = limiter.allow() { warn!(suppressed, ..) }`.
+#[derive(Debug)]
+pub struct LogLimiter {
+    interval_ms: u64,
+    last_ms: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+static PROCESS_START: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+impl LogLimiter {
+    pub fn new(interval: Duration) -> Self {
+        Self {
+            interval_ms: interval.as_millis() as u64,
+            last_ms: AtomicU64::new(u64::MAX),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(n)` when a line may be logged now; `n` lines were held back since the last one.
+    pub fn allow(&self) -> Option<u64> {
+        let now = PROCESS_START.elapsed().as_millis() as u64;
+        let last = self.last_ms.load(Ordering::Relaxed);
+        if last != u64::MAX && now.saturating_sub(last) < self.interval_ms {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        if self
+            .last_ms
+            .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(self.suppressed.swap(0, Ordering::Relaxed))
+    }
+}
+
+impl Default for LogLimiter {
+    fn default() -> Self {
+        Self::new(Duration::from_secs(10))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_families_register_and_render() {
+        let m = ComponentMetrics::new("telemetry_test", "test");
+        m.received_events.inc_by(3);
+        m.discarded("invalid_utf8", 2);
+        let text = render();
+        assert!(text.contains(
+            "sextant_component_received_events_total{component=\"telemetry_test\",kind=\"test\"} 3"
+        ));
+        assert!(text.contains(
+            "sextant_events_discarded_total{component=\"telemetry_test\",kind=\"test\",reason=\"invalid_utf8\"} 2"
+        ));
+    }
+
+    #[test]
+    fn limiter_lets_one_through_per_interval_and_counts_the_rest() {
+        let l = LogLimiter::new(Duration::from_secs(3600));
+        assert_eq!(l.allow(), Some(0));
+        assert_eq!(l.allow(), None);
+        assert_eq!(l.allow(), None);
+        assert_eq!(l.suppressed.load(Ordering::Relaxed), 2);
+    }
+}
