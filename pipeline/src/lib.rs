@@ -2,16 +2,24 @@
 //!
 //! Data flows `source -> Fanout -> ByteQueue (per sink) -> Batcher -> sink`, in [`batch::Batch`]es
 //! of one signal that carry delivery acknowledgements ([`ack`]) back to their source. This crate
-//! knows neither role nor the CLI: the roles assemble its pieces (`topology`) with their own
-//! components.
+//! knows neither role nor the CLI: the roles list their components in closed enums and hand them
+//! to [`topology::Graph`].
 
 pub mod ack;
+pub mod admin;
 pub mod batch;
 pub mod batcher;
+pub mod component;
 pub mod config;
+pub mod driver;
 pub mod event;
 pub mod fanout;
+pub mod http;
+pub mod logging;
 pub mod queue;
 pub mod request;
 pub mod shutdown;
+pub mod sinks;
+pub mod sources;
 pub mod telemetry;
+pub mod topology;

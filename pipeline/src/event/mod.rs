@@ -8,6 +8,7 @@
 //!
 //! Events never travel one by one: a [`Batch`](crate::batch::Batch) carries [`Events`] of one signal.
 
+pub mod json;
 pub mod otlp;
 mod size;
 #[cfg(test)]

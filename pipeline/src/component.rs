@@ -1,0 +1,121 @@
+//! What a component is to the topology: a config that can be validated, then built into a task.
+//!
+//! Roles register their components in closed enums (`#[serde(tag = "type")]`) that implement
+//! these traits with one exhaustive `match`; the compiler, not a registry, knows every component.
+//! `build` does the I/O that must succeed at start-up (binding ports, opening files) and returns
+//! the task; anything that may fail later (a backend that is down) is the task's to retry.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::batch::Batch;
+use crate::config::units::ByteSizeValue;
+use crate::fanout::Fanout;
+use crate::queue::{ByteQueue, WhenFull};
+use crate::shutdown::Shutdown;
+use crate::telemetry::ComponentMetrics;
+
+/// A running component.
+pub type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{component}: {message}")]
+    Invalid { component: String, message: String },
+    #[error("{component}: {source}")]
+    Io {
+        component: String,
+        source: std::io::Error,
+    },
+}
+
+impl BuildError {
+    pub fn invalid(component: &str, message: impl Into<String>) -> Self {
+        BuildError::Invalid {
+            component: component.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    pub fn io(component: &str, source: std::io::Error) -> Self {
+        BuildError::Io {
+            component: component.to_owned(),
+            source,
+        }
+    }
+}
+
+/// What a source gets to run with.
+pub struct SourceContext {
+    pub name: String,
+    /// This component's own directory for state (checkpoints), created before `build`.
+    pub data_dir: PathBuf,
+    pub out: Fanout,
+    pub shutdown: Shutdown,
+    pub metrics: ComponentMetrics,
+}
+
+/// What a sink gets to run with.
+pub struct SinkContext {
+    pub name: String,
+    pub data_dir: PathBuf,
+    pub input: Arc<ByteQueue<Batch>>,
+    pub shutdown: Shutdown,
+    pub metrics: ComponentMetrics,
+}
+
+pub trait SourceConfig {
+    /// The `type:` of the component, for metrics and logs.
+    fn kind(&self) -> &'static str;
+    /// Pure checks; no I/O.
+    fn validate(&self, name: &str) -> Result<(), BuildError> {
+        let _ = name;
+        Ok(())
+    }
+    fn build(&self, cx: SourceContext) -> Result<Task, BuildError>;
+}
+
+pub trait SinkConfig {
+    fn kind(&self) -> &'static str;
+    /// The sources this sink reads.
+    fn inputs(&self) -> &[String];
+    /// Its input queue's settings.
+    fn queue(&self) -> &QueueSettings;
+    fn validate(&self, name: &str) -> Result<(), BuildError> {
+        let _ = name;
+        Ok(())
+    }
+    fn build(&self, cx: SinkContext) -> Result<Task, BuildError>;
+}
+
+/// A role's closed enum of sources: one exhaustive `match` naming the variant's config.
+pub trait AsSource {
+    fn source(&self) -> &dyn SourceConfig;
+}
+
+/// A role's closed enum of sinks.
+pub trait AsSink {
+    fn sink(&self) -> &dyn SinkConfig;
+}
+
+/// `queue:` settings of a sink's input.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueSettings {
+    /// Bytes the queue may hold before `when_full` applies.
+    pub max_bytes: ByteSizeValue,
+    pub when_full: WhenFull,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            max_bytes: ByteSizeValue(32 * 1024 * 1024),
+            when_full: WhenFull::Block,
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! The loop every sink runs: batcher -> up to `concurrency` requests in flight -> acknowledge.
+//!
+//! A sink supplies `process`, which turns one batch's events into backend calls (through
+//! [`crate::request::call_with_retry`]) and says how it ended. The driver finishes the batch's
+//! acknowledgements with that status and keeps the counters: sent on `Delivered`, dropped
+//! (`rejected`) on `Rejected`, failed on `Failed`. It returns when the input is closed and
+//! drained and every request has finished.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::ack::AckStatus;
+use crate::batch::Batch;
+use crate::batcher::{BatchSettings, Batcher};
+use crate::component::SinkContext;
+use crate::event::Events;
+
+pub async fn drive<F, Fut>(cx: SinkContext, batch: BatchSettings, concurrency: usize, process: F)
+where
+    F: Fn(Events) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = AckStatus> + Send + 'static,
+{
+    let metrics = cx.metrics.clone();
+    let mut batcher = Batcher::new(cx.input, batch);
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    let process = Arc::new(process);
+    let mut tasks = JoinSet::new();
+    metrics.set_up(true);
+    while let Some(b) = batcher.next().await {
+        let Ok(permit) = permits.clone().acquire_owned().await else { break };
+        metrics.batch_sent(b.len(), b.byte_size());
+        let Batch { events, acks, .. } = b;
+        let n = events.len() as u64;
+        let metrics = metrics.clone();
+        let process = process.clone();
+        tasks.spawn(async move {
+            let status = process(events).await;
+            match status {
+                AckStatus::Delivered => metrics.sent_events.inc_by(n),
+                AckStatus::Rejected => metrics.dropped("rejected", n),
+                AckStatus::Failed => metrics.failed_events.inc_by(n),
+            }
+            acks.finish(status);
+            drop(permit);
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+    metrics.set_up(false);
+}

@@ -1,0 +1,38 @@
+//! Sink `blackhole`: acknowledges and counts everything, sends nothing. For benchmarks and for
+//! measuring a pipeline without a backend.
+
+use serde::Deserialize;
+
+use crate::ack::AckStatus;
+use crate::batcher::BatchSettings;
+use crate::component::{BuildError, QueueSettings, SinkContext, Task};
+use crate::driver;
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BlackholeSinkConfig {
+    pub inputs: Vec<String>,
+    #[serde(default)]
+    pub batch: BatchSettings,
+    #[serde(default)]
+    pub queue: QueueSettings,
+}
+
+pub fn build(config: &BlackholeSinkConfig, cx: SinkContext) -> Result<Task, BuildError> {
+    Ok(Box::pin(driver::drive(cx, config.batch.clone(), 1, |_events| async { AckStatus::Delivered })))
+}
+
+impl crate::component::SinkConfig for BlackholeSinkConfig {
+    fn kind(&self) -> &'static str {
+        "blackhole"
+    }
+    fn inputs(&self) -> &[String] {
+        &self.inputs
+    }
+    fn queue(&self) -> &QueueSettings {
+        &self.queue
+    }
+    fn build(&self, cx: SinkContext) -> Result<Task, BuildError> {
+        build(self, cx)
+    }
+}

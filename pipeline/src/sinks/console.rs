@@ -1,0 +1,52 @@
+//! Sink `console`: JSON lines on standard output, for trying things out.
+
+use std::io::Write;
+
+use serde::Deserialize;
+
+use crate::ack::AckStatus;
+use crate::batcher::BatchSettings;
+use crate::component::{BuildError, QueueSettings, SinkContext, Task};
+use crate::driver;
+use crate::event::json;
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSinkConfig {
+    pub inputs: Vec<String>,
+    #[serde(default)]
+    pub batch: BatchSettings,
+    #[serde(default)]
+    pub queue: QueueSettings,
+}
+
+pub fn build(config: &ConsoleSinkConfig, cx: SinkContext) -> Result<Task, BuildError> {
+    Ok(Box::pin(driver::drive(cx, config.batch.clone(), 1, |events| async move {
+        let result = tokio::task::spawn_blocking(move || {
+            let mut buf = Vec::new();
+            json::write_json_lines(&events, &mut buf);
+            let mut out = std::io::stdout().lock();
+            out.write_all(&buf).and_then(|()| out.flush())
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => AckStatus::Delivered,
+            _ => AckStatus::Failed,
+        }
+    })))
+}
+
+impl crate::component::SinkConfig for ConsoleSinkConfig {
+    fn kind(&self) -> &'static str {
+        "console"
+    }
+    fn inputs(&self) -> &[String] {
+        &self.inputs
+    }
+    fn queue(&self) -> &QueueSettings {
+        &self.queue
+    }
+    fn build(&self, cx: SinkContext) -> Result<Task, BuildError> {
+        build(self, cx)
+    }
+}

@@ -1,0 +1,81 @@
+//! `type: otlp` sink settings.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::batcher::BatchSettings;
+use crate::component::{BuildError, QueueSettings};
+use crate::request::RequestSettings;
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    None,
+    #[default]
+    Gzip,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpSinkConfig {
+    /// Sources this sink reads.
+    pub inputs: Vec<String>,
+    /// Base URL of an OTLP/HTTP receiver; `/v1/logs` etc. are appended.
+    pub endpoint: String,
+    #[serde(default)]
+    pub compression: Compression,
+    /// Extra request headers (for example `authorization: Bearer ${TOKEN}`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default = "default_batch")]
+    pub batch: BatchSettings,
+    #[serde(default)]
+    pub request: RequestSettings,
+    #[serde(default)]
+    pub queue: QueueSettings,
+}
+
+fn default_batch() -> BatchSettings {
+    BatchSettings {
+        max_events: 5_000,
+        ..BatchSettings::default()
+    }
+}
+
+impl OtlpSinkConfig {
+    pub fn validate(&self, name: &str) -> Result<(), BuildError> {
+        let uri: http::Uri = self
+            .endpoint
+            .parse()
+            .map_err(|e| BuildError::invalid(name, format!("endpoint {:?} is not a URL: {e}", self.endpoint)))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => return Err(BuildError::invalid(name, "https endpoints are not supported yet; use http inside the cluster")),
+            _ => return Err(BuildError::invalid(name, format!("endpoint {:?} needs http://", self.endpoint))),
+        }
+        for (k, v) in &self.headers {
+            http::HeaderName::from_bytes(k.as_bytes()).map_err(|_| BuildError::invalid(name, format!("bad header name {k:?}")))?;
+            http::HeaderValue::from_str(v).map_err(|_| BuildError::invalid(name, format!("bad value for header {k:?}")))?;
+        }
+        Ok(())
+    }
+}
+
+impl crate::component::SinkConfig for OtlpSinkConfig {
+    fn kind(&self) -> &'static str {
+        "otlp"
+    }
+    fn inputs(&self) -> &[String] {
+        &self.inputs
+    }
+    fn queue(&self) -> &QueueSettings {
+        &self.queue
+    }
+    fn validate(&self, name: &str) -> Result<(), BuildError> {
+        OtlpSinkConfig::validate(self, name)
+    }
+    fn build(&self, cx: crate::component::SinkContext) -> Result<crate::component::Task, BuildError> {
+        super::build(self, cx)
+    }
+}

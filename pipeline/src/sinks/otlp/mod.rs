@@ -1,0 +1,87 @@
+//! Sink `otlp`: sends batches to an OTLP/HTTP receiver (protobuf, gzip), retrying what the OTLP
+//! specification calls retryable. A batch is acknowledged delivered only on a 2xx answer, which
+//! from a Sextant collector means the batch is safe on its side.
+
+pub mod config;
+pub mod request_builder;
+pub mod retry;
+pub mod service;
+
+use std::sync::Arc;
+
+use crate::ack::AckStatus;
+use crate::component::{BuildError, SinkContext, Task};
+use crate::driver;
+use crate::request::{call_with_retry, CallError};
+use crate::telemetry::LogLimiter;
+
+pub use config::OtlpSinkConfig;
+
+pub fn build(config: &OtlpSinkConfig, cx: SinkContext) -> Result<Task, BuildError> {
+    config.validate(&cx.name)?;
+    let headers = config
+        .headers
+        .iter()
+        .filter_map(|(k, v)| Some((http::HeaderName::from_bytes(k.as_bytes()).ok()?, http::HeaderValue::from_str(v).ok()?)))
+        .collect();
+    let service = OtlpServiceHandle {
+        service: service::OtlpService::new(&config.endpoint, headers),
+        compression: config.compression,
+        request: config.request.clone(),
+        metrics: cx.metrics.clone(),
+        shutdown: cx.shutdown.clone(),
+        refusals: Arc::new(LogLimiter::default()),
+    };
+    let batch = config.batch.clone();
+    let concurrency = config.request.concurrency;
+    Ok(Box::pin(driver::drive(cx, batch, concurrency, move |events| {
+        let s = service.clone();
+        async move { s.process(events).await }
+    })))
+}
+
+#[derive(Clone)]
+struct OtlpServiceHandle {
+    service: service::OtlpService,
+    compression: config::Compression,
+    request: crate::request::RequestSettings,
+    metrics: crate::telemetry::ComponentMetrics,
+    shutdown: crate::shutdown::Shutdown,
+    refusals: Arc<LogLimiter>,
+}
+
+impl OtlpServiceHandle {
+    async fn process(&self, events: crate::event::Events) -> AckStatus {
+        let compression = self.compression;
+        let built = tokio::task::spawn_blocking(move || request_builder::build(events, compression)).await;
+        let req = match built {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                self.metrics.error("encode");
+                tracing::error!(component = %self.metrics.name, error = %e, "cannot encode batch");
+                return AckStatus::Failed;
+            }
+            Err(e) => {
+                tracing::error!(component = %self.metrics.name, error = %e, "encoder task failed");
+                return AckStatus::Failed;
+            }
+        };
+        let result = call_with_retry(&self.request, &self.metrics, &self.shutdown, retry::classify, || self.service.send(&req)).await;
+        match result {
+            Ok(()) => {
+                self.metrics.sent_bytes.inc_by(req.body.len() as u64);
+                AckStatus::Delivered
+            }
+            Err(CallError::Permanent(e)) => {
+                if let Some(suppressed) = self.refusals.allow() {
+                    tracing::error!(component = %self.metrics.name, error = %e, suppressed, "receiver refused a batch for good; dropping it");
+                }
+                AckStatus::Rejected
+            }
+            Err(e) => {
+                tracing::warn!(component = %self.metrics.name, error = %e, "batch not delivered; its source will send it again");
+                AckStatus::Failed
+            }
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! The only place the OTLP sink talks to the network: one POST per request.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+
+use super::request_builder::OtlpRequest;
+use super::retry::{parse_retry_after, OtlpError};
+
+#[derive(Clone)]
+pub struct OtlpService {
+    client: Client<HttpConnector, Full<Bytes>>,
+    endpoint: String,
+    headers: Vec<(http::HeaderName, http::HeaderValue)>,
+}
+
+impl OtlpService {
+    pub fn new(endpoint: &str, headers: Vec<(http::HeaderName, http::HeaderValue)>) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(std::time::Duration::from_secs(30))
+            .build(connector);
+        Self {
+            client,
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            headers,
+        }
+    }
+
+    pub async fn send(&self, req: &OtlpRequest) -> Result<(), OtlpError> {
+        let mut builder = http::Request::post(format!("{}{}", self.endpoint, req.path))
+            .header(http::header::CONTENT_TYPE, "application/x-protobuf");
+        if req.gzip {
+            builder = builder.header(http::header::CONTENT_ENCODING, "gzip");
+        }
+        for (k, v) in &self.headers {
+            builder = builder.header(k, v);
+        }
+        let request = builder
+            .body(Full::new(req.body.clone()))
+            .map_err(|e| OtlpError::Transport(e.to_string()))?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| OtlpError::Transport(e.to_string()))?;
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            // Drain the body so the connection can be reused.
+            let _ = response.into_body().collect().await;
+            return Ok(());
+        }
+        let retry_after = parse_retry_after(response.headers().get(http::header::RETRY_AFTER));
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| String::from_utf8_lossy(&b.to_bytes()[..]).chars().take(512).collect())
+            .unwrap_or_default();
+        Err(OtlpError::Status { status, retry_after, body })
+    }
+}

@@ -1,0 +1,199 @@
+//! The checkpoint store: for each file identity, the offset up to which every line has been
+//! acknowledged downstream. Written atomically (write a temporary file, fsync, rename, fsync the
+//! directory), so a crash leaves the old or the new store, never a torn one. A store that cannot
+//! be parsed is set aside (renamed `.corrupt`) and counted: the source starts over rather than
+//! refusing to start.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::identity::{FileKey, Fingerprint};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Entry {
+    pub dev: u64,
+    pub ino: u64,
+    pub fingerprint_len: u32,
+    pub fingerprint_crc: u32,
+    pub offset: u64,
+    /// Last path it was seen at (for people reading the file; identity does not depend on it).
+    pub path: String,
+    /// Unix seconds it was last updated.
+    pub updated: u64,
+}
+
+impl Entry {
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint {
+            len: self.fingerprint_len,
+            crc: self.fingerprint_crc,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct OnDisk {
+    version: u32,
+    files: Vec<Entry>,
+}
+
+pub struct Checkpoints {
+    path: PathBuf,
+    entries: HashMap<FileKey, Entry>,
+    dirty: bool,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Checkpoints {
+    /// Loads `dir/checkpoints.json`; a missing file is an empty store.
+    pub fn load(dir: &Path) -> (Self, Option<String>) {
+        let path = dir.join("checkpoints.json");
+        let mut problem = None;
+        let entries = match fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<OnDisk>(&bytes) {
+                Ok(d) => d
+                    .files
+                    .into_iter()
+                    .map(|e| (FileKey { dev: e.dev, ino: e.ino }, e))
+                    .collect(),
+                Err(e) => {
+                    let aside = path.with_extension("json.corrupt");
+                    let _ = fs::rename(&path, &aside);
+                    problem = Some(format!("checkpoint store {} is unreadable ({e}); set aside as {}", path.display(), aside.display()));
+                    HashMap::new()
+                }
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => HashMap::new(),
+            Err(e) => {
+                problem = Some(format!("cannot read checkpoint store {}: {e}", path.display()));
+                HashMap::new()
+            }
+        };
+        (
+            Self {
+                path,
+                entries,
+                dirty: false,
+            },
+            problem,
+        )
+    }
+
+    pub fn get(&self, key: &FileKey) -> Option<&Entry> {
+        self.entries.get(key)
+    }
+
+    /// Records `offset` for a file; offsets only move forward unless `reset` (truncation).
+    pub fn set(&mut self, key: FileKey, fp: Fingerprint, offset: u64, path: &Path, reset: bool) {
+        let entry = self.entries.entry(key).or_insert_with(|| Entry {
+            dev: key.dev,
+            ino: key.ino,
+            fingerprint_len: fp.len,
+            fingerprint_crc: fp.crc,
+            offset: 0,
+            path: String::new(),
+            updated: 0,
+        });
+        if entry.fingerprint() != fp {
+            // Same inode, different file (or the fingerprint grew): this entry is the new file's.
+            entry.fingerprint_len = fp.len;
+            entry.fingerprint_crc = fp.crc;
+            entry.offset = 0;
+        }
+        if reset || offset > entry.offset {
+            entry.offset = offset;
+        }
+        entry.path = path.display().to_string();
+        entry.updated = now_secs();
+        self.dirty = true;
+    }
+
+    pub fn remove(&mut self, key: &FileKey) {
+        if self.entries.remove(key).is_some() {
+            self.dirty = true;
+        }
+    }
+
+    /// Forgets files not updated for `max_age_secs`.
+    pub fn prune(&mut self, max_age_secs: u64) {
+        let cutoff = now_secs().saturating_sub(max_age_secs);
+        let before = self.entries.len();
+        self.entries.retain(|_, e| e.updated >= cutoff);
+        self.dirty |= self.entries.len() != before;
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Writes the store if it changed; atomic (see the module doc).
+    pub fn persist(&mut self) -> io::Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let mut files: Vec<Entry> = self.entries.values().cloned().collect();
+        files.sort_by_key(|e| (e.dev, e.ino));
+        let body = serde_json::to_vec_pretty(&OnDisk { version: 1, files })
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let tmp = self.path.with_extension("json.tmp");
+        {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&body)?;
+            f.sync_all()?;
+        }
+        fs::rename(&tmp, &self.path)?;
+        if let Some(dir) = self.path.parent() {
+            File::open(dir)?.sync_all()?;
+        }
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn survives_a_round_trip_and_never_moves_back_without_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = FileKey { dev: 1, ino: 2 };
+        let fp = Fingerprint { len: 4, crc: 9 };
+        let (mut c, problem) = Checkpoints::load(dir.path());
+        assert!(problem.is_none());
+        c.set(key, fp, 100, Path::new("/x"), false);
+        c.set(key, fp, 50, Path::new("/x"), false);
+        assert_eq!(c.get(&key).unwrap().offset, 100);
+        c.persist().unwrap();
+        let (c2, _) = Checkpoints::load(dir.path());
+        assert_eq!(c2.get(&key).unwrap().offset, 100);
+        let mut c2 = c2;
+        c2.set(key, fp, 0, Path::new("/x"), true);
+        assert_eq!(c2.get(&key).unwrap().offset, 0);
+    }
+
+    #[test]
+    fn a_corrupt_store_is_set_aside_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("checkpoints.json"), b"{not json").unwrap();
+        let (c, problem) = Checkpoints::load(dir.path());
+        assert!(c.is_empty());
+        assert!(problem.unwrap().contains("set aside"));
+        assert!(dir.path().join("checkpoints.json.corrupt").exists());
+    }
+}

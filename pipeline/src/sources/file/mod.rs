@@ -1,0 +1,466 @@
+//! Source `file`: tails files matched by globs, one event per line, and advances each file's
+//! checkpoint only when the batches holding its lines are acknowledged downstream.
+//!
+//! One dedicated thread per source does discovery, reading and checkpointing (file reads never run
+//! on the async runtime). Each turn it reads up to `max_read_bytes` from each open file in round
+//! robin, emits one batch per file with an acknowledgement tagged (file, epoch, seq), and applies
+//! the acknowledgements that came back ([`progress`]). Back-pressure: when a sink's queue is full
+//! the thread waits in the send, so reading pauses and lines wait on disk.
+//!
+//! Rotation: a file is followed by its open descriptor, so a renamed file is read to its end, for
+//! `rotate_wait` after it was found gone, before it is let go; a new file at the old path is a new
+//! identity, read from 0. A file whose size drops below the read offset was truncated
+//! (copytruncate): reading restarts at 0. Checkpoints are keyed by identity
+//! ([`identity`]), so files rotated while Sextant was down are found again, not re-read.
+//!
+//! Each file's events share one `Origin` whose resource carries `host.name`, `log.file.path` and
+//! `log.file.name`, so per-line events carry no per-line copies of them.
+
+pub mod checkpoint;
+pub mod config;
+pub mod identity;
+pub mod lines;
+pub mod progress;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_queue::SegQueue;
+
+use crate::ack::{Ack, AckStatus, Acks};
+use crate::batch::Batch;
+use crate::component::{BuildError, SourceContext, Task};
+use crate::event::{Events, KeyValue, LogEvent, Origin, Resource, Scope, Value};
+use crate::fanout::Fanout;
+use crate::shutdown::Shutdown;
+use crate::telemetry::{ComponentMetrics, LogLimiter};
+
+pub use config::FileSourceConfig;
+use checkpoint::Checkpoints;
+use config::{InvalidUtf8, ReadFrom};
+use identity::{FileKey, Fingerprint};
+use lines::LineSplitter;
+use progress::{Progress, Resolution};
+
+/// Estimated bytes per event beyond its line (the record itself).
+const EVENT_OVERHEAD: usize = 64;
+/// Checkpoints of files not seen for this long are forgotten.
+const CHECKPOINT_MAX_AGE_SECS: u64 = 7 * 24 * 3600;
+/// How long to sleep when no file had anything new.
+const IDLE_SLEEP: Duration = Duration::from_millis(50);
+/// How long shutdown waits for in-flight batches to resolve before writing checkpoints anyway.
+const SHUTDOWN_ACK_WAIT: Duration = Duration::from_secs(600);
+
+/// An acknowledgement coming back to the reader thread.
+struct AckMsg {
+    uid: u64,
+    epoch: u32,
+    seq: u64,
+    status: AckStatus,
+}
+
+/// One file being tailed.
+struct Tailed {
+    uid: u64,
+    path: PathBuf,
+    key: FileKey,
+    fingerprint: Fingerprint,
+    file: File,
+    /// Bytes read from the file (including a pending partial line).
+    read_offset: u64,
+    splitter: LineSplitter,
+    progress: Progress,
+    origin: Arc<Origin>,
+    /// When the file was found renamed away or deleted.
+    gone_since: Option<Instant>,
+}
+
+pub fn build(config: &FileSourceConfig, cx: SourceContext) -> Result<Task, BuildError> {
+    config.validate(&cx.name)?;
+    let handle = tokio::runtime::Handle::current();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let mut tailer = Tailer::new(config.clone(), cx, handle);
+    let name = tailer.metrics.name.clone();
+    std::thread::Builder::new()
+        .name(format!("file-{name}"))
+        .spawn(move || {
+            tailer.run();
+            let _ = done_tx.send(());
+        })
+        .map_err(|e| BuildError::io(&name, e))?;
+    Ok(Box::pin(async move {
+        let _ = done_rx.await;
+    }))
+}
+
+struct Tailer {
+    config: FileSourceConfig,
+    out: Fanout,
+    shutdown: Shutdown,
+    metrics: ComponentMetrics,
+    handle: tokio::runtime::Handle,
+    checkpoints: Checkpoints,
+    files: Vec<Tailed>,
+    by_key: HashMap<FileKey, u64>,
+    acks: Arc<SegQueue<AckMsg>>,
+    next_uid: u64,
+    first_scan: bool,
+    host_name: String,
+    buf: Vec<u8>,
+    io_errors: LogLimiter,
+    include: Vec<String>,
+    exclude: Vec<glob::Pattern>,
+}
+
+fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// This host's name, for the `host.name` resource attribute.
+pub fn host_name() -> String {
+    std::env::var("NODE_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|s| s.trim().to_owned()))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+impl Tailer {
+    fn new(config: FileSourceConfig, cx: SourceContext, handle: tokio::runtime::Handle) -> Self {
+        let (checkpoints, problem) = Checkpoints::load(&cx.data_dir);
+        if let Some(problem) = problem {
+            cx.metrics.error("checkpoint_unreadable");
+            tracing::warn!(component = %cx.name, "{problem}");
+        }
+        let exclude = config
+            .exclude
+            .iter()
+            .filter_map(|p| glob::Pattern::new(p).ok())
+            .collect();
+        Self {
+            include: config.include.clone(),
+            exclude,
+            buf: vec![0u8; config.max_read_bytes.as_usize().min(1 << 20)],
+            config,
+            out: cx.out,
+            shutdown: cx.shutdown,
+            metrics: cx.metrics,
+            handle,
+            checkpoints,
+            files: Vec::new(),
+            by_key: HashMap::new(),
+            acks: Arc::new(SegQueue::new()),
+            next_uid: 0,
+            first_scan: true,
+            host_name: host_name(),
+            io_errors: LogLimiter::default(),
+        }
+    }
+
+    fn run(&mut self) {
+        self.metrics.set_up(true);
+        let mut last_scan: Option<Instant> = None;
+        let mut last_checkpoint = Instant::now();
+        while !self.shutdown.is_stopping() {
+            self.apply_acks();
+            if last_scan.is_none_or(|t| t.elapsed() >= self.config.glob_interval.0) {
+                self.discover();
+                last_scan = Some(Instant::now());
+            }
+            let read_any = self.read_round();
+            self.retire_finished();
+            if last_checkpoint.elapsed() >= self.config.checkpoint_interval.0 {
+                self.persist();
+                last_checkpoint = Instant::now();
+            }
+            if !read_any {
+                std::thread::sleep(IDLE_SLEEP);
+            }
+        }
+        // Stop: read nothing more, wait for what is in flight, checkpoint last.
+        let waited = Instant::now();
+        while self.files.iter().any(|f| f.progress.in_flight() > 0) && waited.elapsed() < SHUTDOWN_ACK_WAIT {
+            self.apply_acks();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.apply_acks();
+        self.persist();
+        self.metrics.open_files.set(0);
+        self.metrics.set_up(false);
+    }
+
+    fn persist(&mut self) {
+        if let Err(e) = self.checkpoints.persist() {
+            self.metrics.error("checkpoint_write");
+            if let Some(suppressed) = self.io_errors.allow() {
+                tracing::error!(component = %self.metrics.name, error = %e, suppressed, "cannot write checkpoints");
+            }
+        }
+    }
+
+    fn excluded(&self, path: &Path) -> bool {
+        self.exclude.iter().any(|p| p.matches_path(path))
+    }
+
+    /// Finds new files and notices rotated, deleted and truncated ones.
+    fn discover(&mut self) {
+        let mut present: HashMap<FileKey, PathBuf> = HashMap::new();
+        for pattern in &self.include {
+            let Ok(paths) = glob::glob(pattern) else { continue };
+            for path in paths.flatten() {
+                if self.excluded(&path) {
+                    continue;
+                }
+                match std::fs::metadata(&path) {
+                    Ok(meta) if meta.is_file() => {
+                        present.entry(FileKey::of(&meta)).or_insert(path);
+                    }
+                    Ok(_) => {}
+                    Err(_) => {}
+                }
+            }
+        }
+        // Files we hold that no longer appear at any matching path were rotated away or deleted.
+        for f in &mut self.files {
+            if present.contains_key(&f.key) {
+                f.gone_since = None;
+                if let Some(p) = present.get(&f.key) {
+                    if *p != f.path {
+                        f.path = p.clone();
+                    }
+                }
+            } else if f.gone_since.is_none() {
+                f.gone_since = Some(Instant::now());
+            }
+        }
+        let mut new: Vec<(FileKey, PathBuf)> = present
+            .into_iter()
+            .filter(|(k, _)| !self.by_key.contains_key(k))
+            .collect();
+        new.sort_by(|a, b| a.1.cmp(&b.1));
+        for (key, path) in new {
+            if self.files.len() >= self.config.max_open_files {
+                self.metrics.error("max_open_files");
+                break;
+            }
+            if let Err(e) = self.open(key, &path) {
+                self.metrics.error("open");
+                if let Some(suppressed) = self.io_errors.allow() {
+                    tracing::warn!(component = %self.metrics.name, path = %path.display(), error = %e, suppressed, "cannot open file");
+                }
+            }
+        }
+        self.first_scan = false;
+        self.metrics.open_files.set(self.files.len() as i64);
+    }
+
+    fn open(&mut self, key: FileKey, path: &Path) -> io::Result<()> {
+        let mut file = File::open(path)?;
+        let meta = file.metadata()?;
+        // The path may have been replaced between stat and open: trust the descriptor.
+        let key = if FileKey::of(&meta) == key { key } else { FileKey::of(&meta) };
+        if self.by_key.contains_key(&key) {
+            return Ok(());
+        }
+        let size = meta.len();
+        let fingerprint = Fingerprint::of(&file, self.config.fingerprint_bytes)?;
+        let offset = match self.checkpoints.get(&key) {
+            Some(entry) if entry.fingerprint().matches(&file)? => {
+                if entry.offset <= size {
+                    entry.offset
+                } else {
+                    0 // truncated while we were away
+                }
+            }
+            Some(_) => 0, // a reused inode: a different file
+            None if self.first_scan && self.config.read_from == ReadFrom::End => size,
+            None => 0,
+        };
+        // A file first seen short keeps its short fingerprint until it is re-identified; the
+        // checkpoint records whichever fingerprint was taken at open.
+        let fingerprint = match self.checkpoints.get(&key) {
+            Some(e) if e.fingerprint().matches(&file)? => e.fingerprint(),
+            _ => fingerprint,
+        };
+        file.seek(SeekFrom::Start(offset))?;
+        self.checkpoints.set(key, fingerprint, offset, path, true);
+        let uid = self.next_uid;
+        self.next_uid += 1;
+        let origin = Arc::new(Origin {
+            resource: Resource {
+                attributes: vec![
+                    KeyValue::new("host.name", self.host_name.as_str()),
+                    KeyValue::new("log.file.path", path.display().to_string()),
+                    KeyValue::new(
+                        "log.file.name",
+                        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                    ),
+                ],
+                ..Default::default()
+            },
+            scope: Scope {
+                name: "sextant.file".into(),
+                ..Default::default()
+            },
+        });
+        tracing::debug!(component = %self.metrics.name, path = %path.display(), offset, "following file");
+        self.by_key.insert(key, uid);
+        self.files.push(Tailed {
+            uid,
+            path: path.to_owned(),
+            key,
+            fingerprint,
+            file,
+            read_offset: offset,
+            splitter: LineSplitter::new(self.config.max_line_bytes.as_usize()),
+            progress: Progress::new(offset),
+            origin,
+            gone_since: None,
+        });
+        Ok(())
+    }
+
+    /// One turn over every open file; true if anything was read.
+    fn read_round(&mut self) -> bool {
+        let mut any = false;
+        for i in 0..self.files.len() {
+            match self.read_file(i) {
+                Ok(Some(batch)) => {
+                    any = true;
+                    self.handle.block_on(self.out.send(batch));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.metrics.error("read");
+                    if let Some(suppressed) = self.io_errors.allow() {
+                        tracing::warn!(component = %self.metrics.name, path = %self.files[i].path.display(), error = %e, suppressed, "read failed");
+                    }
+                }
+            }
+        }
+        any
+    }
+
+    /// Reads up to `max_read_bytes` of one file and makes a batch of its complete lines.
+    fn read_file(&mut self, i: usize) -> io::Result<Option<Batch>> {
+        let max = self.config.max_read_bytes.as_usize();
+        let invalid_utf8 = self.config.invalid_utf8;
+        let f = &mut self.files[i];
+        // copytruncate: the file is now shorter than what we read.
+        let size = f.file.metadata()?.len();
+        if size < f.read_offset {
+            tracing::info!(component = %self.metrics.name, path = %f.path.display(), size, offset = f.read_offset, "file truncated; reading from its start");
+            self.metrics.error("truncated");
+            f.file.seek(SeekFrom::Start(0))?;
+            f.read_offset = 0;
+            f.splitter.clear();
+            f.progress.reset(0);
+            self.checkpoints.set(f.key, f.fingerprint, 0, &f.path, true);
+        }
+        let mut events = Vec::new();
+        let mut bytes = 0usize;
+        let mut total = 0usize;
+        let now = now_nanos();
+        let metrics = &self.metrics;
+        while total < max {
+            let want = (max - total).min(self.buf.len());
+            let n = f.file.read(&mut self.buf[..want])?;
+            if n == 0 {
+                break;
+            }
+            total += n;
+            f.read_offset += n as u64;
+            let origin = &f.origin;
+            f.splitter.push(&self.buf[..n], |line| {
+                bytes += line.bytes.len() + EVENT_OVERHEAD;
+                let body = match std::str::from_utf8(line.bytes) {
+                    Ok(s) => Value::Str(s.to_owned()),
+                    Err(_) => {
+                        metrics.error("invalid_utf8");
+                        match invalid_utf8 {
+                            InvalidUtf8::Lossy => Value::Str(String::from_utf8_lossy(line.bytes).into_owned()),
+                            InvalidUtf8::Bytes => Value::Bytes(line.bytes.to_vec()),
+                        }
+                    }
+                };
+                events.push(LogEvent {
+                    origin: origin.clone(),
+                    time_unix_nano: now,
+                    observed_time_unix_nano: now,
+                    body,
+                    attributes: if line.split {
+                        vec![KeyValue::new("sextant.split", Value::Bool(true))]
+                    } else {
+                        Vec::new()
+                    },
+                    ..Default::default()
+                });
+            });
+        }
+        if total > 0 {
+            self.metrics.received_bytes.inc_by(total as u64);
+        }
+        if events.is_empty() {
+            return Ok(None);
+        }
+        self.metrics.received_events.inc_by(events.len() as u64);
+        let end = f.read_offset - f.splitter.pending() as u64;
+        let (epoch, seq) = f.progress.emit(end);
+        let uid = f.uid;
+        let acks = self.acks.clone();
+        let share = Ack::new(move |status| acks.push(AckMsg { uid, epoch, seq, status }));
+        Ok(Some(Batch::with_size(Events::Logs(events), Acks::one(share), bytes)))
+    }
+
+    fn apply_acks(&mut self) {
+        while let Some(msg) = self.acks.pop() {
+            let Some(f) = self.files.iter_mut().find(|f| f.uid == msg.uid) else { continue };
+            let before = f.progress.committed();
+            match f.progress.resolve(msg.epoch, msg.seq, msg.status) {
+                Resolution::Pending => {}
+                Resolution::Committed(offset) => {
+                    self.metrics.checkpointed_bytes.inc_by(offset.saturating_sub(before));
+                    self.checkpoints.set(f.key, f.fingerprint, offset, &f.path, false);
+                }
+                Resolution::Rewind(offset) => {
+                    self.metrics.error("redelivery");
+                    tracing::debug!(component = %self.metrics.name, path = %f.path.display(), offset, "delivery failed; reading again");
+                    if f.file.seek(SeekFrom::Start(offset)).is_ok() {
+                        f.read_offset = offset;
+                        f.splitter.clear();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Lets go of files that are gone, read to their end, and fully acknowledged.
+    fn retire_finished(&mut self) {
+        let rotate_wait = self.config.rotate_wait.0;
+        let mut retired = Vec::new();
+        self.files.retain(|f| {
+            let done = f.gone_since.is_some_and(|t| t.elapsed() >= rotate_wait)
+                && f.file.metadata().map(|m| m.len() <= f.read_offset).unwrap_or(true)
+                && f.progress.in_flight() == 0;
+            if done {
+                retired.push((f.key, f.path.clone()));
+            }
+            !done
+        });
+        for (key, path) in retired {
+            tracing::debug!(component = %self.metrics.name, path = %path.display(), "file gone and fully delivered; closing");
+            self.by_key.remove(&key);
+        }
+        self.checkpoints.prune(CHECKPOINT_MAX_AGE_SECS);
+    }
+}

@@ -1,0 +1,173 @@
+//! The file source against real files on disk: content, counts, checkpoints that advance only on
+//! acknowledgement, rotation, truncation and restart.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::batch::Batch;
+use crate::config::units::DurationValue;
+use crate::queue::{ByteQueue, WhenFull};
+use crate::shutdown::ShutdownTrigger;
+use crate::telemetry::QueueMetrics;
+
+struct Harness {
+    queue: Arc<ByteQueue<Batch>>,
+    trigger: ShutdownTrigger,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn config(dir: &Path) -> FileSourceConfig {
+    FileSourceConfig {
+        include: vec![format!("{}/*.log", dir.display())],
+        glob_interval: DurationValue(Duration::from_millis(50)),
+        checkpoint_interval: DurationValue(Duration::from_millis(50)),
+        rotate_wait: DurationValue(Duration::from_millis(200)),
+        ..Default::default()
+    }
+}
+
+fn start(name: &str, config: &FileSourceConfig, state: &Path) -> Harness {
+    let queue = Arc::new(ByteQueue::new(1 << 24, WhenFull::Block, QueueMetrics::detached()));
+    let (trigger, shutdown) = ShutdownTrigger::new();
+    let cx = SourceContext {
+        name: name.into(),
+        data_dir: state.to_owned(),
+        out: Fanout::new(vec![queue.clone()]),
+        shutdown,
+        metrics: ComponentMetrics::new(name, "file"),
+    };
+    let task = tokio::spawn(build(config, cx).unwrap());
+    Harness { queue, trigger, task }
+}
+
+fn append(path: &Path, text: &str) {
+    let mut f = OpenOptions::new().create(true).append(true).open(path).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+fn bodies(b: &Batch) -> Vec<String> {
+    match &b.events {
+        Events::Logs(l) => l.iter().map(|e| e.body.to_text().into_owned()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Collects lines until `n` arrived, acknowledging each batch delivered when `ack` is true.
+async fn collect(h: &Harness, n: usize, ack: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while out.len() < n {
+        let b = tokio::time::timeout_at(deadline, h.queue.pop())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {n} lines arrived: {out:?}", out.len()))
+            .unwrap();
+        out.extend(bodies(&b));
+        if ack {
+            b.acks.deliver();
+        } else {
+            b.acks.fail();
+        }
+    }
+    out
+}
+
+fn committed_offset(state: &Path) -> u64 {
+    let text = fs::read_to_string(state.join("checkpoints.json")).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    v["files"].as_array().map(|f| f.iter().map(|e| e["offset"].as_u64().unwrap_or(0)).sum()).unwrap_or(0)
+}
+
+/// Stops the source; what is still queued is dropped (failed), as an aborted sink would.
+async fn stop(mut h: Harness) {
+    h.trigger.stop();
+    loop {
+        tokio::select! {
+            r = &mut h.task => { r.unwrap(); return; }
+            b = h.queue.pop() => drop(b),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tails_lines_and_checkpoints_only_after_acknowledgement() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, "one\ntwo\nthr");
+    let h = start("file_test_ack", &config(dir.path()), state.path());
+
+    // Not acknowledged: the batch is held, the checkpoint stays at 0.
+    let first = h.queue.pop().await.unwrap();
+    assert_eq!(bodies(&first), vec!["one", "two"]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(committed_offset(state.path()), 0, "no ack yet: nothing may be committed");
+
+    first.acks.deliver();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(committed_offset(state.path()), 8, "\"one\\ntwo\\n\" is 8 bytes; the partial line is not covered");
+
+    append(&log, "ee\nfour\n");
+    assert_eq!(collect(&h, 2, true).await, vec!["three", "four"]);
+    stop(h).await;
+    assert_eq!(committed_offset(state.path()), 19);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_resumes_at_the_checkpoint_and_resends_only_the_unacknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, &(0..100).map(|i| format!("line {i}\n")).collect::<String>());
+    let h = start("file_test_restart_1", &config(dir.path()), state.path());
+    assert_eq!(collect(&h, 100, true).await.len(), 100);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    append(&log, "line 100\nline 101\n");
+    // Read but not delivered (as if the sink was aborted with them in flight).
+    let unacked = collect(&h, 2, false).await;
+    assert_eq!(unacked, vec!["line 100", "line 101"]);
+    stop(h).await;
+
+    let h = start("file_test_restart_2", &config(dir.path()), state.path());
+    append(&log, "line 102\n");
+    let again = collect(&h, 3, true).await;
+    assert_eq!(again, vec!["line 100", "line 101", "line 102"], "only the unacknowledged lines come again");
+    stop(h).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rename_rotation_reads_the_old_file_to_its_end_then_the_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, "a1\na2\n");
+    let h = start("file_test_rotate", &config(dir.path()), state.path());
+    assert_eq!(collect(&h, 2, true).await, vec!["a1", "a2"]);
+    // Rotate: rename away (out of the glob), keep writing to the old descriptor's file, new file.
+    let rotated = dir.path().join("app.log.1");
+    fs::rename(&log, &rotated).unwrap();
+    append(&rotated, "a3\n");
+    append(&log, "b1\n");
+    let mut got = collect(&h, 2, true).await;
+    got.sort();
+    assert_eq!(got, vec!["a3", "b1"]);
+    stop(h).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copytruncate_is_detected_and_the_file_is_read_from_its_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, "old line one\nold line two\n");
+    let h = start("file_test_truncate", &config(dir.path()), state.path());
+    assert_eq!(collect(&h, 2, true).await.len(), 2);
+    OpenOptions::new().write(true).open(&log).unwrap().set_len(0).unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    append(&log, "new\n");
+    assert_eq!(collect(&h, 1, true).await, vec!["new"]);
+    stop(h).await;
+}

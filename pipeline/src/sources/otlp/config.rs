@@ -1,0 +1,54 @@
+//! `type: otlp` source settings.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::component::BuildError;
+use crate::config::units::{ByteSizeValue, DurationValue};
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpSourceConfig {
+    /// OTLP/HTTP listen address (OTLP's port is 4318).
+    pub address: SocketAddr,
+    /// Largest request body accepted on the wire.
+    pub max_request_bytes: ByteSizeValue,
+    /// Largest body after decompression.
+    pub max_decompressed_bytes: ByteSizeValue,
+    /// How long a request waits for its batch's delivery before the sender is told to retry.
+    pub ack_timeout: DurationValue,
+}
+
+impl Default for OtlpSourceConfig {
+    fn default() -> Self {
+        Self {
+            address: SocketAddr::from(([127, 0, 0, 1], 4318)),
+            max_request_bytes: ByteSizeValue(16 * 1024 * 1024),
+            max_decompressed_bytes: ByteSizeValue(64 * 1024 * 1024),
+            ack_timeout: DurationValue(Duration::from_secs(30)),
+        }
+    }
+}
+
+impl OtlpSourceConfig {
+    pub fn validate(&self, name: &str) -> Result<(), BuildError> {
+        if self.max_decompressed_bytes.0 < self.max_request_bytes.0 {
+            return Err(BuildError::invalid(name, "max_decompressed_bytes must be at least max_request_bytes"));
+        }
+        Ok(())
+    }
+}
+
+impl crate::component::SourceConfig for OtlpSourceConfig {
+    fn kind(&self) -> &'static str {
+        "otlp"
+    }
+    fn validate(&self, name: &str) -> Result<(), BuildError> {
+        OtlpSourceConfig::validate(self, name)
+    }
+    fn build(&self, cx: crate::component::SourceContext) -> Result<crate::component::Task, BuildError> {
+        super::build(self, cx)
+    }
+}
