@@ -1,1 +1,5 @@
-//! placeholder
+//! `sextant-collector`: what only the collector pool has — the AWS sinks (and, later, alerting).
+//! [`config`] lists the collector's components in closed enums.
+
+pub mod config;
+pub mod sinks;

@@ -1,0 +1,98 @@
+//! `type: aws_cloudwatch_logs` settings.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use sextant_pipeline::batcher::BatchSettings;
+use sextant_pipeline::component::{BuildError, QueueSettings};
+use sextant_pipeline::config::units::{ByteSizeValue, DurationValue};
+use sextant_pipeline::request::RequestSettings;
+
+use super::template::Template;
+use crate::sinks::aws::AwsSettings;
+
+/// Retention values CloudWatch Logs accepts.
+const RETENTION_DAYS: &[i32] = &[
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+];
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CloudWatchLogsConfig {
+    pub inputs: Vec<String>,
+    /// Log group name; `{attribute}` is replaced by the event's attribute or its resource's
+    /// (for example `/eks/{k8s.cluster.name}/{k8s.namespace.name}`).
+    pub log_group: String,
+    /// Log stream name, templated the same way (for example `{k8s.pod.name}/{k8s.container.name}`).
+    pub log_stream: String,
+    /// What a placeholder becomes when the event has no such attribute.
+    #[serde(default = "default_missing")]
+    pub missing_value: String,
+    /// Create groups and streams on first use.
+    #[serde(default = "default_true")]
+    pub create_missing: bool,
+    /// Retention set on groups Sextant creates.
+    #[serde(default)]
+    pub retention_days: Option<i32>,
+    #[serde(default)]
+    pub aws: AwsSettings,
+    #[serde(default = "default_batch")]
+    pub batch: BatchSettings,
+    #[serde(default)]
+    pub request: RequestSettings,
+    #[serde(default)]
+    pub queue: QueueSettings,
+}
+
+fn default_missing() -> String {
+    "unknown".into()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_batch() -> BatchSettings {
+    BatchSettings {
+        max_events: 10_000,
+        max_bytes: ByteSizeValue(1024 * 1024),
+        timeout: DurationValue(Duration::from_secs(1)),
+    }
+}
+
+impl CloudWatchLogsConfig {
+    pub fn templates(&self, name: &str) -> Result<(Template, Template), BuildError> {
+        let group = Template::parse(&self.log_group).map_err(|e| BuildError::invalid(name, format!("log_group: {e}")))?;
+        let stream = Template::parse(&self.log_stream).map_err(|e| BuildError::invalid(name, format!("log_stream: {e}")))?;
+        Ok((group, stream))
+    }
+
+    pub fn validate(&self, name: &str) -> Result<(), BuildError> {
+        self.templates(name)?;
+        if let Some(days) = self.retention_days {
+            if !RETENTION_DAYS.contains(&days) {
+                return Err(BuildError::invalid(name, format!("retention_days {days} is not one CloudWatch Logs accepts ({RETENTION_DAYS:?})")));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl sextant_pipeline::component::SinkConfig for CloudWatchLogsConfig {
+    fn kind(&self) -> &'static str {
+        "aws_cloudwatch_logs"
+    }
+    fn inputs(&self) -> &[String] {
+        &self.inputs
+    }
+    fn queue(&self) -> &QueueSettings {
+        &self.queue
+    }
+    fn validate(&self, name: &str) -> Result<(), BuildError> {
+        CloudWatchLogsConfig::validate(self, name)
+    }
+    fn build(&self, cx: sextant_pipeline::component::SinkContext) -> Result<sextant_pipeline::component::Task, BuildError> {
+        super::build(self, cx)
+    }
+}

@@ -1,0 +1,149 @@
+//! Sink `aws_cloudwatch_logs`: log events to CloudWatch Logs, group and stream names templated
+//! from event metadata, created on first use.
+//!
+//! Each merged batch becomes PutLogEvents requests ([`request_builder`], at AWS's limits); the
+//! requests of one stream go one at a time, in time order, and different streams go in parallel
+//! (up to `request.concurrency`). The batch is acknowledged delivered when every request was
+//! accepted. Events the service refuses inside an accepted request (too old, too new, expired)
+//! are counted as dropped; a request refused for good (a validation error) is counted and the
+//! batch is acknowledged rejected.
+
+pub mod config;
+pub mod request_builder;
+pub mod retry;
+pub mod service;
+pub mod template;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::{OnceCell, Semaphore};
+use tokio::task::JoinSet;
+
+use sextant_pipeline::ack::AckStatus;
+use sextant_pipeline::component::{BuildError, SinkContext, Task};
+use sextant_pipeline::driver;
+use sextant_pipeline::event::Events;
+use sextant_pipeline::request::{call_with_retry, CallError, RequestSettings};
+use sextant_pipeline::shutdown::Shutdown;
+use sextant_pipeline::telemetry::{ComponentMetrics, LogLimiter};
+
+pub use config::CloudWatchLogsConfig;
+use request_builder::{Builder, PutRequest, StreamKey};
+use service::CloudWatchLogsService;
+use template::Template;
+
+struct Sink {
+    config: CloudWatchLogsConfig,
+    group: Template,
+    stream: Template,
+    service: OnceCell<CloudWatchLogsService>,
+    request: RequestSettings,
+    metrics: ComponentMetrics,
+    shutdown: Shutdown,
+    refusals: LogLimiter,
+}
+
+pub fn build(config: &CloudWatchLogsConfig, cx: SinkContext) -> Result<Task, BuildError> {
+    config.validate(&cx.name)?;
+    let (group, stream) = config.templates(&cx.name)?;
+    let sink = Arc::new(Sink {
+        config: config.clone(),
+        group,
+        stream,
+        service: OnceCell::new(),
+        request: config.request.clone(),
+        metrics: cx.metrics.clone(),
+        shutdown: cx.shutdown.clone(),
+        refusals: LogLimiter::default(),
+    });
+    // One batch at a time keeps each stream's requests in order; streams run in parallel inside.
+    Ok(Box::pin(driver::drive(cx, config.batch.clone(), 1, move |events| {
+        let sink = sink.clone();
+        async move { sink.process(events).await }
+    })))
+}
+
+impl Sink {
+    async fn service(&self) -> &CloudWatchLogsService {
+        self.service
+            .get_or_init(|| CloudWatchLogsService::new(&self.config.aws, self.config.create_missing, self.config.retention_days))
+            .await
+    }
+
+    async fn process(self: Arc<Self>, events: Events) -> AckStatus {
+        let Events::Logs(logs) = events else {
+            self.metrics.dropped("not_logs", events.len() as u64);
+            return AckStatus::Rejected;
+        };
+        let this = self.clone();
+        let built = tokio::task::spawn_blocking(move || {
+            Builder { group: &this.group, stream: &this.stream, missing: &this.config.missing_value }.build(logs)
+        })
+        .await;
+        let Ok((requests, stats)) = built else { return AckStatus::Failed };
+        if stats.truncated > 0 {
+            self.metrics.discarded("truncated_over_1mb", stats.truncated);
+        }
+        if stats.names_fixed > 0 {
+            self.metrics.error("name_sanitized");
+        }
+        let mut by_stream: BTreeMap<StreamKey, Vec<PutRequest>> = BTreeMap::new();
+        for r in requests {
+            by_stream.entry(r.key.clone()).or_default().push(r);
+        }
+        let permits = Arc::new(Semaphore::new(self.request.concurrency.max(1)));
+        let mut streams = JoinSet::new();
+        for (_, reqs) in by_stream {
+            let sink = self.clone();
+            let permits = permits.clone();
+            streams.spawn(async move {
+                let Ok(_permit) = permits.acquire_owned().await else { return AckStatus::Failed };
+                let mut status = AckStatus::Delivered;
+                for r in &reqs {
+                    status = status.max(sink.send(r).await);
+                    if status == AckStatus::Failed {
+                        break;
+                    }
+                }
+                status
+            });
+        }
+        let mut status = AckStatus::Delivered;
+        while let Some(r) = streams.join_next().await {
+            status = status.max(r.unwrap_or(AckStatus::Failed));
+        }
+        status
+    }
+
+    async fn send(&self, r: &PutRequest) -> AckStatus {
+        let service = self.service().await;
+        match call_with_retry(&self.request, &self.metrics, &self.shutdown, retry::classify, || service.put(r)).await {
+            Ok(rejected) => {
+                self.metrics.sent_bytes.inc_by(r.bytes as u64);
+                for (reason, n) in [("too_old", rejected.too_old), ("too_new", rejected.too_new), ("expired", rejected.expired)] {
+                    if n > 0 {
+                        self.metrics.dropped(reason, n);
+                        if let Some(suppressed) = self.refusals.allow() {
+                            tracing::warn!(component = %self.metrics.name, group = %r.key.group, stream = %r.key.stream, reason, events = n, suppressed, "CloudWatch Logs refused events");
+                        }
+                    }
+                }
+                AckStatus::Delivered
+            }
+            Err(CallError::Permanent(e)) => {
+                self.metrics.dropped("refused", r.events.len() as u64);
+                if let Some(suppressed) = self.refusals.allow() {
+                    tracing::error!(component = %self.metrics.name, group = %r.key.group, stream = %r.key.stream, error = %e, suppressed, "CloudWatch Logs refused a request for good");
+                }
+                AckStatus::Rejected
+            }
+            Err(e) => {
+                tracing::warn!(component = %self.metrics.name, error = %e, "request not delivered; it will be sent again");
+                AckStatus::Failed
+            }
+        }
+    }
+}

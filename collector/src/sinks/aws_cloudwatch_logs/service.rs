@@ -1,0 +1,146 @@
+//! The only place that calls CloudWatch Logs: creates groups and streams on first use (an
+//! "already exists" answer is success), sets retention on groups it creates, and puts events.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use aws_sdk_cloudwatchlogs::types::InputLogEvent;
+use aws_sdk_cloudwatchlogs::Client;
+
+use super::request_builder::{PutRequest, StreamKey};
+use crate::sinks::aws::{sdk_config, AwsError, AwsErrorKind, AwsSettings};
+
+/// Events CloudWatch Logs refused inside an accepted request.
+#[derive(Debug, Default, PartialEq)]
+pub struct Rejected {
+    pub too_old: u64,
+    pub too_new: u64,
+    pub expired: u64,
+}
+
+pub struct CloudWatchLogsService {
+    client: Client,
+    create_missing: bool,
+    retention_days: Option<i32>,
+    known_streams: Mutex<HashSet<StreamKey>>,
+}
+
+fn already_exists(e: &AwsError) -> bool {
+    e.code.as_deref() == Some("ResourceAlreadyExistsException")
+}
+
+impl CloudWatchLogsService {
+    pub async fn new(aws: &AwsSettings, create_missing: bool, retention_days: Option<i32>) -> Self {
+        let config = sdk_config(aws).await;
+        Self {
+            client: Client::new(&config),
+            create_missing,
+            retention_days,
+            known_streams: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn is_known(&self, key: &StreamKey) -> bool {
+        self.known_streams.lock().map(|s| s.contains(key)).unwrap_or(false)
+    }
+
+    fn set_known(&self, key: &StreamKey, known: bool) {
+        if let Ok(mut s) = self.known_streams.lock() {
+            if known {
+                s.insert(key.clone());
+            } else {
+                s.remove(key);
+            }
+        }
+    }
+
+    async fn ensure_stream(&self, key: &StreamKey) -> Result<(), AwsError> {
+        if !self.create_missing || self.is_known(key) {
+            return Ok(());
+        }
+        match self.client.create_log_group().log_group_name(&key.group).send().await {
+            Ok(_) => {
+                if let Some(days) = self.retention_days {
+                    self.client
+                        .put_retention_policy()
+                        .log_group_name(&key.group)
+                        .retention_in_days(days)
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::from_sdk(&e))?;
+                }
+            }
+            Err(e) => {
+                let e = AwsError::from_sdk(&e);
+                if !already_exists(&e) {
+                    return Err(e);
+                }
+            }
+        }
+        match self
+            .client
+            .create_log_stream()
+            .log_group_name(&key.group)
+            .log_stream_name(&key.stream)
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(e) => {
+                let e = AwsError::from_sdk(&e);
+                if !already_exists(&e) {
+                    return Err(e);
+                }
+            }
+        }
+        self.set_known(key, true);
+        Ok(())
+    }
+
+    pub async fn put(&self, req: &PutRequest) -> Result<Rejected, AwsError> {
+        self.ensure_stream(&req.key).await?;
+        let mut events = Vec::with_capacity(req.events.len());
+        for e in &req.events {
+            let event = InputLogEvent::builder()
+                .timestamp(e.timestamp_ms)
+                .message(e.message.clone())
+                .build()
+                .map_err(|err| AwsError { kind: AwsErrorKind::Construction, code: None, status: None, message: err.to_string() })?;
+            events.push(event);
+        }
+        let result = self
+            .client
+            .put_log_events()
+            .log_group_name(&req.key.group)
+            .log_stream_name(&req.key.stream)
+            .set_log_events(Some(events))
+            .send()
+            .await;
+        let output = match result {
+            Ok(o) => o,
+            Err(e) => {
+                let e = AwsError::from_sdk(&e);
+                if e.code.as_deref() == Some("ResourceNotFoundException") {
+                    // Deleted behind our back: create it again on the retry.
+                    self.set_known(&req.key, false);
+                }
+                return Err(e);
+            }
+        };
+        let n = req.events.len() as i64;
+        let mut rejected = Rejected::default();
+        if let Some(info) = output.rejected_log_events_info() {
+            // Indices are into the request's (time-sorted) events.
+            if let Some(end) = info.too_old_log_event_end_index() {
+                rejected.too_old = (i64::from(end) + 1).clamp(0, n) as u64;
+            }
+            if let Some(end) = info.expired_log_event_end_index() {
+                rejected.expired = (i64::from(end) + 1).clamp(0, n) as u64;
+            }
+            if let Some(start) = info.too_new_log_event_start_index() {
+                rejected.too_new = (n - i64::from(start)).clamp(0, n) as u64;
+            }
+        }
+        Ok(rejected)
+    }
+}

@@ -1,0 +1,4 @@
+//! The collector's sinks: AWS backends.
+
+pub mod aws;
+pub mod aws_cloudwatch_logs;
