@@ -17,7 +17,11 @@ use sextant_pipeline::topology::Running;
 use config::{Config, DEFAULT_CONFIG};
 
 #[derive(Parser)]
-#[command(name = "sextant", version, about = "Observability agent and collector for EKS")]
+#[command(
+    name = "sextant",
+    version,
+    about = "Observability agent and collector for EKS"
+)]
 struct Cli {
     /// Config file (YAML); without it, the embedded default (see `sextant default-config`).
     #[arg(long, short, global = true)]
@@ -52,7 +56,10 @@ fn load(path: Option<&PathBuf>) -> anyhow::Result<Config> {
 
 fn validate(config: &Config, command: Command) -> anyhow::Result<()> {
     let want_agent = matches!(command, Command::Agent | Command::Run | Command::Validate);
-    let want_collector = matches!(command, Command::Collector | Command::Run | Command::Validate);
+    let want_collector = matches!(
+        command,
+        Command::Collector | Command::Run | Command::Validate
+    );
     if command == Command::Agent && config.agent.is_none() {
         anyhow::bail!("the config has no `agent:` section");
     }

@@ -4,7 +4,8 @@ use serde::Deserialize;
 
 use sextant_pipeline::component::{AsSink, AsSource, SinkConfig, SourceConfig};
 use sextant_pipeline::sinks::{
-    blackhole::BlackholeSinkConfig, console::ConsoleSinkConfig, file::FileSinkConfig, otlp::OtlpSinkConfig,
+    blackhole::BlackholeSinkConfig, console::ConsoleSinkConfig, file::FileSinkConfig,
+    otlp::OtlpSinkConfig,
 };
 use sextant_pipeline::sources::{file::FileSourceConfig, otlp::OtlpSourceConfig};
 use sextant_pipeline::topology::Graph;

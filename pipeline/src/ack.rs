@@ -96,7 +96,9 @@ pub struct Share {
 
 impl fmt::Debug for Share {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Share").field("finished", &self.finished).finish()
+        f.debug_struct("Share")
+            .field("finished", &self.finished)
+            .finish()
     }
 }
 
@@ -210,7 +212,10 @@ mod tests {
         let c = a.split();
         a.deliver();
         b.deliver();
-        assert!(seen.lock().unwrap().is_empty(), "must wait for the last share");
+        assert!(
+            seen.lock().unwrap().is_empty(),
+            "must wait for the last share"
+        );
         c.deliver();
         assert_eq!(*seen.lock().unwrap(), vec![AckStatus::Delivered]);
     }

@@ -47,18 +47,30 @@ impl Readiness {
 }
 
 /// Binds the admin address now (a port in use is a start-up error) and serves until shutdown.
-pub async fn start(config: &AdminConfig, readiness: Readiness, shutdown: Shutdown) -> std::io::Result<SocketAddr> {
+pub async fn start(
+    config: &AdminConfig,
+    readiness: Readiness,
+    shutdown: Shutdown,
+) -> std::io::Result<SocketAddr> {
     let listener = http::bind(config.address).await?;
     let addr = listener.local_addr()?;
     tokio::spawn(http::serve(listener, shutdown, move |req| {
         let readiness = readiness.clone();
         async move {
             match req.uri().path() {
-                "/metrics" => http::response(200, "text/plain; version=0.0.4", crate::telemetry::render()),
+                "/metrics" => {
+                    http::response(200, "text/plain; version=0.0.4", crate::telemetry::render())
+                }
                 "/healthz" => http::response(200, "text/plain", "ok\n"),
                 "/readyz" => match readiness.not_ready() {
-                    Some(missing) if missing.is_empty() => http::response(200, "text/plain", "ready\n"),
-                    Some(missing) => http::response(503, "text/plain", format!("not ready: {}\n", missing.join(", "))),
+                    Some(missing) if missing.is_empty() => {
+                        http::response(200, "text/plain", "ready\n")
+                    }
+                    Some(missing) => http::response(
+                        503,
+                        "text/plain",
+                        format!("not ready: {}\n", missing.join(", ")),
+                    ),
                     None => http::response(503, "text/plain", "not ready\n"),
                 },
                 _ => http::response(404, "text/plain", "try /metrics, /healthz or /readyz\n"),

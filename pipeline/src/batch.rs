@@ -16,12 +16,20 @@ pub struct Batch {
 impl Batch {
     pub fn new(events: Events, acks: Acks) -> Self {
         let byte_size = events.byte_size();
-        Self { events, acks, byte_size }
+        Self {
+            events,
+            acks,
+            byte_size,
+        }
     }
 
     /// A batch whose size the caller already knows (sources that count bytes as they read).
     pub fn with_size(events: Events, acks: Acks, byte_size: usize) -> Self {
-        Self { events, acks, byte_size }
+        Self {
+            events,
+            acks,
+            byte_size,
+        }
     }
 
     pub fn logs(events: Vec<LogEvent>, acks: Acks) -> Self {
@@ -59,14 +67,22 @@ impl Batch {
 
     /// Merges `other` in if it carries the same signal; gives it back otherwise.
     pub fn merge(&mut self, other: Batch) -> Result<(), Batch> {
-        let Batch { events, acks, byte_size } = other;
+        let Batch {
+            events,
+            acks,
+            byte_size,
+        } = other;
         match self.events.append(events) {
             Ok(()) => {
                 self.acks.merge(acks);
                 self.byte_size += byte_size;
                 Ok(())
             }
-            Err(events) => Err(Batch { events, acks, byte_size }),
+            Err(events) => Err(Batch {
+                events,
+                acks,
+                byte_size,
+            }),
         }
     }
 }

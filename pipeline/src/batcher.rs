@@ -107,8 +107,16 @@ mod tests {
         )
     }
 
-    fn setup(max_events: usize, max_bytes: u64, timeout_ms: u64) -> (Arc<ByteQueue<Batch>>, Batcher) {
-        let q = Arc::new(ByteQueue::new(usize::MAX / 2, WhenFull::Block, QueueMetrics::detached()));
+    fn setup(
+        max_events: usize,
+        max_bytes: u64,
+        timeout_ms: u64,
+    ) -> (Arc<ByteQueue<Batch>>, Batcher) {
+        let q = Arc::new(ByteQueue::new(
+            usize::MAX / 2,
+            WhenFull::Block,
+            QueueMetrics::detached(),
+        ));
         let b = Batcher::new(
             q.clone(),
             BatchSettings {
@@ -134,17 +142,27 @@ mod tests {
         q.push(logs(1, 10)).await;
         let third = b.next().await.unwrap();
         assert_eq!(third.len(), 1);
-        assert!(start.elapsed() >= Duration::from_millis(1000), "a lone event waits for the timeout");
+        assert!(
+            start.elapsed() >= Duration::from_millis(1000),
+            "a lone event waits for the timeout"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn signals_are_never_mixed() {
         let (q, mut b) = setup(100, 1 << 20, 10);
         q.push(logs(2, 10)).await;
-        q.push(Batch::spans(vec![Span::default()], Acks::none())).await;
+        q.push(Batch::spans(vec![Span::default()], Acks::none()))
+            .await;
         q.push(logs(2, 10)).await;
-        assert_eq!(b.next().await.unwrap().events.signal(), crate::event::Signal::Logs);
-        assert_eq!(b.next().await.unwrap().events.signal(), crate::event::Signal::Traces);
+        assert_eq!(
+            b.next().await.unwrap().events.signal(),
+            crate::event::Signal::Logs
+        );
+        assert_eq!(
+            b.next().await.unwrap().events.signal(),
+            crate::event::Signal::Traces
+        );
         assert_eq!(b.next().await.unwrap().len(), 2);
     }
 

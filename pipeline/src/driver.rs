@@ -30,7 +30,9 @@ where
     let mut tasks = JoinSet::new();
     metrics.set_up(true);
     while let Some(b) = batcher.next().await {
-        let Ok(permit) = permits.clone().acquire_owned().await else { break };
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
         metrics.batch_sent(b.len(), b.byte_size());
         let Batch { events, acks, .. } = b;
         let n = events.len() as u64;

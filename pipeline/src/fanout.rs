@@ -60,12 +60,24 @@ mod tests {
     #[tokio::test]
     async fn every_sink_gets_the_events_and_the_ack_waits_for_all() {
         let qs: Vec<_> = (0..3)
-            .map(|_| Arc::new(ByteQueue::new(1 << 20, WhenFull::Block, QueueMetrics::detached())))
+            .map(|_| {
+                Arc::new(ByteQueue::new(
+                    1 << 20,
+                    WhenFull::Block,
+                    QueueMetrics::detached(),
+                ))
+            })
             .collect();
         let f = Fanout::new(qs.clone());
         let (share, mut rx) = Ack::channel();
-        f.send(Batch::logs(vec![LogEvent { body: "x".into(), ..Default::default() }], Acks::one(share)))
-            .await;
+        f.send(Batch::logs(
+            vec![LogEvent {
+                body: "x".into(),
+                ..Default::default()
+            }],
+            Acks::one(share),
+        ))
+        .await;
         let mut got: Vec<Batch> = Vec::new();
         for q in &qs {
             got.push(q.pop().await.unwrap());

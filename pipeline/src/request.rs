@@ -69,7 +69,8 @@ const MAX_HINTED_DELAY: Duration = Duration::from_secs(300);
 /// The delay before attempt `attempt` (1-based retry count): exponential, capped, with jitter in
 /// [delay/2, delay] so a fleet of senders does not retry in lockstep.
 pub fn backoff(settings: &RequestSettings, attempt: u32) -> Duration {
-    let base = settings.initial_backoff.0.as_secs_f64() * 2f64.powi(attempt.saturating_sub(1).min(30) as i32);
+    let base = settings.initial_backoff.0.as_secs_f64()
+        * 2f64.powi(attempt.saturating_sub(1).min(30) as i32);
     let capped = base.min(settings.max_backoff.0.as_secs_f64());
     Duration::from_secs_f64(capped * (0.5 + fastrand::f64() * 0.5))
 }
@@ -96,7 +97,9 @@ where
             r = tokio::time::timeout(settings.timeout.0, call()) => r,
             () = shutdown.aborted() => return Err(CallError::Aborted),
         };
-        metrics.request_duration.observe(started.elapsed().as_secs_f64());
+        metrics
+            .request_duration
+            .observe(started.elapsed().as_secs_f64());
         let (kind, hint, last) = match outcome {
             Ok(Ok(v)) => return Ok(v),
             Ok(Err(e)) => match classify(&e) {
@@ -110,7 +113,10 @@ where
         };
         metrics.error(kind);
         if settings.max_attempts.is_some_and(|max| attempt >= max) {
-            return Err(CallError::GaveUp { attempts: attempt, last });
+            return Err(CallError::GaveUp {
+                attempts: attempt,
+                last,
+            });
         }
         metrics.retries.inc();
         let delay = match hint {
@@ -145,7 +151,10 @@ mod tests {
         for attempt in 1..20 {
             let d = backoff(&s, attempt);
             let full = (0.1 * 2f64.powi(attempt as i32 - 1)).min(2.0);
-            assert!(d.as_secs_f64() >= full / 2.0 - 1e-9 && d.as_secs_f64() <= full + 1e-9, "{attempt}: {d:?}");
+            assert!(
+                d.as_secs_f64() >= full / 2.0 - 1e-9 && d.as_secs_f64() <= full + 1e-9,
+                "{attempt}: {d:?}"
+            );
         }
     }
 
@@ -157,10 +166,17 @@ mod tests {
             &settings(),
             &m,
             &Shutdown::never(),
-            |_e: &String| Retry::Transient { kind: "http_503", after: None },
+            |_e: &String| Retry::Transient {
+                kind: "http_503",
+                after: None,
+            },
             || async {
                 let n = calls.fetch_add(1, Ordering::SeqCst);
-                if n < 3 { Err(format!("503 #{n}")) } else { Ok(n) }
+                if n < 3 {
+                    Err(format!("503 #{n}"))
+                } else {
+                    Ok(n)
+                }
             },
         )
         .await;
@@ -177,9 +193,16 @@ mod tests {
             &settings(),
             &m,
             &Shutdown::never(),
-            |_e: &String| Retry::Transient { kind: "throttled", after: Some(Duration::from_secs(7)) },
+            |_e: &String| Retry::Transient {
+                kind: "throttled",
+                after: Some(Duration::from_secs(7)),
+            },
             || async {
-                if calls.fetch_add(1, Ordering::SeqCst) == 0 { Err("429".to_owned()) } else { Ok(()) }
+                if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                    Err("429".to_owned())
+                } else {
+                    Ok(())
+                }
             },
         )
         .await;
@@ -204,7 +227,10 @@ mod tests {
         assert!(matches!(r, Err(CallError::Permanent(_))));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
 
-        let s = RequestSettings { max_attempts: Some(3), ..settings() };
+        let s = RequestSettings {
+            max_attempts: Some(3),
+            ..settings()
+        };
         let r: Result<(), CallError<String>> = call_with_retry(
             &s,
             &m,

@@ -58,18 +58,26 @@ struct Families {
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|_| unreachable_metric());
+    let c =
+        IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|_| unreachable_metric());
     let _ = r.register(Box::new(c.clone()));
     c
 }
 
 fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let g = IntGaugeVec::new(Opts::new(name, help), labels).unwrap_or_else(|_| unreachable_metric());
+    let g =
+        IntGaugeVec::new(Opts::new(name, help), labels).unwrap_or_else(|_| unreachable_metric());
     let _ = r.register(Box::new(g.clone()));
     g
 }
 
-fn histogram(r: &Registry, name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
+fn histogram(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: Vec<f64>,
+) -> HistogramVec {
     let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
         .unwrap_or_else(|_| unreachable_metric());
     let _ = r.register(Box::new(h.clone()));
@@ -91,32 +99,108 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
         prometheus::exponential_buckets(start, factor, n).unwrap_or_default()
     };
     Families {
-        received_events: counter(&r, names::RECEIVED_EVENTS, "Events a component took in.", CL),
-        received_bytes: counter(&r, names::RECEIVED_BYTES, "Bytes a component took in (wire or file bytes).", CL),
-        sent_events: counter(&r, names::SENT_EVENTS, "Events a component delivered downstream.", CL),
+        received_events: counter(
+            &r,
+            names::RECEIVED_EVENTS,
+            "Events a component took in.",
+            CL,
+        ),
+        received_bytes: counter(
+            &r,
+            names::RECEIVED_BYTES,
+            "Bytes a component took in (wire or file bytes).",
+            CL,
+        ),
+        sent_events: counter(
+            &r,
+            names::SENT_EVENTS,
+            "Events a component delivered downstream.",
+            CL,
+        ),
         sent_bytes: counter(&r, names::SENT_BYTES, "Bytes a sink sent on the wire.", CL),
-        dropped: counter(&r, names::DROPPED_EVENTS, "Events dropped on purpose (when_full: drop_newest, permanent refusals).", &["component", "kind", "reason"]),
-        failed: counter(&r, names::FAILED_EVENTS, "Events a sink could not deliver and handed back for resending.", CL),
-        errors: counter(&r, names::ERRORS, "Errors by type.", &["component", "kind", "error_type"]),
+        dropped: counter(
+            &r,
+            names::DROPPED_EVENTS,
+            "Events dropped on purpose (when_full: drop_newest, permanent refusals).",
+            &["component", "kind", "reason"],
+        ),
+        failed: counter(
+            &r,
+            names::FAILED_EVENTS,
+            "Events a sink could not deliver and handed back for resending.",
+            CL,
+        ),
+        errors: counter(
+            &r,
+            names::ERRORS,
+            "Errors by type.",
+            &["component", "kind", "error_type"],
+        ),
         retries: counter(&r, names::RETRIES, "Requests retried.", CL),
-        discarded: counter(&r, names::DISCARDED_EVENTS, "Malformed input skipped, by reason.", &["component", "kind", "reason"]),
-        request_duration: histogram(&r, names::REQUEST_DURATION, "Latency of a sink's requests.", CL, exp(0.001, 2.0, 16)),
-        batch_events: histogram(&r, names::BATCH_EVENTS, "Events per batch a sink sent.", CL, exp(1.0, 4.0, 10)),
-        batch_bytes: histogram(&r, names::BATCH_BYTES, "Estimated bytes per batch a sink sent.", CL, exp(256.0, 4.0, 10)),
-        queue_events: gauge(&r, names::QUEUE_EVENTS, "Events waiting in a component's input queue.", &["component"]),
-        queue_bytes: gauge(&r, names::QUEUE_BYTES, "Bytes waiting in a component's input queue.", &["component"]),
+        discarded: counter(
+            &r,
+            names::DISCARDED_EVENTS,
+            "Malformed input skipped, by reason.",
+            &["component", "kind", "reason"],
+        ),
+        request_duration: histogram(
+            &r,
+            names::REQUEST_DURATION,
+            "Latency of a sink's requests.",
+            CL,
+            exp(0.001, 2.0, 16),
+        ),
+        batch_events: histogram(
+            &r,
+            names::BATCH_EVENTS,
+            "Events per batch a sink sent.",
+            CL,
+            exp(1.0, 4.0, 10),
+        ),
+        batch_bytes: histogram(
+            &r,
+            names::BATCH_BYTES,
+            "Estimated bytes per batch a sink sent.",
+            CL,
+            exp(256.0, 4.0, 10),
+        ),
+        queue_events: gauge(
+            &r,
+            names::QUEUE_EVENTS,
+            "Events waiting in a component's input queue.",
+            &["component"],
+        ),
+        queue_bytes: gauge(
+            &r,
+            names::QUEUE_BYTES,
+            "Bytes waiting in a component's input queue.",
+            &["component"],
+        ),
         queue_blocked: {
             let c = prometheus::CounterVec::new(
-                Opts::new(names::QUEUE_BLOCKED_SECONDS, "Time producers spent waiting for room in a full queue."),
+                Opts::new(
+                    names::QUEUE_BLOCKED_SECONDS,
+                    "Time producers spent waiting for room in a full queue.",
+                ),
                 &["component"],
             )
             .unwrap_or_else(|_| unreachable_metric());
             let _ = r.register(Box::new(c.clone()));
             c
         },
-        checkpoint_bytes: counter(&r, names::CHECKPOINT_OFFSET_BYTES, "File bytes whose delivery was acknowledged and checkpointed.", CL),
+        checkpoint_bytes: counter(
+            &r,
+            names::CHECKPOINT_OFFSET_BYTES,
+            "File bytes whose delivery was acknowledged and checkpointed.",
+            CL,
+        ),
         open_files: gauge(&r, names::OPEN_FILES, "Files a source holds open.", CL),
-        up: gauge(&r, names::COMPONENT_UP, "1 when a component started and is healthy.", CL),
+        up: gauge(
+            &r,
+            names::COMPONENT_UP,
+            "1 when a component started and is healthy.",
+            CL,
+        ),
         registry: r,
     }
 });

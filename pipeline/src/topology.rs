@@ -71,7 +71,9 @@ impl<S: AsSource, K: AsSink> Graph<S, K> {
                     let known: Vec<_> = self.sources.keys().cloned().collect();
                     return Err(BuildError::invalid(
                         &format!("{role}.sinks.{name}"),
-                        format!("input {input:?} is not a source of this role (sources: {known:?})"),
+                        format!(
+                            "input {input:?} is not a source of this role (sources: {known:?})"
+                        ),
                     ));
                 }
             }
@@ -146,7 +148,11 @@ impl<S: AsSource, K: AsSink> Graph<S, K> {
     }
 }
 
-fn component_dir(data_dir: &Path, role: &str, name: &str) -> Result<std::path::PathBuf, BuildError> {
+fn component_dir(
+    data_dir: &Path,
+    role: &str,
+    name: &str,
+) -> Result<std::path::PathBuf, BuildError> {
     let dir = data_dir.join(role).join(name);
     std::fs::create_dir_all(&dir).map_err(|e| BuildError::io(name, e))?;
     Ok(dir)
@@ -205,7 +211,10 @@ impl Running {
             // Sources finish once their in-flight batches resolve (as failed), writing their
             // checkpoints last.
             for (name, task) in pending.into_iter().chain(late_sources) {
-                if tokio::time::timeout(Duration::from_secs(5), wait(&name, task)).await.is_err() {
+                if tokio::time::timeout(Duration::from_secs(5), wait(&name, task))
+                    .await
+                    .is_err()
+                {
                     tracing::error!(role = %self.role, sink = %name, "sink did not stop after abort");
                 }
             }

@@ -4,7 +4,10 @@
 use super::ConfigError;
 
 /// Replaces variables in `text` using `lookup`.
-pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+pub fn interpolate(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(pos) = rest.find('$') {
@@ -66,14 +69,22 @@ mod tests {
     #[test]
     fn replaces_variables_defaults_and_escapes() {
         assert_eq!(interpolate("r: ${REGION}", env).unwrap(), "r: eu-west-1");
-        assert_eq!(interpolate("r: ${NOPE:-us-east-1}", env).unwrap(), "r: us-east-1");
+        assert_eq!(
+            interpolate("r: ${NOPE:-us-east-1}", env).unwrap(),
+            "r: us-east-1"
+        );
         assert_eq!(interpolate("r: ${EMPTY:-x}", env).unwrap(), "r: x");
-        assert_eq!(interpolate("cost: $$5 and $x", env).unwrap(), "cost: $5 and $x");
+        assert_eq!(
+            interpolate("cost: $$5 and $x", env).unwrap(),
+            "cost: $5 and $x"
+        );
     }
 
     #[test]
     fn unset_variable_names_itself_and_its_line() {
-        let e = interpolate("a: 1\nb: ${MISSING}", env).unwrap_err().to_string();
+        let e = interpolate("a: 1\nb: ${MISSING}", env)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("MISSING") && e.contains("line 2"), "{e}");
     }
 }

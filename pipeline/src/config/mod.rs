@@ -84,7 +84,11 @@ pub fn parse_str<T: DeserializeOwned>(text: &str, file: &str) -> Result<T, Confi
         ConfigError::Invalid {
             file: file.to_owned(),
             line,
-            path: if path.is_empty() { "(top level)".into() } else { path.join(".") },
+            path: if path.is_empty() {
+                "(top level)".into()
+            } else {
+                path.join(".")
+            },
             message,
         }
     })
@@ -121,8 +125,17 @@ pub fn locate(text: &str, path: &[String]) -> Option<usize> {
                 continue;
             }
             let body = trimmed.strip_prefix("- ").unwrap_or(trimmed);
-            let key = body.split(':').next().unwrap_or("").trim().trim_matches(|c| c == '"' || c == '\'');
-            if key == seg && body[key.len()..].trim_start_matches(['"', '\'']).starts_with(':') {
+            let key = body
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .trim_matches(|c| c == '"' || c == '\'');
+            if key == seg
+                && body[key.len()..]
+                    .trim_start_matches(['"', '\''])
+                    .starts_with(':')
+            {
                 hit = Some((i, indent));
                 break;
             }
@@ -171,7 +184,9 @@ mod tests {
 
     #[test]
     fn unknown_top_level_key_names_line() {
-        let e = parse_str::<Top>("sinks: {}\nsorces: {}\n", "f.yaml").unwrap_err().to_string();
+        let e = parse_str::<Top>("sinks: {}\nsorces: {}\n", "f.yaml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sorces") && e.contains("line 2"), "{e}");
     }
 

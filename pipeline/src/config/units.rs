@@ -16,7 +16,11 @@ impl<'de> Deserialize<'de> for DurationValue {
         let s = String::deserialize(d)?;
         humantime::parse_duration(s.trim())
             .map(DurationValue)
-            .map_err(|e| de::Error::custom(format!("invalid duration {s:?} ({e}); write it with a unit, like \"15s\" or \"250ms\"")))
+            .map_err(|e| {
+                de::Error::custom(format!(
+                    "invalid duration {s:?} ({e}); write it with a unit, like \"15s\" or \"250ms\""
+                ))
+            })
     }
 }
 
@@ -50,7 +54,11 @@ impl<'de> Deserialize<'de> for ByteSizeValue {
                 .trim()
                 .parse::<bytesize::ByteSize>()
                 .map(|b| ByteSizeValue(b.as_u64()))
-                .map_err(|e| de::Error::custom(format!("invalid size {s:?} ({e}); write it like \"64MiB\" or \"512KiB\""))),
+                .map_err(|e| {
+                    de::Error::custom(format!(
+                        "invalid size {s:?} ({e}); write it like \"64MiB\" or \"512KiB\""
+                    ))
+                }),
         }
     }
 }

@@ -112,14 +112,18 @@ pub type Attributes = Vec<KeyValue>;
 
 /// The first value of `key` in `attributes`.
 pub fn find_attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a Value> {
-    attributes.iter().find(|kv| kv.key == key).map(|kv| &kv.value)
+    attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .map(|kv| &kv.value)
 }
 
 /// Attributes as a JSON object (the first value of a repeated key wins).
 pub fn attributes_to_json(attributes: &[KeyValue]) -> serde_json::Value {
     let mut map = serde_json::Map::with_capacity(attributes.len());
     for kv in attributes {
-        map.entry(kv.key.clone()).or_insert_with(|| kv.value.to_json());
+        map.entry(kv.key.clone())
+            .or_insert_with(|| kv.value.to_json());
     }
     serde_json::Value::Object(map)
 }

@@ -159,7 +159,10 @@ fn scope_to_proto(s: &Scope) -> pc::InstrumentationScope {
 /// Splits records into runs that share an origin, keeping order inside each origin. Origins are
 /// compared by pointer first and by value only when the pointers differ, so records decoded from
 /// one scope group regroup in O(n).
-fn group_by_origin<T>(records: Vec<T>, origin: impl Fn(&T) -> &Arc<Origin>) -> Vec<(Arc<Origin>, Vec<T>)> {
+fn group_by_origin<T>(
+    records: Vec<T>,
+    origin: impl Fn(&T) -> &Arc<Origin>,
+) -> Vec<(Arc<Origin>, Vec<T>)> {
     let mut groups: Vec<(Arc<Origin>, Vec<T>)> = Vec::new();
     for record in records {
         let o = origin(&record);
@@ -226,10 +229,17 @@ pub fn logs_from_proto(req: ExportLogsServiceRequest) -> Decoded<LogEvent> {
     for rl in req.resource_logs {
         let resource = rl.resource;
         for sl in rl.scope_logs {
-            let origin = origin_from_proto(resource.clone(), rl.schema_url.clone(), sl.scope, sl.schema_url);
+            let origin = origin_from_proto(
+                resource.clone(),
+                rl.schema_url.clone(),
+                sl.scope,
+                sl.schema_url,
+            );
             records.reserve(sl.log_records.len());
             for lr in sl.log_records {
-                let (Ok(trace_id), Ok(span_id)) = (optional_id(&lr.trace_id), optional_id(&lr.span_id)) else {
+                let (Ok(trace_id), Ok(span_id)) =
+                    (optional_id(&lr.trace_id), optional_id(&lr.span_id))
+                else {
                     rejected += 1;
                     continue;
                 };
@@ -377,14 +387,18 @@ fn number_points_to_proto(points: Vec<NumberPoint>) -> Vec<pm::NumberDataPoint> 
         .collect()
 }
 
-fn buckets_from_proto(b: Option<pm::exponential_histogram_data_point::Buckets>) -> Option<ExponentialBuckets> {
+fn buckets_from_proto(
+    b: Option<pm::exponential_histogram_data_point::Buckets>,
+) -> Option<ExponentialBuckets> {
     b.map(|b| ExponentialBuckets {
         offset: b.offset,
         bucket_counts: b.bucket_counts,
     })
 }
 
-fn buckets_to_proto(b: Option<ExponentialBuckets>) -> Option<pm::exponential_histogram_data_point::Buckets> {
+fn buckets_to_proto(
+    b: Option<ExponentialBuckets>,
+) -> Option<pm::exponential_histogram_data_point::Buckets> {
     b.map(|b| pm::exponential_histogram_data_point::Buckets {
         offset: b.offset,
         bucket_counts: b.bucket_counts,
@@ -456,7 +470,11 @@ fn metric_data_from_proto(data: pm::metric::Data) -> Result<MetricData, ()> {
                     time_unix_nano: p.time_unix_nano,
                     count: p.count,
                     sum: p.sum,
-                    quantile_values: p.quantile_values.into_iter().map(|q| (q.quantile, q.value)).collect(),
+                    quantile_values: p
+                        .quantile_values
+                        .into_iter()
+                        .map(|q| (q.quantile, q.value))
+                        .collect(),
                     flags: p.flags,
                 })
                 .collect(),
@@ -479,7 +497,10 @@ fn metric_data_to_proto(data: MetricData) -> pm::metric::Data {
             aggregation_temporality: temporality_to_proto(temporality),
             is_monotonic: monotonic,
         }),
-        MetricData::Histogram { points, temporality } => D::Histogram(pm::Histogram {
+        MetricData::Histogram {
+            points,
+            temporality,
+        } => D::Histogram(pm::Histogram {
             aggregation_temporality: temporality_to_proto(temporality),
             data_points: points
                 .into_iter()
@@ -498,30 +519,31 @@ fn metric_data_to_proto(data: MetricData) -> pm::metric::Data {
                 })
                 .collect(),
         }),
-        MetricData::ExponentialHistogram { points, temporality } => {
-            D::ExponentialHistogram(pm::ExponentialHistogram {
-                aggregation_temporality: temporality_to_proto(temporality),
-                data_points: points
-                    .into_iter()
-                    .map(|p| pm::ExponentialHistogramDataPoint {
-                        attributes: attributes_to_proto(p.attributes),
-                        start_time_unix_nano: p.start_time_unix_nano,
-                        time_unix_nano: p.time_unix_nano,
-                        count: p.count,
-                        sum: p.sum,
-                        scale: p.scale,
-                        zero_count: p.zero_count,
-                        positive: buckets_to_proto(p.positive),
-                        negative: buckets_to_proto(p.negative),
-                        flags: p.flags,
-                        exemplars: exemplars_to_proto(p.exemplars),
-                        min: p.min,
-                        max: p.max,
-                        zero_threshold: p.zero_threshold,
-                    })
-                    .collect(),
-            })
-        }
+        MetricData::ExponentialHistogram {
+            points,
+            temporality,
+        } => D::ExponentialHistogram(pm::ExponentialHistogram {
+            aggregation_temporality: temporality_to_proto(temporality),
+            data_points: points
+                .into_iter()
+                .map(|p| pm::ExponentialHistogramDataPoint {
+                    attributes: attributes_to_proto(p.attributes),
+                    start_time_unix_nano: p.start_time_unix_nano,
+                    time_unix_nano: p.time_unix_nano,
+                    count: p.count,
+                    sum: p.sum,
+                    scale: p.scale,
+                    zero_count: p.zero_count,
+                    positive: buckets_to_proto(p.positive),
+                    negative: buckets_to_proto(p.negative),
+                    flags: p.flags,
+                    exemplars: exemplars_to_proto(p.exemplars),
+                    min: p.min,
+                    max: p.max,
+                    zero_threshold: p.zero_threshold,
+                })
+                .collect(),
+        }),
         MetricData::Summary(points) => D::Summary(pm::Summary {
             data_points: points
                 .into_iter()
@@ -534,7 +556,12 @@ fn metric_data_to_proto(data: MetricData) -> pm::metric::Data {
                     quantile_values: p
                         .quantile_values
                         .into_iter()
-                        .map(|(quantile, value)| pm::summary_data_point::ValueAtQuantile { quantile, value })
+                        .map(
+                            |(quantile, value)| pm::summary_data_point::ValueAtQuantile {
+                                quantile,
+                                value,
+                            },
+                        )
                         .collect(),
                     flags: p.flags,
                 })
@@ -551,7 +578,12 @@ pub fn metrics_from_proto(req: ExportMetricsServiceRequest) -> Decoded<Metric> {
     for rm in req.resource_metrics {
         let resource = rm.resource;
         for sm in rm.scope_metrics {
-            let origin = origin_from_proto(resource.clone(), rm.schema_url.clone(), sm.scope, sm.schema_url);
+            let origin = origin_from_proto(
+                resource.clone(),
+                rm.schema_url.clone(),
+                sm.scope,
+                sm.schema_url,
+            );
             for m in sm.metrics {
                 let data = match m.data.map(metric_data_from_proto).transpose() {
                     Ok(d) => d,
@@ -743,7 +775,12 @@ pub fn spans_from_proto(req: ExportTraceServiceRequest) -> Decoded<Span> {
     for rs in req.resource_spans {
         let resource = rs.resource;
         for ss in rs.scope_spans {
-            let origin = origin_from_proto(resource.clone(), rs.schema_url.clone(), ss.scope, ss.schema_url);
+            let origin = origin_from_proto(
+                resource.clone(),
+                rs.schema_url.clone(),
+                ss.scope,
+                ss.schema_url,
+            );
             for s in ss.spans {
                 match span_from_proto(&origin, s) {
                     Ok(span) => records.push(span),

@@ -4,9 +4,7 @@
 //! per attribute. It is computed once when a batch is made and carried with it, never per queue
 //! operation.
 
-use super::{
-    Attributes, Events, KeyValue, LogEvent, Metric, MetricData, NumberPoint, Span, Value,
-};
+use super::{Attributes, Events, KeyValue, LogEvent, Metric, MetricData, NumberPoint, Span, Value};
 
 /// Overhead charged per record (the struct and its vectors' headers).
 const RECORD_OVERHEAD: usize = 64;

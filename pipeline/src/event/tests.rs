@@ -15,7 +15,9 @@ fn leaf_value() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::Int),
         // NaN is never equal to itself; finite and infinite values round-trip bit for bit.
-        any::<f64>().prop_filter("not NaN", |d| !d.is_nan()).prop_map(Value::Double),
+        any::<f64>()
+            .prop_filter("not NaN", |d| !d.is_nan())
+            .prop_map(Value::Double),
         vec(any::<u8>(), 0..8).prop_map(Value::Bytes),
     ]
 }
@@ -25,20 +27,31 @@ fn value() -> impl Strategy<Value = Value> {
         prop_oneof![
             vec(inner.clone(), 0..4).prop_map(Value::Array),
             vec(("[a-z]{1,6}", inner), 0..4).prop_map(|kvs| Value::Map(
-                kvs.into_iter().map(|(key, value)| KeyValue { key, value }).collect()
+                kvs.into_iter()
+                    .map(|(key, value)| KeyValue { key, value })
+                    .collect()
             )),
         ]
     })
 }
 
 fn attributes() -> impl Strategy<Value = Attributes> {
-    vec(("[a-z.]{1,10}", value()), 0..4)
-        .prop_map(|kvs| kvs.into_iter().map(|(key, value)| KeyValue { key, value }).collect())
+    vec(("[a-z.]{1,10}", value()), 0..4).prop_map(|kvs| {
+        kvs.into_iter()
+            .map(|(key, value)| KeyValue { key, value })
+            .collect()
+    })
 }
 
 fn origin() -> impl Strategy<Value = Arc<Origin>> {
-    (attributes(), any::<u32>(), "[a-z]{0,5}", "[a-z]{0,5}", attributes()).prop_map(
-        |(ra, rd, name, version, sa)| {
+    (
+        attributes(),
+        any::<u32>(),
+        "[a-z]{0,5}",
+        "[a-z]{0,5}",
+        attributes(),
+    )
+        .prop_map(|(ra, rd, name, version, sa)| {
             Arc::new(Origin {
                 resource: Resource {
                     attributes: ra,
@@ -53,8 +66,7 @@ fn origin() -> impl Strategy<Value = Arc<Origin>> {
                     schema_url: "s".into(),
                 },
             })
-        },
-    )
+        })
 }
 
 fn log_event(origin: Arc<Origin>) -> impl Strategy<Value = LogEvent> {
@@ -70,20 +82,24 @@ fn log_event(origin: Arc<Origin>) -> impl Strategy<Value = LogEvent> {
         proptest::option::of(any::<[u8; 8]>()),
         "[a-z]{0,4}",
     )
-        .prop_map(move |(t, ot, sn, st, body, attributes, flags, trace_id, span_id, event_name)| LogEvent {
-            origin: origin.clone(),
-            time_unix_nano: t,
-            observed_time_unix_nano: ot,
-            severity_number: sn,
-            severity_text: st,
-            body,
-            attributes,
-            dropped_attributes_count: 0,
-            flags,
-            trace_id,
-            span_id,
-            event_name,
-        })
+        .prop_map(
+            move |(t, ot, sn, st, body, attributes, flags, trace_id, span_id, event_name)| {
+                LogEvent {
+                    origin: origin.clone(),
+                    time_unix_nano: t,
+                    observed_time_unix_nano: ot,
+                    severity_number: sn,
+                    severity_text: st,
+                    body,
+                    attributes,
+                    dropped_attributes_count: 0,
+                    flags,
+                    trace_id,
+                    span_id,
+                    event_name,
+                }
+            },
+        )
 }
 
 /// Events grouped in runs of one origin (as OTLP can express them without reordering).
@@ -100,13 +116,21 @@ fn logs() -> impl Strategy<Value = Vec<LogEvent>> {
 fn number() -> impl Strategy<Value = Number> {
     prop_oneof![
         any::<i64>().prop_map(Number::Int),
-        any::<f64>().prop_filter("not NaN", |d| !d.is_nan()).prop_map(Number::Double),
+        any::<f64>()
+            .prop_filter("not NaN", |d| !d.is_nan())
+            .prop_map(Number::Double),
     ]
 }
 
 fn number_point() -> impl Strategy<Value = NumberPoint> {
-    (attributes(), any::<u64>(), any::<u64>(), proptest::option::of(number()), any::<u32>()).prop_map(
-        |(attributes, s, t, value, flags)| NumberPoint {
+    (
+        attributes(),
+        any::<u64>(),
+        any::<u64>(),
+        proptest::option::of(number()),
+        any::<u32>(),
+    )
+        .prop_map(|(attributes, s, t, value, flags)| NumberPoint {
             attributes,
             start_time_unix_nano: s,
             time_unix_nano: t,
@@ -119,59 +143,86 @@ fn number_point() -> impl Strategy<Value = NumberPoint> {
                 trace_id: None,
             }],
             flags,
-        },
-    )
+        })
 }
 
 fn metric_data() -> impl Strategy<Value = MetricData> {
     let finite = || any::<f64>().prop_filter("finite", |d| d.is_finite());
     prop_oneof![
         vec(number_point(), 0..3).prop_map(MetricData::Gauge),
-        (vec(number_point(), 0..3), any::<bool>()).prop_map(|(points, monotonic)| MetricData::Sum {
-            points,
-            temporality: Temporality::Cumulative,
-            monotonic,
-        }),
-        (attributes(), any::<u64>(), vec(any::<u64>(), 0..5), vec(finite(), 0..4), proptest::option::of(finite()))
-            .prop_map(|(attributes, count, bucket_counts, explicit_bounds, sum)| MetricData::Histogram {
-                temporality: Temporality::Delta,
-                points: vec![HistogramPoint {
-                    attributes,
-                    count,
-                    sum,
-                    bucket_counts,
-                    explicit_bounds,
-                    min: sum,
-                    max: None,
-                    ..Default::default()
-                }],
-            }),
-        (any::<i32>(), any::<u64>(), vec(any::<u64>(), 0..4)).prop_map(|(scale, zero_count, counts)| {
-            MetricData::ExponentialHistogram {
+        (vec(number_point(), 0..3), any::<bool>()).prop_map(|(points, monotonic)| {
+            MetricData::Sum {
+                points,
                 temporality: Temporality::Cumulative,
-                points: vec![ExponentialHistogramPoint {
-                    scale,
-                    zero_count,
-                    positive: Some(ExponentialBuckets { offset: scale, bucket_counts: counts }),
-                    negative: None,
-                    zero_threshold: 0.5,
-                    ..Default::default()
-                }],
+                monotonic,
             }
         }),
-        (any::<u64>(), finite(), vec((finite(), finite()), 0..4)).prop_map(|(count, sum, quantile_values)| {
-            MetricData::Summary(vec![SummaryPoint {
-                count,
-                sum,
-                quantile_values,
-                ..Default::default()
-            }])
-        }),
+        (
+            attributes(),
+            any::<u64>(),
+            vec(any::<u64>(), 0..5),
+            vec(finite(), 0..4),
+            proptest::option::of(finite())
+        )
+            .prop_map(|(attributes, count, bucket_counts, explicit_bounds, sum)| {
+                MetricData::Histogram {
+                    temporality: Temporality::Delta,
+                    points: vec![HistogramPoint {
+                        attributes,
+                        count,
+                        sum,
+                        bucket_counts,
+                        explicit_bounds,
+                        min: sum,
+                        max: None,
+                        ..Default::default()
+                    }],
+                }
+            }),
+        (any::<i32>(), any::<u64>(), vec(any::<u64>(), 0..4)).prop_map(
+            |(scale, zero_count, counts)| {
+                MetricData::ExponentialHistogram {
+                    temporality: Temporality::Cumulative,
+                    points: vec![ExponentialHistogramPoint {
+                        scale,
+                        zero_count,
+                        positive: Some(ExponentialBuckets {
+                            offset: scale,
+                            bucket_counts: counts,
+                        }),
+                        negative: None,
+                        zero_threshold: 0.5,
+                        ..Default::default()
+                    }],
+                }
+            }
+        ),
+        (any::<u64>(), finite(), vec((finite(), finite()), 0..4)).prop_map(
+            |(count, sum, quantile_values)| {
+                MetricData::Summary(vec![SummaryPoint {
+                    count,
+                    sum,
+                    quantile_values,
+                    ..Default::default()
+                }])
+            }
+        ),
     ]
 }
 
 fn metrics() -> impl Strategy<Value = Vec<Metric>> {
-    (origin(), vec(("[a-z_]{1,10}", "[a-z ]{0,6}", "[a-zA-Z]{0,3}", proptest::option::of(metric_data())), 1..5))
+    (
+        origin(),
+        vec(
+            (
+                "[a-z_]{1,10}",
+                "[a-z ]{0,6}",
+                "[a-zA-Z]{0,3}",
+                proptest::option::of(metric_data()),
+            ),
+            1..5,
+        ),
+    )
         .prop_map(|(origin, ms)| {
             ms.into_iter()
                 .map(|(name, description, unit, data)| Metric {
@@ -214,30 +265,32 @@ fn spans() -> impl Strategy<Value = Vec<Span>> {
             let codes = [StatusCode::Unset, StatusCode::Ok, StatusCode::Error];
             specs
                 .into_iter()
-                .map(|(trace_id, span_id, parent, name, kind, attributes, status)| Span {
-                    origin: origin.clone(),
-                    trace_id,
-                    span_id,
-                    parent_span_id: parent,
-                    name,
-                    kind: kinds[kind],
-                    start_time_unix_nano: 1,
-                    end_time_unix_nano: 2,
-                    events: vec![SpanEvent {
-                        time_unix_nano: 3,
-                        name: "exception".into(),
-                        attributes: attributes.clone(),
-                        dropped_attributes_count: 1,
-                    }],
-                    links: vec![SpanLink {
+                .map(
+                    |(trace_id, span_id, parent, name, kind, attributes, status)| Span {
+                        origin: origin.clone(),
                         trace_id,
                         span_id,
+                        parent_span_id: parent,
+                        name,
+                        kind: kinds[kind],
+                        start_time_unix_nano: 1,
+                        end_time_unix_nano: 2,
+                        events: vec![SpanEvent {
+                            time_unix_nano: 3,
+                            name: "exception".into(),
+                            attributes: attributes.clone(),
+                            dropped_attributes_count: 1,
+                        }],
+                        links: vec![SpanLink {
+                            trace_id,
+                            span_id,
+                            ..Default::default()
+                        }],
+                        attributes,
+                        status: status.map(|(m, c)| (codes[c], m)),
                         ..Default::default()
-                    }],
-                    attributes,
-                    status: status.map(|(m, c)| (codes[c], m)),
-                    ..Default::default()
-                })
+                    },
+                )
                 .collect()
         })
 }

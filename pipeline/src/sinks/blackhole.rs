@@ -19,7 +19,12 @@ pub struct BlackholeSinkConfig {
 }
 
 pub fn build(config: &BlackholeSinkConfig, cx: SinkContext) -> Result<Task, BuildError> {
-    Ok(Box::pin(driver::drive(cx, config.batch.clone(), 1, |_events| async { AckStatus::Delivered })))
+    Ok(Box::pin(driver::drive(
+        cx,
+        config.batch.clone(),
+        1,
+        |_events| async { AckStatus::Delivered },
+    )))
 }
 
 impl crate::component::SinkConfig for BlackholeSinkConfig {

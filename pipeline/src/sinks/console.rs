@@ -21,19 +21,24 @@ pub struct ConsoleSinkConfig {
 }
 
 pub fn build(config: &ConsoleSinkConfig, cx: SinkContext) -> Result<Task, BuildError> {
-    Ok(Box::pin(driver::drive(cx, config.batch.clone(), 1, |events| async move {
-        let result = tokio::task::spawn_blocking(move || {
-            let mut buf = Vec::new();
-            json::write_json_lines(&events, &mut buf);
-            let mut out = std::io::stdout().lock();
-            out.write_all(&buf).and_then(|()| out.flush())
-        })
-        .await;
-        match result {
-            Ok(Ok(())) => AckStatus::Delivered,
-            _ => AckStatus::Failed,
-        }
-    })))
+    Ok(Box::pin(driver::drive(
+        cx,
+        config.batch.clone(),
+        1,
+        |events| async move {
+            let result = tokio::task::spawn_blocking(move || {
+                let mut buf = Vec::new();
+                json::write_json_lines(&events, &mut buf);
+                let mut out = std::io::stdout().lock();
+                out.write_all(&buf).and_then(|()| out.flush())
+            })
+            .await;
+            match result {
+                Ok(Ok(())) => AckStatus::Delivered,
+                _ => AckStatus::Failed,
+            }
+        },
+    )))
 }
 
 impl crate::component::SinkConfig for ConsoleSinkConfig {

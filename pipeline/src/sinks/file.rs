@@ -125,49 +125,31 @@ pub fn build(config: &FileSinkConfig, cx: SinkContext) -> Result<Task, BuildErro
     }));
     let metrics = cx.metrics.clone();
     tracing::info!(component = %cx.name, path = %config.path.display(), "writing JSON lines");
-    Ok(Box::pin(driver::drive(cx, config.batch.clone(), 1, move |events| {
-        let writer = writer.clone();
-        let metrics = metrics.clone();
-        async move {
-            let result = tokio::task::spawn_blocking(move || match writer.lock() {
-                Ok(mut w) => w.write(&events),
-                Err(_) => Err(std::io::Error::other("writer poisoned")),
-            })
-            .await;
-            match result {
-                Ok(Ok(())) => AckStatus::Delivered,
-                Ok(Err(e)) => {
-                    metrics.error("write");
-                    tracing::error!(component = %metrics.name, error = %e, "cannot write; the batch will be sent again");
-                    AckStatus::Failed
+    Ok(Box::pin(driver::drive(
+        cx,
+        config.batch.clone(),
+        1,
+        move |events| {
+            let writer = writer.clone();
+            let metrics = metrics.clone();
+            async move {
+                let result = tokio::task::spawn_blocking(move || match writer.lock() {
+                    Ok(mut w) => w.write(&events),
+                    Err(_) => Err(std::io::Error::other("writer poisoned")),
+                })
+                .await;
+                match result {
+                    Ok(Ok(())) => AckStatus::Delivered,
+                    Ok(Err(e)) => {
+                        metrics.error("write");
+                        tracing::error!(component = %metrics.name, error = %e, "cannot write; the batch will be sent again");
+                        AckStatus::Failed
+                    }
+                    Err(_) => AckStatus::Failed,
                 }
-                Err(_) => AckStatus::Failed,
             }
-        }
-    })))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::event::LogEvent;
-
-    #[test]
-    fn rotates_by_size_and_keeps_max_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut w = Writer { dir: dir.path().to_owned(), max_file_bytes: 300, max_files: 2, fsync: false, outputs: [None, None, None] };
-        for i in 0..20 {
-            let e = Events::Logs(vec![LogEvent { body: format!("line {i}").into(), ..Default::default() }]);
-            w.write(&e).unwrap();
-        }
-        assert!(dir.path().join("logs.jsonl").exists());
-        assert!(dir.path().join("logs.jsonl.1").exists());
-        assert!(dir.path().join("logs.jsonl.2").exists());
-        assert!(!dir.path().join("logs.jsonl.3").exists());
-        let current = fs::read_to_string(dir.path().join("logs.jsonl")).unwrap();
-        assert!(current.trim_end().lines().last().unwrap().contains("\"line 19\""));
-        assert!(fs::metadata(dir.path().join("logs.jsonl.1")).unwrap().len() <= 300);
-    }
+        },
+    )))
 }
 
 impl crate::component::SinkConfig for FileSinkConfig {
@@ -182,5 +164,42 @@ impl crate::component::SinkConfig for FileSinkConfig {
     }
     fn build(&self, cx: SinkContext) -> Result<Task, BuildError> {
         build(self, cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::LogEvent;
+
+    #[test]
+    fn rotates_by_size_and_keeps_max_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Writer {
+            dir: dir.path().to_owned(),
+            max_file_bytes: 300,
+            max_files: 2,
+            fsync: false,
+            outputs: [None, None, None],
+        };
+        for i in 0..20 {
+            let e = Events::Logs(vec![LogEvent {
+                body: format!("line {i}").into(),
+                ..Default::default()
+            }]);
+            w.write(&e).unwrap();
+        }
+        assert!(dir.path().join("logs.jsonl").exists());
+        assert!(dir.path().join("logs.jsonl.1").exists());
+        assert!(dir.path().join("logs.jsonl.2").exists());
+        assert!(!dir.path().join("logs.jsonl.3").exists());
+        let current = fs::read_to_string(dir.path().join("logs.jsonl")).unwrap();
+        assert!(current
+            .trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .contains("\"line 19\""));
+        assert!(fs::metadata(dir.path().join("logs.jsonl.1")).unwrap().len() <= 300);
     }
 }

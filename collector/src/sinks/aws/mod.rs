@@ -22,7 +22,8 @@ pub struct AwsSettings {
 
 /// Loads the SDK configuration (async: the credential chain may ask the network lazily).
 pub async fn sdk_config(settings: &AwsSettings) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(RetryConfig::disabled());
+    let mut loader =
+        aws_config::defaults(BehaviorVersion::latest()).retry_config(RetryConfig::disabled());
     if let Some(region) = &settings.region {
         loader = loader.region(Region::new(region.clone()));
     }
@@ -56,7 +57,12 @@ pub enum AwsErrorKind {
 
 impl AwsError {
     /// Describes any SDK error.
-    pub fn from_sdk<E>(e: &aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>) -> Self
+    pub fn from_sdk<E>(
+        e: &aws_smithy_runtime_api::client::result::SdkError<
+            E,
+            aws_smithy_runtime_api::http::Response,
+        >,
+    ) -> Self
     where
         E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
     {
@@ -68,10 +74,9 @@ impl AwsError {
             SdkError::TimeoutError(_) => AwsErrorKind::Timeout,
             _ => AwsErrorKind::Service,
         };
-        let message = e
-            .message()
-            .map(str::to_owned)
-            .unwrap_or_else(|| aws_smithy_types::error::display::DisplayErrorContext(e).to_string());
+        let message = e.message().map(str::to_owned).unwrap_or_else(|| {
+            aws_smithy_types::error::display::DisplayErrorContext(e).to_string()
+        });
         AwsError {
             kind,
             code: e.code().map(str::to_owned),

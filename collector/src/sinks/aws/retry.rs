@@ -38,22 +38,50 @@ const AUTH_CODES: &[&str] = &[
 
 pub fn classify(e: &AwsError) -> Retry {
     match e.kind {
-        AwsErrorKind::Timeout => return Retry::Transient { kind: "timeout", after: None },
-        AwsErrorKind::Dispatch => return Retry::Transient { kind: "dispatch", after: None },
-        AwsErrorKind::Construction => return Retry::Permanent { kind: "construction" },
+        AwsErrorKind::Timeout => {
+            return Retry::Transient {
+                kind: "timeout",
+                after: None,
+            }
+        }
+        AwsErrorKind::Dispatch => {
+            return Retry::Transient {
+                kind: "dispatch",
+                after: None,
+            }
+        }
+        AwsErrorKind::Construction => {
+            return Retry::Permanent {
+                kind: "construction",
+            }
+        }
         AwsErrorKind::Service => {}
     }
     let code = e.code.as_deref().unwrap_or("");
     if THROTTLING_CODES.contains(&code) || e.status == Some(429) {
-        return Retry::Transient { kind: "throttled", after: None };
+        return Retry::Transient {
+            kind: "throttled",
+            after: None,
+        };
     }
     if AUTH_CODES.contains(&code) || e.status == Some(403) {
-        return Retry::Transient { kind: "auth", after: Some(AUTH_RETRY_DELAY) };
+        return Retry::Transient {
+            kind: "auth",
+            after: Some(AUTH_RETRY_DELAY),
+        };
     }
-    if code == "ServiceUnavailableException" || code == "InternalFailure" || e.status.is_some_and(|s| s >= 500) {
-        return Retry::Transient { kind: "server_error", after: None };
+    if code == "ServiceUnavailableException"
+        || code == "InternalFailure"
+        || e.status.is_some_and(|s| s >= 500)
+    {
+        return Retry::Transient {
+            kind: "server_error",
+            after: None,
+        };
     }
-    Retry::Permanent { kind: "invalid_request" }
+    Retry::Permanent {
+        kind: "invalid_request",
+    }
 }
 
 #[cfg(test)]
@@ -61,16 +89,53 @@ mod tests {
     use super::*;
 
     fn err(code: &str, status: u16) -> AwsError {
-        AwsError { kind: AwsErrorKind::Service, code: Some(code.into()), status: Some(status), message: String::new() }
+        AwsError {
+            kind: AwsErrorKind::Service,
+            code: Some(code.into()),
+            status: Some(status),
+            message: String::new(),
+        }
     }
 
     #[test]
     fn throttling_and_5xx_retry_validation_does_not() {
-        assert!(matches!(classify(&err("ThrottlingException", 400)), Retry::Transient { kind: "throttled", .. }));
-        assert!(matches!(classify(&err("", 503)), Retry::Transient { kind: "server_error", .. }));
-        assert!(matches!(classify(&err("InvalidParameterException", 400)), Retry::Permanent { .. }));
-        assert!(matches!(classify(&err("AccessDeniedException", 400)), Retry::Transient { kind: "auth", after: Some(_) }));
-        let timeout = AwsError { kind: AwsErrorKind::Timeout, code: None, status: None, message: String::new() };
-        assert!(matches!(classify(&timeout), Retry::Transient { kind: "timeout", .. }));
+        assert!(matches!(
+            classify(&err("ThrottlingException", 400)),
+            Retry::Transient {
+                kind: "throttled",
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify(&err("", 503)),
+            Retry::Transient {
+                kind: "server_error",
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify(&err("InvalidParameterException", 400)),
+            Retry::Permanent { .. }
+        ));
+        assert!(matches!(
+            classify(&err("AccessDeniedException", 400)),
+            Retry::Transient {
+                kind: "auth",
+                after: Some(_)
+            }
+        ));
+        let timeout = AwsError {
+            kind: AwsErrorKind::Timeout,
+            code: None,
+            status: None,
+            message: String::new(),
+        };
+        assert!(matches!(
+            classify(&timeout),
+            Retry::Transient {
+                kind: "timeout",
+                ..
+            }
+        ));
     }
 }

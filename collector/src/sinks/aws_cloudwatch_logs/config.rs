@@ -14,7 +14,8 @@ use crate::sinks::aws::AwsSettings;
 
 /// Retention values CloudWatch Logs accepts.
 const RETENTION_DAYS: &[i32] = &[
-    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
 ];
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -63,8 +64,10 @@ fn default_batch() -> BatchSettings {
 
 impl CloudWatchLogsConfig {
     pub fn templates(&self, name: &str) -> Result<(Template, Template), BuildError> {
-        let group = Template::parse(&self.log_group).map_err(|e| BuildError::invalid(name, format!("log_group: {e}")))?;
-        let stream = Template::parse(&self.log_stream).map_err(|e| BuildError::invalid(name, format!("log_stream: {e}")))?;
+        let group = Template::parse(&self.log_group)
+            .map_err(|e| BuildError::invalid(name, format!("log_group: {e}")))?;
+        let stream = Template::parse(&self.log_stream)
+            .map_err(|e| BuildError::invalid(name, format!("log_stream: {e}")))?;
         Ok((group, stream))
     }
 
@@ -92,7 +95,10 @@ impl sextant_pipeline::component::SinkConfig for CloudWatchLogsConfig {
     fn validate(&self, name: &str) -> Result<(), BuildError> {
         CloudWatchLogsConfig::validate(self, name)
     }
-    fn build(&self, cx: sextant_pipeline::component::SinkContext) -> Result<sextant_pipeline::component::Task, BuildError> {
+    fn build(
+        &self,
+        cx: sextant_pipeline::component::SinkContext,
+    ) -> Result<sextant_pipeline::component::Task, BuildError> {
         super::build(self, cx)
     }
 }

@@ -60,16 +60,27 @@ pub fn build(config: &CloudWatchLogsConfig, cx: SinkContext) -> Result<Task, Bui
         refusals: LogLimiter::default(),
     });
     // One batch at a time keeps each stream's requests in order; streams run in parallel inside.
-    Ok(Box::pin(driver::drive(cx, config.batch.clone(), 1, move |events| {
-        let sink = sink.clone();
-        async move { sink.process(events).await }
-    })))
+    Ok(Box::pin(driver::drive(
+        cx,
+        config.batch.clone(),
+        1,
+        move |events| {
+            let sink = sink.clone();
+            async move { sink.process(events).await }
+        },
+    )))
 }
 
 impl Sink {
     async fn service(&self) -> &CloudWatchLogsService {
         self.service
-            .get_or_init(|| CloudWatchLogsService::new(&self.config.aws, self.config.create_missing, self.config.retention_days))
+            .get_or_init(|| {
+                CloudWatchLogsService::new(
+                    &self.config.aws,
+                    self.config.create_missing,
+                    self.config.retention_days,
+                )
+            })
             .await
     }
 
@@ -80,12 +91,20 @@ impl Sink {
         };
         let this = self.clone();
         let built = tokio::task::spawn_blocking(move || {
-            Builder { group: &this.group, stream: &this.stream, missing: &this.config.missing_value }.build(logs)
+            Builder {
+                group: &this.group,
+                stream: &this.stream,
+                missing: &this.config.missing_value,
+            }
+            .build(logs)
         })
         .await;
-        let Ok((requests, stats)) = built else { return AckStatus::Failed };
+        let Ok((requests, stats)) = built else {
+            return AckStatus::Failed;
+        };
         if stats.truncated > 0 {
-            self.metrics.discarded("truncated_over_1mb", stats.truncated);
+            self.metrics
+                .discarded("truncated_over_1mb", stats.truncated);
         }
         if stats.names_fixed > 0 {
             self.metrics.error("name_sanitized");
@@ -100,7 +119,9 @@ impl Sink {
             let sink = self.clone();
             let permits = permits.clone();
             streams.spawn(async move {
-                let Ok(_permit) = permits.acquire_owned().await else { return AckStatus::Failed };
+                let Ok(_permit) = permits.acquire_owned().await else {
+                    return AckStatus::Failed;
+                };
                 let mut status = AckStatus::Delivered;
                 for r in &reqs {
                     status = status.max(sink.send(r).await);
@@ -120,10 +141,22 @@ impl Sink {
 
     async fn send(&self, r: &PutRequest) -> AckStatus {
         let service = self.service().await;
-        match call_with_retry(&self.request, &self.metrics, &self.shutdown, retry::classify, || service.put(r)).await {
+        match call_with_retry(
+            &self.request,
+            &self.metrics,
+            &self.shutdown,
+            retry::classify,
+            || service.put(r),
+        )
+        .await
+        {
             Ok(rejected) => {
                 self.metrics.sent_bytes.inc_by(r.bytes as u64);
-                for (reason, n) in [("too_old", rejected.too_old), ("too_new", rejected.too_new), ("expired", rejected.expired)] {
+                for (reason, n) in [
+                    ("too_old", rejected.too_old),
+                    ("too_new", rejected.too_new),
+                    ("expired", rejected.expired),
+                ] {
                     if n > 0 {
                         self.metrics.dropped(reason, n);
                         if let Some(suppressed) = self.refusals.allow() {

@@ -69,8 +69,10 @@ impl Builder<'_> {
         let mut streams: HashMap<StreamKey, Vec<InputEvent>> = HashMap::new();
         let mut order: Vec<StreamKey> = Vec::new();
         for e in events {
-            let (group, g_fixed) = sanitize_group(self.group.render(&e, self.missing), self.missing);
-            let (stream, s_fixed) = sanitize_stream(self.stream.render(&e, self.missing), self.missing);
+            let (group, g_fixed) =
+                sanitize_group(self.group.render(&e, self.missing), self.missing);
+            let (stream, s_fixed) =
+                sanitize_stream(self.stream.render(&e, self.missing), self.missing);
             stats.names_fixed += u64::from(g_fixed || s_fixed);
             let mut message = e.body.to_text().into_owned();
             if message.len() > MAX_MESSAGE_BYTES {
@@ -85,20 +87,39 @@ impl Builder<'_> {
                     order.push(key);
                     Vec::new()
                 })
-                .push(InputEvent { timestamp_ms, message });
+                .push(InputEvent {
+                    timestamp_ms,
+                    message,
+                });
         }
         let mut requests = Vec::new();
         for key in order {
-            let Some(mut events) = streams.remove(&key) else { continue };
+            let Some(mut events) = streams.remove(&key) else {
+                continue;
+            };
             events.sort_by_key(|e| e.timestamp_ms);
-            let mut current = PutRequest { key: key.clone(), events: Vec::new(), bytes: 0 };
+            let mut current = PutRequest {
+                key: key.clone(),
+                events: Vec::new(),
+                bytes: 0,
+            };
             for ev in events {
                 let size = ev.message.len() + EVENT_OVERHEAD_BYTES;
                 let full = current.events.len() >= MAX_REQUEST_EVENTS
                     || current.bytes + size > MAX_REQUEST_BYTES
-                    || current.events.first().is_some_and(|first| ev.timestamp_ms - first.timestamp_ms > MAX_SPAN_MS);
+                    || current
+                        .events
+                        .first()
+                        .is_some_and(|first| ev.timestamp_ms - first.timestamp_ms > MAX_SPAN_MS);
                 if full && !current.events.is_empty() {
-                    requests.push(std::mem::replace(&mut current, PutRequest { key: key.clone(), events: Vec::new(), bytes: 0 }));
+                    requests.push(std::mem::replace(
+                        &mut current,
+                        PutRequest {
+                            key: key.clone(),
+                            events: Vec::new(),
+                            bytes: 0,
+                        },
+                    ));
                 }
                 current.bytes += size;
                 current.events.push(ev);

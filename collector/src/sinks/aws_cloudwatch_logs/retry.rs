@@ -8,8 +8,14 @@ use crate::sinks::aws::{retry as aws_retry, AwsError};
 
 pub fn classify(e: &AwsError) -> Retry {
     match e.code.as_deref() {
-        Some("ResourceNotFoundException") => Retry::Transient { kind: "resource_not_found", after: None },
-        Some("OperationAbortedException") => Retry::Transient { kind: "operation_aborted", after: None },
+        Some("ResourceNotFoundException") => Retry::Transient {
+            kind: "resource_not_found",
+            after: None,
+        },
+        Some("OperationAbortedException") => Retry::Transient {
+            kind: "operation_aborted",
+            after: None,
+        },
         _ => aws_retry::classify(e),
     }
 }

@@ -41,7 +41,10 @@ impl CloudWatchLogsService {
     }
 
     fn is_known(&self, key: &StreamKey) -> bool {
-        self.known_streams.lock().map(|s| s.contains(key)).unwrap_or(false)
+        self.known_streams
+            .lock()
+            .map(|s| s.contains(key))
+            .unwrap_or(false)
     }
 
     fn set_known(&self, key: &StreamKey, known: bool) {
@@ -58,7 +61,13 @@ impl CloudWatchLogsService {
         if !self.create_missing || self.is_known(key) {
             return Ok(());
         }
-        match self.client.create_log_group().log_group_name(&key.group).send().await {
+        match self
+            .client
+            .create_log_group()
+            .log_group_name(&key.group)
+            .send()
+            .await
+        {
             Ok(_) => {
                 if let Some(days) = self.retention_days {
                     self.client
@@ -105,7 +114,12 @@ impl CloudWatchLogsService {
                 .timestamp(e.timestamp_ms)
                 .message(e.message.clone())
                 .build()
-                .map_err(|err| AwsError { kind: AwsErrorKind::Construction, code: None, status: None, message: err.to_string() })?;
+                .map_err(|err| AwsError {
+                    kind: AwsErrorKind::Construction,
+                    code: None,
+                    status: None,
+                    message: err.to_string(),
+                })?;
             events.push(event);
         }
         let result = self

@@ -79,7 +79,11 @@ pub fn sanitize_group(name: String, missing: &str) -> (String, bool) {
         return (name, false);
     }
     let fixed: String = name.chars().map(|c| if ok(c) { c } else { '_' }).collect();
-    let fixed = if fixed.is_empty() { missing.to_owned() } else { fixed };
+    let fixed = if fixed.is_empty() {
+        missing.to_owned()
+    } else {
+        fixed
+    };
     (cut(fixed), true)
 }
 
@@ -90,6 +94,10 @@ pub fn sanitize_stream(name: String, missing: &str) -> (String, bool) {
         return (name, false);
     }
     let fixed: String = name.chars().map(|c| if bad(c) { '_' } else { c }).collect();
-    let fixed = if fixed.is_empty() { missing.to_owned() } else { fixed };
+    let fixed = if fixed.is_empty() {
+        missing.to_owned()
+    } else {
+        fixed
+    };
     (cut(fixed), true)
 }

@@ -19,7 +19,12 @@ fn event(body: &str, ts_ms: u64) -> LogEvent {
 fn build(events: Vec<LogEvent>) -> (Vec<PutRequest>, BuildStats) {
     let g = Template::parse("/test/group").unwrap();
     let s = Template::parse("stream").unwrap();
-    Builder { group: &g, stream: &s, missing: "unknown" }.build(events)
+    Builder {
+        group: &g,
+        stream: &s,
+        missing: "unknown",
+    }
+    .build(events)
 }
 
 #[test]
@@ -28,7 +33,10 @@ fn exactly_10000_events_fit_one_request_and_10001_need_two() {
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].events.len(), 10_000);
     let (r, _) = build((0..10_001).map(|i| event("x", i)).collect());
-    assert_eq!(r.iter().map(|r| r.events.len()).collect::<Vec<_>>(), vec![10_000, 1]);
+    assert_eq!(
+        r.iter().map(|r| r.events.len()).collect::<Vec<_>>(),
+        vec![10_000, 1]
+    );
 }
 
 #[test]
@@ -72,7 +80,13 @@ fn events_are_sorted_and_a_request_spans_at_most_24_hours() {
     let day = 24 * 3600 * 1000;
     let (r, _) = build(vec![event("c", day + 1), event("a", 0), event("b", day)]);
     assert_eq!(r.len(), 2, "0..=day fits, day+1 does not");
-    assert_eq!(r[0].events.iter().map(|e| e.message.as_str()).collect::<Vec<_>>(), vec!["a", "b"]);
+    assert_eq!(
+        r[0].events
+            .iter()
+            .map(|e| e.message.as_str())
+            .collect::<Vec<_>>(),
+        vec!["a", "b"]
+    );
     assert_eq!(r[1].events[0].message, "c");
 }
 
@@ -80,7 +94,10 @@ fn events_are_sorted_and_a_request_spans_at_most_24_hours() {
 fn names_are_templated_from_attributes_then_resource() {
     let origin = Arc::new(Origin {
         resource: Resource {
-            attributes: vec![KeyValue::new("k8s.namespace.name", "payments"), KeyValue::new("k8s.pod.name", "api-1")],
+            attributes: vec![
+                KeyValue::new("k8s.namespace.name", "payments"),
+                KeyValue::new("k8s.pod.name", "api-1"),
+            ],
             ..Default::default()
         },
         ..Default::default()
@@ -93,16 +110,27 @@ fn names_are_templated_from_attributes_then_resource() {
     };
     let g = Template::parse("/eks/{k8s.cluster.name}/{k8s.namespace.name}").unwrap();
     let s = Template::parse("{k8s.pod.name}/{k8s.container.name}").unwrap();
-    let (r, _) = Builder { group: &g, stream: &s, missing: "unknown" }.build(vec![e]);
+    let (r, _) = Builder {
+        group: &g,
+        stream: &s,
+        missing: "unknown",
+    }
+    .build(vec![e]);
     assert_eq!(r[0].key.group, "/eks/unknown/payments");
     assert_eq!(r[0].key.stream, "api-1/app");
 }
 
 #[test]
 fn names_aws_would_refuse_are_fixed_by_the_documented_rules() {
-    assert_eq!(sanitize_group("/a b:c".into(), "x"), ("/a_b_c".into(), true));
+    assert_eq!(
+        sanitize_group("/a b:c".into(), "x"),
+        ("/a_b_c".into(), true)
+    );
     assert_eq!(sanitize_group("".into(), "x"), ("x".into(), true));
-    assert_eq!(sanitize_stream("pod:1*".into(), "x"), ("pod_1_".into(), true));
+    assert_eq!(
+        sanitize_stream("pod:1*".into(), "x"),
+        ("pod_1_".into(), true)
+    );
     assert_eq!(sanitize_group("a".repeat(600), "x").0.len(), 512);
     assert!(Template::parse("/eks/{unclosed").is_err());
 }
@@ -111,13 +139,18 @@ fn names_aws_would_refuse_are_fixed_by_the_documented_rules() {
 fn streams_are_separate_requests() {
     let g = Template::parse("/g").unwrap();
     let s = Template::parse("{log.file.name}").unwrap();
-    let mk = |name: &str, ts| LogEvent {
+    let mk = |name: &str, ts: u64| LogEvent {
         attributes: vec![KeyValue::new("log.file.name", name)],
         time_unix_nano: ts * 1_000_000,
         body: "x".into(),
         ..Default::default()
     };
-    let (r, _) = Builder { group: &g, stream: &s, missing: "u" }.build(vec![mk("a", 1), mk("b", 2), mk("a", 3)]);
+    let (r, _) = Builder {
+        group: &g,
+        stream: &s,
+        missing: "u",
+    }
+    .build(vec![mk("a", 1), mk("b", 2), mk("a", 3)]);
     assert_eq!(r.len(), 2);
     assert_eq!(r[0].events.len(), 2);
 }

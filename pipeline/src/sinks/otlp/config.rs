@@ -45,18 +45,32 @@ fn default_batch() -> BatchSettings {
 
 impl OtlpSinkConfig {
     pub fn validate(&self, name: &str) -> Result<(), BuildError> {
-        let uri: http::Uri = self
-            .endpoint
-            .parse()
-            .map_err(|e| BuildError::invalid(name, format!("endpoint {:?} is not a URL: {e}", self.endpoint)))?;
+        let uri: http::Uri = self.endpoint.parse().map_err(|e| {
+            BuildError::invalid(
+                name,
+                format!("endpoint {:?} is not a URL: {e}", self.endpoint),
+            )
+        })?;
         match uri.scheme_str() {
             Some("http") => {}
-            Some("https") => return Err(BuildError::invalid(name, "https endpoints are not supported yet; use http inside the cluster")),
-            _ => return Err(BuildError::invalid(name, format!("endpoint {:?} needs http://", self.endpoint))),
+            Some("https") => {
+                return Err(BuildError::invalid(
+                    name,
+                    "https endpoints are not supported yet; use http inside the cluster",
+                ))
+            }
+            _ => {
+                return Err(BuildError::invalid(
+                    name,
+                    format!("endpoint {:?} needs http://", self.endpoint),
+                ))
+            }
         }
         for (k, v) in &self.headers {
-            http::HeaderName::from_bytes(k.as_bytes()).map_err(|_| BuildError::invalid(name, format!("bad header name {k:?}")))?;
-            http::HeaderValue::from_str(v).map_err(|_| BuildError::invalid(name, format!("bad value for header {k:?}")))?;
+            http::HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| BuildError::invalid(name, format!("bad header name {k:?}")))?;
+            http::HeaderValue::from_str(v)
+                .map_err(|_| BuildError::invalid(name, format!("bad value for header {k:?}")))?;
         }
         Ok(())
     }
@@ -75,7 +89,10 @@ impl crate::component::SinkConfig for OtlpSinkConfig {
     fn validate(&self, name: &str) -> Result<(), BuildError> {
         OtlpSinkConfig::validate(self, name)
     }
-    fn build(&self, cx: crate::component::SinkContext) -> Result<crate::component::Task, BuildError> {
+    fn build(
+        &self,
+        cx: crate::component::SinkContext,
+    ) -> Result<crate::component::Task, BuildError> {
         super::build(self, cx)
     }
 }

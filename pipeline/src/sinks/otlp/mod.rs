@@ -22,7 +22,12 @@ pub fn build(config: &OtlpSinkConfig, cx: SinkContext) -> Result<Task, BuildErro
     let headers = config
         .headers
         .iter()
-        .filter_map(|(k, v)| Some((http::HeaderName::from_bytes(k.as_bytes()).ok()?, http::HeaderValue::from_str(v).ok()?)))
+        .filter_map(|(k, v)| {
+            Some((
+                http::HeaderName::from_bytes(k.as_bytes()).ok()?,
+                http::HeaderValue::from_str(v).ok()?,
+            ))
+        })
         .collect();
     let service = OtlpServiceHandle {
         service: service::OtlpService::new(&config.endpoint, headers),
@@ -34,10 +39,15 @@ pub fn build(config: &OtlpSinkConfig, cx: SinkContext) -> Result<Task, BuildErro
     };
     let batch = config.batch.clone();
     let concurrency = config.request.concurrency;
-    Ok(Box::pin(driver::drive(cx, batch, concurrency, move |events| {
-        let s = service.clone();
-        async move { s.process(events).await }
-    })))
+    Ok(Box::pin(driver::drive(
+        cx,
+        batch,
+        concurrency,
+        move |events| {
+            let s = service.clone();
+            async move { s.process(events).await }
+        },
+    )))
 }
 
 #[derive(Clone)]
@@ -53,7 +63,8 @@ struct OtlpServiceHandle {
 impl OtlpServiceHandle {
     async fn process(&self, events: crate::event::Events) -> AckStatus {
         let compression = self.compression;
-        let built = tokio::task::spawn_blocking(move || request_builder::build(events, compression)).await;
+        let built =
+            tokio::task::spawn_blocking(move || request_builder::build(events, compression)).await;
         let req = match built {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
@@ -66,7 +77,14 @@ impl OtlpServiceHandle {
                 return AckStatus::Failed;
             }
         };
-        let result = call_with_retry(&self.request, &self.metrics, &self.shutdown, retry::classify, || self.service.send(&req)).await;
+        let result = call_with_retry(
+            &self.request,
+            &self.metrics,
+            &self.shutdown,
+            retry::classify,
+            || self.service.send(&req),
+        )
+        .await;
         match result {
             Ok(()) => {
                 self.metrics.sent_bytes.inc_by(req.body.len() as u64);

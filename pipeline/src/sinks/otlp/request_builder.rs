@@ -29,12 +29,20 @@ pub fn build(events: Events, compression: Compression) -> std::io::Result<OtlpRe
     let (body, gzip) = match compression {
         Compression::None => (Bytes::from(raw), false),
         Compression::Gzip => {
-            let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(raw.len() / 4), flate2::Compression::fast());
+            let mut enc = flate2::write::GzEncoder::new(
+                Vec::with_capacity(raw.len() / 4),
+                flate2::Compression::fast(),
+            );
             enc.write_all(&raw)?;
             (Bytes::from(enc.finish()?), true)
         }
     };
-    Ok(OtlpRequest { path, body, gzip, raw_len })
+    Ok(OtlpRequest {
+        path,
+        body,
+        gzip,
+        raw_len,
+    })
 }
 
 #[cfg(test)]
@@ -48,20 +56,29 @@ mod tests {
     fn gzip_body_decodes_back_to_the_same_records() {
         let events = Events::Logs(
             (0..100)
-                .map(|i| LogEvent { body: format!("line {i}").into(), ..Default::default() })
+                .map(|i| LogEvent {
+                    body: format!("line {i}").into(),
+                    ..Default::default()
+                })
                 .collect(),
         );
         let req = build(events, Compression::Gzip).unwrap();
         assert_eq!(req.path, "/v1/logs");
         assert!(req.body.len() < req.raw_len);
         let mut raw = Vec::new();
-        flate2::read::GzDecoder::new(&req.body[..]).read_to_end(&mut raw).unwrap();
+        flate2::read::GzDecoder::new(&req.body[..])
+            .read_to_end(&mut raw)
+            .unwrap();
         let decoded = ExportLogsServiceRequest::decode(&raw[..]).unwrap();
         let records = &decoded.resource_logs[0].scope_logs[0].log_records;
         assert_eq!(records.len(), 100);
         assert_eq!(
             records[42].body.as_ref().and_then(|b| b.value.clone()),
-            Some(opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue("line 42".into()))
+            Some(
+                opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
+                    "line 42".into()
+                )
+            )
         );
     }
 }

@@ -20,20 +20,46 @@ pub enum OtlpError {
 
 pub fn classify(e: &OtlpError) -> Retry {
     match e {
-        OtlpError::Transport(_) => Retry::Transient { kind: "transport", after: None },
-        OtlpError::Status { status, retry_after, .. } => match status {
-            429 => Retry::Transient { kind: "http_429", after: *retry_after },
-            502 => Retry::Transient { kind: "http_502", after: *retry_after },
-            503 => Retry::Transient { kind: "http_503", after: *retry_after },
-            504 => Retry::Transient { kind: "http_504", after: *retry_after },
-            _ => Retry::Permanent { kind: "http_permanent" },
+        OtlpError::Transport(_) => Retry::Transient {
+            kind: "transport",
+            after: None,
+        },
+        OtlpError::Status {
+            status,
+            retry_after,
+            ..
+        } => match status {
+            429 => Retry::Transient {
+                kind: "http_429",
+                after: *retry_after,
+            },
+            502 => Retry::Transient {
+                kind: "http_502",
+                after: *retry_after,
+            },
+            503 => Retry::Transient {
+                kind: "http_503",
+                after: *retry_after,
+            },
+            504 => Retry::Transient {
+                kind: "http_504",
+                after: *retry_after,
+            },
+            _ => Retry::Permanent {
+                kind: "http_permanent",
+            },
         },
     }
 }
 
 /// `Retry-After` as seconds (the HTTP-date form is rare for OTLP and is treated as absent).
 pub fn parse_retry_after(v: Option<&http::HeaderValue>) -> Option<Duration> {
-    v?.to_str().ok()?.trim().parse::<u64>().ok().map(Duration::from_secs)
+    v?.to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
 }
 
 #[cfg(test)]
@@ -43,11 +69,28 @@ mod tests {
     #[test]
     fn spec_retryable_codes_retry_and_others_do_not() {
         for s in [429, 502, 503, 504] {
-            assert!(matches!(classify(&OtlpError::Status { status: s, retry_after: None, body: String::new() }), Retry::Transient { .. }));
+            assert!(matches!(
+                classify(&OtlpError::Status {
+                    status: s,
+                    retry_after: None,
+                    body: String::new()
+                }),
+                Retry::Transient { .. }
+            ));
         }
         for s in [400, 401, 404, 413, 500] {
-            assert!(matches!(classify(&OtlpError::Status { status: s, retry_after: None, body: String::new() }), Retry::Permanent { .. }));
+            assert!(matches!(
+                classify(&OtlpError::Status {
+                    status: s,
+                    retry_after: None,
+                    body: String::new()
+                }),
+                Retry::Permanent { .. }
+            ));
         }
-        assert_eq!(parse_retry_after(Some(&http::HeaderValue::from_static("7"))), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after(Some(&http::HeaderValue::from_static("7"))),
+            Some(Duration::from_secs(7))
+        );
     }
 }

@@ -57,8 +57,17 @@ impl OtlpService {
             .into_body()
             .collect()
             .await
-            .map(|b| String::from_utf8_lossy(&b.to_bytes()[..]).chars().take(512).collect())
+            .map(|b| {
+                String::from_utf8_lossy(&b.to_bytes()[..])
+                    .chars()
+                    .take(512)
+                    .collect()
+            })
             .unwrap_or_default();
-        Err(OtlpError::Status { status, retry_after, body })
+        Err(OtlpError::Status {
+            status,
+            retry_after,
+            body,
+        })
     }
 }

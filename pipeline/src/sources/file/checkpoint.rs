@@ -65,18 +65,33 @@ impl Checkpoints {
                 Ok(d) => d
                     .files
                     .into_iter()
-                    .map(|e| (FileKey { dev: e.dev, ino: e.ino }, e))
+                    .map(|e| {
+                        (
+                            FileKey {
+                                dev: e.dev,
+                                ino: e.ino,
+                            },
+                            e,
+                        )
+                    })
                     .collect(),
                 Err(e) => {
                     let aside = path.with_extension("json.corrupt");
                     let _ = fs::rename(&path, &aside);
-                    problem = Some(format!("checkpoint store {} is unreadable ({e}); set aside as {}", path.display(), aside.display()));
+                    problem = Some(format!(
+                        "checkpoint store {} is unreadable ({e}); set aside as {}",
+                        path.display(),
+                        aside.display()
+                    ));
                     HashMap::new()
                 }
             },
             Err(e) if e.kind() == io::ErrorKind::NotFound => HashMap::new(),
             Err(e) => {
-                problem = Some(format!("cannot read checkpoint store {}: {e}", path.display()));
+                problem = Some(format!(
+                    "cannot read checkpoint store {}: {e}",
+                    path.display()
+                ));
                 HashMap::new()
             }
         };

@@ -74,13 +74,20 @@ impl Default for FileSourceConfig {
 impl FileSourceConfig {
     pub fn validate(&self, name: &str) -> Result<(), BuildError> {
         if self.include.is_empty() {
-            return Err(BuildError::invalid(name, "include is empty: name at least one glob pattern"));
+            return Err(BuildError::invalid(
+                name,
+                "include is empty: name at least one glob pattern",
+            ));
         }
         for p in self.include.iter().chain(&self.exclude) {
-            glob::Pattern::new(p).map_err(|e| BuildError::invalid(name, format!("bad glob {p:?}: {e}")))?;
+            glob::Pattern::new(p)
+                .map_err(|e| BuildError::invalid(name, format!("bad glob {p:?}: {e}")))?;
         }
         if self.max_line_bytes.0 == 0 || self.max_read_bytes.0 == 0 || self.max_open_files == 0 {
-            return Err(BuildError::invalid(name, "max_line_bytes, max_read_bytes and max_open_files must be above 0"));
+            return Err(BuildError::invalid(
+                name,
+                "max_line_bytes, max_read_bytes and max_open_files must be above 0",
+            ));
         }
         Ok(())
     }
@@ -93,7 +100,10 @@ impl crate::component::SourceConfig for FileSourceConfig {
     fn validate(&self, name: &str) -> Result<(), BuildError> {
         FileSourceConfig::validate(self, name)
     }
-    fn build(&self, cx: crate::component::SourceContext) -> Result<crate::component::Task, BuildError> {
+    fn build(
+        &self,
+        cx: crate::component::SourceContext,
+    ) -> Result<crate::component::Task, BuildError> {
         super::build(self, cx)
     }
 }

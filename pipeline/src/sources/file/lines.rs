@@ -33,7 +33,12 @@ impl LineSplitter {
         self.partial.clear();
     }
 
-    fn emit_parts(max: usize, mut line: &[u8], last_is_complete: bool, emit: &mut impl FnMut(Line<'_>)) {
+    fn emit_parts(
+        max: usize,
+        mut line: &[u8],
+        last_is_complete: bool,
+        emit: &mut impl FnMut(Line<'_>),
+    ) {
         while line.len() > max || (!last_is_complete && !line.is_empty()) {
             let n = max.min(line.len());
             emit(Line {
@@ -44,7 +49,10 @@ impl LineSplitter {
         }
         if last_is_complete {
             let bytes = line.strip_suffix(b"\r").unwrap_or(line);
-            emit(Line { bytes, split: false });
+            emit(Line {
+                bytes,
+                split: false,
+            });
         }
     }
 
@@ -92,7 +100,10 @@ mod tests {
     #[test]
     fn splits_lines_across_chunks() {
         let mut s = LineSplitter::new(100);
-        assert_eq!(collect(&mut s, b"a\nbb\r\ncc"), vec![(b"a".to_vec(), false), (b"bb".to_vec(), false)]);
+        assert_eq!(
+            collect(&mut s, b"a\nbb\r\ncc"),
+            vec![(b"a".to_vec(), false), (b"bb".to_vec(), false)]
+        );
         assert_eq!(s.pending(), 2);
         assert_eq!(collect(&mut s, b"c\n"), vec![(b"ccc".to_vec(), false)]);
         assert_eq!(s.pending(), 0);
@@ -102,7 +113,10 @@ mod tests {
     fn long_lines_are_split_into_marked_parts_and_memory_stays_bounded() {
         let mut s = LineSplitter::new(4);
         let out = collect(&mut s, b"abcdefghij");
-        assert_eq!(out, vec![(b"abcd".to_vec(), true), (b"efgh".to_vec(), true)]);
+        assert_eq!(
+            out,
+            vec![(b"abcd".to_vec(), true), (b"efgh".to_vec(), true)]
+        );
         assert!(s.pending() <= 4);
         let out = collect(&mut s, b"k\n");
         assert_eq!(out, vec![(b"ijk".to_vec(), false)]);

@@ -41,8 +41,8 @@ use crate::fanout::Fanout;
 use crate::shutdown::Shutdown;
 use crate::telemetry::{ComponentMetrics, LogLimiter};
 
-pub use config::FileSourceConfig;
 use checkpoint::Checkpoints;
+pub use config::FileSourceConfig;
 use config::{InvalidUtf8, ReadFrom};
 use identity::{FileKey, Fingerprint};
 use lines::LineSplitter;
@@ -131,7 +131,11 @@ pub fn host_name() -> String {
         .or_else(|_| std::env::var("HOSTNAME"))
         .ok()
         .filter(|h| !h.is_empty())
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|s| s.trim().to_owned()))
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
@@ -189,7 +193,9 @@ impl Tailer {
         }
         // Stop: read nothing more, wait for what is in flight, checkpoint last.
         let waited = Instant::now();
-        while self.files.iter().any(|f| f.progress.in_flight() > 0) && waited.elapsed() < SHUTDOWN_ACK_WAIT {
+        while self.files.iter().any(|f| f.progress.in_flight() > 0)
+            && waited.elapsed() < SHUTDOWN_ACK_WAIT
+        {
             self.apply_acks();
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -216,7 +222,9 @@ impl Tailer {
     fn discover(&mut self) {
         let mut present: HashMap<FileKey, PathBuf> = HashMap::new();
         for pattern in &self.include {
-            let Ok(paths) = glob::glob(pattern) else { continue };
+            let Ok(paths) = glob::glob(pattern) else {
+                continue;
+            };
             for path in paths.flatten() {
                 if self.excluded(&path) {
                     continue;
@@ -268,20 +276,20 @@ impl Tailer {
         let mut file = File::open(path)?;
         let meta = file.metadata()?;
         // The path may have been replaced between stat and open: trust the descriptor.
-        let key = if FileKey::of(&meta) == key { key } else { FileKey::of(&meta) };
+        let key = if FileKey::of(&meta) == key {
+            key
+        } else {
+            FileKey::of(&meta)
+        };
         if self.by_key.contains_key(&key) {
             return Ok(());
         }
         let size = meta.len();
         let fingerprint = Fingerprint::of(&file, self.config.fingerprint_bytes)?;
         let offset = match self.checkpoints.get(&key) {
-            Some(entry) if entry.fingerprint().matches(&file)? => {
-                if entry.offset <= size {
-                    entry.offset
-                } else {
-                    0 // truncated while we were away
-                }
-            }
+            Some(entry) if entry.fingerprint().matches(&file)? && entry.offset <= size => entry.offset,
+            // Truncated while we were away.
+            Some(entry) if entry.fingerprint().matches(&file)? => 0,
             Some(_) => 0, // a reused inode: a different file
             None if self.first_scan && self.config.read_from == ReadFrom::End => size,
             None => 0,
@@ -303,7 +311,9 @@ impl Tailer {
                     KeyValue::new("log.file.path", path.display().to_string()),
                     KeyValue::new(
                         "log.file.name",
-                        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                        path.file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
                     ),
                 ],
                 ..Default::default()
@@ -388,7 +398,9 @@ impl Tailer {
                     Err(_) => {
                         metrics.error("invalid_utf8");
                         match invalid_utf8 {
-                            InvalidUtf8::Lossy => Value::Str(String::from_utf8_lossy(line.bytes).into_owned()),
+                            InvalidUtf8::Lossy => {
+                                Value::Str(String::from_utf8_lossy(line.bytes).into_owned())
+                            }
                             InvalidUtf8::Bytes => Value::Bytes(line.bytes.to_vec()),
                         }
                     }
@@ -418,19 +430,35 @@ impl Tailer {
         let (epoch, seq) = f.progress.emit(end);
         let uid = f.uid;
         let acks = self.acks.clone();
-        let share = Ack::new(move |status| acks.push(AckMsg { uid, epoch, seq, status }));
-        Ok(Some(Batch::with_size(Events::Logs(events), Acks::one(share), bytes)))
+        let share = Ack::new(move |status| {
+            acks.push(AckMsg {
+                uid,
+                epoch,
+                seq,
+                status,
+            })
+        });
+        Ok(Some(Batch::with_size(
+            Events::Logs(events),
+            Acks::one(share),
+            bytes,
+        )))
     }
 
     fn apply_acks(&mut self) {
         while let Some(msg) = self.acks.pop() {
-            let Some(f) = self.files.iter_mut().find(|f| f.uid == msg.uid) else { continue };
+            let Some(f) = self.files.iter_mut().find(|f| f.uid == msg.uid) else {
+                continue;
+            };
             let before = f.progress.committed();
             match f.progress.resolve(msg.epoch, msg.seq, msg.status) {
                 Resolution::Pending => {}
                 Resolution::Committed(offset) => {
-                    self.metrics.checkpointed_bytes.inc_by(offset.saturating_sub(before));
-                    self.checkpoints.set(f.key, f.fingerprint, offset, &f.path, false);
+                    self.metrics
+                        .checkpointed_bytes
+                        .inc_by(offset.saturating_sub(before));
+                    self.checkpoints
+                        .set(f.key, f.fingerprint, offset, &f.path, false);
                 }
                 Resolution::Rewind(offset) => {
                     self.metrics.error("redelivery");
@@ -450,7 +478,10 @@ impl Tailer {
         let mut retired = Vec::new();
         self.files.retain(|f| {
             let done = f.gone_since.is_some_and(|t| t.elapsed() >= rotate_wait)
-                && f.file.metadata().map(|m| m.len() <= f.read_offset).unwrap_or(true)
+                && f.file
+                    .metadata()
+                    .map(|m| m.len() <= f.read_offset)
+                    .unwrap_or(true)
                 && f.progress.in_flight() == 0;
             if done {
                 retired.push((f.key, f.path.clone()));

@@ -62,7 +62,9 @@ impl Progress {
         self.resolved.insert(seq, status);
         let before = self.committed;
         while let Some(&(front, end)) = self.in_flight.front() {
-            let Some(status) = self.resolved.remove(&front) else { break };
+            let Some(status) = self.resolved.remove(&front) else {
+                break;
+            };
             self.in_flight.pop_front();
             if status.is_final() {
                 self.committed = self.committed.max(end);
@@ -100,9 +102,18 @@ mod tests {
         let a = p.emit(10);
         let b = p.emit(20);
         let c = p.emit(30);
-        assert_eq!(p.resolve(b.0, b.1, AckStatus::Delivered), Resolution::Pending);
-        assert_eq!(p.resolve(c.0, c.1, AckStatus::Delivered), Resolution::Pending);
-        assert_eq!(p.resolve(a.0, a.1, AckStatus::Delivered), Resolution::Committed(30));
+        assert_eq!(
+            p.resolve(b.0, b.1, AckStatus::Delivered),
+            Resolution::Pending
+        );
+        assert_eq!(
+            p.resolve(c.0, c.1, AckStatus::Delivered),
+            Resolution::Pending
+        );
+        assert_eq!(
+            p.resolve(a.0, a.1, AckStatus::Delivered),
+            Resolution::Committed(30)
+        );
     }
 
     #[test]
@@ -110,11 +121,20 @@ mod tests {
         let mut p = Progress::new(5);
         let a = p.emit(10);
         let b = p.emit(20);
-        assert_eq!(p.resolve(a.0, a.1, AckStatus::Failed), Resolution::Rewind(5));
-        assert_eq!(p.resolve(b.0, b.1, AckStatus::Delivered), Resolution::Pending);
+        assert_eq!(
+            p.resolve(a.0, a.1, AckStatus::Failed),
+            Resolution::Rewind(5)
+        );
+        assert_eq!(
+            p.resolve(b.0, b.1, AckStatus::Delivered),
+            Resolution::Pending
+        );
         assert_eq!(p.committed(), 5);
         let c = p.emit(10);
-        assert_eq!(p.resolve(c.0, c.1, AckStatus::Rejected), Resolution::Committed(10));
+        assert_eq!(
+            p.resolve(c.0, c.1, AckStatus::Rejected),
+            Resolution::Committed(10)
+        );
     }
 
     proptest! {

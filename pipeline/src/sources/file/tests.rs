@@ -31,7 +31,11 @@ fn config(dir: &Path) -> FileSourceConfig {
 }
 
 fn start(name: &str, config: &FileSourceConfig, state: &Path) -> Harness {
-    let queue = Arc::new(ByteQueue::new(1 << 24, WhenFull::Block, QueueMetrics::detached()));
+    let queue = Arc::new(ByteQueue::new(
+        1 << 24,
+        WhenFull::Block,
+        QueueMetrics::detached(),
+    ));
     let (trigger, shutdown) = ShutdownTrigger::new();
     let cx = SourceContext {
         name: name.into(),
@@ -41,11 +45,19 @@ fn start(name: &str, config: &FileSourceConfig, state: &Path) -> Harness {
         metrics: ComponentMetrics::new(name, "file"),
     };
     let task = tokio::spawn(build(config, cx).unwrap());
-    Harness { queue, trigger, task }
+    Harness {
+        queue,
+        trigger,
+        task,
+    }
 }
 
 fn append(path: &Path, text: &str) {
-    let mut f = OpenOptions::new().create(true).append(true).open(path).unwrap();
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
     f.write_all(text.as_bytes()).unwrap();
 }
 
@@ -78,7 +90,10 @@ async fn collect(h: &Harness, n: usize, ack: bool) -> Vec<String> {
 fn committed_offset(state: &Path) -> u64 {
     let text = fs::read_to_string(state.join("checkpoints.json")).unwrap_or_default();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-    v["files"].as_array().map(|f| f.iter().map(|e| e["offset"].as_u64().unwrap_or(0)).sum()).unwrap_or(0)
+    v["files"]
+        .as_array()
+        .map(|f| f.iter().map(|e| e["offset"].as_u64().unwrap_or(0)).sum())
+        .unwrap_or(0)
 }
 
 /// Stops the source; what is still queued is dropped (failed), as an aborted sink would.
@@ -104,11 +119,19 @@ async fn tails_lines_and_checkpoints_only_after_acknowledgement() {
     let first = h.queue.pop().await.unwrap();
     assert_eq!(bodies(&first), vec!["one", "two"]);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(committed_offset(state.path()), 0, "no ack yet: nothing may be committed");
+    assert_eq!(
+        committed_offset(state.path()),
+        0,
+        "no ack yet: nothing may be committed"
+    );
 
     first.acks.deliver();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(committed_offset(state.path()), 8, "\"one\\ntwo\\n\" is 8 bytes; the partial line is not covered");
+    assert_eq!(
+        committed_offset(state.path()),
+        8,
+        "\"one\\ntwo\\n\" is 8 bytes; the partial line is not covered"
+    );
 
     append(&log, "ee\nfour\n");
     assert_eq!(collect(&h, 2, true).await, vec!["three", "four"]);
@@ -121,7 +144,10 @@ async fn restart_resumes_at_the_checkpoint_and_resends_only_the_unacknowledged()
     let dir = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
-    append(&log, &(0..100).map(|i| format!("line {i}\n")).collect::<String>());
+    append(
+        &log,
+        &(0..100).map(|i| format!("line {i}\n")).collect::<String>(),
+    );
     let h = start("file_test_restart_1", &config(dir.path()), state.path());
     assert_eq!(collect(&h, 100, true).await.len(), 100);
     tokio::time::sleep(Duration::from_millis(150)).await;
@@ -134,7 +160,11 @@ async fn restart_resumes_at_the_checkpoint_and_resends_only_the_unacknowledged()
     let h = start("file_test_restart_2", &config(dir.path()), state.path());
     append(&log, "line 102\n");
     let again = collect(&h, 3, true).await;
-    assert_eq!(again, vec!["line 100", "line 101", "line 102"], "only the unacknowledged lines come again");
+    assert_eq!(
+        again,
+        vec!["line 100", "line 101", "line 102"],
+        "only the unacknowledged lines come again"
+    );
     stop(h).await;
 }
 
@@ -165,7 +195,12 @@ async fn copytruncate_is_detected_and_the_file_is_read_from_its_start() {
     append(&log, "old line one\nold line two\n");
     let h = start("file_test_truncate", &config(dir.path()), state.path());
     assert_eq!(collect(&h, 2, true).await.len(), 2);
-    OpenOptions::new().write(true).open(&log).unwrap().set_len(0).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(150)).await;
     append(&log, "new\n");
     assert_eq!(collect(&h, 1, true).await, vec!["new"]);

@@ -35,7 +35,10 @@ impl Default for OtlpSourceConfig {
 impl OtlpSourceConfig {
     pub fn validate(&self, name: &str) -> Result<(), BuildError> {
         if self.max_decompressed_bytes.0 < self.max_request_bytes.0 {
-            return Err(BuildError::invalid(name, "max_decompressed_bytes must be at least max_request_bytes"));
+            return Err(BuildError::invalid(
+                name,
+                "max_decompressed_bytes must be at least max_request_bytes",
+            ));
         }
         Ok(())
     }
@@ -48,7 +51,10 @@ impl crate::component::SourceConfig for OtlpSourceConfig {
     fn validate(&self, name: &str) -> Result<(), BuildError> {
         OtlpSourceConfig::validate(self, name)
     }
-    fn build(&self, cx: crate::component::SourceContext) -> Result<crate::component::Task, BuildError> {
+    fn build(
+        &self,
+        cx: crate::component::SourceContext,
+    ) -> Result<crate::component::Task, BuildError> {
         super::build(self, cx)
     }
 }

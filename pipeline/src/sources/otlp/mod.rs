@@ -17,7 +17,9 @@ use prost::Message;
 
 use opentelemetry_proto::tonic::collector::{
     logs::v1::{ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse},
-    metrics::v1::{ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse},
+    metrics::v1::{
+        ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    },
     trace::v1::{ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse},
 };
 
@@ -42,7 +44,8 @@ pub fn build(config: &OtlpSourceConfig, cx: SourceContext) -> Result<Task, Build
     config.validate(&cx.name)?;
     let addr = config.address;
     // Bind now so a port in use is a start-up error, not a silent dead receiver.
-    let std_listener = std::net::TcpListener::bind(addr).map_err(|e| BuildError::io(&cx.name, e))?;
+    let std_listener =
+        std::net::TcpListener::bind(addr).map_err(|e| BuildError::io(&cx.name, e))?;
     std_listener
         .set_nonblocking(true)
         .map_err(|e| BuildError::io(&cx.name, e))?;
@@ -108,7 +111,9 @@ impl Receiver {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("identity")
             .to_ascii_lowercase();
-        let body = match http::read_body(req.into_body(), self.config.max_request_bytes.as_usize()).await {
+        let body = match http::read_body(req.into_body(), self.config.max_request_bytes.as_usize())
+            .await
+        {
             Ok(b) => b,
             Err(e) => {
                 self.metrics.discarded("body_too_large_or_unreadable", 1);
@@ -116,7 +121,11 @@ impl Receiver {
             }
         };
         self.metrics.received_bytes.inc_by(body.len() as u64);
-        let body = match decompress(&encoding, body, self.config.max_decompressed_bytes.as_usize()) {
+        let body = match decompress(
+            &encoding,
+            body,
+            self.config.max_decompressed_bytes.as_usize(),
+        ) {
             Ok(b) => b,
             Err(e) => return self.bad_request("bad_encoding", e),
         };
@@ -165,24 +174,28 @@ impl Receiver {
         match status {
             AckStatus::Delivered | AckStatus::Rejected => {
                 self.metrics.sent_events.inc_by(count as u64);
-                let message = if rejected > 0 { format!("{rejected} records with malformed ids were skipped") } else { String::new() };
+                let message = if rejected > 0 {
+                    format!("{rejected} records with malformed ids were skipped")
+                } else {
+                    String::new()
+                };
                 let body = match signal {
                     crate::event::Signal::Logs => ExportLogsServiceResponse {
-                        partial_success: (rejected > 0).then(|| ExportLogsPartialSuccess {
+                        partial_success: (rejected > 0).then_some(ExportLogsPartialSuccess {
                             rejected_log_records: rejected as i64,
                             error_message: message,
                         }),
                     }
                     .encode_to_vec(),
                     crate::event::Signal::Metrics => ExportMetricsServiceResponse {
-                        partial_success: (rejected > 0).then(|| ExportMetricsPartialSuccess {
+                        partial_success: (rejected > 0).then_some(ExportMetricsPartialSuccess {
                             rejected_data_points: rejected as i64,
                             error_message: message,
                         }),
                     }
                     .encode_to_vec(),
                     crate::event::Signal::Traces => ExportTraceServiceResponse {
-                        partial_success: (rejected > 0).then(|| ExportTracePartialSuccess {
+                        partial_success: (rejected > 0).then_some(ExportTracePartialSuccess {
                             rejected_spans: rejected as i64,
                             error_message: message,
                         }),
@@ -194,7 +207,10 @@ impl Receiver {
             AckStatus::Failed => {
                 self.metrics.failed_events.inc_by(count as u64);
                 let mut r = http::response(503, "text/plain", "not delivered yet; retry");
-                r.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
+                r.headers_mut().insert(
+                    hyper::header::RETRY_AFTER,
+                    hyper::header::HeaderValue::from_static("1"),
+                );
                 r
             }
         }
