@@ -17,7 +17,10 @@ const SOURCE_BATCH: usize = 100;
 const SOURCE_BATCHES: usize = 1000;
 
 fn merge(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
     let mut group = c.benchmark_group("batcher");
     group.throughput(Throughput::Elements((SOURCE_BATCH * SOURCE_BATCHES) as u64));
     group.sample_size(20);
@@ -25,12 +28,21 @@ fn merge(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                let q = Arc::new(ByteQueue::new(usize::MAX / 2, WhenFull::Block, QueueMetrics::detached()));
+                let q = Arc::new(ByteQueue::new(
+                    usize::MAX / 2,
+                    WhenFull::Block,
+                    QueueMetrics::detached(),
+                ));
                 rt.block_on(async {
                     for _ in 0..SOURCE_BATCHES {
                         let events = vec![LogEvent::default(); SOURCE_BATCH];
                         let acks = Acks::one(Ack::new(|_| {}));
-                        q.push(Batch::with_size(Events::Logs(events), acks, SOURCE_BATCH * 100)).await;
+                        q.push(Batch::with_size(
+                            Events::Logs(events),
+                            acks,
+                            SOURCE_BATCH * 100,
+                        ))
+                        .await;
                     }
                 });
                 q.close();
@@ -51,7 +63,10 @@ fn merge(c: &mut Criterion) {
                     out
                 });
                 total += start.elapsed();
-                assert_eq!(out.iter().map(Batch::len).sum::<usize>(), SOURCE_BATCH * SOURCE_BATCHES);
+                assert_eq!(
+                    out.iter().map(Batch::len).sum::<usize>(),
+                    SOURCE_BATCH * SOURCE_BATCHES
+                );
                 for b in out {
                     b.acks.deliver();
                 }

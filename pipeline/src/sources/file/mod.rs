@@ -287,7 +287,9 @@ impl Tailer {
         let size = meta.len();
         let fingerprint = Fingerprint::of(&file, self.config.fingerprint_bytes)?;
         let offset = match self.checkpoints.get(&key) {
-            Some(entry) if entry.fingerprint().matches(&file)? && entry.offset <= size => entry.offset,
+            Some(entry) if entry.fingerprint().matches(&file)? && entry.offset <= size => {
+                entry.offset
+            }
             // Truncated while we were away.
             Some(entry) if entry.fingerprint().matches(&file)? => 0,
             Some(_) => 0, // a reused inode: a different file
