@@ -3,16 +3,19 @@
 
 mod config;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use sextant_pipeline::admin::{self, Readiness};
+use sextant_agent::config::{AgentSink, AgentSource};
+use sextant_collector::config::{CollectorSink, CollectorSource};
+use sextant_pipeline::admin;
 use sextant_pipeline::logging::{self, LogFormat};
 use sextant_pipeline::shutdown::ShutdownTrigger;
-use sextant_pipeline::topology::Running;
+use sextant_pipeline::topology::{Graph, Health, Running};
 
 use config::{Config, DEFAULT_CONFIG};
 
@@ -26,6 +29,9 @@ struct Cli {
     /// Config file (YAML); without it, the embedded default (see `sextant default-config`).
     #[arg(long, short, global = true)]
     config: Option<PathBuf>,
+    /// Reload when the config file changes (as on SIGHUP).
+    #[arg(long, global = true)]
+    watch_config: bool,
     /// Log format of Sextant's own logs: text or json. Level: SEXTANT_LOG (default info).
     #[arg(long, global = true, default_value = "text")]
     log_format: LogFormat,
@@ -47,6 +53,15 @@ enum Command {
     DefaultConfig,
 }
 
+impl Command {
+    fn runs_agent(self) -> bool {
+        matches!(self, Command::Agent | Command::Run)
+    }
+    fn runs_collector(self) -> bool {
+        matches!(self, Command::Collector | Command::Run)
+    }
+}
+
 fn load(path: Option<&PathBuf>) -> anyhow::Result<Config> {
     Ok(match path {
         Some(p) => sextant_pipeline::config::load_file(p)?,
@@ -54,12 +69,9 @@ fn load(path: Option<&PathBuf>) -> anyhow::Result<Config> {
     })
 }
 
-fn validate(config: &Config, command: Command) -> anyhow::Result<()> {
-    let want_agent = matches!(command, Command::Agent | Command::Run | Command::Validate);
-    let want_collector = matches!(
-        command,
-        Command::Collector | Command::Run | Command::Validate
-    );
+/// Loads and checks a config for `command`, without I/O beyond reading the file.
+fn load_valid(path: Option<&PathBuf>, command: Command) -> anyhow::Result<Config> {
+    let config = load(path)?;
     if command == Command::Agent && config.agent.is_none() {
         anyhow::bail!("the config has no `agent:` section");
     }
@@ -69,61 +81,132 @@ fn validate(config: &Config, command: Command) -> anyhow::Result<()> {
     if config.agent.is_none() && config.collector.is_none() {
         anyhow::bail!("the config has neither an `agent:` nor a `collector:` section");
     }
-    if want_agent {
-        if let Some(g) = &config.agent {
-            g.validate("agent")?;
-        }
+    if let Some(g) = &config.agent {
+        g.validate("agent")?;
     }
-    if want_collector {
-        if let Some(g) = &config.collector {
-            g.validate("collector")?;
-        }
+    if let Some(g) = &config.collector {
+        g.validate("collector")?;
     }
-    Ok(())
+    Ok(config)
 }
 
-async fn run(config: Config, command: Command) -> anyhow::Result<()> {
-    let readiness = Readiness::default();
-    let (admin_trigger, admin_shutdown) = ShutdownTrigger::new();
-    let admin_addr = admin::start(&config.admin, readiness.clone(), admin_shutdown)
-        .await
-        .with_context(|| format!("admin listener on {}", config.admin.address))?;
-    // The collector starts first and stops last, so an agent in the same process always has
-    // somewhere to deliver while it drains.
-    let mut collector: Option<Running> = None;
-    if matches!(command, Command::Collector | Command::Run) {
-        if let Some(g) = &config.collector {
-            let r = g.start("collector", &config.data_dir)?;
-            readiness.add(r.health());
-            collector = Some(r);
-        }
-    }
-    let mut agent: Option<Running> = None;
-    if matches!(command, Command::Agent | Command::Run) {
-        if let Some(g) = &config.agent {
-            let r = g.start("agent", &config.data_dir)?;
-            readiness.add(r.health());
-            agent = Some(r);
-        }
-    }
-    tracing::info!(
-        admin = %format!("http://{admin_addr}"),
-        data_dir = %config.data_dir.display(),
-        "sextant is running: /metrics, /healthz and /readyz on the admin address; Ctrl-C stops"
-    );
-    wait_for_signal().await;
-    let deadline = config.drain_deadline.0;
-    if let Some(a) = agent {
-        a.stop(deadline).await;
-    }
-    if let Some(c) = collector {
-        c.stop(deadline).await;
-    }
-    admin_trigger.stop();
-    Ok(())
+type AgentRun = Running<AgentSource, AgentSink>;
+type CollectorRun = Running<CollectorSource, CollectorSink>;
+
+/// The running process: its graphs and what it needs to reload them.
+struct Process {
+    command: Command,
+    path: Option<PathBuf>,
+    config: Config,
+    agent: Option<AgentRun>,
+    collector: Option<CollectorRun>,
 }
 
-async fn wait_for_signal() {
+impl Process {
+    async fn start(
+        command: Command,
+        path: Option<PathBuf>,
+        config: Config,
+        health: &Health,
+    ) -> anyhow::Result<Self> {
+        // The collector starts first and stops last, so an agent in the same process always has
+        // somewhere to deliver while it drains.
+        let mut collector = None;
+        if command.runs_collector() {
+            if let Some(g) = &config.collector {
+                collector =
+                    Some(Running::start(g, "collector", &config.data_dir, health.clone()).await?);
+            }
+        }
+        let mut agent = None;
+        if command.runs_agent() {
+            if let Some(g) = &config.agent {
+                agent = Some(Running::start(g, "agent", &config.data_dir, health.clone()).await?);
+            }
+        }
+        Ok(Self {
+            command,
+            path,
+            config,
+            agent,
+            collector,
+        })
+    }
+
+    /// Re-reads the config and applies what changed; a config that does not validate is refused
+    /// and the running one stays.
+    async fn reload(&mut self) {
+        let new = match load_valid(self.path.as_ref(), self.command) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "config reload refused; the running config stays");
+                return;
+            }
+        };
+        if new.data_dir != self.config.data_dir || new.admin != self.config.admin {
+            tracing::warn!("data_dir and admin changes take effect at the next restart");
+        }
+        let deadline = new.drain_deadline.0;
+        if let Some(run) = &mut self.collector {
+            report(
+                "collector",
+                run.reload(
+                    new.collector.as_ref().unwrap_or(&Graph::default()),
+                    deadline,
+                )
+                .await,
+            );
+        }
+        if let Some(run) = &mut self.agent {
+            report(
+                "agent",
+                run.reload(new.agent.as_ref().unwrap_or(&Graph::default()), deadline)
+                    .await,
+            );
+        }
+        self.config.agent = new.agent;
+        self.config.collector = new.collector;
+        self.config.drain_deadline = new.drain_deadline;
+    }
+
+    async fn stop(self) {
+        let deadline = self.config.drain_deadline.0;
+        if let Some(a) = self.agent {
+            a.stop(deadline).await;
+        }
+        if let Some(c) = self.collector {
+            c.stop(deadline).await;
+        }
+    }
+}
+
+fn report(
+    role: &str,
+    r: Result<sextant_pipeline::topology::ReloadSummary, sextant_pipeline::component::BuildError>,
+) {
+    match r {
+        Ok(s) if s.failed.is_empty() => {
+            tracing::info!(role, added = ?s.added, rebuilt = ?s.rebuilt, removed = ?s.removed, unchanged = s.unchanged, "config reloaded")
+        }
+        Ok(s) => {
+            tracing::error!(role, failed = ?s.failed, added = ?s.added, rebuilt = ?s.rebuilt, "config reloaded in part; failed components keep their previous config")
+        }
+        Err(e) => {
+            tracing::error!(role, error = %e, "config reload refused; the running config stays")
+        }
+    }
+}
+
+fn modified(path: Option<&Path>) -> Option<SystemTime> {
+    std::fs::metadata(path?).and_then(|m| m.modified()).ok()
+}
+
+enum Wake {
+    Stop,
+    Reload,
+}
+
+async fn next_signal(watch: Option<&Path>, last_mtime: &mut Option<SystemTime>) -> Wake {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
@@ -131,15 +214,51 @@ async fn wait_for_signal() {
         signal(SignalKind::hangup()),
     ) else {
         let _ = tokio::signal::ctrl_c().await;
-        return;
+        return Wake::Stop;
     };
+    let mut poll = tokio::time::interval(Duration::from_secs(2));
     loop {
         tokio::select! {
-            _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); return; }
-            _ = int.recv() => { tracing::info!("interrupted: shutting down"); return; }
-            _ = hup.recv() => tracing::warn!("SIGHUP: live reload is not implemented yet; restart to apply a new config"),
+            _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); return Wake::Stop; }
+            _ = int.recv() => { tracing::info!("interrupted: shutting down"); return Wake::Stop; }
+            _ = hup.recv() => { tracing::info!("SIGHUP: reloading the config"); return Wake::Reload; }
+            _ = poll.tick(), if watch.is_some() => {
+                let now = modified(watch);
+                if now != *last_mtime {
+                    *last_mtime = now;
+                    tracing::info!("config file changed: reloading");
+                    return Wake::Reload;
+                }
+            }
         }
     }
+}
+
+async fn run(cli: &Cli, config: Config) -> anyhow::Result<()> {
+    let health = Health::default();
+    let (admin_trigger, admin_shutdown) = ShutdownTrigger::new();
+    let admin_addr = admin::start(&config.admin, health.clone(), admin_shutdown)
+        .await
+        .with_context(|| format!("admin listener on {}", config.admin.address))?;
+    let data_dir = config.data_dir.clone();
+    let mut process = Process::start(cli.command, cli.config.clone(), config, &health).await?;
+    tracing::info!(
+        admin = %format!("http://{admin_addr}"),
+        data_dir = %data_dir.display(),
+        "sextant is running: /metrics, /healthz and /readyz on the admin address; Ctrl-C stops, SIGHUP reloads"
+    );
+    let watch = if cli.watch_config {
+        cli.config.as_deref()
+    } else {
+        None
+    };
+    let mut mtime = modified(watch);
+    while let Wake::Reload = next_signal(watch, &mut mtime).await {
+        process.reload().await;
+    }
+    process.stop().await;
+    admin_trigger.stop();
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -149,8 +268,7 @@ fn main() -> ExitCode {
         print!("{DEFAULT_CONFIG}");
         return ExitCode::SUCCESS;
     }
-    let result = load(cli.config.as_ref()).and_then(|config| {
-        validate(&config, cli.command)?;
+    let result = load_valid(cli.config.as_ref(), cli.command).and_then(|config| {
         if cli.command == Command::Validate {
             println!("config is valid");
             return Ok(());
@@ -160,7 +278,7 @@ fn main() -> ExitCode {
             .thread_name("sextant")
             .build()
             .context("starting the async runtime")?;
-        runtime.block_on(run(config, cli.command))
+        runtime.block_on(run(&cli, config))
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,14 +10,14 @@ use sextant_pipeline::sinks::{
 use sextant_pipeline::sources::{file::FileSourceConfig, otlp::OtlpSourceConfig};
 use sextant_pipeline::topology::Graph;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AgentSource {
     File(FileSourceConfig),
     Otlp(OtlpSourceConfig),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AgentSink {
     Otlp(OtlpSinkConfig),

@@ -12,14 +12,14 @@ use sextant_pipeline::topology::Graph;
 
 use crate::sinks::aws_cloudwatch_logs::CloudWatchLogsConfig;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CollectorSource {
     Otlp(OtlpSourceConfig),
     File(FileSourceConfig),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CollectorSink {
     AwsCloudwatchLogs(CloudWatchLogsConfig),

@@ -1,29 +1,37 @@
 //! A role's graph of components: sources fan out to the sinks that name them in `inputs`, each
 //! sink through its own byte-bounded queue.
 //!
-//! `Graph::validate` checks the wiring (every input names a source, every sink has an input);
-//! `Graph::start` builds and spawns everything; `Running::stop` shuts down in order: sources stop
-//! taking input and wait for their acknowledgements, queues close, sinks drain and flush; past the
-//! deadline, sinks are aborted and hand back what they hold as failed (sources then checkpoint
-//! only what was delivered).
+//! - `Graph::validate` checks the wiring (every input names a source, every sink has an input)
+//!   and each component, without I/O.
+//! - `Running::start` builds and spawns everything (sinks first, so nothing a source emits waits
+//!   on a component that does not exist yet).
+//! - `Running::reload` applies a new graph: components whose config is unchanged keep running;
+//!   changed and new sinks are built first and the sources' fan-outs switched to them, then old
+//!   sinks drain their queues and stop; changed sources stop (waiting for what they have in
+//!   flight and writing their checkpoints) and start again with the new config. A new graph that
+//!   does not validate or build is refused and the old one keeps running.
+//! - `Running::stop` shuts down in order: sources stop taking input and wait for their
+//!   acknowledgements, queues close, sinks drain and flush; past the deadline, sinks are aborted
+//!   and hand back what they hold as failed (sources then checkpoint only what was delivered).
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::batch::Batch;
 use crate::component::{AsSink, AsSource, BuildError, SinkContext, SourceContext};
 use crate::fanout::Fanout;
 use crate::queue::ByteQueue;
-use crate::shutdown::{Shutdown, ShutdownTrigger};
+use crate::shutdown::ShutdownTrigger;
 use crate::telemetry::{ComponentMetrics, QueueMetrics};
 
 /// `sources:` and `sinks:` of a role.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Graph<S, K> {
     #[serde(default = "BTreeMap::new")]
@@ -32,23 +40,50 @@ pub struct Graph<S, K> {
     pub sinks: BTreeMap<String, K>,
 }
 
-/// A component's health for `/readyz`.
-#[derive(Clone)]
+impl<S, K> Default for Graph<S, K> {
+    fn default() -> Self {
+        Self {
+            sources: BTreeMap::new(),
+            sinks: BTreeMap::new(),
+        }
+    }
+}
+
+/// The components of the running graphs, for `/readyz`; shared, updated on reload.
+#[derive(Clone, Default)]
 pub struct Health {
-    pub components: Vec<ComponentMetrics>,
+    components: Arc<RwLock<BTreeMap<String, ComponentMetrics>>>,
 }
 
 impl Health {
     pub fn ready(&self) -> bool {
-        self.components.iter().all(ComponentMetrics::is_up)
+        !self.is_empty() && self.not_ready().is_empty()
+    }
+
+    /// No component registered yet (still starting).
+    pub fn is_empty(&self) -> bool {
+        self.components.read().map(|c| c.is_empty()).unwrap_or(true)
     }
 
     pub fn not_ready(&self) -> Vec<String> {
         self.components
-            .iter()
-            .filter(|c| !c.is_up())
-            .map(|c| format!("{} ({})", c.name, c.kind))
-            .collect()
+            .read()
+            .map(|c| {
+                c.values()
+                    .filter(|m| !m.is_up())
+                    .map(|m| format!("{} ({})", m.name, m.kind))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn set(&self, key: String, m: Option<ComponentMetrics>) {
+        if let Ok(mut c) = self.components.write() {
+            match m {
+                Some(m) => c.insert(key, m),
+                None => c.remove(&key),
+            };
+        }
     }
 }
 
@@ -81,150 +116,307 @@ impl<S: AsSource, K: AsSink> Graph<S, K> {
         }
         Ok(())
     }
-
-    /// Builds every component and spawns it. Sinks start first, so nothing a source emits waits
-    /// on a component that does not exist yet.
-    pub fn start(&self, role: &str, data_dir: &Path) -> Result<Running, BuildError> {
-        self.validate(role)?;
-        let (source_trigger, source_shutdown) = ShutdownTrigger::new();
-        let (sink_trigger, sink_shutdown) = ShutdownTrigger::new();
-        let mut queues: BTreeMap<&str, Arc<ByteQueue<Batch>>> = BTreeMap::new();
-        let mut sink_tasks = Vec::new();
-        let mut health = Vec::new();
-
-        for (name, sink) in &self.sinks {
-            let sink = sink.sink();
-            let q = Arc::new(ByteQueue::new(
-                sink.queue().max_bytes.as_usize(),
-                sink.queue().when_full,
-                QueueMetrics::new(name),
-            ));
-            queues.insert(name.as_str(), q.clone());
-            let metrics = ComponentMetrics::new(name, sink.kind());
-            health.push(metrics.clone());
-            let cx = SinkContext {
-                name: name.clone(),
-                data_dir: component_dir(data_dir, role, name)?,
-                input: q,
-                shutdown: sink_shutdown.clone(),
-                metrics,
-            };
-            let task = sink.build(cx)?;
-            sink_tasks.push((name.clone(), tokio::spawn(task)));
-        }
-
-        let mut source_tasks = Vec::new();
-        for (name, source) in &self.sources {
-            let source = source.source();
-            let outputs = self
-                .sinks
-                .iter()
-                .filter(|(_, k)| k.sink().inputs().iter().any(|i| i == name))
-                .filter_map(|(k, _)| queues.get(k.as_str()).cloned())
-                .collect();
-            let metrics = ComponentMetrics::new(name, source.kind());
-            health.push(metrics.clone());
-            let cx = SourceContext {
-                name: name.clone(),
-                data_dir: component_dir(data_dir, role, name)?,
-                out: Fanout::new(outputs),
-                shutdown: source_shutdown.clone(),
-                metrics,
-            };
-            let task = source.build(cx)?;
-            source_tasks.push((name.clone(), tokio::spawn(task)));
-        }
-
-        Ok(Running {
-            role: role.to_owned(),
-            source_trigger,
-            sink_trigger,
-            sink_shutdown,
-            queues: queues.into_values().collect(),
-            source_tasks,
-            sink_tasks,
-            health: Health { components: health },
-        })
-    }
 }
 
-fn component_dir(
-    data_dir: &Path,
-    role: &str,
-    name: &str,
-) -> Result<std::path::PathBuf, BuildError> {
+struct SourceRun<S> {
+    config: S,
+    trigger: ShutdownTrigger,
+    task: JoinHandle<()>,
+    out: Fanout,
+}
+
+struct SinkRun<K> {
+    config: K,
+    queue: Arc<ByteQueue<Batch>>,
+    trigger: ShutdownTrigger,
+    task: JoinHandle<()>,
+}
+
+/// What a reload changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ReloadSummary {
+    pub added: Vec<String>,
+    pub rebuilt: Vec<String>,
+    pub removed: Vec<String>,
+    pub unchanged: usize,
+    /// Components whose new config failed to build, with why; they run on their old config
+    /// where there was one.
+    pub failed: Vec<String>,
+}
+
+/// A started graph.
+pub struct Running<S, K> {
+    role: String,
+    data_dir: PathBuf,
+    sources: BTreeMap<String, SourceRun<S>>,
+    sinks: BTreeMap<String, SinkRun<K>>,
+    health: Health,
+}
+
+fn component_dir(data_dir: &Path, role: &str, name: &str) -> Result<PathBuf, BuildError> {
     let dir = data_dir.join(role).join(name);
     std::fs::create_dir_all(&dir).map_err(|e| BuildError::io(name, e))?;
     Ok(dir)
 }
 
-/// A started graph.
-pub struct Running {
-    role: String,
-    source_trigger: ShutdownTrigger,
-    sink_trigger: ShutdownTrigger,
-    sink_shutdown: Shutdown,
-    queues: Vec<Arc<ByteQueue<Batch>>>,
-    source_tasks: Vec<(String, JoinHandle<()>)>,
-    sink_tasks: Vec<(String, JoinHandle<()>)>,
-    health: Health,
-}
-
-impl Running {
-    pub fn health(&self) -> Health {
-        self.health.clone()
+impl<S: AsSource + Clone + PartialEq, K: AsSink + Clone + PartialEq> Running<S, K> {
+    /// Builds and spawns `graph`.
+    pub async fn start(
+        graph: &Graph<S, K>,
+        role: &str,
+        data_dir: &Path,
+        health: Health,
+    ) -> Result<Self, BuildError> {
+        let mut running = Running {
+            role: role.to_owned(),
+            data_dir: data_dir.to_owned(),
+            sources: BTreeMap::new(),
+            sinks: BTreeMap::new(),
+            health,
+        };
+        let summary = running.reload(graph, Duration::from_secs(30)).await?;
+        if !summary.failed.is_empty() {
+            return Err(BuildError::invalid(role, summary.failed.join("; ")));
+        }
+        Ok(running)
     }
 
-    /// Resolves if any component's task ends on its own (which only happens on a bug: components
-    /// never exit on errors), so the process can log it.
-    pub fn is_aborted(&self) -> bool {
-        self.sink_shutdown.is_aborted()
+    fn health_key(&self, kind: &str, name: &str) -> String {
+        format!("{}.{kind}.{name}", self.role)
+    }
+
+    fn build_sink(&self, name: &str, config: &K) -> Result<SinkRun<K>, BuildError> {
+        let sink = config.sink();
+        let queue = Arc::new(ByteQueue::new(
+            sink.queue().max_bytes.as_usize(),
+            sink.queue().when_full,
+            QueueMetrics::new(name),
+        ));
+        let metrics = ComponentMetrics::new(name, sink.kind());
+        let (trigger, shutdown) = ShutdownTrigger::new();
+        let cx = SinkContext {
+            name: name.to_owned(),
+            data_dir: component_dir(&self.data_dir, &self.role, name)?,
+            input: queue.clone(),
+            shutdown,
+            metrics: metrics.clone(),
+        };
+        let task = tokio::spawn(sink.build(cx)?);
+        self.health
+            .set(self.health_key("sinks", name), Some(metrics));
+        Ok(SinkRun {
+            config: config.clone(),
+            queue,
+            trigger,
+            task,
+        })
+    }
+
+    fn build_source(&self, name: &str, config: &S) -> Result<SourceRun<S>, BuildError> {
+        let source = config.source();
+        let metrics = ComponentMetrics::new(name, source.kind());
+        let (trigger, shutdown) = ShutdownTrigger::new();
+        let out = Fanout::new(Vec::new());
+        let cx = SourceContext {
+            name: name.to_owned(),
+            data_dir: component_dir(&self.data_dir, &self.role, name)?,
+            out: out.clone(),
+            shutdown,
+            metrics: metrics.clone(),
+        };
+        let task = tokio::spawn(source.build(cx)?);
+        self.health
+            .set(self.health_key("sources", name), Some(metrics));
+        Ok(SourceRun {
+            config: config.clone(),
+            trigger,
+            task,
+            out,
+        })
+    }
+
+    /// Points every source's fan-out at the queues of the sinks that read it.
+    fn rewire(&self, sinks: &BTreeMap<String, SinkRun<K>>) {
+        for (name, source) in &self.sources {
+            let outputs = sinks
+                .values()
+                .filter(|k| k.config.sink().inputs().iter().any(|i| i == name))
+                .map(|k| k.queue.clone())
+                .collect();
+            source.out.set_outputs(outputs);
+        }
+    }
+
+    /// Applies `graph`; see the module doc. On error the previous graph keeps running.
+    pub async fn reload(
+        &mut self,
+        graph: &Graph<S, K>,
+        deadline: Duration,
+    ) -> Result<ReloadSummary, BuildError> {
+        graph.validate(&self.role)?;
+        let mut summary = ReloadSummary::default();
+
+        // 1. New and changed sinks, built beside the old ones.
+        let mut fresh_sinks: BTreeMap<String, SinkRun<K>> = BTreeMap::new();
+        for (name, config) in &graph.sinks {
+            if self
+                .sinks
+                .get(name)
+                .is_some_and(|old| old.config == *config)
+            {
+                continue;
+            }
+            match self.build_sink(name, config) {
+                Ok(run) => {
+                    fresh_sinks.insert(name.clone(), run);
+                }
+                Err(e) => {
+                    for (_, run) in fresh_sinks {
+                        run.queue.close();
+                        run.trigger.abort();
+                    }
+                    return Err(e);
+                }
+            }
+        }
+
+        // 2. Sources that changed or went away stop first (a listener frees its port; a file
+        //    source waits for its in-flight batches and writes its checkpoints).
+        let until = Instant::now() + deadline;
+        let stale: Vec<String> = self
+            .sources
+            .iter()
+            .filter(|(name, run)| graph.sources.get(*name) != Some(&run.config))
+            .map(|(name, _)| name.clone())
+            .collect();
+        let mut previous: BTreeMap<String, S> = BTreeMap::new();
+        for name in &stale {
+            if let Some(run) = self.sources.remove(name) {
+                previous.insert(name.clone(), run.config.clone());
+                run.trigger.stop();
+                if tokio::time::timeout_at(until, run.task).await.is_err() {
+                    tracing::warn!(role = %self.role, source = %name, "source did not stop before the deadline");
+                }
+                self.health.set(self.health_key("sources", name), None);
+                if graph.sources.contains_key(name) {
+                    summary.rebuilt.push(name.clone());
+                } else {
+                    summary.removed.push(name.clone());
+                }
+            }
+        }
+
+        // 3. New and changed sources.
+        for (name, config) in &graph.sources {
+            if self.sources.contains_key(name) {
+                summary.unchanged += 1;
+                continue;
+            }
+            let run = match self.build_source(name, config) {
+                Ok(run) => run,
+                Err(e) => {
+                    summary.failed.push(e.to_string());
+                    // Put the old one back rather than leave a hole.
+                    match previous.get(name).map(|old| self.build_source(name, old)) {
+                        Some(Ok(run)) => run,
+                        Some(Err(e)) => {
+                            summary
+                                .failed
+                                .push(format!("restoring the previous config: {e}"));
+                            continue;
+                        }
+                        None => continue,
+                    }
+                }
+            };
+            if !summary.rebuilt.contains(name) {
+                summary.added.push(name.clone());
+            }
+            self.sources.insert(name.clone(), run);
+        }
+
+        // 4. Switch fan-outs to the new set of sinks, then retire the old sinks: they drain what
+        //    their queues hold and stop.
+        let mut retired = Vec::new();
+        let fresh_count = fresh_sinks.len();
+        for (name, run) in fresh_sinks {
+            if let Some(old) = self.sinks.insert(name.clone(), run) {
+                retired.push((name.clone(), old));
+                summary.rebuilt.push(name);
+            } else {
+                summary.added.push(name);
+            }
+        }
+        let gone: Vec<String> = self
+            .sinks
+            .keys()
+            .filter(|n| !graph.sinks.contains_key(*n))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(old) = self.sinks.remove(&name) {
+                self.health.set(self.health_key("sinks", &name), None);
+                retired.push((name.clone(), old));
+                summary.removed.push(name);
+            }
+        }
+        summary.unchanged += graph.sinks.len() - fresh_count;
+        self.rewire(&self.sinks);
+        for (_name, old) in retired {
+            old.queue.close();
+            old.trigger.stop();
+            let mut task = old.task;
+            if tokio::time::timeout_at(until, &mut task).await.is_err() {
+                old.trigger.abort();
+                let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+            }
+        }
+        Ok(summary)
     }
 
     /// Orderly shutdown within `deadline`; see the module doc.
     pub async fn stop(self, deadline: Duration) {
-        let started = tokio::time::Instant::now();
+        let started = Instant::now();
         let until = started + deadline;
         tracing::info!(role = %self.role, ?deadline, "stopping: sources first, then draining sinks");
-        self.source_trigger.stop();
+        for run in self.sources.values() {
+            run.trigger.stop();
+        }
         let mut late_sources = Vec::new();
-        for (name, mut task) in self.source_tasks {
-            if tokio::time::timeout_at(until, &mut task).await.is_err() {
+        for (name, mut run) in self.sources {
+            if tokio::time::timeout_at(until, &mut run.task).await.is_err() {
                 tracing::warn!(role = %self.role, source = %name, "source did not finish before the drain deadline");
-                late_sources.push((name, task));
+                late_sources.push((name, run.task));
             }
         }
-        for q in &self.queues {
-            q.close();
+        for run in self.sinks.values() {
+            run.queue.close();
+            run.trigger.stop();
         }
-        self.sink_trigger.stop();
+        let mut triggers = Vec::new();
         let mut pending = Vec::new();
-        for (name, mut task) in self.sink_tasks {
-            match tokio::time::timeout_at(until, &mut task).await {
-                Ok(_) => {}
-                Err(_) => pending.push((name, task)),
+        for (name, mut run) in self.sinks {
+            if tokio::time::timeout_at(until, &mut run.task).await.is_err() {
+                pending.push((name, run.task));
             }
+            triggers.push(run.trigger);
         }
         if !pending.is_empty() || !late_sources.is_empty() {
             tracing::warn!(role = %self.role, "drain deadline passed: aborting; undelivered batches will be resent after restart");
-            self.sink_trigger.abort();
+            for t in &triggers {
+                t.abort();
+            }
             // Sources finish once their in-flight batches resolve (as failed), writing their
             // checkpoints last.
             for (name, task) in pending.into_iter().chain(late_sources) {
-                if tokio::time::timeout(Duration::from_secs(5), wait(&name, task))
+                if tokio::time::timeout(Duration::from_secs(5), task)
                     .await
                     .is_err()
                 {
-                    tracing::error!(role = %self.role, sink = %name, "sink did not stop after abort");
+                    tracing::error!(role = %self.role, component = %name, "component did not stop after abort");
                 }
             }
         }
         tracing::info!(role = %self.role, elapsed = ?started.elapsed(), "stopped");
-    }
-}
-
-async fn wait(name: &str, task: JoinHandle<()>) {
-    if let Err(e) = task.await {
-        tracing::error!(component = %name, error = %e, "component task failed");
     }
 }

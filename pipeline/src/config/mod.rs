@@ -62,6 +62,12 @@ pub fn parse_str<T: DeserializeOwned>(text: &str, file: &str) -> Result<T, Confi
         if let Some(i) = message.find("unknown field `") {
             message.drain(..i);
         }
+        // serde_yaml may also prefix a dotted path of its own ("a.b: invalid type ...").
+        if let Some((head, tail)) = message.split_once(": ") {
+            if !head.contains(' ') && path.join(".").starts_with(head) {
+                message = tail.to_owned();
+            }
+        }
         // "unknown field `x`" names the key itself: make it part of the path.
         if let Some(field) = message
             .strip_prefix("unknown field `")

@@ -13,7 +13,20 @@ pub struct DurationValue(pub Duration);
 
 impl<'de> Deserialize<'de> for DurationValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(f64),
+            Text(String),
+        }
+        let s = match Raw::deserialize(d)? {
+            Raw::Number(n) => {
+                return Err(de::Error::custom(format!(
+                    "duration {n} has no unit; write it like \"{n}s\" or \"{n}ms\""
+                )))
+            }
+            Raw::Text(s) => s,
+        };
         humantime::parse_duration(s.trim())
             .map(DurationValue)
             .map_err(|e| {

@@ -1,0 +1,232 @@
+//! The binary's command line against real processes: `validate` on good and bad files, the
+//! embedded default end to end, and live reload (SIGHUP) with a good and a bad new config.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test loudly
+
+mod common;
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+fn sextant() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sextant"))
+}
+
+#[test]
+fn validate_rejects_an_unknown_key_naming_the_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("bad.yaml");
+    std::fs::write(
+        &f,
+        "collector:\n  sources:\n    otlp:\n      type: otlp\n  sinks:\n    out:\n      type: file\n      inputs: [otlp]\n      path: /tmp/x\n      max_file_bytez: 1MiB\n",
+    )
+    .unwrap();
+    let out = sextant()
+        .args(["validate", "--config", f.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("collector.sinks.out.max_file_bytez"), "{err}");
+    assert!(err.contains("line 10"), "{err}");
+    assert!(err.contains("unknown field `max_file_bytez`"), "{err}");
+}
+
+#[test]
+fn validate_rejects_bad_units_wiring_and_unset_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("collector:\n  sources:\n    o: { type: otlp, ack_timeout: 30 }\n", "duration 30 has no unit"),
+        ("collector:\n  sources:\n    o: { type: otlp }\n  sinks:\n    k: { type: blackhole, inputs: [nope] }\n", "\"nope\" is not a source"),
+        ("data_dir: ${SEXTANT_TEST_UNSET_VAR}\ncollector: {}\n", "SEXTANT_TEST_UNSET_VAR"),
+    ];
+    for (i, (text, needle)) in cases.iter().enumerate() {
+        let f = dir.path().join(format!("c{i}.yaml"));
+        std::fs::write(&f, text).unwrap();
+        let out = sextant()
+            .args(["validate", "--config", f.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "case {i} should fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "case {i}: {err}");
+    }
+    let out = sextant().args(["validate"]).output().unwrap();
+    assert!(out.status.success(), "the embedded default is valid");
+}
+
+fn append(path: &Path, lines: std::ops::Range<usize>, tag: &str) {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    for i in lines {
+        writeln!(f, "{tag} {i}").unwrap();
+    }
+}
+
+/// The bodies in a JSON-lines file written by the file sink.
+fn bodies(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["body"].as_str().map(str::to_owned))
+        .collect()
+}
+
+fn config_text(dir: &Path, admin: u16, out: &str, extra_source: bool) -> String {
+    let extra = if extra_source {
+        format!("    second:\n      type: file\n      include: [\"{}/second/*.log\"]\n      glob_interval: 100ms\n", dir.display())
+    } else {
+        String::new()
+    };
+    let inputs = if extra_source {
+        "[app, second]"
+    } else {
+        "[app]"
+    };
+    format!(
+        "data_dir: {d}/data\nadmin: {{ address: \"127.0.0.1:{admin}\" }}\nagent:\n  sources:\n    app:\n      type: file\n      include: [\"{d}/logs/*.log\"]\n      glob_interval: 100ms\n{extra}  sinks:\n    out:\n      type: file\n      inputs: {inputs}\n      path: {d}/{out}\n      batch: {{ timeout: 100ms }}\n",
+        d = dir.display()
+    )
+}
+
+#[test]
+fn sighup_applies_a_changed_config_without_losing_lines_and_refuses_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    std::fs::create_dir_all(dir.path().join("second")).unwrap();
+    let admin = free_port();
+    let cfg = dir.path().join("sextant.yaml");
+    std::fs::write(&cfg, config_text(dir.path(), admin, "out1", false)).unwrap();
+    let app = dir.path().join("logs/app.log");
+    append(&app, 0..100, "before");
+    let mut proc = start_sextant("agent", &cfg, &dir.path().join("sextant.log"));
+    let out1 = dir.path().join("out1/logs.jsonl");
+    assert!(
+        eventually(Duration::from_secs(10), || bodies(&out1).len() == 100),
+        "first 100 lines in out1"
+    );
+
+    // A changed sink and a new source: the sink is rebuilt, the unchanged source keeps running.
+    std::fs::write(&cfg, config_text(dir.path(), admin, "out2", true)).unwrap();
+    let _ = Command::new("kill")
+        .args(["-HUP", &proc.pid().to_string()])
+        .status();
+    let log = dir.path().join("sextant.log");
+    assert!(eventually(Duration::from_secs(10), || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("config reloaded")
+    }));
+    append(&app, 0..50, "after");
+    append(&dir.path().join("second/s.log"), 0..10, "second");
+    let out2 = dir.path().join("out2/logs.jsonl");
+    assert!(
+        eventually(Duration::from_secs(10), || bodies(&out2).len() == 60),
+        "got {:?}",
+        bodies(&out2).len()
+    );
+    let all: Vec<String> = bodies(&out1).into_iter().chain(bodies(&out2)).collect();
+    for i in 0..100 {
+        assert_eq!(
+            all.iter().filter(|b| **b == format!("before {i}")).count(),
+            1,
+            "before {i}"
+        );
+    }
+    for i in 0..50 {
+        assert_eq!(
+            all.iter().filter(|b| **b == format!("after {i}")).count(),
+            1,
+            "after {i}"
+        );
+    }
+    assert_eq!(
+        bodies(&out1).len(),
+        100,
+        "nothing more goes to the old sink"
+    );
+
+    // A config that does not validate is refused; the running one keeps working.
+    std::fs::write(
+        &cfg,
+        "agent:\n  sources:\n    app: { type: file, includ: [] }\n",
+    )
+    .unwrap();
+    let _ = Command::new("kill")
+        .args(["-HUP", &proc.pid().to_string()])
+        .status();
+    assert!(eventually(Duration::from_secs(10), || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("config reload refused")
+    }));
+    append(&app, 50..60, "after");
+    assert!(
+        eventually(Duration::from_secs(10), || bodies(&out2).len() == 70),
+        "still flowing after a refused reload"
+    );
+    assert!(proc.terminate(Duration::from_secs(15)));
+}
+
+#[test]
+fn the_embedded_default_runs_writes_events_and_stops_cleanly() {
+    // Runs from a scratch copy of the repository's layout: the default reads ./examples/logs
+    // and writes ./sextant-data, relative to where it is started.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("examples/logs")).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut expected = 0;
+    for f in std::fs::read_dir(root.join("examples/logs")).unwrap() {
+        let f = f.unwrap().path();
+        expected += std::fs::read_to_string(&f).unwrap().lines().count();
+        std::fs::copy(
+            &f,
+            dir.path()
+                .join("examples/logs")
+                .join(f.file_name().unwrap()),
+        )
+        .unwrap();
+    }
+    assert!(expected > 0);
+    // The default binds fixed ports (8686, 4318); this test is the only one that uses them.
+    let log = std::fs::File::create(dir.path().join("run.log")).unwrap();
+    let child = sextant()
+        .arg("run")
+        .current_dir(dir.path())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut proc = Proc {
+        child,
+        name: "sextant",
+    };
+    let out = dir.path().join("sextant-data/out/logs.jsonl");
+    assert!(
+        eventually(Duration::from_secs(15), || bodies(&out).len() == expected),
+        "{} of {expected}",
+        bodies(&out).len()
+    );
+    let (status, metrics) = http_get("http://127.0.0.1:8686/metrics").unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "sextant_component_sent_events_total",
+            &["component=\"local_files\""]
+        ),
+        expected as f64
+    );
+    assert_eq!(http_get("http://127.0.0.1:8686/readyz").unwrap().0, 200);
+    assert!(
+        proc.terminate(Duration::from_secs(10)),
+        "Ctrl-C/SIGTERM stops it cleanly within the drain deadline"
+    );
+}
