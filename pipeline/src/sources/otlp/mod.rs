@@ -6,6 +6,8 @@
 //! that cannot be read or decoded is answered `400` and counted; it never stops the receiver.
 
 pub mod config;
+#[cfg(test)]
+mod tests;
 
 use std::io::Read;
 use std::sync::Arc;
