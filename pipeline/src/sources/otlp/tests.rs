@@ -9,7 +9,6 @@ use std::time::Duration;
 use prost::Message;
 
 use super::*;
-use crate::ack::AckStatus;
 use crate::config::units::{ByteSizeValue, DurationValue};
 use crate::queue::{ByteQueue, WhenFull};
 use crate::shutdown::ShutdownTrigger;
@@ -18,7 +17,10 @@ use crate::telemetry::QueueMetrics;
 fn post(port: u16, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req = format!("POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -40,7 +42,9 @@ fn logs_request(n: usize) -> Vec<u8> {
             scope_logs: vec![ScopeLogs {
                 log_records: (0..n)
                     .map(|i| LogRecord {
-                        body: Some(AnyValue { value: Some(any_value::Value::StringValue(format!("r{i}"))) }),
+                        body: Some(AnyValue {
+                            value: Some(any_value::Value::StringValue(format!("r{i}"))),
+                        }),
                         ..Default::default()
                     })
                     .collect(),
@@ -56,8 +60,16 @@ const PROTO: (&str, &str) = ("Content-Type", "application/x-protobuf");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_after_delivery_and_survives_malformed_requests() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let queue = Arc::new(ByteQueue::new(1 << 24, WhenFull::Block, QueueMetrics::detached()));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let queue = Arc::new(ByteQueue::new(
+        1 << 24,
+        WhenFull::Block,
+        QueueMetrics::detached(),
+    ));
     let (trigger, shutdown) = ShutdownTrigger::new();
     let metrics = ComponentMetrics::new("otlp_receiver_test", "otlp");
     let config = OtlpSourceConfig {
@@ -66,7 +78,13 @@ async fn answers_after_delivery_and_survives_malformed_requests() {
         max_decompressed_bytes: ByteSizeValue(256 * 1024),
         ack_timeout: DurationValue(Duration::from_millis(500)),
     };
-    let cx = SourceContext { name: "otlp_receiver_test".into(), data_dir: std::env::temp_dir(), out: Fanout::new(vec![queue.clone()]), shutdown, metrics: metrics.clone() };
+    let cx = SourceContext {
+        name: "otlp_receiver_test".into(),
+        data_dir: std::env::temp_dir(),
+        out: Fanout::new(vec![queue.clone()]),
+        shutdown,
+        metrics: metrics.clone(),
+    };
     let task = tokio::spawn(build(&config, cx).unwrap());
 
     // A delivering consumer: the receiver's answer waits for this.
@@ -77,7 +95,11 @@ async fn answers_after_delivery_and_survives_malformed_requests() {
             while let Some(b) = q.pop().await {
                 seen += b.len();
                 let fail = b.len() == 7; // the designated "sink failure" batch
-                if fail { b.acks.fail() } else { b.acks.deliver() }
+                if fail {
+                    b.acks.fail()
+                } else {
+                    b.acks.deliver()
+                }
             }
             seen
         })
@@ -86,33 +108,60 @@ async fn answers_after_delivery_and_survives_malformed_requests() {
     let r = tokio::task::spawn_blocking(move || {
         let ok = post(port, "/v1/logs", &[PROTO], &logs_request(3));
         let garbage = post(port, "/v1/logs", &[PROTO], b"\xff\xff\xff\xffnot protobuf");
-        let bad_gzip = post(port, "/v1/logs", &[PROTO, ("Content-Encoding", "gzip")], b"not gzip");
+        let bad_gzip = post(
+            port,
+            "/v1/logs",
+            &[PROTO, ("Content-Encoding", "gzip")],
+            b"not gzip",
+        );
         // 1 MiB of zeros gzips to ~1 KiB but exceeds the 256 KiB decompressed limit.
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         enc.write_all(&vec![0u8; 1 << 20]).unwrap();
-        let bomb = post(port, "/v1/logs", &[PROTO, ("Content-Encoding", "gzip")], &enc.finish().unwrap());
+        let bomb = post(
+            port,
+            "/v1/logs",
+            &[PROTO, ("Content-Encoding", "gzip")],
+            &enc.finish().unwrap(),
+        );
         let too_big = post(port, "/v1/logs", &[PROTO], &vec![0u8; 100 * 1024]);
-        let wrong_type = post(port, "/v1/logs", &[("Content-Type", "application/json")], b"{}");
+        let wrong_type = post(
+            port,
+            "/v1/logs",
+            &[("Content-Type", "application/json")],
+            b"{}",
+        );
         let failed = post(port, "/v1/logs", &[PROTO], &logs_request(7));
         let ok_again = post(port, "/v1/logs", &[PROTO], &logs_request(5));
-        (ok, garbage, bad_gzip, bomb, too_big, wrong_type, failed, ok_again)
+        (
+            ok, garbage, bad_gzip, bomb, too_big, wrong_type, failed, ok_again,
+        )
     })
     .await
     .unwrap();
     let (ok, garbage, bad_gzip, bomb, too_big, wrong_type, failed, ok_again) = r;
     assert_eq!(ok.0, 200);
-    assert!(ExportLogsServiceResponse::decode(&ok.1[..]).unwrap().partial_success.is_none());
+    assert!(ExportLogsServiceResponse::decode(&ok.1[..])
+        .unwrap()
+        .partial_success
+        .is_none());
     assert_eq!(garbage.0, 400);
     assert_eq!(bad_gzip.0, 400);
     assert_eq!(bomb.0, 400);
     assert_eq!(too_big.0, 413);
     assert_eq!(wrong_type.0, 415);
     assert_eq!(failed.0, 503, "a failed delivery tells the sender to retry");
-    assert_eq!(ok_again.0, 200, "the receiver keeps working after bad input");
+    assert_eq!(
+        ok_again.0, 200,
+        "the receiver keeps working after bad input"
+    );
     assert_eq!(metrics.received_events.get(), 3 + 7 + 5);
     assert_eq!(metrics.sent_events.get(), 3 + 5);
     let text = crate::telemetry::render();
-    for reason in ["bad_protobuf", "bad_encoding", "body_too_large_or_unreadable"] {
+    for reason in [
+        "bad_protobuf",
+        "bad_encoding",
+        "body_too_large_or_unreadable",
+    ] {
         assert!(
             text.contains(&format!("sextant_events_discarded_total{{component=\"otlp_receiver_test\",kind=\"otlp\",reason=\"{reason}\"}}")),
             "{reason} counted"
