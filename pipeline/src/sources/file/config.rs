@@ -1,9 +1,10 @@
-//! `type: file` settings.
+//! `type: file` settings, and the `tail:` settings every file-reading source shares.
 
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::format::LineFormat;
 use crate::component::BuildError;
 use crate::config::units::{ByteSizeValue, DurationValue};
 
@@ -28,17 +29,15 @@ pub enum InvalidUtf8 {
     Bytes,
 }
 
+/// How files are followed: `tail:` of the `file` and `kubernetes_logs` sources.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
-pub struct FileSourceConfig {
-    /// Glob patterns of files to tail (required).
-    pub include: Vec<String>,
-    /// Glob patterns of files to leave alone.
-    pub exclude: Vec<String>,
+pub struct TailSettings {
     pub read_from: ReadFrom,
     /// How often to look for new, rotated and deleted files.
     pub glob_interval: DurationValue,
-    /// Longer lines are split into parts of this size, each marked `sextant.split: true`.
+    /// Longer lines are split into parts of this size, each but the last marked
+    /// `sextant.split: true`; also the bound on a merged (partial-line) record.
     pub max_line_bytes: ByteSizeValue,
     /// Bytes read from one file before moving to the next (fairness between busy files).
     pub max_read_bytes: ByteSizeValue,
@@ -53,11 +52,9 @@ pub struct FileSourceConfig {
     pub invalid_utf8: InvalidUtf8,
 }
 
-impl Default for FileSourceConfig {
+impl Default for TailSettings {
     fn default() -> Self {
         Self {
-            include: Vec::new(),
-            exclude: Vec::new(),
             read_from: ReadFrom::Beginning,
             glob_interval: DurationValue(Duration::from_secs(1)),
             max_line_bytes: ByteSizeValue(256 * 1024),
@@ -71,6 +68,46 @@ impl Default for FileSourceConfig {
     }
 }
 
+impl TailSettings {
+    pub fn validate(&self, name: &str) -> Result<(), BuildError> {
+        if self.max_line_bytes.0 == 0 || self.max_read_bytes.0 == 0 || self.max_open_files == 0 {
+            return Err(BuildError::invalid(
+                name,
+                "tail: max_line_bytes, max_read_bytes and max_open_files must be above 0",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks glob patterns.
+pub fn validate_globs<'a>(
+    name: &str,
+    patterns: impl IntoIterator<Item = &'a String>,
+) -> Result<(), BuildError> {
+    for p in patterns {
+        glob::Pattern::new(p)
+            .map_err(|e| BuildError::invalid(name, format!("bad glob {p:?}: {e}")))?;
+    }
+    Ok(())
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileSourceConfig {
+    /// Glob patterns of files to tail (required).
+    pub include: Vec<String>,
+    /// Glob patterns of files to leave alone.
+    pub exclude: Vec<String>,
+    /// `plain` (one event per line), `cri` or `docker` (container runtime formats).
+    pub format: LineFormat,
+    /// Parse messages that are JSON objects into attributes.
+    pub parse_json: bool,
+    /// With `parse_json`, keep the whole message as the body (else its `message`/`msg` field).
+    pub keep_original: bool,
+    pub tail: TailSettings,
+}
+
 impl FileSourceConfig {
     pub fn validate(&self, name: &str) -> Result<(), BuildError> {
         if self.include.is_empty() {
@@ -79,17 +116,8 @@ impl FileSourceConfig {
                 "include is empty: name at least one glob pattern",
             ));
         }
-        for p in self.include.iter().chain(&self.exclude) {
-            glob::Pattern::new(p)
-                .map_err(|e| BuildError::invalid(name, format!("bad glob {p:?}: {e}")))?;
-        }
-        if self.max_line_bytes.0 == 0 || self.max_read_bytes.0 == 0 || self.max_open_files == 0 {
-            return Err(BuildError::invalid(
-                name,
-                "max_line_bytes, max_read_bytes and max_open_files must be above 0",
-            ));
-        }
-        Ok(())
+        validate_globs(name, self.include.iter().chain(&self.exclude))?;
+        self.tail.validate(name)
     }
 }
 

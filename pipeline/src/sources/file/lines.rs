@@ -14,6 +14,8 @@ pub struct Line<'a> {
     pub bytes: &'a [u8],
     /// More of the same line follows in the next part.
     pub split: bool,
+    /// Bytes of input this line or part stands for (with its `\r\n` or `\n`).
+    pub consumed: usize,
 }
 
 impl LineSplitter {
@@ -44,6 +46,7 @@ impl LineSplitter {
             emit(Line {
                 bytes: &line[..n],
                 split: true,
+                consumed: n,
             });
             line = &line[n..];
         }
@@ -52,6 +55,7 @@ impl LineSplitter {
             emit(Line {
                 bytes,
                 split: false,
+                consumed: line.len() + 1,
             });
         }
     }

@@ -18,6 +18,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod format;
 pub mod identity;
 pub mod lines;
 pub mod progress;
@@ -36,14 +37,15 @@ use crossbeam_queue::SegQueue;
 use crate::ack::{Ack, AckStatus, Acks};
 use crate::batch::Batch;
 use crate::component::{BuildError, SourceContext, Task};
-use crate::event::{Events, KeyValue, LogEvent, Origin, Resource, Scope, Value};
+use crate::event::{Events, Origin, Scope};
 use crate::fanout::Fanout;
 use crate::shutdown::Shutdown;
 use crate::telemetry::{ComponentMetrics, LogLimiter};
 
 use checkpoint::Checkpoints;
-pub use config::FileSourceConfig;
-use config::{InvalidUtf8, ReadFrom};
+use config::ReadFrom;
+pub use config::{FileSourceConfig, TailSettings};
+use format::{file_resource, DecodeContext, FileFormat, GenericFormat, JsonMessages, LineDecoder};
 use identity::{FileKey, Fingerprint};
 use lines::LineSplitter;
 use progress::{Progress, Resolution};
@@ -75,6 +77,11 @@ struct Tailed {
     /// Bytes read from the file (including a pending partial line).
     read_offset: u64,
     splitter: LineSplitter,
+    decoder: Box<dyn LineDecoder>,
+    /// Offset just after the last line handed to the decoder.
+    consumed: u64,
+    /// Where the record the decoder holds began (checkpoints stop there).
+    held_from: Option<u64>,
     progress: Progress,
     origin: Arc<Origin>,
     /// When the file was found renamed away or deleted.
@@ -83,9 +90,36 @@ struct Tailed {
 
 pub fn build(config: &FileSourceConfig, cx: SourceContext) -> Result<Task, BuildError> {
     config.validate(&cx.name)?;
+    let format = GenericFormat {
+        line: config.format,
+        json: JsonMessages {
+            parse: config.parse_json,
+            keep_original: config.keep_original,
+        },
+    };
+    spawn_tailer(
+        config.include.clone(),
+        config.exclude.clone(),
+        config.tail.clone(),
+        Arc::new(format),
+        cx,
+    )
+}
+
+/// Runs a tailer thread over `include` (minus `exclude`) with `format`; shared by every source
+/// that reads files (`file`, `kubernetes_logs`).
+pub fn spawn_tailer(
+    include: Vec<String>,
+    exclude: Vec<String>,
+    tail: TailSettings,
+    format: Arc<dyn FileFormat>,
+    cx: SourceContext,
+) -> Result<Task, BuildError> {
+    config::validate_globs(&cx.name, include.iter().chain(&exclude))?;
+    tail.validate(&cx.name)?;
     let handle = tokio::runtime::Handle::current();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let mut tailer = Tailer::new(config.clone(), cx, handle);
+    let mut tailer = Tailer::new(include, exclude, tail, format, cx, handle);
     let name = tailer.metrics.name.clone();
     std::thread::Builder::new()
         .name(format!("file-{name}"))
@@ -100,7 +134,8 @@ pub fn build(config: &FileSourceConfig, cx: SourceContext) -> Result<Task, Build
 }
 
 struct Tailer {
-    config: FileSourceConfig,
+    config: TailSettings,
+    format: Arc<dyn FileFormat>,
     out: Fanout,
     shutdown: Shutdown,
     metrics: ComponentMetrics,
@@ -114,8 +149,22 @@ struct Tailer {
     host_name: String,
     buf: Vec<u8>,
     io_errors: LogLimiter,
+    malformed: LogLimiter,
     include: Vec<String>,
     exclude: Vec<glob::Pattern>,
+}
+
+impl Tailed {
+    /// Reads again from `offset`, forgetting partial lines and held records.
+    fn rewind(&mut self, offset: u64) -> io::Result<()> {
+        self.file.seek(SeekFrom::Start(offset))?;
+        self.read_offset = offset;
+        self.consumed = offset;
+        self.held_from = None;
+        self.splitter.clear();
+        self.decoder.reset();
+        Ok(())
+    }
 }
 
 fn now_nanos() -> u64 {
@@ -140,22 +189,29 @@ pub fn host_name() -> String {
 }
 
 impl Tailer {
-    fn new(config: FileSourceConfig, cx: SourceContext, handle: tokio::runtime::Handle) -> Self {
+    fn new(
+        include: Vec<String>,
+        exclude: Vec<String>,
+        config: TailSettings,
+        format: Arc<dyn FileFormat>,
+        cx: SourceContext,
+        handle: tokio::runtime::Handle,
+    ) -> Self {
         let (checkpoints, problem) = Checkpoints::load(&cx.data_dir);
         if let Some(problem) = problem {
             cx.metrics.error("checkpoint_unreadable");
             tracing::warn!(component = %cx.name, "{problem}");
         }
-        let exclude = config
-            .exclude
+        let exclude = exclude
             .iter()
             .filter_map(|p| glob::Pattern::new(p).ok())
             .collect();
         Self {
-            include: config.include.clone(),
+            include,
             exclude,
             buf: vec![0u8; config.max_read_bytes.as_usize().min(1 << 20)],
             config,
+            format,
             out: cx.out,
             shutdown: cx.shutdown,
             metrics: cx.metrics,
@@ -168,6 +224,7 @@ impl Tailer {
             first_scan: true,
             host_name: host_name(),
             io_errors: LogLimiter::default(),
+            malformed: LogLimiter::default(),
         }
     }
 
@@ -307,19 +364,7 @@ impl Tailer {
         let uid = self.next_uid;
         self.next_uid += 1;
         let origin = Arc::new(Origin {
-            resource: Resource {
-                attributes: vec![
-                    KeyValue::new("host.name", self.host_name.as_str()),
-                    KeyValue::new("log.file.path", path.display().to_string()),
-                    KeyValue::new(
-                        "log.file.name",
-                        path.file_name()
-                            .map(|n| n.to_string_lossy().into_owned())
-                            .unwrap_or_default(),
-                    ),
-                ],
-                ..Default::default()
-            },
+            resource: file_resource(&self.host_name, path, self.format.resource(path)),
             scope: Scope {
                 name: "sextant.file".into(),
                 ..Default::default()
@@ -335,6 +380,9 @@ impl Tailer {
             file,
             read_offset: offset,
             splitter: LineSplitter::new(self.config.max_line_bytes.as_usize()),
+            decoder: self.format.decoder(path),
+            consumed: offset,
+            held_from: None,
             progress: Progress::new(offset),
             origin,
             gone_since: None,
@@ -363,27 +411,30 @@ impl Tailer {
         any
     }
 
-    /// Reads up to `max_read_bytes` of one file and makes a batch of its complete lines.
+    /// Reads up to `max_read_bytes` of one file and makes a batch of its complete records.
     fn read_file(&mut self, i: usize) -> io::Result<Option<Batch>> {
         let max = self.config.max_read_bytes.as_usize();
-        let invalid_utf8 = self.config.invalid_utf8;
         let f = &mut self.files[i];
         // copytruncate: the file is now shorter than what we read.
         let size = f.file.metadata()?.len();
         if size < f.read_offset {
             tracing::info!(component = %self.metrics.name, path = %f.path.display(), size, offset = f.read_offset, "file truncated; reading from its start");
             self.metrics.error("truncated");
-            f.file.seek(SeekFrom::Start(0))?;
-            f.read_offset = 0;
-            f.splitter.clear();
+            f.rewind(0)?;
             f.progress.reset(0);
             self.checkpoints.set(f.key, f.fingerprint, 0, &f.path, true);
         }
         let mut events = Vec::new();
         let mut bytes = 0usize;
         let mut total = 0usize;
-        let now = now_nanos();
-        let metrics = &self.metrics;
+        let cx = DecodeContext {
+            origin: &f.origin,
+            now: now_nanos(),
+            metrics: &self.metrics,
+            invalid_utf8: self.config.invalid_utf8,
+            max_record_bytes: self.config.max_line_bytes.as_usize(),
+            limiter: &self.malformed,
+        };
         while total < max {
             let want = (max - total).min(self.buf.len());
             let n = f.file.read(&mut self.buf[..want])?;
@@ -392,33 +443,17 @@ impl Tailer {
             }
             total += n;
             f.read_offset += n as u64;
-            let origin = &f.origin;
+            let (decoder, consumed, held_from) =
+                (&mut f.decoder, &mut f.consumed, &mut f.held_from);
             f.splitter.push(&self.buf[..n], |line| {
+                let start = *consumed;
+                *consumed += line.consumed as u64;
                 bytes += line.bytes.len() + EVENT_OVERHEAD;
-                let body = match std::str::from_utf8(line.bytes) {
-                    Ok(s) => Value::Str(s.to_owned()),
-                    Err(_) => {
-                        metrics.error("invalid_utf8");
-                        match invalid_utf8 {
-                            InvalidUtf8::Lossy => {
-                                Value::Str(String::from_utf8_lossy(line.bytes).into_owned())
-                            }
-                            InvalidUtf8::Bytes => Value::Bytes(line.bytes.to_vec()),
-                        }
-                    }
-                };
-                events.push(LogEvent {
-                    origin: origin.clone(),
-                    time_unix_nano: now,
-                    observed_time_unix_nano: now,
-                    body,
-                    attributes: if line.split {
-                        vec![KeyValue::new("sextant.split", Value::Bool(true))]
-                    } else {
-                        Vec::new()
-                    },
-                    ..Default::default()
-                });
+                if decoder.decode(line, &cx, &mut events) {
+                    held_from.get_or_insert(start);
+                } else {
+                    *held_from = None;
+                }
             });
         }
         if total > 0 {
@@ -428,7 +463,7 @@ impl Tailer {
             return Ok(None);
         }
         self.metrics.received_events.inc_by(events.len() as u64);
-        let end = f.read_offset - f.splitter.pending() as u64;
+        let end = f.held_from.unwrap_or(f.consumed);
         let (epoch, seq) = f.progress.emit(end);
         let uid = f.uid;
         let acks = self.acks.clone();
@@ -465,9 +500,8 @@ impl Tailer {
                 Resolution::Rewind(offset) => {
                     self.metrics.error("redelivery");
                     tracing::debug!(component = %self.metrics.name, path = %f.path.display(), offset, "delivery failed; reading again");
-                    if f.file.seek(SeekFrom::Start(offset)).is_ok() {
-                        f.read_offset = offset;
-                        f.splitter.clear();
+                    if let Err(e) = f.rewind(offset) {
+                        tracing::warn!(component = %self.metrics.name, path = %f.path.display(), error = %e, "cannot seek back");
                     }
                 }
             }

@@ -23,9 +23,12 @@ struct Harness {
 fn config(dir: &Path) -> FileSourceConfig {
     FileSourceConfig {
         include: vec![format!("{}/*.log", dir.display())],
-        glob_interval: DurationValue(Duration::from_millis(50)),
-        checkpoint_interval: DurationValue(Duration::from_millis(50)),
-        rotate_wait: DurationValue(Duration::from_millis(200)),
+        tail: TailSettings {
+            glob_interval: DurationValue(Duration::from_millis(50)),
+            checkpoint_interval: DurationValue(Duration::from_millis(50)),
+            rotate_wait: DurationValue(Duration::from_millis(200)),
+            ..Default::default()
+        },
         ..Default::default()
     }
 }

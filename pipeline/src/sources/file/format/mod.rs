@@ -1,0 +1,172 @@
+//! How the lines of a file become events. A [`FileFormat`] gives each file its resource (what
+//! the path says about where the lines come from) and a [`LineDecoder`] (per file, since some
+//! formats carry state across lines: CRI partial lines, docker's split records).
+//!
+//! A decoder may hold an unfinished record across lines; the tailer then checkpoints only up to
+//! the start of the first held line, so a restart re-reads the whole record.
+
+pub mod cri;
+pub mod docker;
+pub mod json;
+#[cfg(test)]
+mod tests;
+pub mod time;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use super::config::InvalidUtf8;
+use super::lines::Line;
+use crate::event::{KeyValue, LogEvent, Origin, Resource, Value};
+use crate::telemetry::{ComponentMetrics, LogLimiter};
+
+/// What a decoder needs besides the line.
+pub struct DecodeContext<'a> {
+    pub origin: &'a Arc<Origin>,
+    /// When the line was read (nanoseconds since the epoch).
+    pub now: u64,
+    pub metrics: &'a ComponentMetrics,
+    pub invalid_utf8: InvalidUtf8,
+    pub max_record_bytes: usize,
+    pub limiter: &'a LogLimiter,
+}
+
+impl DecodeContext<'_> {
+    /// Text of a line, by the `invalid_utf8` policy.
+    pub fn text(&self, bytes: &[u8]) -> Value {
+        match std::str::from_utf8(bytes) {
+            Ok(s) => Value::Str(s.to_owned()),
+            Err(_) => {
+                self.metrics.error("invalid_utf8");
+                match self.invalid_utf8 {
+                    InvalidUtf8::Lossy => Value::Str(String::from_utf8_lossy(bytes).into_owned()),
+                    InvalidUtf8::Bytes => Value::Bytes(bytes.to_vec()),
+                }
+            }
+        }
+    }
+
+    /// An event for `body` with this file's origin.
+    pub fn event(&self, time_unix_nano: u64, body: Value, attributes: Vec<KeyValue>) -> LogEvent {
+        LogEvent {
+            origin: self.origin.clone(),
+            time_unix_nano,
+            observed_time_unix_nano: self.now,
+            body,
+            attributes,
+            ..Default::default()
+        }
+    }
+
+    /// Counts and (rate-limited) logs a line that is not in the expected format.
+    pub fn malformed(&self, reason: &'static str) {
+        self.metrics.discarded(reason, 1);
+        if let Some(suppressed) = self.limiter.allow() {
+            tracing::warn!(component = %self.metrics.name, reason, suppressed, "line not in the expected format; passed through raw with a parse_error attribute");
+        }
+    }
+}
+
+/// Turns one file's lines into events.
+pub trait LineDecoder: Send {
+    /// Decodes a line (or a part of an over-long line); returns true while it holds an
+    /// unfinished record.
+    fn decode(&mut self, line: Line<'_>, cx: &DecodeContext<'_>, out: &mut Vec<LogEvent>) -> bool;
+    /// Forgets any held record (the file is re-read from a checkpoint, or was truncated).
+    fn reset(&mut self);
+}
+
+/// A kind of file.
+pub trait FileFormat: Send + Sync {
+    /// Resource attributes of a file's events (beyond `host.name`, `log.file.path/name`).
+    fn resource(&self, path: &Path) -> Vec<KeyValue>;
+    fn decoder(&self, path: &Path) -> Box<dyn LineDecoder>;
+}
+
+/// The line format of the generic `file` source.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LineFormat {
+    /// One event per line, as is.
+    #[default]
+    Plain,
+    /// Container runtime (CRI) log lines: `<time> <stream> <P|F> <message>`.
+    Cri,
+    /// Docker json-file lines: `{"log":..,"stream":..,"time":..}`.
+    Docker,
+}
+
+/// Options for messages that are themselves JSON.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JsonMessages {
+    /// Parse a message that is a JSON object into attributes.
+    pub parse: bool,
+    /// Keep the original message as the body (else the body is its `message`/`msg` field when
+    /// there is one).
+    pub keep_original: bool,
+}
+
+/// A format for the generic file source: no path metadata, one of the line formats.
+pub struct GenericFormat {
+    pub line: LineFormat,
+    pub json: JsonMessages,
+}
+
+impl FileFormat for GenericFormat {
+    fn resource(&self, _path: &Path) -> Vec<KeyValue> {
+        Vec::new()
+    }
+
+    fn decoder(&self, _path: &Path) -> Box<dyn LineDecoder> {
+        match self.line {
+            LineFormat::Plain => Box::new(PlainDecoder { json: self.json }),
+            LineFormat::Cri => Box::new(cri::CriDecoder::new(self.json)),
+            LineFormat::Docker => Box::new(docker::DockerDecoder::new(self.json)),
+        }
+    }
+}
+
+/// Marks a part of an over-long line.
+pub fn split_attribute() -> KeyValue {
+    KeyValue::new("sextant.split", Value::Bool(true))
+}
+
+/// One line, one event.
+pub struct PlainDecoder {
+    pub json: JsonMessages,
+}
+
+impl LineDecoder for PlainDecoder {
+    fn decode(&mut self, line: Line<'_>, cx: &DecodeContext<'_>, out: &mut Vec<LogEvent>) -> bool {
+        let mut attributes = Vec::new();
+        if line.split {
+            attributes.push(split_attribute());
+        }
+        let body = json::message_body(line.bytes, self.json, cx, &mut attributes);
+        out.push(cx.event(cx.now, body, attributes));
+        false
+    }
+
+    fn reset(&mut self) {}
+}
+
+/// The resource of a file: host and path, then what the format adds.
+pub fn file_resource(host: &str, path: &Path, extra: Vec<KeyValue>) -> Resource {
+    let mut attributes = vec![
+        KeyValue::new("host.name", host),
+        KeyValue::new("log.file.path", path.display().to_string()),
+        KeyValue::new(
+            "log.file.name",
+            path.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        ),
+    ];
+    attributes.extend(extra);
+    Resource {
+        attributes,
+        ..Default::default()
+    }
+}

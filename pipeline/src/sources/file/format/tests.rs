@@ -1,0 +1,203 @@
+//! The container log formats, line by line: content, times, streams, partial-line merging, JSON
+//! messages, and malformed lines passed through and counted.
+
+use std::sync::Arc;
+
+use super::super::lines::Line;
+use super::*;
+use crate::event::{find_attribute, Origin};
+
+fn cx<'a>(
+    origin: &'a Arc<Origin>,
+    metrics: &'a ComponentMetrics,
+    limiter: &'a LogLimiter,
+    max: usize,
+) -> DecodeContext<'a> {
+    DecodeContext {
+        origin,
+        now: 42,
+        metrics,
+        invalid_utf8: InvalidUtf8::Lossy,
+        max_record_bytes: max,
+        limiter,
+    }
+}
+
+fn line(s: &str) -> Line<'_> {
+    Line {
+        bytes: s.as_bytes(),
+        split: false,
+        consumed: s.len() + 1,
+    }
+}
+
+/// Runs lines through a decoder: (events, whether it holds a record after each line).
+fn run(
+    d: &mut dyn LineDecoder,
+    lines: &[&str],
+    max: usize,
+    name: &str,
+) -> (Vec<LogEvent>, Vec<bool>) {
+    let origin = Arc::new(Origin::default());
+    let metrics = ComponentMetrics::new(name, "test");
+    let limiter = LogLimiter::default();
+    let cx = cx(&origin, &metrics, &limiter, max);
+    let mut out = Vec::new();
+    let held = lines
+        .iter()
+        .map(|l| d.decode(line(l), &cx, &mut out))
+        .collect();
+    (out, held)
+}
+
+fn body(e: &LogEvent) -> String {
+    e.body.to_text().into_owned()
+}
+
+fn attr(e: &LogEvent, k: &str) -> Option<String> {
+    find_attribute(&e.attributes, k).map(|v| v.to_text().into_owned())
+}
+
+#[test]
+fn cri_lines_parse_with_time_and_stream() {
+    let c = cri::parse(b"2016-10-06T00:17:09.669794202Z stderr F hello world").unwrap();
+    assert_eq!(c.time_unix_nano, 1_475_713_029_669_794_202);
+    assert_eq!(c.stream, b"stderr");
+    assert!(!c.partial);
+    assert_eq!(c.message, b"hello world");
+    assert_eq!(
+        cri::parse(b"2016-10-06T00:17:09Z stdout F")
+            .unwrap()
+            .message,
+        b""
+    );
+    assert!(cri::parse(b"2016-10-06T00:17:09Z stdin F x").is_none());
+    assert!(cri::parse(b"hello there F x").is_none());
+}
+
+#[test]
+fn cri_partial_lines_merge_into_one_record_with_the_first_time() {
+    let mut d = cri::CriDecoder::new(JsonMessages::default());
+    let (events, held) = run(
+        &mut d,
+        &[
+            "2024-01-01T00:00:01Z stdout P part one, ",
+            "2024-01-01T00:00:02Z stdout P part two, ",
+            "2024-01-01T00:00:03Z stdout F the end",
+            "2024-01-01T00:00:04Z stderr F next",
+        ],
+        1024,
+        "cri_merge",
+    );
+    assert_eq!(held, vec![true, true, false, false]);
+    assert_eq!(events.len(), 2);
+    assert_eq!(body(&events[0]), "part one, part two, the end");
+    assert_eq!(events[0].time_unix_nano, 1_704_067_201_000_000_000);
+    assert_eq!(attr(&events[0], "log.iostream").as_deref(), Some("stdout"));
+    assert_eq!(attr(&events[1], "log.iostream").as_deref(), Some("stderr"));
+}
+
+#[test]
+fn cri_merging_is_bounded_and_parts_are_marked() {
+    let mut d = cri::CriDecoder::new(JsonMessages::default());
+    let (events, _) = run(
+        &mut d,
+        &[
+            "2024-01-01T00:00:01Z stdout P aaaaaa",
+            "2024-01-01T00:00:02Z stdout P bbbbbb",
+            "2024-01-01T00:00:03Z stdout F cc",
+        ],
+        5,
+        "cri_bound",
+    );
+    let parts: Vec<String> = events.iter().map(body).collect();
+    assert_eq!(parts.concat(), "aaaaaabbbbbbcc", "nothing lost");
+    assert!(parts.iter().all(|p| p.len() <= 5));
+    assert!(events[..events.len() - 1]
+        .iter()
+        .all(|e| attr(e, "sextant.split").as_deref() == Some("true")));
+    assert_eq!(attr(events.last().unwrap(), "sextant.split"), None);
+}
+
+#[test]
+fn a_line_that_is_not_cri_passes_through_raw_and_is_counted() {
+    let mut d = cri::CriDecoder::new(JsonMessages::default());
+    let (events, _) = run(
+        &mut d,
+        &["garbage line", "2024-01-01T00:00:01Z stdout F fine"],
+        1024,
+        "cri_malformed",
+    );
+    assert_eq!(body(&events[0]), "garbage line");
+    assert_eq!(
+        attr(&events[0], "parse_error").as_deref(),
+        Some("not a CRI log line")
+    );
+    assert_eq!(events[0].time_unix_nano, 42, "observed time stands in");
+    assert_eq!(body(&events[1]), "fine");
+    let text = crate::telemetry::render();
+    assert!(text.contains("sextant_events_discarded_total{component=\"cri_malformed\",kind=\"test\",reason=\"not_cri\"} 1"));
+}
+
+#[test]
+fn json_messages_become_attributes() {
+    let json = JsonMessages {
+        parse: true,
+        keep_original: false,
+    };
+    let mut d = cri::CriDecoder::new(json);
+    let (events, _) = run(
+        &mut d,
+        &[r#"2024-01-01T00:00:01Z stdout F {"level":"error","msg":"boom","n":3,"ctx":{"a":true}}"#],
+        1024,
+        "cri_json",
+    );
+    let e = &events[0];
+    assert_eq!(body(e), "boom");
+    assert_eq!(attr(e, "level").as_deref(), Some("error"));
+    assert_eq!(
+        find_attribute(&e.attributes, "n"),
+        Some(&crate::event::Value::Int(3))
+    );
+    assert!(matches!(
+        find_attribute(&e.attributes, "ctx"),
+        Some(crate::event::Value::Map(_))
+    ));
+    let mut keep = cri::CriDecoder::new(JsonMessages {
+        parse: true,
+        keep_original: true,
+    });
+    let (events, _) = run(
+        &mut keep,
+        &[r#"2024-01-01T00:00:01Z stdout F {"msg":"boom"}"#],
+        1024,
+        "cri_json_keep",
+    );
+    assert_eq!(body(&events[0]), r#"{"msg":"boom"}"#);
+    assert_eq!(attr(&events[0], "msg").as_deref(), Some("boom"));
+}
+
+#[test]
+fn docker_records_parse_and_split_records_merge() {
+    let mut d = docker::DockerDecoder::new(JsonMessages::default());
+    let (events, held) = run(
+        &mut d,
+        &[
+            r#"{"log":"hello\n","stream":"stdout","time":"2024-01-01T00:00:01.5Z"}"#,
+            r#"{"log":"first half ","stream":"stderr","time":"2024-01-01T00:00:02Z"}"#,
+            r#"{"log":"second half\n","stream":"stderr","time":"2024-01-01T00:00:03Z"}"#,
+            r#"not json"#,
+        ],
+        1024,
+        "docker",
+    );
+    assert_eq!(held, vec![false, true, false, false]);
+    assert_eq!(body(&events[0]), "hello");
+    assert_eq!(events[0].time_unix_nano, 1_704_067_201_500_000_000);
+    assert_eq!(body(&events[1]), "first half second half");
+    assert_eq!(attr(&events[1], "log.iostream").as_deref(), Some("stderr"));
+    assert_eq!(
+        attr(&events[2], "parse_error").as_deref(),
+        Some("not a docker json-file record")
+    );
+}
