@@ -10,9 +10,12 @@ use sextant_pipeline::sinks::{
 use sextant_pipeline::sources::{file::FileSourceConfig, otlp::OtlpSourceConfig};
 use sextant_pipeline::topology::Graph;
 
+use crate::sources::kubernetes_logs::KubernetesLogsConfig;
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AgentSource {
+    KubernetesLogs(KubernetesLogsConfig),
     File(FileSourceConfig),
     Otlp(OtlpSourceConfig),
 }
@@ -29,6 +32,7 @@ pub enum AgentSink {
 impl AsSource for AgentSource {
     fn source(&self) -> &dyn SourceConfig {
         match self {
+            AgentSource::KubernetesLogs(c) => c,
             AgentSource::File(c) => c,
             AgentSource::Otlp(c) => c,
         }

@@ -1,5 +1,7 @@
-//! `sextant-agent`: what only a node has. Today the agent runs the shared `file` and `otlp`
-//! sources; the Kubernetes-aware sources (`kubernetes_logs`, `prometheus_scrape`,
-//! `host_metrics`, `xray_udp`) and enrichment arrive here. [`config`] lists its components.
+//! `sextant-agent`: what only a node has. [`sources::kubernetes_logs`] collects every container
+//! log on the node; the shared `file` and `otlp` sources come from the pipeline crate. Scraping,
+//! host metrics, X-Ray UDP and Kubernetes API enrichment are still to come. [`config`] lists the
+//! agent's components.
 
 pub mod config;
+pub mod sources;

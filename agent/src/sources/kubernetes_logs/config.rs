@@ -1,0 +1,91 @@
+//! `type: kubernetes_logs` settings.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use sextant_pipeline::component::{BuildError, SourceConfig, SourceContext, Task};
+use sextant_pipeline::sources::file::TailSettings;
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KubernetesLogsConfig {
+    /// Where the kubelet keeps pod logs: `<root>/<namespace>_<pod>_<uid>/<container>/<n>.log`.
+    pub root: PathBuf,
+    /// Namespaces whose logs are skipped.
+    pub exclude_namespaces: Vec<String>,
+    /// Also follow rotated files (`0.log.20240101-000000`, never `.gz`), so lines rotated away
+    /// while the agent was down are still read.
+    pub include_rotated: bool,
+    /// Parse messages that are JSON objects into attributes.
+    pub parse_json: bool,
+    /// With `parse_json`, keep the whole message as the body (else its `message`/`msg` field).
+    pub keep_original: bool,
+    /// This node's name (`k8s.node.name`); default: `$NODE_NAME` (set it from the downward API).
+    pub node_name: Option<String>,
+    pub tail: TailSettings,
+}
+
+impl Default for KubernetesLogsConfig {
+    fn default() -> Self {
+        Self {
+            root: PathBuf::from("/var/log/pods"),
+            exclude_namespaces: Vec::new(),
+            include_rotated: true,
+            parse_json: true,
+            keep_original: false,
+            node_name: None,
+            tail: TailSettings::default(),
+        }
+    }
+}
+
+impl KubernetesLogsConfig {
+    pub fn validate(&self, name: &str) -> Result<(), BuildError> {
+        let root = self.root.to_string_lossy();
+        if root.is_empty() || root.contains(['*', '?', '[']) {
+            return Err(BuildError::invalid(
+                name,
+                format!("root {root:?} must be a plain directory path"),
+            ));
+        }
+        for ns in &self.exclude_namespaces {
+            if ns.is_empty() || !ns.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                return Err(BuildError::invalid(
+                    name,
+                    format!("exclude_namespaces: {ns:?} is not a namespace name"),
+                ));
+            }
+        }
+        self.tail.validate(name)
+    }
+
+    /// Glob patterns of the files to follow, and of the ones to skip.
+    pub fn globs(&self) -> (Vec<String>, Vec<String>) {
+        let root = self.root.display().to_string();
+        let root = root.trim_end_matches('/');
+        let mut include = vec![format!("{root}/*/*/*.log")];
+        if self.include_rotated {
+            include.push(format!("{root}/*/*/*.log.*"));
+        }
+        let mut exclude = vec![format!("{root}/*/*/*.gz"), format!("{root}/*/*/*.tmp")];
+        exclude.extend(
+            self.exclude_namespaces
+                .iter()
+                .map(|ns| format!("{root}/{ns}_*/*/*")),
+        );
+        (include, exclude)
+    }
+}
+
+impl SourceConfig for KubernetesLogsConfig {
+    fn kind(&self) -> &'static str {
+        "kubernetes_logs"
+    }
+    fn validate(&self, name: &str) -> Result<(), BuildError> {
+        KubernetesLogsConfig::validate(self, name)
+    }
+    fn build(&self, cx: SourceContext) -> Result<Task, BuildError> {
+        super::build(self, cx)
+    }
+}

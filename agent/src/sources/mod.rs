@@ -1,0 +1,3 @@
+//! Sources only a node has.
+
+pub mod kubernetes_logs;
