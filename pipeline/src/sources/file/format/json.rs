@@ -1,56 +1,85 @@
 //! Messages that are JSON objects: parsed with simd-json into attributes, so that
 //! `{"level":"error","msg":"boom"}` can be filtered and templated by `level`.
 
+use simd_json::tape::Node;
+
 use crate::event::{KeyValue, Value};
 
 use super::{DecodeContext, JsonMessages};
 
-fn from_simd(v: simd_json::BorrowedValue<'_>) -> Value {
-    use simd_json::{BorrowedValue as B, StaticNode as S};
-    match v {
-        B::Static(S::Null) => Value::Empty,
-        B::Static(S::Bool(b)) => Value::Bool(b),
-        B::Static(S::I64(i)) => Value::Int(i),
-        B::Static(S::U64(u)) => i64::try_from(u)
-            .map(Value::Int)
-            .unwrap_or(Value::Double(u as f64)),
-        B::Static(S::F64(f)) => Value::Double(f),
-        B::String(s) => Value::Str(s.into_owned()),
-        B::Array(a) => Value::Array(a.into_iter().map(from_simd).collect()),
-        B::Object(o) => Value::Map(
-            o.into_iter()
-                .map(|(k, v)| KeyValue {
-                    key: k.into_owned(),
-                    value: from_simd(v),
-                })
-                .collect(),
-        ),
-    }
+thread_local! {
+    /// simd-json's scratch buffers and a copy of the message (simd-json parses in place), reused
+    /// across lines: no allocation per line beyond the attributes themselves.
+    static PARSER: std::cell::RefCell<(simd_json::Buffers, Vec<u8>)> =
+        std::cell::RefCell::new((simd_json::Buffers::default(), Vec::new()));
 }
 
-/// The fields of a JSON object message, or `None` if it is not one.
+/// The value at `nodes[i]` and the index after it.
+fn value_at(nodes: &[Node<'_>], i: usize) -> Option<(Value, usize)> {
+    use simd_json::StaticNode as S;
+    Some(match nodes.get(i)? {
+        Node::String(s) => (Value::Str((*s).to_owned()), i + 1),
+        Node::Static(S::Null) => (Value::Empty, i + 1),
+        Node::Static(S::Bool(b)) => (Value::Bool(*b), i + 1),
+        Node::Static(S::I64(n)) => (Value::Int(*n), i + 1),
+        Node::Static(S::U64(u)) => (
+            i64::try_from(*u)
+                .map(Value::Int)
+                .unwrap_or(Value::Double(*u as f64)),
+            i + 1,
+        ),
+        Node::Static(S::F64(f)) => (Value::Double(*f), i + 1),
+        Node::Array { len, .. } => {
+            let mut items = Vec::with_capacity(*len);
+            let mut j = i + 1;
+            for _ in 0..*len {
+                let (v, next) = value_at(nodes, j)?;
+                items.push(v);
+                j = next;
+            }
+            (Value::Array(items), j)
+        }
+        Node::Object { len, .. } => {
+            let (fields, j) = fields_at(nodes, i + 1, *len)?;
+            (Value::Map(fields), j)
+        }
+    })
+}
+
+/// `len` key/value pairs starting at `nodes[i]`, in the order the JSON has them.
+fn fields_at(nodes: &[Node<'_>], mut i: usize, len: usize) -> Option<(Vec<KeyValue>, usize)> {
+    let mut fields = Vec::with_capacity(len);
+    for _ in 0..len {
+        let Node::String(key) = nodes.get(i)? else {
+            return None;
+        };
+        let (value, next) = value_at(nodes, i + 1)?;
+        fields.push(KeyValue {
+            key: (*key).to_owned(),
+            value,
+        });
+        i = next;
+    }
+    Some((fields, i))
+}
+
+/// The fields of a JSON object message, in their order, or `None` if it is not one.
 pub fn parse_object(message: &[u8]) -> Option<Vec<KeyValue>> {
     let first = message.iter().find(|b| !b.is_ascii_whitespace())?;
     if *first != b'{' {
         return None;
     }
-    let mut copy = message.to_vec();
-    let fields = match simd_json::to_borrowed_value(&mut copy).ok()? {
-        simd_json::BorrowedValue::Object(o) => {
-            let mut fields: Vec<KeyValue> = o
-                .into_iter()
-                .map(|(k, v)| KeyValue {
-                    key: k.into_owned(),
-                    value: from_simd(v),
-                })
-                .collect();
-            // HashMap order is arbitrary; keep attributes stable.
-            fields.sort_by(|a, b| a.key.cmp(&b.key));
-            Some(fields)
+    PARSER.with(|parser| {
+        let mut parser = parser.try_borrow_mut().ok()?;
+        let (buffers, scratch) = &mut *parser;
+        scratch.clear();
+        scratch.extend_from_slice(message);
+        let tape = simd_json::to_tape_with_buffers(scratch, buffers).ok()?;
+        match tape.0.first()? {
+            Node::Object { len, .. } => fields_at(&tape.0, 1, *len).map(|(fields, _)| fields),
+            _ => None,
         }
-        _ => None,
-    };
-    fields
+    })
 }
 
 /// The body of a message, adding JSON fields to `attributes` when asked.
