@@ -82,7 +82,7 @@ fn bodies(path: &Path) -> Vec<String> {
 
 fn config_text(dir: &Path, admin: u16, out: &str, extra_source: bool) -> String {
     let extra = if extra_source {
-        format!("    second:\n      type: file\n      include: [\"{}/second/*.log\"]\n      glob_interval: 100ms\n", dir.display())
+        format!("    second:\n      type: file\n      include: [\"{}/second/*.log\"]\n      tail: {{ glob_interval: 100ms }}\n", dir.display())
     } else {
         String::new()
     };
@@ -92,7 +92,7 @@ fn config_text(dir: &Path, admin: u16, out: &str, extra_source: bool) -> String 
         "[app]"
     };
     format!(
-        "data_dir: {d}/data\nadmin: {{ address: \"127.0.0.1:{admin}\" }}\nagent:\n  sources:\n    app:\n      type: file\n      include: [\"{d}/logs/*.log\"]\n      glob_interval: 100ms\n{extra}  sinks:\n    out:\n      type: file\n      inputs: {inputs}\n      path: {d}/{out}\n      batch: {{ timeout: 100ms }}\n",
+        "data_dir: {d}/data\nadmin: {{ address: \"127.0.0.1:{admin}\" }}\nagent:\n  sources:\n    app:\n      type: file\n      include: [\"{d}/logs/*.log\"]\n      tail: {{ glob_interval: 100ms }}\n{extra}  sinks:\n    out:\n      type: file\n      inputs: {inputs}\n      path: {d}/{out}\n      batch: {{ timeout: 100ms }}\n",
         d = dir.display()
     )
 }
@@ -196,11 +196,14 @@ fn the_embedded_default_runs_writes_events_and_stops_cleanly() {
         .unwrap();
     }
     assert!(expected > 0);
-    // The default binds fixed ports (8686, 4318); this test is the only one that uses them.
+    // The default's ports (8686, 4318) move with these variables, so the test cannot collide.
+    let (admin, otlp) = (free_port(), free_port());
     let log = std::fs::File::create(dir.path().join("run.log")).unwrap();
     let child = sextant()
         .arg("run")
         .current_dir(dir.path())
+        .env("SEXTANT_ADMIN_ADDRESS", format!("127.0.0.1:{admin}"))
+        .env("SEXTANT_OTLP_ADDRESS", format!("127.0.0.1:{otlp}"))
         .stderr(log)
         .spawn()
         .unwrap();
@@ -214,7 +217,7 @@ fn the_embedded_default_runs_writes_events_and_stops_cleanly() {
         "{} of {expected}",
         bodies(&out).len()
     );
-    let (status, metrics) = http_get("http://127.0.0.1:8686/metrics").unwrap();
+    let (status, metrics) = http_get(&format!("http://127.0.0.1:{admin}/metrics")).unwrap();
     assert_eq!(status, 200);
     assert_eq!(
         metric_sum(
@@ -224,7 +227,12 @@ fn the_embedded_default_runs_writes_events_and_stops_cleanly() {
         ),
         expected as f64
     );
-    assert_eq!(http_get("http://127.0.0.1:8686/readyz").unwrap().0, 200);
+    assert_eq!(
+        http_get(&format!("http://127.0.0.1:{admin}/readyz"))
+            .unwrap()
+            .0,
+        200
+    );
     assert!(
         proc.terminate(Duration::from_secs(10)),
         "Ctrl-C/SIGTERM stops it cleanly within the drain deadline"

@@ -82,8 +82,7 @@ agent:
     app:
       type: file
       include: ["{logs}/*.log"]
-      glob_interval: 100ms
-      checkpoint_interval: 100ms
+      tail: {{ glob_interval: 100ms, checkpoint_interval: 100ms }}
   sinks:
     to_collector:
       type: otlp

@@ -119,3 +119,51 @@ impl Default for QueueSettings {
         }
     }
 }
+
+/// Implements [`SinkConfig`] for a sink's config struct, which has `inputs` and `queue` fields:
+/// `sink_config!(Type, "kind", build_fn)` or `sink_config!(Type, "kind", build_fn, validate_fn)`.
+#[macro_export]
+macro_rules! sink_config {
+    ($ty:ty, $kind:literal, $build:path $(, $validate:path)?) => {
+        impl $crate::component::SinkConfig for $ty {
+            fn kind(&self) -> &'static str {
+                $kind
+            }
+            fn inputs(&self) -> &[String] {
+                &self.inputs
+            }
+            fn queue(&self) -> &$crate::component::QueueSettings {
+                &self.queue
+            }
+            $(
+                fn validate(&self, name: &str) -> Result<(), $crate::component::BuildError> {
+                    $validate(self, name)
+                }
+            )?
+            fn build(&self, cx: $crate::component::SinkContext) -> Result<$crate::component::Task, $crate::component::BuildError> {
+                $build(self, cx)
+            }
+        }
+    };
+}
+
+/// Implements [`SourceConfig`]: `source_config!(Type, "kind", build_fn, validate_fn)`.
+#[macro_export]
+macro_rules! source_config {
+    ($ty:ty, $kind:literal, $build:path, $validate:path) => {
+        impl $crate::component::SourceConfig for $ty {
+            fn kind(&self) -> &'static str {
+                $kind
+            }
+            fn validate(&self, name: &str) -> Result<(), $crate::component::BuildError> {
+                $validate(self, name)
+            }
+            fn build(
+                &self,
+                cx: $crate::component::SourceContext,
+            ) -> Result<$crate::component::Task, $crate::component::BuildError> {
+                $build(self, cx)
+            }
+        }
+    };
+}

@@ -27,17 +27,4 @@ pub fn build(config: &BlackholeSinkConfig, cx: SinkContext) -> Result<Task, Buil
     )))
 }
 
-impl crate::component::SinkConfig for BlackholeSinkConfig {
-    fn kind(&self) -> &'static str {
-        "blackhole"
-    }
-    fn inputs(&self) -> &[String] {
-        &self.inputs
-    }
-    fn queue(&self) -> &QueueSettings {
-        &self.queue
-    }
-    fn build(&self, cx: SinkContext) -> Result<Task, BuildError> {
-        build(self, cx)
-    }
-}
+crate::sink_config!(BlackholeSinkConfig, "blackhole", build);

@@ -41,17 +41,4 @@ pub fn build(config: &ConsoleSinkConfig, cx: SinkContext) -> Result<Task, BuildE
     )))
 }
 
-impl crate::component::SinkConfig for ConsoleSinkConfig {
-    fn kind(&self) -> &'static str {
-        "console"
-    }
-    fn inputs(&self) -> &[String] {
-        &self.inputs
-    }
-    fn queue(&self) -> &QueueSettings {
-        &self.queue
-    }
-    fn build(&self, cx: SinkContext) -> Result<Task, BuildError> {
-        build(self, cx)
-    }
-}
+crate::sink_config!(ConsoleSinkConfig, "console", build);

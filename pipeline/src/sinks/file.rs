@@ -152,20 +152,7 @@ pub fn build(config: &FileSinkConfig, cx: SinkContext) -> Result<Task, BuildErro
     )))
 }
 
-impl crate::component::SinkConfig for FileSinkConfig {
-    fn kind(&self) -> &'static str {
-        "file"
-    }
-    fn inputs(&self) -> &[String] {
-        &self.inputs
-    }
-    fn queue(&self) -> &QueueSettings {
-        &self.queue
-    }
-    fn build(&self, cx: SinkContext) -> Result<Task, BuildError> {
-        build(self, cx)
-    }
-}
+crate::sink_config!(FileSinkConfig, "file", build);
 
 #[cfg(test)]
 mod tests {

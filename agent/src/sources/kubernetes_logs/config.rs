@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use sextant_pipeline::component::{BuildError, SourceConfig, SourceContext, Task};
+use sextant_pipeline::component::BuildError;
 use sextant_pipeline::sources::file::TailSettings;
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -78,14 +78,9 @@ impl KubernetesLogsConfig {
     }
 }
 
-impl SourceConfig for KubernetesLogsConfig {
-    fn kind(&self) -> &'static str {
-        "kubernetes_logs"
-    }
-    fn validate(&self, name: &str) -> Result<(), BuildError> {
-        KubernetesLogsConfig::validate(self, name)
-    }
-    fn build(&self, cx: SourceContext) -> Result<Task, BuildError> {
-        super::build(self, cx)
-    }
-}
+sextant_pipeline::source_config!(
+    KubernetesLogsConfig,
+    "kubernetes_logs",
+    super::build,
+    KubernetesLogsConfig::validate
+);

@@ -82,23 +82,9 @@ impl CloudWatchLogsConfig {
     }
 }
 
-impl sextant_pipeline::component::SinkConfig for CloudWatchLogsConfig {
-    fn kind(&self) -> &'static str {
-        "aws_cloudwatch_logs"
-    }
-    fn inputs(&self) -> &[String] {
-        &self.inputs
-    }
-    fn queue(&self) -> &QueueSettings {
-        &self.queue
-    }
-    fn validate(&self, name: &str) -> Result<(), BuildError> {
-        CloudWatchLogsConfig::validate(self, name)
-    }
-    fn build(
-        &self,
-        cx: sextant_pipeline::component::SinkContext,
-    ) -> Result<sextant_pipeline::component::Task, BuildError> {
-        super::build(self, cx)
-    }
-}
+sextant_pipeline::sink_config!(
+    CloudWatchLogsConfig,
+    "aws_cloudwatch_logs",
+    super::build,
+    CloudWatchLogsConfig::validate
+);

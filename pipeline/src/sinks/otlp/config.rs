@@ -76,23 +76,9 @@ impl OtlpSinkConfig {
     }
 }
 
-impl crate::component::SinkConfig for OtlpSinkConfig {
-    fn kind(&self) -> &'static str {
-        "otlp"
-    }
-    fn inputs(&self) -> &[String] {
-        &self.inputs
-    }
-    fn queue(&self) -> &QueueSettings {
-        &self.queue
-    }
-    fn validate(&self, name: &str) -> Result<(), BuildError> {
-        OtlpSinkConfig::validate(self, name)
-    }
-    fn build(
-        &self,
-        cx: crate::component::SinkContext,
-    ) -> Result<crate::component::Task, BuildError> {
-        super::build(self, cx)
-    }
-}
+crate::sink_config!(
+    OtlpSinkConfig,
+    "otlp",
+    super::build,
+    OtlpSinkConfig::validate
+);

@@ -121,17 +121,9 @@ impl FileSourceConfig {
     }
 }
 
-impl crate::component::SourceConfig for FileSourceConfig {
-    fn kind(&self) -> &'static str {
-        "file"
-    }
-    fn validate(&self, name: &str) -> Result<(), BuildError> {
-        FileSourceConfig::validate(self, name)
-    }
-    fn build(
-        &self,
-        cx: crate::component::SourceContext,
-    ) -> Result<crate::component::Task, BuildError> {
-        super::build(self, cx)
-    }
-}
+crate::source_config!(
+    FileSourceConfig,
+    "file",
+    super::build,
+    FileSourceConfig::validate
+);

@@ -44,17 +44,9 @@ impl OtlpSourceConfig {
     }
 }
 
-impl crate::component::SourceConfig for OtlpSourceConfig {
-    fn kind(&self) -> &'static str {
-        "otlp"
-    }
-    fn validate(&self, name: &str) -> Result<(), BuildError> {
-        OtlpSourceConfig::validate(self, name)
-    }
-    fn build(
-        &self,
-        cx: crate::component::SourceContext,
-    ) -> Result<crate::component::Task, BuildError> {
-        super::build(self, cx)
-    }
-}
+crate::source_config!(
+    OtlpSourceConfig,
+    "otlp",
+    super::build,
+    OtlpSourceConfig::validate
+);
