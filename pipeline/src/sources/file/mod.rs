@@ -150,6 +150,10 @@ struct Tailer {
     buf: Vec<u8>,
     io_errors: LogLimiter,
     malformed: LogLimiter,
+    /// Files found but not opened for lack of a descriptor slot at the last scan.
+    waiting: usize,
+    /// When each file was last let go to make room, so the longest-waiting go first.
+    released: HashMap<FileKey, Instant>,
     include: Vec<String>,
     exclude: Vec<glob::Pattern>,
 }
@@ -225,6 +229,8 @@ impl Tailer {
             host_name: host_name(),
             io_errors: LogLimiter::default(),
             malformed: LogLimiter::default(),
+            waiting: 0,
+            released: HashMap::new(),
         }
     }
 
@@ -295,6 +301,7 @@ impl Tailer {
                 }
             }
         }
+        self.released.retain(|k, _| present.contains_key(k));
         // Files we hold that no longer appear at any matching path were rotated away or deleted.
         for f in &mut self.files {
             if present.contains_key(&f.key) {
@@ -312,12 +319,24 @@ impl Tailer {
             .into_iter()
             .filter(|(k, _)| !self.by_key.contains_key(k))
             .collect();
-        new.sort_by(|a, b| a.1.cmp(&b.1));
+        // Never-opened files first (in path order), then those let go longest ago: every file
+        // gets its turn when there are more files than descriptors.
+        new.sort_by(|a, b| {
+            let ra = self.released.get(&a.0);
+            let rb = self.released.get(&b.0);
+            ra.cmp(&rb).then_with(|| a.1.cmp(&b.1))
+        });
+        self.waiting = new
+            .len()
+            .saturating_sub(self.config.max_open_files.saturating_sub(self.files.len()));
+        if self.waiting > 0 {
+            self.metrics.error("max_open_files");
+        }
         for (key, path) in new {
             if self.files.len() >= self.config.max_open_files {
-                self.metrics.error("max_open_files");
                 break;
             }
+            self.released.remove(&key);
             if let Err(e) = self.open(key, &path) {
                 self.metrics.error("open");
                 if let Some(suppressed) = self.io_errors.allow() {
@@ -528,6 +547,38 @@ impl Tailer {
             tracing::debug!(component = %self.metrics.name, path = %path.display(), "file gone and fully delivered; closing");
             self.by_key.remove(&key);
         }
+        self.release_idle();
         self.checkpoints.prune(CHECKPOINT_MAX_AGE_SECS);
+    }
+
+    /// With files waiting for a descriptor, closes files that are read to their end and fully
+    /// acknowledged; they are found again at the next scan and resume at their checkpoint.
+    fn release_idle(&mut self) {
+        if self.waiting == 0 {
+            return;
+        }
+        let mut budget = self.waiting;
+        let mut released = Vec::new();
+        self.files.retain(|f| {
+            let idle = budget > 0
+                && f.progress.in_flight() == 0
+                && f.held_from.is_none()
+                && f.file
+                    .metadata()
+                    .map(|m| m.len() <= f.read_offset)
+                    .unwrap_or(false);
+            if idle {
+                budget -= 1;
+                released.push(f.key);
+            }
+            !idle
+        });
+        let now = Instant::now();
+        for key in released {
+            self.by_key.remove(&key);
+            self.released.insert(key, now);
+        }
+        self.waiting = budget;
+        self.metrics.open_files.set(self.files.len() as i64);
     }
 }

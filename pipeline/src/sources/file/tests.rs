@@ -209,3 +209,115 @@ async fn copytruncate_is_detected_and_the_file_is_read_from_its_start() {
     assert_eq!(collect(&h, 1, true).await, vec!["new"]);
     stop(h).await;
 }
+
+/// Collects `n` lines, acknowledging each batch, checking at every batch that no more than
+/// `max_open` files are open.
+async fn collect_checking_open(
+    h: &Harness,
+    n: usize,
+    metrics: &ComponentMetrics,
+    max_open: i64,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while out.len() < n {
+        let b = tokio::time::timeout_at(deadline, h.queue.pop())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {n} lines arrived", out.len()))
+            .unwrap();
+        assert!(
+            metrics.open_files.get() <= max_open,
+            "{} files open",
+            metrics.open_files.get()
+        );
+        out.extend(bodies(&b));
+        b.acks.deliver();
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_files_with_a_hundred_descriptors_are_all_read_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    for f in 0..1000 {
+        append(
+            &dir.path().join(format!("f{f:04}.log")),
+            &(0..5)
+                .map(|i| format!("file {f} line {i}\n"))
+                .collect::<String>(),
+        );
+    }
+    let mut cfg = config(dir.path());
+    cfg.tail.max_open_files = 100;
+    let h = start("file_test_thousand", &cfg, state.path());
+    let metrics = ComponentMetrics::new("file_test_thousand", "file");
+    let mut got = collect_checking_open(&h, 5000, &metrics, 100).await;
+    got.sort();
+    let mut want: Vec<String> = (0..1000)
+        .flat_map(|f| (0..5).map(move |i| format!("file {f} line {i}")))
+        .collect();
+    want.sort();
+    assert_eq!(got, want, "every line of every file, once");
+    // Files let go to make room are followed again: a line appended to the first file arrives.
+    append(&dir.path().join("f0000.log"), "file 0 line 5\n");
+    assert_eq!(
+        collect_checking_open(&h, 1, &metrics, 100).await,
+        vec!["file 0 line 5"]
+    );
+    stop(h).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rename_rotation_at_20_per_second_while_writing_loses_and_repeats_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    // Rotated names stay in the glob (as kubernetes_logs follows `0.log.*`).
+    cfg.include = vec![format!("{}/app.log*", dir.path().display())];
+    cfg.tail.glob_interval = DurationValue(Duration::from_millis(20));
+    let h = start("file_test_fast_rotation", &cfg, state.path());
+    let log = dir.path().join("app.log");
+    let writer = {
+        let dir = dir.path().to_owned();
+        std::thread::spawn(move || {
+            let mut n = 0;
+            for rotation in 0..40 {
+                let started = std::time::Instant::now();
+                let mut f = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .unwrap();
+                // Write for ~50 ms, then rotate: 20 rotations per second.
+                while started.elapsed() < Duration::from_millis(50) {
+                    writeln!(f, "line {n}").unwrap();
+                    n += 1;
+                    if n % 20 == 0 {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                }
+                drop(f);
+                fs::rename(&log, dir.join(format!("app.log.{rotation}"))).unwrap();
+            }
+            n
+        })
+    };
+    let total = writer.join().unwrap();
+    assert!(total > 1000, "the writer wrote {total} lines");
+    let got = collect(&h, total, true).await;
+    let mut seen = vec![0u32; total];
+    for line in &got {
+        let i: usize = line.strip_prefix("line ").unwrap().parse().unwrap();
+        seen[i] += 1;
+    }
+    let missing: Vec<_> = (0..total).filter(|i| seen[*i] == 0).collect();
+    let repeated: Vec<_> = (0..total).filter(|i| seen[*i] > 1).collect();
+    assert!(
+        missing.is_empty() && repeated.is_empty(),
+        "missing {missing:?}, repeated {repeated:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(h.queue.is_empty(), "nothing more than the lines written");
+    stop(h).await;
+}
