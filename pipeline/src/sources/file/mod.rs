@@ -464,9 +464,18 @@ impl Tailer {
             f.read_offset += n as u64;
             let (decoder, consumed, held_from) =
                 (&mut f.decoder, &mut f.consumed, &mut f.held_from);
-            f.splitter.push(&self.buf[..n], |line| {
+            f.splitter.push(&self.buf[..n], |mut line| {
                 let start = *consumed;
                 *consumed += line.consumed as u64;
+                if line.bytes.first() == Some(&0) {
+                    // A run of NULs: the gap a writer without O_APPEND leaves after copytruncate.
+                    let nuls = line.bytes.iter().take_while(|b| **b == 0).count();
+                    cx.metrics.discarded("nul_bytes", 1);
+                    line.bytes = &line.bytes[nuls..];
+                    if line.bytes.is_empty() {
+                        return;
+                    }
+                }
                 bytes += line.bytes.len() + EVENT_OVERHEAD;
                 if decoder.decode(line, &cx, &mut events) {
                     held_from.get_or_insert(start);

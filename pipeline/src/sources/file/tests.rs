@@ -321,3 +321,75 @@ async fn rename_rotation_at_20_per_second_while_writing_loses_and_repeats_nothin
     assert!(h.queue.is_empty(), "nothing more than the lines written");
     stop(h).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_file_still_open_is_read_to_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, "one\n");
+    let h = start("file_test_delete", &config(dir.path()), state.path());
+    assert_eq!(collect(&h, 1, true).await, vec!["one"]);
+    // The writer still holds it open and writes after the unlink.
+    let mut writer = OpenOptions::new().append(true).open(&log).unwrap();
+    fs::remove_file(&log).unwrap();
+    writer.write_all(b"two\nthree\n").unwrap();
+    drop(writer);
+    assert_eq!(collect(&h, 2, true).await, vec!["two", "three"]);
+    stop(h).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_rotated_while_stopped_are_found_by_identity_not_read_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.include = vec![format!("{}/app.log*", dir.path().display())];
+    let log = dir.path().join("app.log");
+    append(&log, "a1\na2\n");
+    let h = start("file_test_rotated_while_stopped_1", &cfg, state.path());
+    assert_eq!(collect(&h, 2, true).await, vec!["a1", "a2"]);
+    stop(h).await;
+    // While stopped: more lines, then rotation, then a new file.
+    append(&log, "a3\n");
+    fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+    append(&log, "b1\n");
+    let h = start("file_test_rotated_while_stopped_2", &cfg, state.path());
+    let mut got = collect(&h, 2, true).await;
+    got.sort();
+    assert_eq!(
+        got,
+        vec!["a3", "b1"],
+        "the rotated file resumes at its checkpoint; a1, a2 are not read again"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(h.queue.is_empty());
+    stop(h).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_padding_after_copytruncate_is_skipped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, "first\n");
+    let h = start("file_test_nul", &config(dir.path()), state.path());
+    assert_eq!(collect(&h, 1, true).await, vec!["first"]);
+    // A writer without O_APPEND keeps its offset after the truncation: the gap reads as NULs.
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let mut f = OpenOptions::new().write(true).open(&log).unwrap();
+    use std::io::{Seek, SeekFrom};
+    f.seek(SeekFrom::Start(4096)).unwrap();
+    f.write_all(b"after truncation\n").unwrap();
+    drop(f);
+    assert_eq!(collect(&h, 1, true).await, vec!["after truncation"]);
+    let text = crate::telemetry::render();
+    assert!(text.contains("sextant_events_discarded_total{component=\"file_test_nul\",kind=\"file\",reason=\"nul_bytes\"}"), "NUL run counted");
+    stop(h).await;
+}

@@ -1,0 +1,158 @@
+//! End-to-end agent harness (not criterion: it measures a whole process). A release `sextant
+//! agent` tails CRI files (~330-byte lines, 12-key JSON payloads, as in the issue's reference
+//! input) from the start into a blackhole sink, through kubernetes_logs (tail, CRI, JSON,
+//! path metadata), batching and acknowledgements. It reports wall time, MiB/s, events/s, CPU
+//! seconds per GiB, MiB per CPU-second (from /proc/<pid>/stat) and peak RSS (VmHWM).
+//!
+//! `cargo bench --bench agent_e2e` (SEXTANT_BENCH_MIB sets the data size, default 256).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufWriter, Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn write_pod_logs(root: &Path, files: usize, total_bytes: usize) -> (u64, usize) {
+    let per_file = total_bytes / files;
+    let mut bytes = 0u64;
+    let mut lines = 0usize;
+    for f in 0..files {
+        let dir = root.join(format!("bench_pod-{f}_{f:08x}-uid/app"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut w = BufWriter::new(std::fs::File::create(dir.join("0.log")).unwrap());
+        let mut written = 0;
+        let mut i = 0usize;
+        while written < per_file {
+            let line = format!(
+                "2024-05-01T12:00:00.{:09}Z stdout F {{\"level\":\"info\",\"ts\":\"2024-05-01T12:00:{:02}.123Z\",\"logger\":\"http\",\"msg\":\"request served\",\"method\":\"GET\",\"path\":\"/api/v1/orders/{i}\",\"status\":200,\"duration_ms\":{},\"bytes\":5231,\"user\":\"u-{}\",\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\",\"region\":\"eu-west-1\"}}\n",
+                i % 1_000_000_000,
+                i % 60,
+                i % 997,
+                i % 10_000
+            );
+            w.write_all(line.as_bytes()).unwrap();
+            written += line.len();
+            i += 1;
+        }
+        bytes += written as u64;
+        lines += i;
+    }
+    (bytes, lines)
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+fn metric(text: &str, name: &str, label: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+        .sum()
+}
+
+/// (user+system CPU seconds, peak RSS in KiB) of a process.
+fn cpu_and_peak_rss(pid: u32) -> (f64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // After the ")": state is field 0, utime 11, stime 12 (clock ticks, 100 per second here).
+    let cpu = (ticks(11) + ticks(12)) / 100.0;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    (cpu, hwm)
+}
+
+fn run(files: usize, mib: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("pods");
+    let (bytes, lines) = write_pod_logs(&root, files, mib << 20);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = dir.path().join("agent.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir: {d}/data\nadmin: {{ address: \"127.0.0.1:{port}\" }}\nagent:\n  sources:\n    pods:\n      type: kubernetes_logs\n      root: {root}\n      node_name: bench\n      tail: {{ glob_interval: 200ms }}\n  sinks:\n    null:\n      type: blackhole\n      inputs: [pods]\n",
+            d = dir.path().display(),
+            root = root.display()
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .args(["agent", "--config", cfg.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let m = http_get(port, "/metrics").unwrap_or_default();
+        let committed = metric(
+            &m,
+            "sextant_checkpoint_committed_bytes_total",
+            "component=\"pods\"",
+        );
+        if committed as u64 >= bytes {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out at {committed} of {bytes} bytes"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let (cpu, peak_kib) = cpu_and_peak_rss(pid);
+    let m = http_get(port, "/metrics").unwrap_or_default();
+    let events = metric(
+        &m,
+        "sextant_component_sent_events_total",
+        "component=\"null\"",
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let mibs = bytes as f64 / (1u64 << 20) as f64;
+    println!(
+        "agent_e2e files={files} data={mibs:.0}MiB lines={lines} events={events:.0} wall={wall:.2}s \
+         {:.0}MiB/s {:.0}events/s cpu={cpu:.2}s cpu_s_per_GiB={:.2} MiB_per_cpu_s={:.0} peak_rss={:.1}MiB",
+        mibs / wall,
+        events / wall,
+        cpu / (mibs / 1024.0),
+        mibs / cpu,
+        peak_kib as f64 / 1024.0
+    );
+    assert_eq!(events as usize, lines, "every line became one event");
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` passes nothing: run small then.
+    let benching = std::env::args().any(|a| a == "--bench");
+    let mib: usize = std::env::var("SEXTANT_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if benching { 256 } else { 4 });
+    run(1, mib);
+    run(100, mib);
+}
