@@ -31,7 +31,7 @@ impl Default for BatchSettings {
     fn default() -> Self {
         Self {
             max_events: 10_000,
-            max_bytes: ByteSizeValue(4 * 1024 * 1024),
+            max_bytes: ByteSizeValue(2 * 1024 * 1024),
             timeout: DurationValue(Duration::from_secs(1)),
         }
     }

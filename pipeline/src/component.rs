@@ -114,7 +114,7 @@ pub struct QueueSettings {
 impl Default for QueueSettings {
     fn default() -> Self {
         Self {
-            max_bytes: ByteSizeValue(32 * 1024 * 1024),
+            max_bytes: ByteSizeValue(8 * 1024 * 1024),
             when_full: WhenFull::Block,
         }
     }

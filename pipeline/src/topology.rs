@@ -216,7 +216,7 @@ impl<S: AsSource + Clone + PartialEq, K: AsSink + Clone + PartialEq> Running<S, 
         let source = config.source();
         let metrics = ComponentMetrics::new(name, source.kind());
         let (trigger, shutdown) = ShutdownTrigger::new();
-        let out = Fanout::new(Vec::new());
+        let out = Fanout::new(self.outputs_of(name));
         let cx = SourceContext {
             name: name.to_owned(),
             data_dir: component_dir(&self.data_dir, &self.role, name)?,
@@ -235,15 +235,19 @@ impl<S: AsSource + Clone + PartialEq, K: AsSink + Clone + PartialEq> Running<S, 
         })
     }
 
-    /// Points every source's fan-out at the queues of the sinks that read it.
-    fn rewire(&self, sinks: &BTreeMap<String, SinkRun<K>>) {
+    /// The queues of the running sinks that read `source`.
+    fn outputs_of(&self, source: &str) -> Vec<Arc<ByteQueue<Batch>>> {
+        self.sinks
+            .values()
+            .filter(|k| k.config.sink().inputs().iter().any(|i| i == source))
+            .map(|k| k.queue.clone())
+            .collect()
+    }
+
+    /// Points every running source's fan-out at the queues of the sinks that read it.
+    fn rewire(&self) {
         for (name, source) in &self.sources {
-            let outputs = sinks
-                .values()
-                .filter(|k| k.config.sink().inputs().iter().any(|i| i == name))
-                .map(|k| k.queue.clone())
-                .collect();
-            source.out.set_outputs(outputs);
+            source.out.set_outputs(self.outputs_of(name));
         }
     }
 
@@ -306,7 +310,35 @@ impl<S: AsSource + Clone + PartialEq, K: AsSink + Clone + PartialEq> Running<S, 
             }
         }
 
-        // 3. New and changed sources.
+        // 3. The new set of sinks replaces the old; running sources switch to it.
+        let mut retired = Vec::new();
+        let fresh_count = fresh_sinks.len();
+        for (name, run) in fresh_sinks {
+            if let Some(old) = self.sinks.insert(name.clone(), run) {
+                retired.push((name.clone(), old));
+                summary.rebuilt.push(name);
+            } else {
+                summary.added.push(name);
+            }
+        }
+        let gone: Vec<String> = self
+            .sinks
+            .keys()
+            .filter(|n| !graph.sinks.contains_key(*n))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(old) = self.sinks.remove(&name) {
+                self.health.set(self.health_key("sinks", &name), None);
+                retired.push((name.clone(), old));
+                summary.removed.push(name);
+            }
+        }
+        summary.unchanged += graph.sinks.len() - fresh_count;
+        self.rewire();
+
+        // 4. New and changed sources, spawned already wired to their sinks (a source that
+        //    emitted before it was wired would find nobody to deliver to).
         for (name, config) in &graph.sources {
             if self.sources.contains_key(name) {
                 summary.unchanged += 1;
@@ -335,33 +367,7 @@ impl<S: AsSource + Clone + PartialEq, K: AsSink + Clone + PartialEq> Running<S, 
             self.sources.insert(name.clone(), run);
         }
 
-        // 4. Switch fan-outs to the new set of sinks, then retire the old sinks: they drain what
-        //    their queues hold and stop.
-        let mut retired = Vec::new();
-        let fresh_count = fresh_sinks.len();
-        for (name, run) in fresh_sinks {
-            if let Some(old) = self.sinks.insert(name.clone(), run) {
-                retired.push((name.clone(), old));
-                summary.rebuilt.push(name);
-            } else {
-                summary.added.push(name);
-            }
-        }
-        let gone: Vec<String> = self
-            .sinks
-            .keys()
-            .filter(|n| !graph.sinks.contains_key(*n))
-            .cloned()
-            .collect();
-        for name in gone {
-            if let Some(old) = self.sinks.remove(&name) {
-                self.health.set(self.health_key("sinks", &name), None);
-                retired.push((name.clone(), old));
-                summary.removed.push(name);
-            }
-        }
-        summary.unchanged += graph.sinks.len() - fresh_count;
-        self.rewire(&self.sinks);
+        // 5. Retire the old sinks: they drain what their queues hold and stop.
         for (_name, old) in retired {
             old.queue.close();
             old.trigger.stop();
@@ -418,5 +424,145 @@ impl<S: AsSource + Clone + PartialEq, K: AsSink + Clone + PartialEq> Running<S, 
             }
         }
         tracing::info!(role = %self.role, elapsed = ?started.elapsed(), "stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ack::{Ack, AckStatus, Acks};
+    use crate::component::{SinkConfig, SourceConfig, Task};
+    use crate::event::LogEvent;
+    use crate::sinks::blackhole::BlackholeSinkConfig;
+    use std::sync::Mutex;
+
+    /// A source that emits its batches the moment it is spawned, and records their acks.
+    #[derive(Clone, Debug)]
+    struct Burst {
+        batches: usize,
+        seen: Arc<Mutex<Vec<AckStatus>>>,
+    }
+
+    impl Burst {
+        fn new(batches: usize) -> Self {
+            Self {
+                batches,
+                seen: Arc::default(),
+            }
+        }
+    }
+
+    /// Two bursts are the same config only if they are the same instance.
+    impl PartialEq for Burst {
+        fn eq(&self, other: &Self) -> bool {
+            Arc::ptr_eq(&self.seen, &other.seen)
+        }
+    }
+
+    impl SourceConfig for Burst {
+        fn kind(&self) -> &'static str {
+            "burst"
+        }
+        fn build(&self, cx: SourceContext) -> Result<Task, BuildError> {
+            let (n, seen) = (self.batches, self.seen.clone());
+            Ok(Box::pin(async move {
+                for _ in 0..n {
+                    let seen = seen.clone();
+                    let share = Ack::new(move |s| seen.lock().unwrap().push(s));
+                    cx.out
+                        .send(crate::batch::Batch::logs(
+                            vec![LogEvent::default()],
+                            Acks::one(share),
+                        ))
+                        .await;
+                }
+                cx.shutdown.stopped().await;
+            }))
+        }
+    }
+
+    impl AsSource for Burst {
+        fn source(&self) -> &dyn SourceConfig {
+            self
+        }
+    }
+
+    impl AsSink for BlackholeSinkConfig {
+        fn sink(&self) -> &dyn SinkConfig {
+            self
+        }
+    }
+
+    fn graph(burst: &Burst, sink: &str) -> Graph<Burst, BlackholeSinkConfig> {
+        let mut g = Graph::default();
+        g.sources.insert("burst".into(), burst.clone());
+        g.sinks.insert(
+            sink.into(),
+            BlackholeSinkConfig {
+                inputs: vec!["burst".into()],
+                batch: Default::default(),
+                queue: Default::default(),
+            },
+        );
+        g
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn what_a_source_emits_the_moment_it_starts_is_delivered() {
+        let burst = Burst::new(50);
+        let dir = tempfile::tempdir().unwrap();
+        let running = Running::start(
+            &graph(&burst, "topology_test_sink"),
+            "agent",
+            dir.path(),
+            Health::default(),
+        )
+        .await
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while burst.seen.lock().unwrap().len() < 50 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            *burst.seen.lock().unwrap(),
+            vec![AckStatus::Delivered; 50],
+            "delivered to the sink, not to nobody"
+        );
+        assert_eq!(
+            ComponentMetrics::new("topology_test_sink", "blackhole")
+                .sent_events
+                .get(),
+            50
+        );
+        running.stop(Duration::from_secs(5)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rebuilt_source_is_wired_before_it_emits() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Burst::new(0);
+        let mut running = Running::start(
+            &graph(&first, "topology_test_reload"),
+            "agent",
+            dir.path(),
+            Health::default(),
+        )
+        .await
+        .unwrap();
+        let second = Burst::new(30);
+        let summary = running
+            .reload(
+                &graph(&second, "topology_test_reload"),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        assert_eq!(summary.rebuilt, vec!["burst".to_string()]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while second.seen.lock().unwrap().len() < 30 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(*second.seen.lock().unwrap(), vec![AckStatus::Delivered; 30]);
+        running.stop(Duration::from_secs(5)).await;
     }
 }

@@ -1,15 +1,16 @@
 //! Estimated in-memory size of events, the unit in which queues and batches are bounded.
 //!
-//! The estimate counts the bytes of strings and byte arrays plus a fixed overhead per record and
-//! per attribute. It is computed once when a batch is made and carried with it, never per queue
-//! operation.
+//! The estimate counts the bytes of strings and byte arrays plus the in-memory size of each
+//! record and attribute struct, so that a queue bound in bytes is close to the memory it holds
+//! (allocator rounding aside). It is computed once when a batch is made and carried with it,
+//! never per queue operation.
 
 use super::{Attributes, Events, KeyValue, LogEvent, Metric, MetricData, NumberPoint, Span, Value};
 
-/// Overhead charged per record (the struct and its vectors' headers).
-const RECORD_OVERHEAD: usize = 64;
-/// Overhead charged per attribute.
-const ATTRIBUTE_OVERHEAD: usize = 16;
+/// Charged per record: the size of the largest record struct.
+const RECORD_OVERHEAD: usize = std::mem::size_of::<LogEvent>();
+/// Charged per attribute: the struct itself (its key and value bytes are counted apart).
+const ATTRIBUTE_OVERHEAD: usize = std::mem::size_of::<KeyValue>();
 
 /// Something whose memory footprint can be estimated.
 pub trait ByteSize {
@@ -22,8 +23,11 @@ impl ByteSize for Value {
             Value::Empty | Value::Bool(_) | Value::Int(_) | Value::Double(_) => 8,
             Value::Str(s) => s.len(),
             Value::Bytes(b) => b.len(),
-            Value::Array(a) => a.iter().map(ByteSize::byte_size).sum::<usize>() + 8,
-            Value::Map(m) => attributes_size(m) + 8,
+            Value::Array(a) => a
+                .iter()
+                .map(|v| v.byte_size() + std::mem::size_of::<Value>())
+                .sum::<usize>(),
+            Value::Map(m) => attributes_size(m),
         }
     }
 }

@@ -50,8 +50,6 @@ use identity::{FileKey, Fingerprint};
 use lines::LineSplitter;
 use progress::{Progress, Resolution};
 
-/// Estimated bytes per event beyond its line (the record itself).
-const EVENT_OVERHEAD: usize = 64;
 /// Checkpoints of files not seen for this long are forgotten.
 const CHECKPOINT_MAX_AGE_SECS: u64 = 7 * 24 * 3600;
 /// How long to sleep when no file had anything new.
@@ -444,7 +442,6 @@ impl Tailer {
             self.checkpoints.set(f.key, f.fingerprint, 0, &f.path, true);
         }
         let mut events = Vec::new();
-        let mut bytes = 0usize;
         let mut total = 0usize;
         let cx = DecodeContext {
             origin: &f.origin,
@@ -476,7 +473,6 @@ impl Tailer {
                         return;
                     }
                 }
-                bytes += line.bytes.len() + EVENT_OVERHEAD;
                 if decoder.decode(line, &cx, &mut events) {
                     held_from.get_or_insert(start);
                 } else {
@@ -503,11 +499,7 @@ impl Tailer {
                 status,
             })
         });
-        Ok(Some(Batch::with_size(
-            Events::Logs(events),
-            Acks::one(share),
-            bytes,
-        )))
+        Ok(Some(Batch::new(Events::Logs(events), Acks::one(share))))
     }
 
     fn apply_acks(&mut self) {
