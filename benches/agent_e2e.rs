@@ -4,7 +4,8 @@
 //! path metadata), batching and acknowledgements. It reports wall time, MiB/s, events/s, CPU
 //! seconds per GiB, MiB per CPU-second (from /proc/<pid>/stat) and peak RSS (VmHWM).
 //!
-//! `cargo bench --bench agent_e2e` (SEXTANT_BENCH_MIB sets the data size, default 256).
+//! `cargo bench --bench agent_e2e` (SEXTANT_BENCH_MIB sets the data size, default 256;
+//! SEXTANT_BENCH_PARSE_JSON=false leaves JSON messages unparsed, to see what that costs).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufWriter, Read, Write};
@@ -93,9 +94,10 @@ fn run(files: usize, mib: usize) {
     std::fs::write(
         &cfg,
         format!(
-            "data_dir: {d}/data\nadmin: {{ address: \"127.0.0.1:{port}\" }}\nagent:\n  sources:\n    pods:\n      type: kubernetes_logs\n      root: {root}\n      node_name: bench\n      tail: {{ glob_interval: 200ms }}\n  sinks:\n    null:\n      type: blackhole\n      inputs: [pods]\n",
+            "data_dir: {d}/data\nadmin: {{ address: \"127.0.0.1:{port}\" }}\nagent:\n  sources:\n    pods:\n      type: kubernetes_logs\n      root: {root}\n      node_name: bench\n      parse_json: {parse_json}\n      tail: {{ glob_interval: 200ms }}\n  sinks:\n    null:\n      type: blackhole\n      inputs: [pods]\n",
             d = dir.path().display(),
-            root = root.display()
+            root = root.display(),
+            parse_json = std::env::var("SEXTANT_BENCH_PARSE_JSON").unwrap_or_else(|_| "true".into())
         ),
     )
     .unwrap();
