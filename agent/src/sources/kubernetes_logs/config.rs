@@ -5,7 +5,28 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use sextant_pipeline::component::BuildError;
+use sextant_pipeline::sources::file::format::multiline::MultilineConfig;
 use sextant_pipeline::sources::file::TailSettings;
+
+/// A multiline rule and the containers it applies to.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerMultiline {
+    /// Namespaces it applies to; empty: all.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    /// Container names it applies to; empty: all.
+    #[serde(default)]
+    pub containers: Vec<String>,
+    pub rule: MultilineConfig,
+}
+
+impl ContainerMultiline {
+    pub fn applies_to(&self, namespace: &str, container: &str) -> bool {
+        (self.namespaces.is_empty() || self.namespaces.iter().any(|n| n == namespace))
+            && (self.containers.is_empty() || self.containers.iter().any(|c| c == container))
+    }
+}
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -23,6 +44,8 @@ pub struct KubernetesLogsConfig {
     pub keep_original: bool,
     /// This node's name (`k8s.node.name`); default: `$NODE_NAME` (set it from the downward API).
     pub node_name: Option<String>,
+    /// Multiline rules per container (stack traces); the first that applies wins.
+    pub multiline: Vec<ContainerMultiline>,
     pub tail: TailSettings,
 }
 
@@ -35,6 +58,7 @@ impl Default for KubernetesLogsConfig {
             parse_json: true,
             keep_original: false,
             node_name: None,
+            multiline: Vec::new(),
             tail: TailSettings::default(),
         }
     }
@@ -56,6 +80,11 @@ impl KubernetesLogsConfig {
                     format!("exclude_namespaces: {ns:?} is not a namespace name"),
                 ));
             }
+        }
+        for m in &self.multiline {
+            m.rule
+                .compile()
+                .map_err(|e| BuildError::invalid(name, format!("multiline: {e}")))?;
         }
         self.tail.validate(name)
     }

@@ -18,8 +18,10 @@ use std::sync::Arc;
 
 use sextant_pipeline::component::{BuildError, SourceContext, Task};
 use sextant_pipeline::event::{KeyValue, LogEvent};
+use sextant_pipeline::sources::file::format::multiline::{self, MultilineRules};
 use sextant_pipeline::sources::file::format::{
-    cri::CriDecoder, docker::DockerDecoder, DecodeContext, FileFormat, JsonMessages, LineDecoder,
+    cri::CriDecoder, docker::DockerDecoder, DecodeContext, FileFormat, Held, JsonMessages,
+    LineDecoder,
 };
 use sextant_pipeline::sources::file::lines::Line;
 use sextant_pipeline::sources::file::spawn_tailer;
@@ -34,12 +36,24 @@ pub fn build(config: &KubernetesLogsConfig, cx: SourceContext) -> Result<Task, B
         .clone()
         .or_else(|| std::env::var("NODE_NAME").ok())
         .filter(|n| !n.is_empty());
+    let multiline = config
+        .multiline
+        .iter()
+        .map(|m| {
+            let rules = m
+                .rule
+                .compile()
+                .map_err(|e| BuildError::invalid(&cx.name, format!("multiline: {e}")))?;
+            Ok((m.clone(), Arc::new(rules)))
+        })
+        .collect::<Result<Vec<_>, BuildError>>()?;
     let format = KubernetesFormat {
         json: JsonMessages {
             parse: config.parse_json,
             keep_original: config.keep_original,
         },
         node,
+        multiline,
     };
     tracing::info!(component = %cx.name, root = %config.root.display(), "collecting container logs");
     spawn_tailer(include, exclude, config.tail.clone(), Arc::new(format), cx)
@@ -48,6 +62,8 @@ pub fn build(config: &KubernetesLogsConfig, cx: SourceContext) -> Result<Task, B
 struct KubernetesFormat {
     json: JsonMessages,
     node: Option<String>,
+    /// Multiline rules with the containers they apply to; the first that matches wins.
+    multiline: Vec<(config::ContainerMultiline, Arc<MultilineRules>)>,
 }
 
 impl FileFormat for KubernetesFormat {
@@ -61,12 +77,22 @@ impl FileFormat for KubernetesFormat {
         attributes
     }
 
-    fn decoder(&self, _path: &Path) -> Box<dyn LineDecoder> {
-        Box::new(RuntimeDecoder {
+    fn decoder(&self, path: &Path) -> Box<dyn LineDecoder> {
+        let runtime = Box::new(RuntimeDecoder {
             cri: CriDecoder::new(self.json),
             docker: DockerDecoder::new(self.json),
             docker_held: false,
-        })
+        });
+        let pod = path::PodLogPath::parse(path);
+        let rules = self
+            .multiline
+            .iter()
+            .find(|(m, _)| {
+                pod.as_ref()
+                    .is_some_and(|p| m.applies_to(&p.namespace, &p.container))
+            })
+            .map(|(_, r)| r);
+        multiline::wrap(runtime, rules)
     }
 }
 
@@ -79,10 +105,11 @@ struct RuntimeDecoder {
 }
 
 impl LineDecoder for RuntimeDecoder {
-    fn decode(&mut self, line: Line<'_>, cx: &DecodeContext<'_>, out: &mut Vec<LogEvent>) -> bool {
+    fn decode(&mut self, line: Line<'_>, cx: &DecodeContext<'_>, out: &mut Vec<LogEvent>) -> Held {
         if self.docker_held || line.bytes.first() == Some(&b'{') {
-            self.docker_held = self.docker.decode(line, cx, out);
-            self.docker_held
+            let held = self.docker.decode(line, cx, out);
+            self.docker_held = held != Held::No;
+            held
         } else {
             self.cri.decode(line, cx, out)
         }

@@ -105,6 +105,8 @@ pub struct FileSourceConfig {
     pub parse_json: bool,
     /// With `parse_json`, keep the whole message as the body (else its `message`/`msg` field).
     pub keep_original: bool,
+    /// Join records that span lines (stack traces).
+    pub multiline: Option<super::format::multiline::MultilineConfig>,
     pub tail: TailSettings,
 }
 
@@ -117,6 +119,10 @@ impl FileSourceConfig {
             ));
         }
         validate_globs(name, self.include.iter().chain(&self.exclude))?;
+        if let Some(m) = &self.multiline {
+            m.compile()
+                .map_err(|e| BuildError::invalid(name, format!("multiline: {e}")))?;
+        }
         self.tail.validate(name)
     }
 }

@@ -45,7 +45,9 @@ use crate::telemetry::{ComponentMetrics, LogLimiter};
 use checkpoint::Checkpoints;
 use config::ReadFrom;
 pub use config::{FileSourceConfig, TailSettings};
-use format::{file_resource, DecodeContext, FileFormat, GenericFormat, JsonMessages, LineDecoder};
+use format::{
+    file_resource, DecodeContext, FileFormat, GenericFormat, Held, JsonMessages, LineDecoder,
+};
 use identity::{FileKey, Fingerprint};
 use lines::LineSplitter;
 use progress::{Progress, Resolution};
@@ -88,12 +90,19 @@ struct Tailed {
 
 pub fn build(config: &FileSourceConfig, cx: SourceContext) -> Result<Task, BuildError> {
     config.validate(&cx.name)?;
+    let multiline = match &config.multiline {
+        Some(m) => Some(Arc::new(m.compile().map_err(|e| {
+            BuildError::invalid(&cx.name, format!("multiline: {e}"))
+        })?)),
+        None => None,
+    };
     let format = GenericFormat {
         line: config.format,
         json: JsonMessages {
             parse: config.parse_json,
             keep_original: config.keep_original,
         },
+        multiline,
     };
     spawn_tailer(
         config.include.clone(),
@@ -473,12 +482,17 @@ impl Tailer {
                         return;
                     }
                 }
-                if decoder.decode(line, &cx, &mut events) {
-                    held_from.get_or_insert(start);
-                } else {
-                    *held_from = None;
+                match decoder.decode(line, &cx, &mut events) {
+                    Held::No => *held_from = None,
+                    Held::Continues => {
+                        held_from.get_or_insert(start);
+                    }
+                    Held::FromThisLine => *held_from = Some(start),
                 }
             });
+        }
+        if f.held_from.is_some() && !f.decoder.flush_expired(&cx, &mut events) {
+            f.held_from = None;
         }
         if total > 0 {
             self.metrics.received_bytes.inc_by(total as u64);

@@ -9,7 +9,8 @@ use crate::event::{KeyValue, LogEvent};
 
 use super::super::lines::Line;
 use super::{
-    json, split_attribute, time::parse_rfc3339_nanos, DecodeContext, JsonMessages, LineDecoder,
+    json, split_attribute, time::parse_rfc3339_nanos, DecodeContext, Held, JsonMessages,
+    LineDecoder,
 };
 
 /// The parts of one CRI line.
@@ -101,7 +102,8 @@ impl CriDecoder {
 }
 
 impl LineDecoder for CriDecoder {
-    fn decode(&mut self, line: Line<'_>, cx: &DecodeContext<'_>, out: &mut Vec<LogEvent>) -> bool {
+    fn decode(&mut self, line: Line<'_>, cx: &DecodeContext<'_>, out: &mut Vec<LogEvent>) -> Held {
+        let was_holding = !self.held.is_empty();
         if self.continuing {
             // The rest of an over-long line: its own part of the record, marked split.
             self.emit(
@@ -113,7 +115,7 @@ impl LineDecoder for CriDecoder {
                 out,
             );
             self.continuing = line.split;
-            return false;
+            return Held::No;
         }
         let Some(cri) = parse(line.bytes) else {
             cx.malformed("not_cri");
@@ -122,7 +124,11 @@ impl LineDecoder for CriDecoder {
                 attributes.push(split_attribute());
             }
             out.push(cx.event(cx.now, cx.text(line.bytes), attributes));
-            return !self.held.is_empty();
+            return if was_holding {
+                Held::Continues
+            } else {
+                Held::No
+            };
         };
         let stream = stream_name(cri.stream);
         if self.held.is_empty() {
@@ -140,7 +146,7 @@ impl LineDecoder for CriDecoder {
             self.held_stream = stream;
             self.continuing = line.split;
             self.emit(cri.time_unix_nano, stream, cri.message, line.split, cx, out);
-            return false;
+            return Held::No;
         }
         self.held.extend_from_slice(cri.message);
         // Bounded: past max_record_bytes, emit full parts marked split (more follows).
@@ -149,11 +155,15 @@ impl LineDecoder for CriDecoder {
             self.emit(self.held_time, self.held_stream, &part, true, cx, out);
         }
         if cri.partial {
-            return !self.held.is_empty();
+            return if self.held.is_empty() {
+                Held::No
+            } else {
+                Held::holding(was_holding)
+            };
         }
         let held = std::mem::take(&mut self.held);
         self.emit(self.held_time, self.held_stream, &held, false, cx, out);
-        false
+        Held::No
     }
 
     fn reset(&mut self) {

@@ -7,7 +7,8 @@ use crate::event::{KeyValue, LogEvent};
 
 use super::super::lines::Line;
 use super::{
-    json, split_attribute, time::parse_rfc3339_nanos, DecodeContext, JsonMessages, LineDecoder,
+    json, split_attribute, time::parse_rfc3339_nanos, DecodeContext, Held, JsonMessages,
+    LineDecoder,
 };
 
 pub struct DockerDecoder {
@@ -73,7 +74,8 @@ impl DockerDecoder {
 }
 
 impl LineDecoder for DockerDecoder {
-    fn decode(&mut self, line: Line<'_>, cx: &DecodeContext<'_>, out: &mut Vec<LogEvent>) -> bool {
+    fn decode(&mut self, line: Line<'_>, cx: &DecodeContext<'_>, out: &mut Vec<LogEvent>) -> Held {
+        let was_holding = !self.held.is_empty();
         let record = if line.split {
             None
         } else {
@@ -94,7 +96,11 @@ impl LineDecoder for DockerDecoder {
                 attributes.push(split_attribute());
             }
             out.push(cx.event(cx.now, cx.text(line.bytes), attributes));
-            return !self.held.is_empty();
+            return if was_holding {
+                Held::Continues
+            } else {
+                Held::No
+            };
         };
         let complete = log.last() == Some(&b'\n');
         if complete {
@@ -107,7 +113,7 @@ impl LineDecoder for DockerDecoder {
         if self.held.is_empty() {
             if complete {
                 self.emit(time, stream, &log, cx, out);
-                return false;
+                return Held::No;
             }
             self.held_time = time;
             self.held_stream = stream;
@@ -121,9 +127,9 @@ impl LineDecoder for DockerDecoder {
                     e.attributes.push(split_attribute());
                 }
             }
-            return false;
+            return Held::No;
         }
-        true
+        Held::holding(was_holding)
     }
 
     fn reset(&mut self) {

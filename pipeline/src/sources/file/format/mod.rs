@@ -8,6 +8,7 @@
 pub mod cri;
 pub mod docker;
 pub mod json;
+pub mod multiline;
 #[cfg(test)]
 mod tests;
 pub mod time;
@@ -69,11 +70,37 @@ impl DecodeContext<'_> {
     }
 }
 
+/// Whether a decoder holds an unfinished record after a line, and since when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Held {
+    /// Nothing held: everything up to this line's end is in emitted events.
+    No,
+    /// A record is held that began on an earlier line.
+    Continues,
+    /// A record is held that began on this line (what came before is all emitted).
+    FromThisLine,
+}
+
+impl Held {
+    /// `FromThisLine` if nothing was held before this line, else `Continues`.
+    pub fn holding(was_holding: bool) -> Held {
+        if was_holding {
+            Held::Continues
+        } else {
+            Held::FromThisLine
+        }
+    }
+}
+
 /// Turns one file's lines into events.
 pub trait LineDecoder: Send {
-    /// Decodes a line (or a part of an over-long line); returns true while it holds an
-    /// unfinished record.
-    fn decode(&mut self, line: Line<'_>, cx: &DecodeContext<'_>, out: &mut Vec<LogEvent>) -> bool;
+    /// Decodes a line (or a part of an over-long line) and says what it holds afterwards.
+    fn decode(&mut self, line: Line<'_>, cx: &DecodeContext<'_>, out: &mut Vec<LogEvent>) -> Held;
+    /// Emits a held record whose time is up (multiline's flush timeout); returns whether
+    /// anything is still held. Called while the decoder holds something.
+    fn flush_expired(&mut self, _cx: &DecodeContext<'_>, _out: &mut Vec<LogEvent>) -> bool {
+        true
+    }
     /// Forgets any held record (the file is re-read from a checkpoint, or was truncated).
     fn reset(&mut self);
 }
@@ -108,10 +135,12 @@ pub struct JsonMessages {
     pub keep_original: bool,
 }
 
-/// A format for the generic file source: no path metadata, one of the line formats.
+/// A format for the generic file source: no path metadata, one of the line formats, and
+/// optionally multiline joining.
 pub struct GenericFormat {
     pub line: LineFormat,
     pub json: JsonMessages,
+    pub multiline: Option<Arc<multiline::MultilineRules>>,
 }
 
 impl FileFormat for GenericFormat {
@@ -120,11 +149,12 @@ impl FileFormat for GenericFormat {
     }
 
     fn decoder(&self, _path: &Path) -> Box<dyn LineDecoder> {
-        match self.line {
+        let inner: Box<dyn LineDecoder> = match self.line {
             LineFormat::Plain => Box::new(PlainDecoder { json: self.json }),
             LineFormat::Cri => Box::new(cri::CriDecoder::new(self.json)),
             LineFormat::Docker => Box::new(docker::DockerDecoder::new(self.json)),
-        }
+        };
+        multiline::wrap(inner, self.multiline.as_ref())
     }
 }
 
@@ -139,14 +169,14 @@ pub struct PlainDecoder {
 }
 
 impl LineDecoder for PlainDecoder {
-    fn decode(&mut self, line: Line<'_>, cx: &DecodeContext<'_>, out: &mut Vec<LogEvent>) -> bool {
+    fn decode(&mut self, line: Line<'_>, cx: &DecodeContext<'_>, out: &mut Vec<LogEvent>) -> Held {
         let mut attributes = Vec::new();
         if line.split {
             attributes.push(split_attribute());
         }
         let body = json::message_body(line.bytes, self.json, cx, &mut attributes);
         out.push(cx.event(cx.now, body, attributes));
-        false
+        Held::No
     }
 
     fn reset(&mut self) {}

@@ -45,7 +45,7 @@ fn run(
     let mut out = Vec::new();
     let held = lines
         .iter()
-        .map(|l| d.decode(line(l), &cx, &mut out))
+        .map(|l| d.decode(line(l), &cx, &mut out) != Held::No)
         .collect();
     (out, held)
 }
@@ -200,4 +200,165 @@ fn docker_records_parse_and_split_records_merge() {
         attr(&events[2], "parse_error").as_deref(),
         Some("not a docker json-file record")
     );
+}
+
+fn java_rules() -> Arc<multiline::MultilineRules> {
+    Arc::new(
+        multiline::MultilineConfig {
+            preset: Some(multiline::Preset::Java),
+            start_pattern: None,
+            continuation_pattern: None,
+            timeout: crate::config::units::DurationValue(std::time::Duration::from_millis(0)),
+        }
+        .compile()
+        .unwrap(),
+    )
+}
+
+#[test]
+fn a_java_stack_trace_becomes_one_event_and_holding_points_at_its_first_line() {
+    let mut d = multiline::wrap(
+        Box::new(PlainDecoder {
+            json: JsonMessages::default(),
+        }),
+        Some(&java_rules()),
+    );
+    let origin = Arc::new(Origin::default());
+    let metrics = ComponentMetrics::new("multiline_java", "test");
+    let limiter = LogLimiter::default();
+    let cx = cx(&origin, &metrics, &limiter, 1 << 20);
+    let mut out = Vec::new();
+    let lines = [
+        "INFO started",
+        "ERROR request failed",
+        "java.lang.IllegalStateException: boom",
+        "\tat com.shop.Api.handle(Api.java:42)",
+        "\tat com.shop.Server.run(Server.java:7)",
+        "Caused by: java.io.IOException: closed",
+        "\t... 3 more",
+        "INFO next request",
+    ];
+    let held: Vec<Held> = lines
+        .iter()
+        .map(|l| d.decode(line(l), &cx, &mut out))
+        .collect();
+    use Held::*;
+    assert_eq!(
+        held,
+        vec![
+            FromThisLine,
+            FromThisLine,
+            FromThisLine,
+            Continues,
+            Continues,
+            Continues,
+            Continues,
+            FromThisLine
+        ]
+    );
+    let bodies: Vec<String> = out.iter().map(body).collect();
+    assert_eq!(
+        bodies,
+        vec![
+            "INFO started".to_string(),
+            "ERROR request failed".to_string(),
+            "java.lang.IllegalStateException: boom\n\tat com.shop.Api.handle(Api.java:42)\n\tat com.shop.Server.run(Server.java:7)\nCaused by: java.io.IOException: closed\n\t... 3 more".to_string(),
+        ]
+    );
+    // The last record is emitted when its timeout passes (0 here), so a quiet file is not held.
+    assert!(!d.flush_expired(&cx, &mut out));
+    assert_eq!(body(out.last().unwrap()), "INFO next request");
+}
+
+#[test]
+fn python_and_go_presets_and_start_patterns_join_their_records() {
+    let origin = Arc::new(Origin::default());
+    let metrics = ComponentMetrics::new("multiline_presets", "test");
+    let limiter = LogLimiter::default();
+    let cx = cx(&origin, &metrics, &limiter, 1 << 20);
+    let rules = |preset, start: Option<&str>| {
+        Arc::new(
+            multiline::MultilineConfig {
+                preset,
+                start_pattern: start.map(str::to_owned),
+                continuation_pattern: None,
+                timeout: crate::config::units::DurationValue(std::time::Duration::from_secs(60)),
+            }
+            .compile()
+            .unwrap(),
+        )
+    };
+    let cases: Vec<(Arc<multiline::MultilineRules>, Vec<&str>, usize)> = vec![
+        (
+            rules(Some(multiline::Preset::Python), None),
+            vec![
+                "ERROR failed",
+                "Traceback (most recent call last):",
+                "  File \"app.py\", line 3, in <module>",
+                "    main()",
+                "ValueError: bad",
+                "INFO ok",
+            ],
+            2,
+        ),
+        (
+            rules(Some(multiline::Preset::Go), None),
+            vec![
+                "panic: runtime error",
+                "",
+                "goroutine 1 [running]:",
+                "main.main()",
+                "\t/app/main.go:10 +0x1d",
+                "exit status 2",
+                "next",
+            ],
+            2,
+        ),
+        (
+            rules(None, Some(r"^\d{4}-")),
+            vec!["2024-01-01 a", "  more", "still more", "2024-01-02 b"],
+            2,
+        ),
+    ];
+    for (rules, lines, records) in cases {
+        let mut d = multiline::wrap(
+            Box::new(PlainDecoder {
+                json: JsonMessages::default(),
+            }),
+            Some(&rules),
+        );
+        let mut out = Vec::new();
+        for l in &lines {
+            d.decode(line(l), &cx, &mut out);
+        }
+        // The last record is still held (its timeout is long): emitted records + 1 held.
+        assert_eq!(
+            out.len() + 1,
+            records,
+            "{lines:?} -> {:?}",
+            out.iter().map(body).collect::<Vec<_>>()
+        );
+        let joined: usize = out.iter().map(|e| body(e).lines().count()).sum();
+        assert_eq!(
+            joined,
+            lines.len() - 1,
+            "every line but the held last one is in an emitted record"
+        );
+    }
+}
+
+#[test]
+fn bad_multiline_settings_are_refused() {
+    let bad = multiline::MultilineConfig {
+        preset: None,
+        start_pattern: Some("(unclosed".into()),
+        continuation_pattern: None,
+        timeout: crate::config::units::DurationValue(std::time::Duration::from_secs(1)),
+    };
+    assert!(bad.compile().unwrap_err().contains("bad pattern"));
+    let empty = multiline::MultilineConfig {
+        start_pattern: None,
+        ..bad
+    };
+    assert!(empty.compile().is_err());
 }
