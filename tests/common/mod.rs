@@ -175,3 +175,115 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// What the fault proxy does with the next matching request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer 400 with an AWS JSON `ThrottlingException`.
+    Throttle,
+    /// Answer 503 with an empty body.
+    Unavailable,
+    /// Read the request and answer nothing for this long (the client times out).
+    Hang(Duration),
+}
+
+/// A fault-injecting HTTP/1.1 proxy in front of a real server, for the failures the test servers
+/// never produce. This is a stand-in written for the tests, not a real component: requests whose
+/// headers contain `match_header` get the next fault from `faults` (until they run out), every
+/// other request is forwarded unchanged. Runs on a thread until the test process ends.
+pub struct FaultProxy {
+    pub port: u16,
+    pub injected: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FaultProxy {
+    pub fn start(upstream: u16, match_header: &'static str, faults: Vec<Fault>) -> Self {
+        use std::sync::atomic::AtomicUsize;
+        use std::sync::{Arc, Mutex};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let faults = Arc::new(Mutex::new(std::collections::VecDeque::from(faults)));
+        let injected = Arc::new(AtomicUsize::new(0));
+        let counter = injected.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let faults = faults.clone();
+                let counter = counter.clone();
+                std::thread::spawn(move || {
+                    let _ = serve_connection(conn, upstream, match_header, &faults, &counter);
+                });
+            }
+        });
+        FaultProxy { port, injected }
+    }
+}
+
+fn read_request(conn: &mut std::net::TcpStream) -> std::io::Result<Option<(String, Vec<u8>)>> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        if conn.read(&mut byte)? == 0 {
+            return Ok(None);
+        }
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).to_string();
+    let len = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    conn.read_exact(&mut body)?;
+    Ok(Some((head, body)))
+}
+
+fn serve_connection(
+    mut conn: std::net::TcpStream,
+    upstream: u16,
+    match_header: &str,
+    faults: &std::sync::Mutex<std::collections::VecDeque<Fault>>,
+    injected: &std::sync::atomic::AtomicUsize,
+) -> std::io::Result<()> {
+    use std::io::Read;
+    while let Some((head, body)) = read_request(&mut conn)? {
+        let fault = if head.contains(match_header) {
+            faults.lock().unwrap().pop_front()
+        } else {
+            None
+        };
+        if let Some(fault) = fault {
+            injected.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            match fault {
+                Fault::Throttle => {
+                    let body = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
+                    write!(conn, "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\nx-amzn-ErrorType: ThrottlingException\r\nContent-Length: {}\r\n\r\n{body}", body.len())?;
+                }
+                Fault::Unavailable => write!(
+                    conn,
+                    "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
+                )?,
+                Fault::Hang(d) => {
+                    std::thread::sleep(d);
+                    return Ok(());
+                }
+            }
+            continue;
+        }
+        // Forward unchanged, one upstream connection per request.
+        let mut up = std::net::TcpStream::connect(("127.0.0.1", upstream))?;
+        let head = head.replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n");
+        up.write_all(head.as_bytes())?;
+        up.write_all(&body)?;
+        let mut response = Vec::new();
+        up.read_to_end(&mut response)?;
+        conn.write_all(&response)?;
+        // The upstream answered "Connection: close" or similar: let the client reconnect.
+        return Ok(());
+    }
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! The CloudWatch Logs sink through throttling, 5xx answers and timeouts (a fault-injecting
+//! proxy from the test crate in front of moto, since moto never fails): nothing is lost, nothing
+//! is sent twice, and each kind of retry is counted.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test loudly
+
+mod common;
+
+use std::io::Write;
+use std::time::Duration;
+
+use aws_sdk_cloudwatchlogs::Client;
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_5xx_and_timeouts_are_retried_until_every_line_is_in() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    let moto_port = free_port();
+    let _moto = start_moto(moto_port);
+    let proxy = FaultProxy::start(
+        moto_port,
+        "Logs_20140328.PutLogEvents",
+        vec![
+            Fault::Throttle,
+            Fault::Throttle,
+            Fault::Unavailable,
+            Fault::Hang(Duration::from_secs(3)),
+            Fault::Throttle,
+        ],
+    );
+    let admin = free_port();
+    let cfg = dir.path().join("collector.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+data_dir: {d}/data
+admin: {{ address: "127.0.0.1:{admin}" }}
+collector:
+  sources:
+    app:
+      type: file
+      include: ["{d}/logs/*.log"]
+      tail: {{ glob_interval: 100ms }}
+  sinks:
+    cloudwatch:
+      type: aws_cloudwatch_logs
+      inputs: [app]
+      log_group: /sextant/faults
+      log_stream: "{{log.file.name}}"
+      aws: {{ region: us-east-1, endpoint: "http://127.0.0.1:{proxy}" }}
+      batch: {{ max_events: 100, timeout: 100ms }}
+      request: {{ timeout: 1s, initial_backoff: 50ms, max_backoff: 200ms }}
+"#,
+            d = dir.path().display(),
+            proxy = proxy.port
+        ),
+    )
+    .unwrap();
+    let mut f = std::fs::File::create(dir.path().join("logs/app.log")).unwrap();
+    for i in 0..300 {
+        writeln!(f, "event {i}").unwrap();
+    }
+    drop(f);
+    let mut collector = start_sextant("collector", &cfg, &dir.path().join("collector.log"));
+
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(format!("http://127.0.0.1:{moto_port}"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "testing", "testing", None, None, "static",
+        ))
+        .load()
+        .await;
+    let client = Client::new(&config);
+    let mut got: Vec<String> = Vec::new();
+    for _ in 0..200 {
+        let r = client
+            .get_log_events()
+            .log_group_name("/sextant/faults")
+            .log_stream_name("app.log")
+            .start_from_head(true)
+            .send()
+            .await;
+        if let Ok(r) = r {
+            got = r
+                .events()
+                .iter()
+                .filter_map(|e| e.message().map(str::to_owned))
+                .collect();
+            if got.len() >= 300 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let want: Vec<String> = (0..300).map(|i| format!("event {i}")).collect();
+    assert_eq!(got, want, "every line once, in order, despite the faults");
+    assert_eq!(
+        proxy.injected.load(std::sync::atomic::Ordering::SeqCst),
+        5,
+        "all five faults were hit"
+    );
+
+    let (_, m) = http_get(&format!("http://127.0.0.1:{admin}/metrics")).unwrap();
+    let errors = |t: &str| {
+        metric_sum(
+            &m,
+            "sextant_component_errors_total",
+            &["component=\"cloudwatch\"", &format!("error_type=\"{t}\"")],
+        )
+    };
+    assert_eq!(errors("throttled"), 3.0);
+    assert_eq!(errors("server_error"), 1.0);
+    assert_eq!(errors("timeout"), 1.0);
+    assert_eq!(
+        metric_sum(
+            &m,
+            "sextant_component_retries_total",
+            &["component=\"cloudwatch\""]
+        ),
+        5.0
+    );
+    assert_eq!(
+        metric_sum(
+            &m,
+            "sextant_component_sent_events_total",
+            &["component=\"cloudwatch\""]
+        ),
+        300.0
+    );
+    assert!(collector.terminate(Duration::from_secs(15)));
+}
