@@ -47,8 +47,16 @@ fn build(c: &mut Criterion) {
         b.iter_batched(
             || input.clone(),
             |events| {
-                let (requests, _) = Builder { group: &group_t, stream: &stream_t, missing: "unknown" }.build(events);
-                assert_eq!(requests.iter().map(|r| r.events.len()).sum::<usize>(), EVENTS);
+                let (requests, _) = Builder {
+                    group: &group_t,
+                    stream: &stream_t,
+                    missing: "unknown",
+                }
+                .build(events);
+                assert_eq!(
+                    requests.iter().map(|r| r.events.len()).sum::<usize>(),
+                    EVENTS
+                );
                 requests
             },
             BatchSize::SmallInput,
