@@ -113,6 +113,12 @@ collector:
     assert_eq!(errors("throttled"), 3.0);
     assert_eq!(errors("server_error"), 1.0);
     assert_eq!(errors("timeout"), 1.0);
+    let count = |name: &str| metric_sum(&m, name, &["component=\"cloudwatch\""]);
+    assert_eq!(
+        count("sextant_component_received_events_total"),
+        300.0,
+        "the sink counts what it takes in"
+    );
     assert_eq!(
         metric_sum(
             &m,

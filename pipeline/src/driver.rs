@@ -33,6 +33,7 @@ where
         let Ok(permit) = permits.clone().acquire_owned().await else {
             break;
         };
+        metrics.received_events.inc_by(b.len() as u64);
         metrics.batch_sent(b.len(), b.byte_size());
         let Batch { events, acks, .. } = b;
         let n = events.len() as u64;
