@@ -27,6 +27,9 @@ pub struct RequestSettings {
     pub max_backoff: DurationValue,
     /// Attempts before giving up and handing the batch back as failed; unset: until shutdown.
     pub max_attempts: Option<u32>,
+    /// Most requests (attempts, retries included) this sink starts per second; unset: no limit.
+    /// Keeps a fleet of collectors under an account's API quota.
+    pub rate_limit_per_second: Option<f64>,
 }
 
 impl Default for RequestSettings {
@@ -37,6 +40,43 @@ impl Default for RequestSettings {
             initial_backoff: DurationValue(Duration::from_millis(200)),
             max_backoff: DurationValue(Duration::from_secs(30)),
             max_attempts: None,
+            rate_limit_per_second: None,
+        }
+    }
+}
+
+/// Spaces the starts of requests evenly at the configured rate, across every task of a sink.
+#[derive(Debug)]
+pub struct RateLimiter {
+    interval: Duration,
+    next: std::sync::Mutex<tokio::time::Instant>,
+}
+
+impl RateLimiter {
+    /// A limiter for `settings`, if they ask for one.
+    pub fn for_settings(settings: &RequestSettings) -> Option<std::sync::Arc<RateLimiter>> {
+        let rate = settings
+            .rate_limit_per_second
+            .filter(|r| *r > 0.0 && r.is_finite())?;
+        Some(std::sync::Arc::new(RateLimiter {
+            interval: Duration::from_secs_f64(1.0 / rate),
+            next: std::sync::Mutex::new(tokio::time::Instant::now()),
+        }))
+    }
+
+    /// Waits for this request's turn.
+    pub async fn acquire(&self) {
+        let wait = {
+            let Ok(mut next) = self.next.lock() else {
+                return;
+            };
+            let now = tokio::time::Instant::now();
+            let slot = (*next).max(now);
+            *next = slot + self.interval;
+            slot - now
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
         }
     }
 }
@@ -79,6 +119,7 @@ pub fn backoff(settings: &RequestSettings, attempt: u32) -> Duration {
 /// a timeout is always transient.
 pub async fn call_with_retry<T, E, F, Fut>(
     settings: &RequestSettings,
+    limiter: Option<&RateLimiter>,
     metrics: &ComponentMetrics,
     shutdown: &Shutdown,
     classify: impl Fn(&E) -> Retry,
@@ -92,6 +133,12 @@ where
     let mut attempt: u32 = 0;
     loop {
         attempt += 1;
+        if let Some(limiter) = limiter {
+            tokio::select! {
+                () = limiter.acquire() => {}
+                () = shutdown.aborted() => return Err(CallError::Aborted),
+            }
+        }
         let started = Instant::now();
         let outcome = tokio::select! {
             r = tokio::time::timeout(settings.timeout.0, call()) => r,
@@ -145,6 +192,40 @@ mod tests {
         }
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_limit_spaces_requests_across_tasks() {
+        let s = RequestSettings {
+            rate_limit_per_second: Some(10.0),
+            ..settings()
+        };
+        let limiter = RateLimiter::for_settings(&s).unwrap();
+        let m = ComponentMetrics::new("request_test_rate", "test");
+        let start = tokio::time::Instant::now();
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let (limiter, m, s) = (limiter.clone(), m.clone(), s.clone());
+                tokio::spawn(async move {
+                    call_with_retry(
+                        &s,
+                        Some(&limiter),
+                        &m,
+                        &Shutdown::never(),
+                        |_e: &String| Retry::Permanent { kind: "x" },
+                        || async { Ok::<_, String>(()) },
+                    )
+                    .await
+                    .unwrap();
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        // 20 requests at 10 per second: the first at once, the last 1.9 s later.
+        assert_eq!(start.elapsed(), Duration::from_millis(1900));
+        assert!(RateLimiter::for_settings(&settings()).is_none());
+    }
+
     #[test]
     fn backoff_grows_is_capped_and_jittered() {
         let s = settings();
@@ -164,6 +245,7 @@ mod tests {
         let calls = AtomicU32::new(0);
         let r: Result<u32, CallError<String>> = call_with_retry(
             &settings(),
+            None,
             &m,
             &Shutdown::never(),
             |_e: &String| Retry::Transient {
@@ -191,6 +273,7 @@ mod tests {
         let start = tokio::time::Instant::now();
         let _ = call_with_retry(
             &settings(),
+            None,
             &m,
             &Shutdown::never(),
             |_e: &String| Retry::Transient {
@@ -215,6 +298,7 @@ mod tests {
         let calls = AtomicU32::new(0);
         let r: Result<(), _> = call_with_retry(
             &settings(),
+            None,
             &m,
             &Shutdown::never(),
             |_e: &String| Retry::Permanent { kind: "http_400" },
@@ -233,6 +317,7 @@ mod tests {
         };
         let r: Result<(), CallError<String>> = call_with_retry(
             &s,
+            None,
             &m,
             &Shutdown::never(),
             |_e: &String| Retry::Permanent { kind: "never" },

@@ -26,7 +26,7 @@ use sextant_pipeline::ack::AckStatus;
 use sextant_pipeline::component::{BuildError, SinkContext, Task};
 use sextant_pipeline::driver;
 use sextant_pipeline::event::Events;
-use sextant_pipeline::request::{call_with_retry, CallError, RequestSettings};
+use sextant_pipeline::request::{call_with_retry, CallError, RateLimiter, RequestSettings};
 use sextant_pipeline::shutdown::Shutdown;
 use sextant_pipeline::telemetry::{ComponentMetrics, LogLimiter};
 
@@ -41,6 +41,7 @@ struct Sink {
     stream: Template,
     service: OnceCell<CloudWatchLogsService>,
     request: RequestSettings,
+    limiter: Option<Arc<RateLimiter>>,
     metrics: ComponentMetrics,
     shutdown: Shutdown,
     refusals: LogLimiter,
@@ -55,6 +56,7 @@ pub fn build(config: &CloudWatchLogsConfig, cx: SinkContext) -> Result<Task, Bui
         stream,
         service: OnceCell::new(),
         request: config.request.clone(),
+        limiter: RateLimiter::for_settings(&config.request),
         metrics: cx.metrics.clone(),
         shutdown: cx.shutdown.clone(),
         refusals: LogLimiter::default(),
@@ -143,6 +145,7 @@ impl Sink {
         let service = self.service().await;
         match call_with_retry(
             &self.request,
+            self.limiter.as_deref(),
             &self.metrics,
             &self.shutdown,
             retry::classify,

@@ -33,6 +33,7 @@ pub fn build(config: &OtlpSinkConfig, cx: SinkContext) -> Result<Task, BuildErro
         service: service::OtlpService::new(&config.endpoint, headers),
         compression: config.compression,
         request: config.request.clone(),
+        limiter: crate::request::RateLimiter::for_settings(&config.request),
         metrics: cx.metrics.clone(),
         shutdown: cx.shutdown.clone(),
         refusals: Arc::new(LogLimiter::default()),
@@ -55,6 +56,7 @@ struct OtlpServiceHandle {
     service: service::OtlpService,
     compression: config::Compression,
     request: crate::request::RequestSettings,
+    limiter: Option<Arc<crate::request::RateLimiter>>,
     metrics: crate::telemetry::ComponentMetrics,
     shutdown: crate::shutdown::Shutdown,
     refusals: Arc<LogLimiter>,
@@ -79,6 +81,7 @@ impl OtlpServiceHandle {
         };
         let result = call_with_retry(
             &self.request,
+            self.limiter.as_deref(),
             &self.metrics,
             &self.shutdown,
             retry::classify,
