@@ -102,7 +102,18 @@ collector:
         "all five faults were hit"
     );
 
-    let (_, m) = http_get(&format!("http://127.0.0.1:{admin}/metrics")).unwrap();
+    // The sink counts a request once its answer is in, which can be just after moto shows it.
+    let metrics_url = format!("http://127.0.0.1:{admin}/metrics");
+    assert!(eventually(Duration::from_secs(10), || {
+        http_get(&metrics_url).is_some_and(|(_, m)| {
+            metric_sum(
+                &m,
+                "sextant_component_sent_events_total",
+                &["component=\"cloudwatch\""],
+            ) == 300.0
+        })
+    }));
+    let (_, m) = http_get(&metrics_url).unwrap();
     let errors = |t: &str| {
         metric_sum(
             &m,
@@ -135,5 +146,132 @@ collector:
         ),
         300.0
     );
+    assert!(collector.terminate(Duration::from_secs(15)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_refused_for_good_is_dead_lettered_and_later_lines_still_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    let moto_port = free_port();
+    let _moto = start_moto(moto_port);
+    let proxy = FaultProxy::start(
+        moto_port,
+        "Logs_20140328.PutLogEvents",
+        vec![Fault::Invalid],
+    );
+    let admin = free_port();
+    let cfg = dir.path().join("collector.yaml");
+    let dlq = dir.path().join("dlq/cloudwatch.jsonl");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+data_dir: {d}/data
+admin: {{ address: "127.0.0.1:{admin}" }}
+collector:
+  sources:
+    app:
+      type: file
+      include: ["{d}/logs/*.log"]
+      tail: {{ glob_interval: 100ms, checkpoint_interval: 100ms }}
+  sinks:
+    cloudwatch:
+      type: aws_cloudwatch_logs
+      inputs: [app]
+      log_group: /sextant/dlq
+      log_stream: app
+      dead_letter: {{ path: "{dlq}" }}
+      aws: {{ region: us-east-1, endpoint: "http://127.0.0.1:{proxy}" }}
+      batch: {{ timeout: 100ms }}
+      request: {{ timeout: 2s, initial_backoff: 50ms, max_backoff: 200ms }}
+"#,
+            d = dir.path().display(),
+            dlq = dlq.display(),
+            proxy = proxy.port
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("logs/app.log");
+    let write = |range: std::ops::Range<usize>| {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        for i in range {
+            writeln!(f, "event {i}").unwrap();
+        }
+    };
+    write(0..50);
+    let mut collector = start_sextant("collector", &cfg, &dir.path().join("collector.log"));
+    let dead = || {
+        std::fs::read_to_string(&dlq)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || dead().len() == 50),
+        "the refused request's 50 events are dead-lettered"
+    );
+    let d = dead();
+    assert_eq!(d[0]["reason"], "refused");
+    assert_eq!(d[0]["record"]["message"], "event 0");
+    assert_eq!(d[49]["record"]["message"], "event 49");
+    assert_eq!(d[0]["record"]["log_group"], "/sextant/dlq");
+
+    // A refusal is final for those lines: the checkpoint moves past them, and later lines flow.
+    write(50..80);
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(format!("http://127.0.0.1:{moto_port}"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "testing", "testing", None, None, "static",
+        ))
+        .load()
+        .await;
+    let client = Client::new(&config);
+    let mut got: Vec<String> = Vec::new();
+    for _ in 0..200 {
+        if let Ok(r) = client
+            .get_log_events()
+            .log_group_name("/sextant/dlq")
+            .log_stream_name("app")
+            .start_from_head(true)
+            .send()
+            .await
+        {
+            got = r
+                .events()
+                .iter()
+                .filter_map(|e| e.message().map(str::to_owned))
+                .collect();
+            if got.len() >= 30 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        got,
+        (50..80).map(|i| format!("event {i}")).collect::<Vec<_>>()
+    );
+    let size = std::fs::metadata(&log).unwrap().len();
+    let store = dir.path().join("data/collector/app/checkpoints.json");
+    assert!(eventually(Duration::from_secs(10), || committed_offset(
+        &store
+    ) == size));
+    let (_, m) = http_get(&format!("http://127.0.0.1:{admin}/metrics")).unwrap();
+    assert_eq!(
+        metric_sum(
+            &m,
+            "sextant_component_dropped_events_total",
+            &["component=\"cloudwatch\"", "reason=\"refused\""]
+        ),
+        50.0
+    );
+    assert_eq!(dead().len(), 50, "nothing else refused");
     assert!(collector.terminate(Duration::from_secs(15)));
 }

@@ -11,6 +11,7 @@ pub mod batch;
 pub mod batcher;
 pub mod component;
 pub mod config;
+pub mod dead_letter;
 pub mod driver;
 pub mod event;
 pub mod fanout;

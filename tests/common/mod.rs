@@ -183,6 +183,8 @@ pub enum Fault {
     Throttle,
     /// Answer 503 with an empty body.
     Unavailable,
+    /// Answer 400 with an AWS JSON `InvalidParameterException` (a permanent refusal).
+    Invalid,
     /// Read the request and answer nothing for this long (the client times out).
     Hang(Duration),
 }
@@ -267,6 +269,14 @@ fn serve_connection(
                     conn,
                     "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
                 )?,
+                Fault::Invalid => {
+                    let body = r#"{"__type":"InvalidParameterException","message":"refused for the test"}"#;
+                    write!(
+                        conn,
+                        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    )?;
+                }
                 Fault::Hang(d) => {
                     std::thread::sleep(d);
                     return Ok(());

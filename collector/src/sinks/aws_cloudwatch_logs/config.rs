@@ -38,6 +38,9 @@ pub struct CloudWatchLogsConfig {
     pub retention_days: Option<i32>,
     #[serde(default)]
     pub aws: AwsSettings,
+    /// Where events CloudWatch Logs refused for good are kept (else they are only counted).
+    #[serde(default)]
+    pub dead_letter: Option<sextant_pipeline::dead_letter::DeadLetterConfig>,
     #[serde(default = "default_batch")]
     pub batch: BatchSettings,
     #[serde(default)]

@@ -6,7 +6,8 @@
 //! (up to `request.concurrency`). The batch is acknowledged delivered when every request was
 //! accepted. Events the service refuses inside an accepted request (too old, too new, expired)
 //! are counted as dropped; a request refused for good (a validation error) is counted and the
-//! batch is acknowledged rejected.
+//! batch is acknowledged rejected. Either way the refused events go to the dead-letter file when
+//! one is configured.
 
 pub mod config;
 pub mod request_builder;
@@ -24,6 +25,7 @@ use tokio::task::JoinSet;
 
 use sextant_pipeline::ack::AckStatus;
 use sextant_pipeline::component::{BuildError, SinkContext, Task};
+use sextant_pipeline::dead_letter::DeadLetter;
 use sextant_pipeline::driver;
 use sextant_pipeline::event::Events;
 use sextant_pipeline::request::{call_with_retry, CallError, RateLimiter, RequestSettings};
@@ -45,6 +47,7 @@ struct Sink {
     metrics: ComponentMetrics,
     shutdown: Shutdown,
     refusals: LogLimiter,
+    dead_letter: Option<Arc<DeadLetter>>,
 }
 
 pub fn build(config: &CloudWatchLogsConfig, cx: SinkContext) -> Result<Task, BuildError> {
@@ -60,6 +63,11 @@ pub fn build(config: &CloudWatchLogsConfig, cx: SinkContext) -> Result<Task, Bui
         metrics: cx.metrics.clone(),
         shutdown: cx.shutdown.clone(),
         refusals: LogLimiter::default(),
+        dead_letter: config
+            .dead_letter
+            .as_ref()
+            .map(|d| DeadLetter::open(d, cx.metrics.clone()))
+            .transpose()?,
     });
     // One batch at a time keeps each stream's requests in order; streams run in parallel inside.
     Ok(Box::pin(driver::drive(
@@ -155,18 +163,34 @@ impl Sink {
         {
             Ok(rejected) => {
                 self.metrics.sent_bytes.inc_by(r.bytes as u64);
-                for (reason, n) in [
+                let n = r.events.len();
+                // Indices are into the request's time-sorted events: too old and expired ones
+                // lead, too new ones trail.
+                let old = (rejected.too_old.max(rejected.expired) as usize).min(n);
+                let new = (rejected.too_new as usize).min(n - old);
+                for (reason, count) in [
                     ("too_old", rejected.too_old),
                     ("too_new", rejected.too_new),
                     ("expired", rejected.expired),
                 ] {
-                    if n > 0 {
-                        self.metrics.dropped(reason, n);
+                    if count > 0 {
+                        self.metrics.dropped(reason, count);
                         if let Some(suppressed) = self.refusals.allow() {
-                            tracing::warn!(component = %self.metrics.name, group = %r.key.group, stream = %r.key.stream, reason, events = n, suppressed, "CloudWatch Logs refused events");
+                            tracing::warn!(component = %self.metrics.name, group = %r.key.group, stream = %r.key.stream, reason, events = count, suppressed, "CloudWatch Logs refused events");
                         }
                     }
                 }
+                self.dead_letter(
+                    if rejected.too_old > 0 {
+                        "too_old"
+                    } else {
+                        "expired"
+                    },
+                    r,
+                    0..old,
+                )
+                .await;
+                self.dead_letter("too_new", r, n - new..n).await;
                 AckStatus::Delivered
             }
             Err(CallError::Permanent(e)) => {
@@ -174,6 +198,7 @@ impl Sink {
                 if let Some(suppressed) = self.refusals.allow() {
                     tracing::error!(component = %self.metrics.name, group = %r.key.group, stream = %r.key.stream, error = %e, suppressed, "CloudWatch Logs refused a request for good");
                 }
+                self.dead_letter("refused", r, 0..r.events.len()).await;
                 AckStatus::Rejected
             }
             Err(e) => {
@@ -181,5 +206,22 @@ impl Sink {
                 AckStatus::Failed
             }
         }
+    }
+
+    /// Keeps `r.events[range]` in the dead-letter file, if there is one.
+    async fn dead_letter(
+        &self,
+        reason: &'static str,
+        r: &PutRequest,
+        range: std::ops::Range<usize>,
+    ) {
+        let (Some(dl), Some(events)) = (&self.dead_letter, r.events.get(range)) else {
+            return;
+        };
+        let records = events
+            .iter()
+            .map(|e| serde_json::json!({"log_group": r.key.group, "log_stream": r.key.stream, "timestamp": e.timestamp_ms, "message": e.message}))
+            .collect();
+        dl.write(reason, records).await;
     }
 }
