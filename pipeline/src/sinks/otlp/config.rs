@@ -12,8 +12,11 @@ use crate::request::RequestSettings;
 #[serde(rename_all = "snake_case")]
 pub enum Compression {
     None,
+    /// gzip level 1.
     #[default]
     Gzip,
+    /// zstd level 1: faster than gzip at a better ratio on logs; a Sextant collector accepts it.
+    Zstd,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]

@@ -32,8 +32,8 @@ impl OtlpService {
     pub async fn send(&self, req: &OtlpRequest) -> Result<(), OtlpError> {
         let mut builder = http::Request::post(format!("{}{}", self.endpoint, req.path))
             .header(http::header::CONTENT_TYPE, "application/x-protobuf");
-        if req.gzip {
-            builder = builder.header(http::header::CONTENT_ENCODING, "gzip");
+        if let Some(encoding) = req.encoding {
+            builder = builder.header(http::header::CONTENT_ENCODING, encoding);
         }
         for (k, v) in &self.headers {
             builder = builder.header(k, v);

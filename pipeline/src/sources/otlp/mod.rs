@@ -1,5 +1,5 @@
-//! Source `otlp`: receives OTLP/HTTP (`/v1/logs`, `/v1/metrics`, `/v1/traces`, protobuf, gzip
-//! or not) and answers each request only when the batch's delivery is known:
+//! Source `otlp`: receives OTLP/HTTP (`/v1/logs`, `/v1/metrics`, `/v1/traces`, protobuf; gzip,
+//! zstd or not) and answers each request only when the batch's delivery is known:
 //! `200` (with a partial success naming malformed records that were skipped) once every sink
 //! delivered it or refused it for good; `503` with `Retry-After` when it failed, or when
 //! `ack_timeout` passed (the sender retries: at least once, with bounded duplicates). A request
@@ -229,6 +229,18 @@ pub fn decompress(encoding: &str, body: Bytes, limit: usize) -> Result<Bytes, St
                 .take(limit as u64 + 1)
                 .read_to_end(&mut out)
                 .map_err(|e| format!("gzip: {e}"))?;
+            if out.len() > limit {
+                return Err(format!("decompressed body exceeds {limit} bytes"));
+            }
+            Ok(Bytes::from(out))
+        }
+        "zstd" => {
+            let mut out = Vec::new();
+            zstd::stream::read::Decoder::new(&body[..])
+                .map_err(|e| format!("zstd: {e}"))?
+                .take(limit as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| format!("zstd: {e}"))?;
             if out.len() > limit {
                 return Err(format!("decompressed body exceeds {limit} bytes"));
             }

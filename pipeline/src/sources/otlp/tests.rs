@@ -132,13 +132,27 @@ async fn answers_after_delivery_and_survives_malformed_requests() {
         );
         let failed = post(port, "/v1/logs", &[PROTO], &logs_request(7));
         let ok_again = post(port, "/v1/logs", &[PROTO], &logs_request(5));
+        let zstd_ok = post(
+            port,
+            "/v1/logs",
+            &[PROTO, ("Content-Encoding", "zstd")],
+            &zstd::bulk::compress(&logs_request(2), 1).unwrap(),
+        );
+        let bad_zstd = post(
+            port,
+            "/v1/logs",
+            &[PROTO, ("Content-Encoding", "zstd")],
+            b"not zstd",
+        );
         (
-            ok, garbage, bad_gzip, bomb, too_big, wrong_type, failed, ok_again,
+            ok, garbage, bad_gzip, bomb, too_big, wrong_type, failed, ok_again, zstd_ok, bad_zstd,
         )
     })
     .await
     .unwrap();
-    let (ok, garbage, bad_gzip, bomb, too_big, wrong_type, failed, ok_again) = r;
+    let (ok, garbage, bad_gzip, bomb, too_big, wrong_type, failed, ok_again, zstd_ok, bad_zstd) = r;
+    assert_eq!(zstd_ok.0, 200, "zstd bodies are accepted");
+    assert_eq!(bad_zstd.0, 400);
     assert_eq!(ok.0, 200);
     assert!(ExportLogsServiceResponse::decode(&ok.1[..])
         .unwrap()
@@ -154,8 +168,8 @@ async fn answers_after_delivery_and_survives_malformed_requests() {
         ok_again.0, 200,
         "the receiver keeps working after bad input"
     );
-    assert_eq!(metrics.received_events.get(), 3 + 7 + 5);
-    assert_eq!(metrics.sent_events.get(), 3 + 5);
+    assert_eq!(metrics.received_events.get(), 3 + 7 + 5 + 2);
+    assert_eq!(metrics.sent_events.get(), 3 + 5 + 2);
     let text = crate::telemetry::render();
     for reason in [
         "bad_protobuf",
@@ -170,5 +184,5 @@ async fn answers_after_delivery_and_survives_malformed_requests() {
     trigger.stop();
     task.await.unwrap();
     queue.close();
-    assert_eq!(consumer.await.unwrap(), 15);
+    assert_eq!(consumer.await.unwrap(), 17);
 }
