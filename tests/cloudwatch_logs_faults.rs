@@ -8,7 +8,6 @@ mod common;
 use std::io::Write;
 use std::time::Duration;
 
-use aws_sdk_cloudwatchlogs::Client;
 use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,15 +63,7 @@ collector:
     drop(f);
     let mut collector = start_sextant("collector", &cfg, &dir.path().join("collector.log"));
 
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(format!("http://127.0.0.1:{moto_port}"))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            "testing", "testing", None, None, "static",
-        ))
-        .load()
-        .await;
-    let client = Client::new(&config);
+    let client = cwl_client(moto_port).await;
     let mut got: Vec<String> = Vec::new();
     for _ in 0..200 {
         let r = client
@@ -224,15 +215,7 @@ collector:
 
     // A refusal is final for those lines: the checkpoint moves past them, and later lines flow.
     write(50..80);
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(format!("http://127.0.0.1:{moto_port}"))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            "testing", "testing", None, None, "static",
-        ))
-        .load()
-        .await;
-    let client = Client::new(&config);
+    let client = cwl_client(moto_port).await;
     let mut got: Vec<String> = Vec::new();
     for _ in 0..200 {
         if let Ok(r) = client

@@ -13,18 +13,6 @@ use std::time::Duration;
 use aws_sdk_cloudwatchlogs::Client;
 use common::*;
 
-async fn cwl_client(port: u16) -> Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(format!("http://127.0.0.1:{port}"))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            "testing", "testing", None, None, "static",
-        ))
-        .load()
-        .await;
-    Client::new(&config)
-}
-
 /// Every message in a stream, oldest first (following forward tokens to the end).
 async fn read_stream(client: &Client, group: &str, stream: &str) -> Vec<String> {
     let mut out = Vec::new();

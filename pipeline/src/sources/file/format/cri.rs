@@ -118,17 +118,7 @@ impl LineDecoder for CriDecoder {
             return Held::No;
         }
         let Some(cri) = parse(line.bytes) else {
-            cx.malformed("not_cri");
-            let mut attributes = vec![KeyValue::new("parse_error", "not a CRI log line")];
-            if line.split {
-                attributes.push(split_attribute());
-            }
-            out.push(cx.event(cx.now, cx.text(line.bytes), attributes));
-            return if was_holding {
-                Held::Continues
-            } else {
-                Held::No
-            };
+            return cx.pass_through(&line, "not_cri", "not a CRI log line", was_holding, out);
         };
         let stream = stream_name(cri.stream);
         if self.held.is_empty() {

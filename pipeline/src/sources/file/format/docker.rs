@@ -87,20 +87,13 @@ impl LineDecoder for DockerDecoder {
             time,
         }) = record
         else {
-            cx.malformed("not_docker_json");
-            let mut attributes = vec![KeyValue::new(
-                "parse_error",
+            return cx.pass_through(
+                &line,
+                "not_docker_json",
                 "not a docker json-file record",
-            )];
-            if line.split {
-                attributes.push(split_attribute());
-            }
-            out.push(cx.event(cx.now, cx.text(line.bytes), attributes));
-            return if was_holding {
-                Held::Continues
-            } else {
-                Held::No
-            };
+                was_holding,
+                out,
+            );
         };
         let complete = log.last() == Some(&b'\n');
         if complete {

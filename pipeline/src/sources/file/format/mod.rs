@@ -61,11 +61,30 @@ impl DecodeContext<'_> {
         }
     }
 
-    /// Counts and (rate-limited) logs a line that is not in the expected format.
-    pub fn malformed(&self, reason: &'static str) {
+    /// A line that is not in the expected format: counted, logged at a rate limit, and passed
+    /// through raw with a `parse_error` attribute. Returns what the decoder holds afterwards (a
+    /// record it was merging is still held).
+    pub fn pass_through(
+        &self,
+        line: &Line<'_>,
+        reason: &'static str,
+        error: &'static str,
+        was_holding: bool,
+        out: &mut Vec<LogEvent>,
+    ) -> Held {
         self.metrics.discarded(reason, 1);
         if let Some(suppressed) = self.limiter.allow() {
             tracing::warn!(component = %self.metrics.name, reason, suppressed, "line not in the expected format; passed through raw with a parse_error attribute");
+        }
+        let mut attributes = vec![KeyValue::new("parse_error", error)];
+        if line.split {
+            attributes.push(split_attribute());
+        }
+        out.push(self.event(self.now, self.text(line.bytes), attributes));
+        if was_holding {
+            Held::Continues
+        } else {
+            Held::No
         }
     }
 }
