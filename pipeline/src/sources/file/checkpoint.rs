@@ -134,6 +134,16 @@ impl Checkpoints {
         self.dirty = true;
     }
 
+    /// Replaces a file's fingerprint with a longer one taken of the same leading bytes (the
+    /// file grew past its first, short fingerprint); the offset stays.
+    pub fn extend_fingerprint(&mut self, key: &FileKey, fp: Fingerprint) {
+        if let Some(entry) = self.entries.get_mut(key) {
+            entry.fingerprint_len = fp.len;
+            entry.fingerprint_crc = fp.crc;
+            self.dirty = true;
+        }
+    }
+
     pub fn remove(&mut self, key: &FileKey) {
         if self.entries.remove(key).is_some() {
             self.dirty = true;

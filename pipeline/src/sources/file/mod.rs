@@ -448,7 +448,19 @@ impl Tailer {
             self.metrics.error("truncated");
             f.rewind(0)?;
             f.progress.reset(0);
+            // Its first bytes are new: fingerprint them, so a restart knows the file again.
+            f.fingerprint = Fingerprint::of(&f.file, self.config.fingerprint_bytes)?;
             self.checkpoints.set(f.key, f.fingerprint, 0, &f.path, true);
+        }
+        // A file first seen shorter than `fingerprint_bytes` gets its full fingerprint once it
+        // has grown, so a later reuse of its inode is still told apart.
+        let want = self.config.fingerprint_bytes;
+        if (f.fingerprint.len as usize) < want
+            && size > u64::from(f.fingerprint.len)
+            && f.fingerprint.matches(&f.file)?
+        {
+            f.fingerprint = Fingerprint::of(&f.file, want)?;
+            self.checkpoints.extend_fingerprint(&f.key, f.fingerprint);
         }
         let mut events = Vec::new();
         let mut total = 0usize;

@@ -208,6 +208,11 @@ async fn copytruncate_is_detected_and_the_file_is_read_from_its_start() {
     append(&log, "new\n");
     assert_eq!(collect(&h, 1, true).await, vec!["new"]);
     stop(h).await;
+    // After a restart the truncated file is known by its new content: nothing is read again.
+    let h = start("file_test_truncate_2", &config(dir.path()), state.path());
+    append(&log, "newer\n");
+    assert_eq!(collect(&h, 1, true).await, vec!["newer"]);
+    stop(h).await;
 }
 
 /// Collects `n` lines, acknowledging each batch, checking at every batch that no more than
@@ -391,5 +396,44 @@ async fn nul_padding_after_copytruncate_is_skipped_and_counted() {
     assert_eq!(collect(&h, 1, true).await, vec!["after truncation"]);
     let text = crate::telemetry::render();
     assert!(text.contains("sextant_events_discarded_total{component=\"file_test_nul\",kind=\"file\",reason=\"nul_bytes\"}"), "NUL run counted");
+    stop(h).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_first_seen_short_gets_its_full_fingerprint_as_it_grows() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, "a\n");
+    let h = start(
+        "file_test_fingerprint_growth",
+        &config(dir.path()),
+        state.path(),
+    );
+    assert_eq!(collect(&h, 1, true).await, vec!["a"]);
+    let long: String = (0..50).map(|i| format!("line {i}\n")).collect();
+    append(&log, &long);
+    assert_eq!(collect(&h, 50, true).await.len(), 50);
+    stop(h).await;
+    let text = fs::read_to_string(state.path().join("checkpoints.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let entry = &v["files"][0];
+    assert_eq!(
+        entry["fingerprint_len"], 256,
+        "the fingerprint grew to fingerprint_bytes"
+    );
+    assert_eq!(
+        entry["offset"].as_u64().unwrap(),
+        fs::metadata(&log).unwrap().len(),
+        "the offset did not move back"
+    );
+    // The grown fingerprint still identifies the file: a restart reads nothing again.
+    let h = start(
+        "file_test_fingerprint_growth_2",
+        &config(dir.path()),
+        state.path(),
+    );
+    append(&log, "after\n");
+    assert_eq!(collect(&h, 1, true).await, vec!["after"]);
     stop(h).await;
 }
