@@ -368,22 +368,25 @@ impl Tailer {
             return Ok(());
         }
         let size = meta.len();
-        let fingerprint = Fingerprint::of(&file, self.config.fingerprint_bytes)?;
-        let offset = match self.checkpoints.get(&key) {
-            Some(entry) if entry.fingerprint().matches(&file)? && entry.offset <= size => {
-                entry.offset
-            }
-            // Truncated while we were away.
-            Some(entry) if entry.fingerprint().matches(&file)? => 0,
-            Some(_) => 0, // a reused inode: a different file
-            None if self.first_scan && self.config.read_from == ReadFrom::End => size,
-            None => 0,
+        // The checkpoint of this inode, if its fingerprint says it is still the same file
+        // (checked once: it reads the file's first bytes).
+        let entry = self.checkpoints.get(&key);
+        let known_before = entry.is_some();
+        let known = match entry {
+            Some(e) if e.fingerprint().matches(&file)? => Some((e.fingerprint(), e.offset)),
+            _ => None,
         };
-        // A file first seen short keeps its short fingerprint until it is re-identified; the
-        // checkpoint records whichever fingerprint was taken at open.
-        let fingerprint = match self.checkpoints.get(&key) {
-            Some(e) if e.fingerprint().matches(&file)? => e.fingerprint(),
-            _ => fingerprint,
+        let (fingerprint, offset) = match known {
+            Some((fp, offset)) if offset <= size => (fp, offset),
+            // Truncated while we were away.
+            Some((fp, _)) => (fp, 0),
+            // New, or a reused inode (a different file): fingerprint it now.
+            None => {
+                let fp = Fingerprint::of(&file, self.config.fingerprint_bytes)?;
+                let from_end =
+                    !known_before && self.first_scan && self.config.read_from == ReadFrom::End;
+                (fp, if from_end { size } else { 0 })
+            }
         };
         file.seek(SeekFrom::Start(offset))?;
         self.checkpoints.set(key, fingerprint, offset, path, true);
