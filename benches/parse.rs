@@ -5,6 +5,10 @@
 
 use std::sync::Arc;
 
+/// The binary's allocator, so that the stage is measured as it runs in `sextant`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sextant_pipeline::event::Origin;
 use sextant_pipeline::sources::file::config::InvalidUtf8;

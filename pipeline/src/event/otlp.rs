@@ -35,7 +35,7 @@ fn value_from_proto(v: Option<pc::AnyValue>) -> Value {
     use pc::any_value::Value as V;
     match v.and_then(|v| v.value) {
         None => Value::Empty,
-        Some(V::StringValue(s)) => Value::Str(s),
+        Some(V::StringValue(s)) => Value::Str(s.into()),
         Some(V::BoolValue(b)) => Value::Bool(b),
         Some(V::IntValue(i)) => Value::Int(i),
         Some(V::DoubleValue(d)) => Value::Double(d),
@@ -56,7 +56,7 @@ fn value_to_proto(v: Value) -> Option<pc::AnyValue> {
     use pc::any_value::Value as V;
     let value = match v {
         Value::Empty => None,
-        Value::Str(s) => Some(V::StringValue(s)),
+        Value::Str(s) => Some(V::StringValue(s.into_string())),
         Value::Bool(b) => Some(V::BoolValue(b)),
         Value::Int(i) => Some(V::IntValue(i)),
         Value::Double(d) => Some(V::DoubleValue(d)),
@@ -78,7 +78,7 @@ fn attributes_from_proto(attrs: Vec<pc::KeyValue>) -> Attributes {
     attrs
         .into_iter()
         .map(|kv| KeyValue {
-            key: kv.key,
+            key: kv.key.into(),
             value: value_from_proto(kv.value),
         })
         .collect()
@@ -88,7 +88,7 @@ fn attributes_to_proto(attrs: Attributes) -> Vec<pc::KeyValue> {
     attrs
         .into_iter()
         .map(|kv| pc::KeyValue {
-            key: kv.key,
+            key: kv.key.into_string(),
             value: value_to_proto(kv.value),
             key_strindex: 0,
         })

@@ -11,7 +11,7 @@ use super::*;
 fn leaf_value() -> impl Strategy<Value = Value> {
     prop_oneof![
         Just(Value::Empty),
-        ".{0,12}".prop_map(Value::Str),
+        ".{0,12}".prop_map(Value::from),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::Int),
         // NaN is never equal to itself; finite and infinite values round-trip bit for bit.
@@ -28,7 +28,10 @@ fn value() -> impl Strategy<Value = Value> {
             vec(inner.clone(), 0..4).prop_map(Value::Array),
             vec(("[a-z]{1,6}", inner), 0..4).prop_map(|kvs| Value::Map(
                 kvs.into_iter()
-                    .map(|(key, value)| KeyValue { key, value })
+                    .map(|(key, value)| KeyValue {
+                        key: key.into(),
+                        value
+                    })
                     .collect()
             )),
         ]
@@ -38,7 +41,10 @@ fn value() -> impl Strategy<Value = Value> {
 fn attributes() -> impl Strategy<Value = Attributes> {
     vec(("[a-z.]{1,10}", value()), 0..4).prop_map(|kvs| {
         kvs.into_iter()
-            .map(|(key, value)| KeyValue { key, value })
+            .map(|(key, value)| KeyValue {
+                key: key.into(),
+                value,
+            })
             .collect()
     })
 }

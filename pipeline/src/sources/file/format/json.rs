@@ -3,7 +3,7 @@
 
 use simd_json::tape::Node;
 
-use crate::event::{KeyValue, Value};
+use crate::event::{KeyValue, Text, Value};
 
 use super::{DecodeContext, JsonMessages};
 
@@ -18,7 +18,7 @@ thread_local! {
 fn value_at(nodes: &[Node<'_>], i: usize) -> Option<(Value, usize)> {
     use simd_json::StaticNode as S;
     Some(match nodes.get(i)? {
-        Node::String(s) => (Value::Str((*s).to_owned()), i + 1),
+        Node::String(s) => (Value::Str(Text::from(*s)), i + 1),
         Node::Static(S::Null) => (Value::Empty, i + 1),
         Node::Static(S::Bool(b)) => (Value::Bool(*b), i + 1),
         Node::Static(S::I64(n)) => (Value::Int(*n), i + 1),
@@ -40,31 +40,47 @@ fn value_at(nodes: &[Node<'_>], i: usize) -> Option<(Value, usize)> {
             (Value::Array(items), j)
         }
         Node::Object { len, .. } => {
-            let (fields, j) = fields_at(nodes, i + 1, *len)?;
+            let mut fields = Vec::with_capacity(*len);
+            let j = fields_into(nodes, i + 1, *len, &mut fields)?;
             (Value::Map(fields), j)
         }
     })
 }
 
-/// `len` key/value pairs starting at `nodes[i]`, in the order the JSON has them.
-fn fields_at(nodes: &[Node<'_>], mut i: usize, len: usize) -> Option<(Vec<KeyValue>, usize)> {
-    let mut fields = Vec::with_capacity(len);
+/// Appends the `len` key/value pairs starting at `nodes[i]` to `out`, in the order the JSON has
+/// them, and returns the index after them; `None` (with `out` as it was) if the tape is not shaped
+/// like an object there.
+fn fields_into(
+    nodes: &[Node<'_>],
+    mut i: usize,
+    len: usize,
+    out: &mut Vec<KeyValue>,
+) -> Option<usize> {
+    let before = out.len();
+    out.reserve(len);
     for _ in 0..len {
-        let Node::String(key) = nodes.get(i)? else {
+        let parsed = match nodes.get(i) {
+            Some(Node::String(key)) => {
+                value_at(nodes, i + 1).map(|(value, next)| (key, value, next))
+            }
+            _ => None,
+        };
+        let Some((key, value, next)) = parsed else {
+            out.truncate(before);
             return None;
         };
-        let (value, next) = value_at(nodes, i + 1)?;
-        fields.push(KeyValue {
-            key: (*key).to_owned(),
+        out.push(KeyValue {
+            key: Text::from(*key),
             value,
         });
         i = next;
     }
-    Some((fields, i))
+    Some(i)
 }
 
-/// The fields of a JSON object message, in their order, or `None` if it is not one.
-pub fn parse_object(message: &[u8]) -> Option<Vec<KeyValue>> {
+/// Appends the fields of a JSON object message to `out`, in their order, and returns how many;
+/// `None` (with `out` as it was) if the message is not a JSON object.
+pub fn parse_object_into(message: &[u8], out: &mut Vec<KeyValue>) -> Option<usize> {
     let first = message.iter().find(|b| !b.is_ascii_whitespace())?;
     if *first != b'{' {
         return None;
@@ -76,7 +92,7 @@ pub fn parse_object(message: &[u8]) -> Option<Vec<KeyValue>> {
         scratch.extend_from_slice(message);
         let tape = simd_json::to_tape_with_buffers(scratch, buffers).ok()?;
         match tape.0.first()? {
-            Node::Object { len, .. } => fields_at(&tape.0, 1, *len).map(|(fields, _)| fields),
+            Node::Object { len, .. } => fields_into(&tape.0, 1, *len, out).map(|_| *len),
             _ => None,
         }
     })
@@ -90,18 +106,13 @@ pub fn message_body(
     attributes: &mut Vec<KeyValue>,
 ) -> Value {
     if json.parse {
-        if let Some(fields) = parse_object(message) {
-            let short = (!json.keep_original)
-                .then(|| {
-                    fields
-                        .iter()
-                        .find(|kv| kv.key == "message" || kv.key == "msg")
-                        .map(|kv| kv.value.clone())
-                })
-                .flatten();
-            attributes.extend(fields);
-            if let Some(body) = short {
-                return body;
+        let before = attributes.len();
+        if parse_object_into(message, attributes).is_some() && !json.keep_original {
+            let short = attributes[before..]
+                .iter()
+                .find(|kv| kv.key == "message" || kv.key == "msg");
+            if let Some(kv) = short {
+                return kv.value.clone();
             }
         }
     }

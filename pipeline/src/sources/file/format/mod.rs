@@ -38,11 +38,11 @@ impl DecodeContext<'_> {
     /// Text of a line, by the `invalid_utf8` policy.
     pub fn text(&self, bytes: &[u8]) -> Value {
         match std::str::from_utf8(bytes) {
-            Ok(s) => Value::Str(s.to_owned()),
+            Ok(s) => Value::Str(s.into()),
             Err(_) => {
                 self.metrics.error("invalid_utf8");
                 match self.invalid_utf8 {
-                    InvalidUtf8::Lossy => Value::Str(String::from_utf8_lossy(bytes).into_owned()),
+                    InvalidUtf8::Lossy => Value::Str(String::from_utf8_lossy(bytes).into()),
                     InvalidUtf8::Bytes => Value::Bytes(bytes.to_vec()),
                 }
             }
