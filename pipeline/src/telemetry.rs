@@ -32,6 +32,8 @@ pub mod names {
     pub const QUEUE_BLOCKED_SECONDS: &str = "sextant_queue_blocked_seconds_total";
     pub const CHECKPOINT_OFFSET_BYTES: &str = "sextant_checkpoint_committed_bytes_total";
     pub const OPEN_FILES: &str = "sextant_files_open";
+    pub const METADATA_MISSING_EVENTS: &str = "sextant_metadata_missing_events_total";
+    pub const SKIPPED_BYTES: &str = "sextant_source_skipped_bytes_total";
     pub const COMPONENT_UP: &str = "sextant_component_up";
 }
 
@@ -55,6 +57,8 @@ struct Families {
     checkpoint_bytes: IntCounterVec,
     open_files: IntGaugeVec,
     up: IntGaugeVec,
+    metadata_missing: IntCounterVec,
+    skipped_bytes: IntCounterVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -201,6 +205,18 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
             "1 when a component started and is healthy.",
             CL,
         ),
+        metadata_missing: counter(
+            &r,
+            names::METADATA_MISSING_EVENTS,
+            "Events sent without metadata that should have been there (its API down or slow).",
+            CL,
+        ),
+        skipped_bytes: counter(
+            &r,
+            names::SKIPPED_BYTES,
+            "Input bytes skipped on purpose without being read, by reason.",
+            &["component", "kind", "reason"],
+        ),
         registry: r,
     }
 });
@@ -231,6 +247,8 @@ pub struct ComponentMetrics {
     pub batch_bytes: Histogram,
     pub checkpointed_bytes: IntCounter,
     pub open_files: IntGauge,
+    /// Events sent without metadata that should have been there (an API down or slow).
+    pub metadata_missing_events: IntCounter,
     up: IntGauge,
 }
 
@@ -252,6 +270,7 @@ impl ComponentMetrics {
             batch_bytes: f.batch_bytes.with_label_values(&l),
             checkpointed_bytes: f.checkpoint_bytes.with_label_values(&l),
             open_files: f.open_files.with_label_values(&l),
+            metadata_missing_events: f.metadata_missing.with_label_values(&l),
             up: f.up.with_label_values(&l),
         }
     }
@@ -268,6 +287,14 @@ impl ComponentMetrics {
     pub fn discarded(&self, reason: &str, n: u64) {
         FAMILIES
             .discarded
+            .with_label_values(&[&self.name, self.kind, reason])
+            .inc_by(n);
+    }
+
+    /// Input skipped on purpose without being read, by reason (an excluded pod's log).
+    pub fn skipped_bytes(&self, reason: &str, n: u64) {
+        FAMILIES
+            .skipped_bytes
             .with_label_values(&[&self.name, self.kind, reason])
             .inc_by(n);
     }

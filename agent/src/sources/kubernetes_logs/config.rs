@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use sextant_pipeline::component::BuildError;
+use sextant_pipeline::config::units::DurationValue;
 use sextant_pipeline::sources::file::format::multiline::MultilineConfig;
 use sextant_pipeline::sources::file::TailSettings;
 
@@ -46,7 +47,42 @@ pub struct KubernetesLogsConfig {
     pub node_name: Option<String>,
     /// Multiline rules per container (stack traces); the first that applies wins.
     pub multiline: Vec<ContainerMultiline>,
+    /// Pod labels, annotations and owners from the Kubernetes API.
+    pub kubernetes_api: KubernetesApiSettings,
     pub tail: TailSettings,
+}
+
+/// `kubernetes_api:` of `kubernetes_logs`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KubernetesApiSettings {
+    /// `true`, `false`, or unset: on when running in a cluster (`KUBERNETES_SERVICE_HOST`) or
+    /// when `kubeconfig` is given.
+    pub enabled: Option<bool>,
+    /// A kubeconfig file to reach the API with, instead of the in-cluster service account.
+    pub kubeconfig: Option<PathBuf>,
+    /// How long a new pod's files wait for its metadata while the watch is synced; after that
+    /// they are read with path metadata only.
+    pub wait_for_metadata: DurationValue,
+    /// How long a deleted pod's metadata is kept for the rest of its files.
+    pub keep_deleted: DurationValue,
+    /// Add `k8s.pod.label.<key>` attributes.
+    pub labels: bool,
+    /// Add `k8s.pod.annotation.<key>` attributes.
+    pub annotations: bool,
+}
+
+impl Default for KubernetesApiSettings {
+    fn default() -> Self {
+        Self {
+            enabled: None,
+            kubeconfig: None,
+            wait_for_metadata: DurationValue(std::time::Duration::from_secs(2)),
+            keep_deleted: DurationValue(std::time::Duration::from_secs(300)),
+            labels: true,
+            annotations: true,
+        }
+    }
 }
 
 impl Default for KubernetesLogsConfig {
@@ -59,6 +95,7 @@ impl Default for KubernetesLogsConfig {
             keep_original: false,
             node_name: None,
             multiline: Vec::new(),
+            kubernetes_api: KubernetesApiSettings::default(),
             tail: TailSettings::default(),
         }
     }

@@ -5,23 +5,30 @@
 //! Each line is CRI (`<time> <stream> <P|F> <message>`) or docker json-file, told apart per line;
 //! partial lines are merged. Metadata comes from the path, always, and needs no API:
 //! `k8s.namespace.name`, `k8s.pod.name`, `k8s.pod.uid`, `k8s.container.name`,
-//! `k8s.container.restart_count`, plus `k8s.node.name`. (Pod labels, annotations and owners from
-//! the Kubernetes API are not read yet.)
+//! `k8s.container.restart_count`, plus `k8s.node.name`. Pod labels, annotations and the owner
+//! workload come from the Kubernetes API when it is there (see [`metadata`]); the log path never
+//! waits on it for long.
 
+#[cfg(test)]
+mod api_tests;
 pub mod config;
+#[cfg(test)]
+mod fake_api;
+pub mod metadata;
 pub mod path;
 #[cfg(test)]
 mod tests;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use sextant_pipeline::component::{BuildError, SourceContext, Task};
 use sextant_pipeline::event::{KeyValue, LogEvent};
 use sextant_pipeline::sources::file::format::multiline::{self, MultilineRules};
 use sextant_pipeline::sources::file::format::{
-    cri::CriDecoder, docker::DockerDecoder, DecodeContext, FileFormat, Held, JsonMessages,
-    LineDecoder,
+    cri::CriDecoder, docker::DockerDecoder, DecodeContext, Disposition, FileFormat, Held,
+    JsonMessages, LineDecoder,
 };
 use sextant_pipeline::sources::file::lines::Line;
 use sextant_pipeline::sources::file::spawn_tailer;
@@ -47,6 +54,7 @@ pub fn build(config: &KubernetesLogsConfig, cx: SourceContext) -> Result<Task, B
             Ok((m.clone(), Arc::new(rules)))
         })
         .collect::<Result<Vec<_>, BuildError>>()?;
+    let api = start_metadata_watch(config, node.as_deref(), &cx)?;
     let format = KubernetesFormat {
         json: JsonMessages {
             parse: config.parse_json,
@@ -54,9 +62,54 @@ pub fn build(config: &KubernetesLogsConfig, cx: SourceContext) -> Result<Task, B
         },
         node,
         multiline,
+        api,
     };
     tracing::info!(component = %cx.name, root = %config.root.display(), "collecting container logs");
     spawn_tailer(include, exclude, config.tail.clone(), Arc::new(format), cx)
+}
+
+/// Starts the pod watch when the API is to be used; it ends with the source's shutdown.
+fn start_metadata_watch(
+    config: &KubernetesLogsConfig,
+    node: Option<&str>,
+    cx: &SourceContext,
+) -> Result<Option<ApiMetadata>, BuildError> {
+    let settings = &config.kubernetes_api;
+    let Some(source) = metadata::api_source(settings, &cx.name)? else {
+        return Ok(None);
+    };
+    let Some(node) = node else {
+        return Err(BuildError::invalid(
+            &cx.name,
+            "the Kubernetes API needs this node's name, to watch only its pods: set node_name \
+             or $NODE_NAME (from the downward API), or kubernetes_api.enabled: false",
+        ));
+    };
+    let cache = Arc::new(metadata::PodCache::new(settings));
+    let watch = tokio::spawn(metadata::watch_pods(
+        source,
+        node.to_owned(),
+        cache.clone(),
+        cx.metrics.clone(),
+        cx.shutdown.clone(),
+    ));
+    // Should the watch ever die, files stop waiting for metadata that will not come.
+    let (watched, name) = (cache.clone(), cx.name.clone());
+    tokio::spawn(async move {
+        if let Err(e) = watch.await {
+            tracing::error!(component = %name, error = %e, "the Kubernetes pod watch ended; logs go out with path metadata");
+            watched.set_failing(true);
+        }
+    });
+    Ok(Some(ApiMetadata {
+        cache,
+        wait: settings.wait_for_metadata.0,
+    }))
+}
+
+struct ApiMetadata {
+    cache: Arc<metadata::PodCache>,
+    wait: Duration,
 }
 
 struct KubernetesFormat {
@@ -64,6 +117,15 @@ struct KubernetesFormat {
     node: Option<String>,
     /// Multiline rules with the containers they apply to; the first that matches wins.
     multiline: Vec<(config::ContainerMultiline, Arc<MultilineRules>)>,
+    api: Option<ApiMetadata>,
+}
+
+impl KubernetesFormat {
+    fn lookup(&self, path: &Path) -> Option<metadata::Lookup> {
+        let api = self.api.as_ref()?;
+        let pod = path::PodLogPath::parse(path)?;
+        Some(api.cache.lookup(&pod.uid))
+    }
 }
 
 impl FileFormat for KubernetesFormat {
@@ -74,7 +136,30 @@ impl FileFormat for KubernetesFormat {
         if let Some(node) = &self.node {
             attributes.push(KeyValue::new("k8s.node.name", node.as_str()));
         }
+        if let Some(metadata::Lookup::Found(pod)) = self.lookup(path) {
+            attributes.extend(pod.attributes.iter().cloned());
+        }
         attributes
+    }
+
+    fn generation(&self) -> u64 {
+        self.api.as_ref().map_or(0, |a| a.cache.generation())
+    }
+
+    fn disposition(&self, path: &Path, waited: Duration) -> Disposition {
+        let Some(api) = &self.api else {
+            return Disposition::Read;
+        };
+        match self.lookup(path) {
+            // Not a pod log path: nothing to look up.
+            None => Disposition::Read,
+            Some(metadata::Lookup::Found(pod)) if pod.excluded => Disposition::Skip,
+            Some(metadata::Lookup::Found(_)) => Disposition::Read,
+            Some(metadata::Lookup::Unknown { expected: true }) if waited < api.wait => {
+                Disposition::Wait
+            }
+            Some(metadata::Lookup::Unknown { .. }) => Disposition::ReadIncomplete,
+        }
     }
 
     fn decoder(&self, path: &Path) -> Box<dyn LineDecoder> {

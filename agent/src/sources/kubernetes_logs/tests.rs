@@ -39,13 +39,68 @@ fn the_path_names_namespace_pod_uid_container_and_restarts() {
     assert!(PodLogPath::parse(Path::new("/r/not-a-pod-dir/c/0.log")).is_none());
 }
 
-fn write(root: &Path, rel: &str, text: &str) {
+/// A `kubernetes_logs` source running in this test's runtime, into a queue the test reads.
+pub(super) struct Running {
+    pub queue: Arc<ByteQueue<Batch>>,
+    pub metrics: ComponentMetrics,
+    trigger: ShutdownTrigger,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    pub fn start(config: &KubernetesLogsConfig, name: &str, state: &Path) -> Self {
+        let queue: Arc<ByteQueue<Batch>> = Arc::new(ByteQueue::new(
+            1 << 24,
+            WhenFull::Block,
+            QueueMetrics::detached(),
+        ));
+        let (trigger, shutdown) = ShutdownTrigger::new();
+        let metrics = ComponentMetrics::new(name, "kubernetes_logs");
+        let cx = SourceContext {
+            name: name.into(),
+            data_dir: state.to_owned(),
+            out: Fanout::new(vec![queue.clone()]),
+            shutdown,
+            metrics: metrics.clone(),
+        };
+        let task = tokio::spawn(build(config, cx).unwrap());
+        Self {
+            queue,
+            metrics,
+            trigger,
+            task,
+        }
+    }
+
+    /// The next `n` events (acknowledging their batches), or a panic after 10 s without one.
+    pub async fn collect(&mut self, n: usize) -> Vec<LogEvent> {
+        let mut events: Vec<LogEvent> = Vec::new();
+        while events.len() < n {
+            let b = tokio::time::timeout(Duration::from_secs(10), self.queue.pop())
+                .await
+                .unwrap_or_else(|_| panic!("only {} of {n} events arrived", events.len()))
+                .unwrap();
+            if let Events::Logs(l) = &b.events {
+                events.extend(l.iter().cloned());
+            }
+            b.acks.deliver();
+        }
+        events
+    }
+
+    pub async fn stop(self) {
+        self.trigger.stop();
+        self.task.await.unwrap();
+    }
+}
+
+pub(super) fn write(root: &Path, rel: &str, text: &str) {
     let p = root.join(rel);
     fs::create_dir_all(p.parent().unwrap()).unwrap();
     fs::write(p, text).unwrap();
 }
 
-fn resource(e: &LogEvent, k: &str) -> Option<String> {
+pub(super) fn resource(e: &LogEvent, k: &str) -> Option<String> {
     e.origin
         .resource_attribute(k)
         .map(|v| v.to_text().into_owned())
@@ -88,35 +143,15 @@ async fn reads_cri_and_docker_pods_with_path_metadata_and_skips_excluded_namespa
         },
         ..Default::default()
     };
-    let queue: Arc<ByteQueue<Batch>> = Arc::new(ByteQueue::new(
-        1 << 24,
-        WhenFull::Block,
-        QueueMetrics::detached(),
-    ));
-    let (trigger, shutdown) = ShutdownTrigger::new();
-    let cx = SourceContext {
-        name: "k8s_logs_test".into(),
-        data_dir: state.path().to_owned(),
-        out: Fanout::new(vec![queue.clone()]),
-        shutdown,
-        metrics: ComponentMetrics::new("k8s_logs_test", "kubernetes_logs"),
-    };
-    let task = tokio::spawn(build(&config, cx).unwrap());
-    let mut events: Vec<LogEvent> = Vec::new();
-    while events.len() < 3 {
-        let b = tokio::time::timeout(Duration::from_secs(10), queue.pop())
-            .await
-            .expect("events arrive")
-            .unwrap();
-        if let Events::Logs(l) = &b.events {
-            events.extend(l.iter().cloned());
-        }
-        b.acks.deliver();
-    }
+    let mut source = Running::start(&config, "k8s_logs_test", state.path());
+    let events = source.collect(3).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(queue.is_empty(), "nothing from kube-system or the .gz file");
-    trigger.stop();
-    task.await.unwrap();
+    assert!(
+        source.queue.is_empty(),
+        "nothing from kube-system or the .gz file"
+    );
+    source.stop().await;
+    let mut events = events;
 
     events.sort_by_key(|e| e.time_unix_nano);
     let [order, trace, nginx] = &events[..] else {

@@ -46,7 +46,8 @@ use checkpoint::Checkpoints;
 use config::ReadFrom;
 pub use config::{FileSourceConfig, TailSettings};
 use format::{
-    file_resource, DecodeContext, FileFormat, GenericFormat, Held, JsonMessages, LineDecoder,
+    file_resource, DecodeContext, Disposition, FileFormat, GenericFormat, Held, JsonMessages,
+    LineDecoder,
 };
 use identity::{FileKey, Fingerprint};
 use lines::LineSplitter;
@@ -84,6 +85,11 @@ struct Tailed {
     held_from: Option<u64>,
     progress: Progress,
     origin: Arc<Origin>,
+    /// The format's generation `origin` and `disposition` were made at.
+    generation: u64,
+    disposition: Disposition,
+    /// When the file was opened (what `Disposition::Wait` is measured from).
+    opened_at: Instant,
     /// When the file was found renamed away or deleted.
     gone_since: Option<Instant>,
 }
@@ -392,13 +398,9 @@ impl Tailer {
         self.checkpoints.set(key, fingerprint, offset, path, true);
         let uid = self.next_uid;
         self.next_uid += 1;
-        let origin = Arc::new(Origin {
-            resource: file_resource(&self.host_name, path, self.format.resource(path)),
-            scope: Scope {
-                name: "sextant.file".into(),
-                ..Default::default()
-            },
-        });
+        let generation = self.format.generation();
+        let origin = self.origin_of(path);
+        let disposition = self.format.disposition(path, Duration::ZERO);
         tracing::debug!(component = %self.metrics.name, path = %path.display(), offset, "following file");
         self.by_key.insert(key, uid);
         self.files.push(Tailed {
@@ -414,9 +416,60 @@ impl Tailer {
             held_from: None,
             progress: Progress::new(offset),
             origin,
+            generation,
+            disposition,
+            opened_at: Instant::now(),
             gone_since: None,
         });
         Ok(())
+    }
+
+    fn origin_of(&self, path: &Path) -> Arc<Origin> {
+        Arc::new(Origin {
+            resource: file_resource(&self.host_name, path, self.format.resource(path)),
+            scope: Scope {
+                name: "sextant.file".into(),
+                ..Default::default()
+            },
+        })
+    }
+
+    /// Brings a file's origin and disposition up to date with the format's metadata; false if
+    /// the file is not to be read now.
+    fn refresh_disposition(&mut self, i: usize) -> io::Result<bool> {
+        let generation = self.format.generation();
+        let f = &self.files[i];
+        if generation != f.generation {
+            let origin = self.origin_of(&f.path);
+            let f = &mut self.files[i];
+            f.origin = origin;
+            f.generation = generation;
+            f.disposition = self.format.disposition(&f.path, f.opened_at.elapsed());
+        } else if f.disposition == Disposition::Wait {
+            let d = self.format.disposition(&f.path, f.opened_at.elapsed());
+            self.files[i].disposition = d;
+        }
+        let f = &mut self.files[i];
+        match f.disposition {
+            Disposition::Read | Disposition::ReadIncomplete => Ok(true),
+            Disposition::Wait => Ok(false),
+            Disposition::Skip => {
+                // Skipped without reading, once what was sent before is settled.
+                let size = f.file.metadata()?.len();
+                if f.progress.in_flight() == 0 && f.held_from.is_none() && size > f.read_offset {
+                    self.metrics
+                        .skipped_bytes("excluded", size.saturating_sub(f.consumed));
+                    self.metrics
+                        .checkpointed_bytes
+                        .inc_by(size.saturating_sub(f.progress.committed()));
+                    f.rewind(size)?;
+                    f.progress = Progress::new(size);
+                    self.checkpoints
+                        .set(f.key, f.fingerprint, size, &f.path, false);
+                }
+                Ok(false)
+            }
+        }
     }
 
     /// One turn over every open file; true if anything was read.
@@ -442,6 +495,9 @@ impl Tailer {
 
     /// Reads up to `max_read_bytes` of one file and makes a batch of its complete records.
     fn read_file(&mut self, i: usize) -> io::Result<Option<Batch>> {
+        if !self.refresh_disposition(i)? {
+            return Ok(None);
+        }
         let max = self.config.max_read_bytes.as_usize();
         let f = &mut self.files[i];
         // copytruncate: the file is now shorter than what we read.
@@ -516,6 +572,11 @@ impl Tailer {
             return Ok(None);
         }
         self.metrics.received_events.inc_by(events.len() as u64);
+        if f.disposition == Disposition::ReadIncomplete {
+            self.metrics
+                .metadata_missing_events
+                .inc_by(events.len() as u64);
+        }
         let end = f.held_from.unwrap_or(f.consumed);
         let (epoch, seq) = f.progress.emit(end);
         let uid = f.uid;

@@ -129,6 +129,30 @@ pub trait FileFormat: Send + Sync {
     /// Resource attributes of a file's events (beyond `host.name`, `log.file.path/name`).
     fn resource(&self, path: &Path) -> Vec<KeyValue>;
     fn decoder(&self, path: &Path) -> Box<dyn LineDecoder>;
+    /// Moves whenever what [`resource`](Self::resource) or [`disposition`](Self::disposition)
+    /// answer may have changed (metadata learnt from an API); the tailer then asks again.
+    fn generation(&self) -> u64 {
+        0
+    }
+    /// What to do with a file's content now; `waited` is how long the file has been known.
+    /// Asked when the file opens, when the generation moves, and every round while `Wait`.
+    fn disposition(&self, _path: &Path, _waited: std::time::Duration) -> Disposition {
+        Disposition::Read
+    }
+}
+
+/// Whether a file is read now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// Read it; its resource is complete.
+    Read,
+    /// Read it, though its resource lacks metadata that should be there (an API is down or
+    /// slow): its events are counted in `sextant_metadata_missing_events_total`.
+    ReadIncomplete,
+    /// Not yet: its metadata is expected shortly. Lines wait on disk.
+    Wait,
+    /// Never: its content is skipped (checkpointed without being read), e.g. an excluded pod.
+    Skip,
 }
 
 /// The line format of the generic `file` source.
