@@ -50,6 +50,8 @@ pub struct TailSettings {
     /// How long a rotated or deleted file is still read after it was found gone.
     pub rotate_wait: DurationValue,
     pub invalid_utf8: InvalidUtf8,
+    /// Wake on inotify events (new lines and files at once); polling remains the fallback.
+    pub inotify: bool,
 }
 
 impl Default for TailSettings {
@@ -64,6 +66,7 @@ impl Default for TailSettings {
             checkpoint_interval: DurationValue(Duration::from_secs(1)),
             rotate_wait: DurationValue(Duration::from_secs(2)),
             invalid_utf8: InvalidUtf8::Lossy,
+            inotify: true,
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod lines;
 pub mod progress;
 #[cfg(test)]
 mod tests;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -168,6 +169,7 @@ struct Tailer {
     /// When each file was last let go to make room, so the longest-waiting go first.
     released: HashMap<FileKey, Instant>,
     include: Vec<String>,
+    wakeup: watch::Wakeup,
     exclude: Vec<glob::Pattern>,
 }
 
@@ -223,7 +225,12 @@ impl Tailer {
             .iter()
             .filter_map(|p| glob::Pattern::new(p).ok())
             .collect();
+        let (wakeup, problem) = watch::Wakeup::new(&include, config.inotify);
+        if let Some(problem) = problem {
+            tracing::info!(component = %cx.name, "no inotify ({problem}); polling every {}", config.glob_interval);
+        }
         Self {
+            wakeup,
             include,
             exclude,
             buf: vec![0u8; config.max_read_bytes.as_usize().min(1 << 20)],
@@ -253,7 +260,8 @@ impl Tailer {
         let mut last_checkpoint = Instant::now();
         while !self.shutdown.is_stopping() {
             self.apply_acks();
-            if last_scan.is_none_or(|t| t.elapsed() >= self.config.glob_interval.0) {
+            let rescan = self.wakeup.take_rescan();
+            if rescan || last_scan.is_none_or(|t| t.elapsed() >= self.config.glob_interval.0) {
                 self.discover();
                 last_scan = Some(Instant::now());
             }
@@ -264,7 +272,7 @@ impl Tailer {
                 last_checkpoint = Instant::now();
             }
             if !read_any {
-                std::thread::sleep(IDLE_SLEEP);
+                self.wakeup.wait(IDLE_SLEEP);
             }
         }
         // Stop: read nothing more, wait for what is in flight, checkpoint last.
