@@ -170,6 +170,9 @@ struct Tailer {
     released: HashMap<FileKey, Instant>,
     include: Vec<String>,
     wakeup: watch::Wakeup,
+    /// Matching paths found untailable (not a file, dangling link, cannot be opened), reported
+    /// once each until they go away.
+    reported: std::collections::HashSet<PathBuf>,
     exclude: Vec<glob::Pattern>,
 }
 
@@ -231,6 +234,7 @@ impl Tailer {
         }
         Self {
             wakeup,
+            reported: Default::default(),
             include,
             exclude,
             buf: vec![0u8; config.max_read_bytes.as_usize().min(1 << 20)],
@@ -305,6 +309,7 @@ impl Tailer {
     /// Finds new files and notices rotated, deleted and truncated ones.
     fn discover(&mut self) {
         let mut present: HashMap<FileKey, PathBuf> = HashMap::new();
+        let mut untailable: Vec<(PathBuf, &'static str, String)> = Vec::new();
         for pattern in &self.include {
             let Ok(paths) = glob::glob(pattern) else {
                 continue;
@@ -317,12 +322,18 @@ impl Tailer {
                     Ok(meta) if meta.is_file() => {
                         present.entry(FileKey::of(&meta)).or_insert(path);
                     }
-                    Ok(_) => {}
-                    Err(_) => {}
+                    // A directory, FIFO or socket at a matching path is never opened (a FIFO
+                    // would block the reader); a dangling link cannot be. Counted once per path.
+                    Ok(_) => untailable.push((path, "not_a_file", "not a regular file".into())),
+                    Err(e) => untailable.push((path, "stat", e.to_string())),
                 }
             }
         }
+        for (path, error_type, why) in untailable {
+            self.not_readable(&path, error_type, &why);
+        }
         self.released.retain(|k, _| present.contains_key(k));
+        self.reported.retain(|p| p.exists() || p.is_symlink());
         // Files we hold that no longer appear at any matching path were rotated away or deleted.
         for f in &mut self.files {
             if present.contains_key(&f.key) {
@@ -358,15 +369,24 @@ impl Tailer {
                 break;
             }
             self.released.remove(&key);
+            // Retried at every scan (it may be a permission fixed later), reported once.
             if let Err(e) = self.open(key, &path) {
-                self.metrics.error("open");
-                if let Some(suppressed) = self.io_errors.allow() {
-                    tracing::warn!(component = %self.metrics.name, path = %path.display(), error = %e, suppressed, "cannot open file");
-                }
+                self.not_readable(&path, "open", &format!("cannot open: {e}"));
             }
         }
         self.first_scan = false;
         self.metrics.open_files.set(self.files.len() as i64);
+    }
+
+    /// Counts and logs (at a rate limit) a matching path that cannot be tailed, once per path
+    /// until it goes away.
+    fn not_readable(&mut self, path: &Path, error_type: &str, why: &str) {
+        if self.reported.insert(path.to_owned()) {
+            self.metrics.error(error_type);
+            if let Some(suppressed) = self.io_errors.allow() {
+                tracing::warn!(component = %self.metrics.name, path = %path.display(), suppressed, "cannot tail: {why}");
+            }
+        }
     }
 
     fn open(&mut self, key: FileKey, path: &Path) -> io::Result<()> {

@@ -437,3 +437,50 @@ async fn a_file_first_seen_short_gets_its_full_fingerprint_as_it_grows() {
     assert_eq!(collect(&h, 1, true).await, vec!["after"]);
     stop(h).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paths_that_are_not_files_are_counted_once_and_the_rest_keeps_flowing() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    append(&a, "a1\na2\n");
+    append(&b, "b1\n");
+    let h = start("file_test_not_files", &config(dir.path()), state.path());
+    let mut first = collect(&h, 3, true).await;
+    first.sort();
+    assert_eq!(first, ["a1", "a2", "b1"]);
+    // a.log becomes a directory; a FIFO and a dangling link appear (the tests run as root, for
+    // whom no mode bits make a file unreadable, so these stand for what cannot be read).
+    fs::remove_file(&a).unwrap();
+    fs::create_dir(&a).unwrap();
+    let fifo = dir.path().join("pipe.log");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    std::os::unix::fs::symlink(dir.path().join("missing"), dir.path().join("dangling.log"))
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for i in 2..=50 {
+        append(&b, &format!("b{i}\n"));
+    }
+    let rest = collect(&h, 49, true).await;
+    assert_eq!(rest, (2..=50).map(|i| format!("b{i}")).collect::<Vec<_>>());
+    // Several scans later, still counted once per path.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let text = crate::telemetry::render();
+    let count = |error_type: &str| -> f64 {
+        text.lines()
+            .filter(|l| {
+                l.starts_with("sextant_component_errors_total")
+                    && l.contains("component=\"file_test_not_files\"")
+                    && l.contains(&format!("error_type=\"{error_type}\""))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert_eq!(count("not_a_file"), 2.0, "the directory and the FIFO");
+    assert_eq!(count("stat"), 1.0, "the dangling link");
+    stop(h).await;
+}
