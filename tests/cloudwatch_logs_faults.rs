@@ -64,27 +64,7 @@ collector:
     let mut collector = start_sextant("collector", &cfg, &dir.path().join("collector.log"));
 
     let client = cwl_client(moto_port).await;
-    let mut got: Vec<String> = Vec::new();
-    for _ in 0..200 {
-        let r = client
-            .get_log_events()
-            .log_group_name("/sextant/faults")
-            .log_stream_name("app.log")
-            .start_from_head(true)
-            .send()
-            .await;
-        if let Ok(r) = r {
-            got = r
-                .events()
-                .iter()
-                .filter_map(|e| e.message().map(str::to_owned))
-                .collect();
-            if got.len() >= 300 {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let got = wait_for_stream(&client, "/sextant/faults", "app.log", 300).await;
     let want: Vec<String> = (0..300).map(|i| format!("event {i}")).collect();
     assert_eq!(got, want, "every line once, in order, despite the faults");
     assert_eq!(
@@ -216,27 +196,7 @@ collector:
     // A refusal is final for those lines: the checkpoint moves past them, and later lines flow.
     write(50..80);
     let client = cwl_client(moto_port).await;
-    let mut got: Vec<String> = Vec::new();
-    for _ in 0..200 {
-        if let Ok(r) = client
-            .get_log_events()
-            .log_group_name("/sextant/dlq")
-            .log_stream_name("app")
-            .start_from_head(true)
-            .send()
-            .await
-        {
-            got = r
-                .events()
-                .iter()
-                .filter_map(|e| e.message().map(str::to_owned))
-                .collect();
-            if got.len() >= 30 {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let got = wait_for_stream(&client, "/sextant/dlq", "app", 30).await;
     assert_eq!(
         got,
         (50..80).map(|i| format!("event {i}")).collect::<Vec<_>>()

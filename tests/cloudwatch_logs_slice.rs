@@ -13,30 +13,6 @@ use std::time::Duration;
 use aws_sdk_cloudwatchlogs::Client;
 use common::*;
 
-/// Every message in a stream, oldest first (following forward tokens to the end).
-async fn read_stream(client: &Client, group: &str, stream: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let r = client
-            .get_log_events()
-            .log_group_name(group)
-            .log_stream_name(stream)
-            .start_from_head(true)
-            .set_next_token(token.clone())
-            .send()
-            .await;
-        let Ok(r) = r else { return out };
-        let events = r.events();
-        out.extend(events.iter().filter_map(|e| e.message().map(str::to_owned)));
-        let next = r.next_forward_token().map(str::to_owned);
-        if events.is_empty() || next == token {
-            return out;
-        }
-        token = next;
-    }
-}
-
 fn append_lines(path: &std::path::Path, range: std::ops::Range<usize>) -> u64 {
     let mut f = OpenOptions::new()
         .create(true)
@@ -161,14 +137,7 @@ collector:
         stream.ends_with("/app.log"),
         "stream templated from host.name/log.file.name: {stream}"
     );
-    let mut got = Vec::new();
-    for _ in 0..300 {
-        got = read_stream(&client, "/sextant/e2e", &stream).await;
-        if got.len() >= 500 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut got = wait_for_stream(&client, "/sextant/e2e", &stream, 500).await;
     let expected: Vec<String> = (0..500)
         .map(|i| format!("line {i} of the slice test"))
         .collect();
@@ -188,13 +157,7 @@ collector:
 
     // More lines while everything is up.
     let size = append_lines(&app_log, 500..600);
-    for _ in 0..300 {
-        got = read_stream(&client, "/sextant/e2e", &stream).await;
-        if got.len() >= 600 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    got = wait_for_stream(&client, "/sextant/e2e", &stream, 600).await;
     let expected: Vec<String> = (0..600)
         .map(|i| format!("line {i} of the slice test"))
         .collect();

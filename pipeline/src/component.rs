@@ -109,6 +109,8 @@ pub struct QueueSettings {
     /// Bytes the queue may hold before `when_full` applies.
     pub max_bytes: ByteSizeValue,
     pub when_full: WhenFull,
+    /// A crash-safe disk buffer behind the queue (see [`crate::buffer`]).
+    pub disk: Option<crate::buffer::DiskBufferSettings>,
 }
 
 impl Default for QueueSettings {
@@ -116,6 +118,7 @@ impl Default for QueueSettings {
         Self {
             max_bytes: ByteSizeValue(8 * 1024 * 1024),
             when_full: WhenFull::Block,
+            disk: None,
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod ack;
 pub mod admin;
 pub mod batch;
 pub mod batcher;
+pub mod buffer;
 pub mod component;
 pub mod config;
 pub mod dead_letter;

@@ -32,6 +32,7 @@ pub mod names {
     pub const QUEUE_BLOCKED_SECONDS: &str = "sextant_queue_blocked_seconds_total";
     pub const CHECKPOINT_OFFSET_BYTES: &str = "sextant_checkpoint_committed_bytes_total";
     pub const OPEN_FILES: &str = "sextant_files_open";
+    pub const BUFFER_BYTES: &str = "sextant_buffer_bytes";
     pub const METADATA_MISSING_EVENTS: &str = "sextant_metadata_missing_events_total";
     pub const SKIPPED_BYTES: &str = "sextant_source_skipped_bytes_total";
     pub const COMPONENT_UP: &str = "sextant_component_up";
@@ -59,6 +60,7 @@ struct Families {
     up: IntGaugeVec,
     metadata_missing: IntCounterVec,
     skipped_bytes: IntCounterVec,
+    buffer_bytes: IntGaugeVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -211,6 +213,12 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
             "Events sent without metadata that should have been there (its API down or slow).",
             CL,
         ),
+        buffer_bytes: gauge(
+            &r,
+            names::BUFFER_BYTES,
+            "Bytes a sink's disk buffer holds.",
+            CL,
+        ),
         skipped_bytes: counter(
             &r,
             names::SKIPPED_BYTES,
@@ -249,6 +257,8 @@ pub struct ComponentMetrics {
     pub open_files: IntGauge,
     /// Events sent without metadata that should have been there (an API down or slow).
     pub metadata_missing_events: IntCounter,
+    /// Bytes in this sink's disk buffer.
+    pub buffer_bytes: IntGauge,
     up: IntGauge,
 }
 
@@ -271,6 +281,7 @@ impl ComponentMetrics {
             checkpointed_bytes: f.checkpoint_bytes.with_label_values(&l),
             open_files: f.open_files.with_label_values(&l),
             metadata_missing_events: f.metadata_missing.with_label_values(&l),
+            buffer_bytes: f.buffer_bytes.with_label_values(&l),
             up: f.up.with_label_values(&l),
         }
     }

@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use crate::batch::Batch;
 use crate::component::{AsSink, AsSource, BuildError, SinkContext, SourceContext};
 use crate::fanout::Fanout;
-use crate::queue::ByteQueue;
+use crate::queue::{ByteQueue, WhenFull};
 use crate::shutdown::ShutdownTrigger;
 use crate::telemetry::{ComponentMetrics, QueueMetrics};
 
@@ -112,6 +112,9 @@ impl<S: AsSource, K: AsSink> Graph<S, K> {
                     ));
                 }
             }
+            if let Some(disk) = &sink.queue().disk {
+                disk.validate(name)?;
+            }
             sink.validate(name)?;
         }
         Ok(())
@@ -194,14 +197,43 @@ impl<S: AsSource + Clone + PartialEq, K: AsSink + Clone + PartialEq> Running<S, 
         ));
         let metrics = ComponentMetrics::new(name, sink.kind());
         let (trigger, shutdown) = ShutdownTrigger::new();
+        let data_dir = component_dir(&self.data_dir, &self.role, name)?;
+        // With a disk buffer, the sink reads what the buffer gives back, through a second queue
+        // of the same bound; without, straight from its input queue.
+        let disk = sink.queue().disk.clone();
+        let to_sink = disk.as_ref().map(|_| {
+            Arc::new(ByteQueue::new(
+                sink.queue().max_bytes.as_usize(),
+                WhenFull::Block,
+                QueueMetrics::detached(),
+            ))
+        });
         let cx = SinkContext {
             name: name.to_owned(),
-            data_dir: component_dir(&self.data_dir, &self.role, name)?,
-            input: queue.clone(),
-            shutdown,
+            data_dir: data_dir.clone(),
+            input: to_sink.clone().unwrap_or_else(|| queue.clone()),
+            shutdown: shutdown.clone(),
             metrics: metrics.clone(),
         };
-        let task = tokio::spawn(sink.build(cx)?);
+        let sink_task = sink.build(cx)?;
+        let buffer = match (disk, to_sink) {
+            (Some(disk), Some(to_sink)) => Some(crate::buffer::spawn(
+                &disk,
+                &data_dir.join("buffer"),
+                queue.clone(),
+                to_sink,
+                metrics.clone(),
+                shutdown,
+            )?),
+            _ => None,
+        };
+        let task = tokio::spawn(async move {
+            let sink = tokio::spawn(sink_task);
+            if let Some(stage) = buffer {
+                let _ = stage.await;
+            }
+            let _ = sink.await;
+        });
         self.health
             .set(self.health_key("sinks", name), Some(metrics));
         Ok(SinkRun {

@@ -310,3 +310,50 @@ pub async fn cwl_client(port: u16) -> aws_sdk_cloudwatchlogs::Client {
         .await;
     aws_sdk_cloudwatchlogs::Client::new(&config)
 }
+
+/// Every message in a CloudWatch Logs stream, oldest first (following forward tokens to the
+/// end); empty if the stream does not exist (yet).
+pub async fn read_stream(
+    client: &aws_sdk_cloudwatchlogs::Client,
+    group: &str,
+    stream: &str,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let r = client
+            .get_log_events()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .start_from_head(true)
+            .set_next_token(token.clone())
+            .send()
+            .await;
+        let Ok(r) = r else { return out };
+        let events = r.events();
+        out.extend(events.iter().filter_map(|e| e.message().map(str::to_owned)));
+        let next = r.next_forward_token().map(str::to_owned);
+        if events.is_empty() || next == token {
+            return out;
+        }
+        token = next;
+    }
+}
+
+/// Polls a stream until it holds at least `n` messages (or 30 s pass); returns what it holds.
+pub async fn wait_for_stream(
+    client: &aws_sdk_cloudwatchlogs::Client,
+    group: &str,
+    stream: &str,
+    n: usize,
+) -> Vec<String> {
+    let mut got = Vec::new();
+    for _ in 0..300 {
+        got = read_stream(client, group, stream).await;
+        if got.len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    got
+}

@@ -1,0 +1,44 @@
+//! A batch's events as a record payload: one byte for the signal, then the OTLP protobuf export
+//! request, the lossless form the event model already converts to and from.
+
+use prost::Message;
+
+use crate::event::otlp;
+use crate::event::Events;
+use opentelemetry_proto::tonic::collector::{
+    logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest,
+    trace::v1::ExportTraceServiceRequest,
+};
+
+const LOGS: u8 = 1;
+const METRICS: u8 = 2;
+const SPANS: u8 = 3;
+
+pub fn encode(events: Events) -> Vec<u8> {
+    let (tag, body) = match events {
+        Events::Logs(l) => (LOGS, otlp::logs_to_proto(l).encode_to_vec()),
+        Events::Metrics(m) => (METRICS, otlp::metrics_to_proto(m).encode_to_vec()),
+        Events::Spans(s) => (SPANS, otlp::spans_to_proto(s).encode_to_vec()),
+    };
+    let mut out = Vec::with_capacity(body.len() + 1);
+    out.push(tag);
+    out.extend_from_slice(&body);
+    out
+}
+
+/// The events of a payload; `None` if it does not decode (counted by the caller).
+pub fn decode(payload: &[u8]) -> Option<Events> {
+    let (tag, body) = payload.split_first()?;
+    Some(match *tag {
+        LOGS => Events::Logs(
+            otlp::logs_from_proto(ExportLogsServiceRequest::decode(body).ok()?).records,
+        ),
+        METRICS => Events::Metrics(
+            otlp::metrics_from_proto(ExportMetricsServiceRequest::decode(body).ok()?).records,
+        ),
+        SPANS => Events::Spans(
+            otlp::spans_from_proto(ExportTraceServiceRequest::decode(body).ok()?).records,
+        ),
+        _ => return None,
+    })
+}

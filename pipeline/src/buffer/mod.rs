@@ -1,0 +1,350 @@
+//! The crash-safe disk buffer: a stage between a sink's input queue and the sink, so that what
+//! the sources sent survives restarts, crashes and long backend outages.
+//!
+//! Contract:
+//! - A batch taken from the input is written to the buffer's segment files ([`segments`]) and
+//!   its acknowledgement goes back to the source only after the data is on disk (fsync), at the
+//!   next `fsync_interval` tick (group commit; `0s` syncs every batch). File checkpoints and
+//!   OTLP answers therefore never run ahead of what a crash would keep.
+//! - The sink reads records in order. A record is released (and its segment deleted once all its
+//!   records are) only when the sink delivered it or refused it for good; a failed delivery is
+//!   read again. After a crash, reading resumes at the oldest unacknowledged record.
+//! - Bounded by `max_bytes` on disk. `when_full: block` stops taking from the input, so the
+//!   input queue fills and sources pause (files wait on disk, receivers answer retry-later);
+//!   `drop_oldest` deletes the oldest segment, counting its events as dropped (`buffer_full`).
+//! - Damage in the files (a torn tail after a crash, flipped bytes, a truncated segment) is
+//!   counted (`sextant_component_errors_total{error_type="buffer_corrupted"|"buffer_torn_tail"}`,
+//!   bytes in `sextant_source_skipped_bytes_total`), logged at a rate limit and skipped; the
+//!   records around it are delivered, and the buffer never refuses to start because of it.
+
+pub mod codec;
+pub mod record;
+pub mod segments;
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::ack::{Ack, AckStatus, Acks};
+use crate::batch::Batch;
+use crate::component::BuildError;
+use crate::config::units::{ByteSizeValue, DurationValue};
+use crate::queue::{ByteQueue, Pushed};
+use crate::shutdown::Shutdown;
+use crate::telemetry::{ComponentMetrics, LogLimiter};
+
+use segments::{AppendError, Damage, Segments};
+
+/// `queue.disk:` of a sink.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiskBufferSettings {
+    /// Bytes the buffer may hold on disk.
+    pub max_bytes: ByteSizeValue,
+    pub when_full: DiskWhenFull,
+    /// How often writes are made durable (and sources acknowledged); `0s`: every batch.
+    pub fsync_interval: DurationValue,
+    /// Size of one segment file, and the largest batch the buffer takes.
+    pub max_segment_bytes: ByteSizeValue,
+}
+
+impl Default for DiskBufferSettings {
+    fn default() -> Self {
+        Self {
+            max_bytes: ByteSizeValue(1 << 30),
+            when_full: DiskWhenFull::Block,
+            fsync_interval: DurationValue(Duration::from_secs(1)),
+            max_segment_bytes: ByteSizeValue(16 << 20),
+        }
+    }
+}
+
+impl DiskBufferSettings {
+    pub fn validate(&self, name: &str) -> Result<(), BuildError> {
+        let (max, segment) = (self.max_bytes.0, self.max_segment_bytes.0);
+        if segment < 64 * 1024 {
+            return Err(BuildError::invalid(
+                name,
+                "queue.disk.max_segment_bytes must be at least 64KiB",
+            ));
+        }
+        if max < 2 * segment {
+            return Err(BuildError::invalid(
+                name,
+                format!("queue.disk.max_bytes ({max} bytes) must be at least twice max_segment_bytes ({segment} bytes)"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What a full disk buffer does.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DiskWhenFull {
+    /// Stop taking input: back-pressure to the sources. Nothing is lost.
+    #[default]
+    Block,
+    /// Delete the oldest segment to make room, counting its events as dropped.
+    DropOldest,
+}
+
+struct Shared {
+    segments: Mutex<Segments>,
+    /// Bytes were freed (acknowledged segments deleted).
+    space: tokio::sync::Notify,
+    /// Something new to read: appended, or a failed record to read again.
+    readable: tokio::sync::Notify,
+    metrics: ComponentMetrics,
+    log: LogLimiter,
+}
+
+impl Shared {
+    fn segments(&self) -> MutexGuard<'_, Segments> {
+        self.segments.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn report(&self, damage: &Damage) {
+        for (kind, bytes) in [
+            ("buffer_corrupted", damage.corrupted_bytes),
+            ("buffer_torn_tail", damage.torn_tail_bytes),
+        ] {
+            if bytes > 0 {
+                self.metrics.error(kind);
+                self.metrics.skipped_bytes(kind, bytes);
+                if let Some(suppressed) = self.log.allow() {
+                    tracing::warn!(component = %self.metrics.name, bytes, suppressed, "disk buffer: {kind}; skipped, the records around it are kept");
+                }
+            }
+        }
+    }
+
+    fn update_gauge(&self, bytes: u64) {
+        self.metrics.buffer_bytes.set(bytes as i64);
+    }
+}
+
+/// Opens the buffer in `dir` and runs it between `input` and `output` until `input` is closed
+/// and drained (writing) and `shutdown` stops (reading). What is on disk then stays for the
+/// next start.
+pub fn spawn(
+    settings: &DiskBufferSettings,
+    dir: &Path,
+    input: Arc<ByteQueue<Batch>>,
+    output: Arc<ByteQueue<Batch>>,
+    metrics: ComponentMetrics,
+    shutdown: Shutdown,
+) -> Result<tokio::task::JoinHandle<()>, BuildError> {
+    let (segments, problem) =
+        Segments::open(dir, settings.max_bytes.0, settings.max_segment_bytes.0)
+            .map_err(|e| BuildError::io(&metrics.name, e))?;
+    if let Some(problem) = problem {
+        metrics.error("buffer_ledger");
+        tracing::warn!(component = %metrics.name, "{problem}");
+    }
+    let held = segments.total_bytes();
+    if held > 0 {
+        tracing::info!(component = %metrics.name, bytes = held, "disk buffer holds data from before; delivering it first");
+    }
+    metrics.buffer_bytes.set(held as i64);
+    let shared = Arc::new(Shared {
+        segments: Mutex::new(segments),
+        space: tokio::sync::Notify::new(),
+        readable: tokio::sync::Notify::new(),
+        metrics,
+        log: LogLimiter::default(),
+    });
+    let writer = tokio::spawn(write_loop(shared.clone(), input, settings.clone()));
+    let reader = tokio::spawn(read_loop(shared, output, shutdown));
+    Ok(tokio::spawn(async move {
+        let _ = tokio::join!(writer, reader);
+    }))
+}
+
+async fn write_loop(
+    shared: Arc<Shared>,
+    input: Arc<ByteQueue<Batch>>,
+    settings: DiskBufferSettings,
+) {
+    let interval = settings.fsync_interval.0;
+    let mut pending: Vec<Acks> = Vec::new();
+    let mut tick = tokio::time::interval(interval.max(Duration::from_millis(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            b = input.pop() => {
+                let Some(batch) = b else { break };
+                write_batch(&shared, batch, &mut pending, settings.when_full).await;
+                if interval.is_zero() {
+                    sync(&shared, &mut pending).await;
+                }
+            }
+            _ = tick.tick(), if !interval.is_zero() => sync(&shared, &mut pending).await,
+        }
+    }
+    sync(&shared, &mut pending).await;
+}
+
+async fn write_batch(
+    shared: &Shared,
+    batch: Batch,
+    pending: &mut Vec<Acks>,
+    when_full: DiskWhenFull,
+) {
+    let Batch { events, acks, .. } = batch;
+    let n = events.len() as u32;
+    let payload = codec::encode(events);
+    loop {
+        let appended = shared.segments().append(&payload, n);
+        match appended {
+            Ok(Ok(())) => {
+                pending.push(acks);
+                shared.update_gauge(shared.segments().total_bytes());
+                shared.readable.notify_one();
+                return;
+            }
+            Ok(Err(e)) => {
+                shared.metrics.error("buffer_write");
+                if let Some(suppressed) = shared.log.allow() {
+                    tracing::error!(component = %shared.metrics.name, error = %e, suppressed, "disk buffer write failed; the batch goes back to its source");
+                }
+                acks.finish(AckStatus::Failed);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                return;
+            }
+            Err(AppendError::TooLarge) => {
+                shared.metrics.dropped("too_large_for_buffer", u64::from(n));
+                if let Some(suppressed) = shared.log.allow() {
+                    tracing::error!(component = %shared.metrics.name, bytes = payload.len(), suppressed, "batch larger than queue.disk.max_segment_bytes; dropped");
+                }
+                acks.finish(AckStatus::Rejected);
+                return;
+            }
+            Err(AppendError::Full) => match when_full {
+                DiskWhenFull::DropOldest => {
+                    let dropped = shared.segments().drop_oldest();
+                    match dropped {
+                        Ok(events) => shared.metrics.dropped("buffer_full", events),
+                        Err(e) => {
+                            shared.metrics.error("buffer_write");
+                            tracing::error!(component = %shared.metrics.name, error = %e, "cannot drop the oldest segment");
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                    }
+                }
+                DiskWhenFull::Block => {
+                    // What waits must not keep its sources waiting for a sync.
+                    sync(shared, pending).await;
+                    let space = shared.space.notified();
+                    tokio::pin!(space);
+                    space.as_mut().enable();
+                    if !shared.segments().has_room(payload.len()) {
+                        let _ = tokio::time::timeout(Duration::from_secs(1), space).await;
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// Makes what was written durable, then acknowledges its sources.
+async fn sync(shared: &Shared, pending: &mut Vec<Acks>) {
+    let synced = if pending.is_empty() {
+        Ok(())
+    } else {
+        let handle = shared.segments().writer_handle();
+        match handle {
+            Ok(file) => tokio::task::spawn_blocking(move || file.sync_data())
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            Err(e) => Err(e),
+        }
+    };
+    let synced = synced.and_then(|()| shared.segments().sync_metadata());
+    let status = match synced {
+        Ok(()) => AckStatus::Delivered,
+        Err(e) => {
+            shared.metrics.error("buffer_sync");
+            if let Some(suppressed) = shared.log.allow() {
+                tracing::error!(component = %shared.metrics.name, error = %e, suppressed, "disk buffer fsync failed; batches go back to their sources");
+            }
+            AckStatus::Failed
+        }
+    };
+    for acks in pending.drain(..) {
+        acks.finish(status);
+    }
+}
+
+async fn read_loop(shared: Arc<Shared>, output: Arc<ByteQueue<Batch>>, shutdown: Shutdown) {
+    loop {
+        if shutdown.is_stopping() {
+            break;
+        }
+        let readable = shared.readable.notified();
+        tokio::pin!(readable);
+        readable.as_mut().enable();
+        let mut damage = Damage::default();
+        let next = shared.segments().next(&mut damage);
+        shared.report(&damage);
+        match next {
+            Ok(Some(rec)) => {
+                let id = rec.id;
+                let Some(events) = codec::decode(&rec.payload) else {
+                    shared.report(&Damage {
+                        corrupted_bytes: id.end - id.start,
+                        ..Default::default()
+                    });
+                    shared.segments().resolve(id, true);
+                    continue;
+                };
+                let owner = shared.clone();
+                let ack = Ack::new(move |status| {
+                    let done = status.is_final();
+                    let (freed, total) = {
+                        let mut segments = owner.segments();
+                        (segments.resolve(id, done), segments.total_bytes())
+                    };
+                    if !done {
+                        owner.readable.notify_one();
+                    }
+                    if freed > 0 {
+                        owner.update_gauge(total);
+                        owner.space.notify_one();
+                    }
+                });
+                let batch = Batch::new(events, Acks::one(ack));
+                tokio::select! {
+                    pushed = output.push(batch) => {
+                        if matches!(pushed, Pushed::Refused(_)) {
+                            break;
+                        }
+                    }
+                    () = shutdown.stopped() => break,
+                }
+            }
+            Ok(None) => {
+                tokio::select! {
+                    () = &mut readable => {}
+                    () = shutdown.stopped() => break,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+            Err(e) => {
+                shared.metrics.error("buffer_read");
+                if let Some(suppressed) = shared.log.allow() {
+                    tracing::error!(component = %shared.metrics.name, error = %e, suppressed, "disk buffer read failed; retrying");
+                }
+                tokio::select! {
+                    () = shutdown.stopped() => break,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+    output.close();
+}

@@ -1,0 +1,227 @@
+//! Acknowledgements across the agent -> collector hop with disk buffers, real processes on
+//! loopback: a file's checkpoint advances once the next durable place has its lines, and a
+//! `kill -9` of either side loses nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test loudly
+
+mod common;
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+
+fn append_lines(path: &Path, range: std::ops::Range<usize>) -> u64 {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    for i in range {
+        writeln!(f, "line {i} across the hop").unwrap();
+    }
+    f.flush().unwrap();
+    std::fs::metadata(path).unwrap().len()
+}
+
+fn agent_config(dir: &Path, admin: u16, otlp: u16, disk: bool) -> std::path::PathBuf {
+    let buffer = if disk {
+        "queue: { disk: { max_bytes: 64MiB, max_segment_bytes: 1MiB, fsync_interval: 100ms } }"
+    } else {
+        ""
+    };
+    let path = dir.join("agent.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+data_dir: {data}
+admin: {{ address: "127.0.0.1:{admin}" }}
+drain_deadline: 5s
+agent:
+  sources:
+    app:
+      type: file
+      include: ["{logs}/*.log"]
+      tail: {{ glob_interval: 100ms, checkpoint_interval: 100ms }}
+  sinks:
+    to_collector:
+      type: otlp
+      inputs: [app]
+      endpoint: http://127.0.0.1:{otlp}
+      batch: {{ timeout: 100ms, max_events: 200 }}
+      request: {{ timeout: 5s, initial_backoff: 100ms, max_backoff: 500ms }}
+      {buffer}
+"#,
+            data = dir.join("agent-data").display(),
+            logs = dir.join("logs").display(),
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn collector_config(dir: &Path, admin: u16, otlp: u16, sink: &str) -> std::path::PathBuf {
+    let path = dir.join("collector.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+data_dir: {data}
+admin: {{ address: "127.0.0.1:{admin}" }}
+drain_deadline: 5s
+collector:
+  sources:
+    otlp:
+      type: otlp
+      address: 127.0.0.1:{otlp}
+  sinks:
+{sink}
+"#,
+            data = dir.join("collector-data").display(),
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn metric(admin: u16, name: &str, labels: &[&str]) -> f64 {
+    http_get(&format!("http://127.0.0.1:{admin}/metrics"))
+        .map(|(_, m)| metric_sum(&m, name, labels))
+        .unwrap_or(-1.0)
+}
+
+/// Lines of the collector's file sink output (current and rotated files), in file order.
+fn delivered_lines(out: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    for name in ["logs.jsonl.2", "logs.jsonl.1", "logs.jsonl"] {
+        let Ok(text) = std::fs::read_to_string(out.join(name)) else {
+            continue;
+        };
+        for l in text.lines() {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(l) {
+                if let Some(b) = v["body"].as_str() {
+                    lines.push(b.to_owned());
+                }
+            }
+        }
+    }
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_checkpoints_once_the_collector_buffered_and_a_kill_9_of_the_collector_loses_nothing(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    let app_log = dir.path().join("logs/app.log");
+    let (moto_port, otlp, agent_admin, collector_admin) =
+        (free_port(), free_port(), free_port(), free_port());
+    let collector_cfg = collector_config(
+        dir.path(),
+        collector_admin,
+        otlp,
+        &format!(
+            r#"    cloudwatch:
+      type: aws_cloudwatch_logs
+      inputs: [otlp]
+      log_group: /sextant/hop
+      log_stream: app
+      aws: {{ region: us-east-1, endpoint: "http://127.0.0.1:{moto_port}" }}
+      batch: {{ timeout: 200ms }}
+      request: {{ timeout: 5s, initial_backoff: 100ms, max_backoff: 500ms }}
+      queue: {{ disk: {{ max_bytes: 64MiB, max_segment_bytes: 1MiB, fsync_interval: 100ms }} }}"#
+        ),
+    );
+    let agent_cfg = agent_config(dir.path(), agent_admin, otlp, false);
+    let store = dir.path().join("agent-data/agent/app/checkpoints.json");
+    let size = append_lines(&app_log, 0..3000);
+
+    // CloudWatch Logs is down the whole time the agent sends: the collector's disk buffer takes
+    // the lines, and that is what lets the agent's checkpoint reach the end of the file.
+    let mut collector = start_sextant("collector", &collector_cfg, &dir.path().join("c1.log"));
+    let mut agent = start_sextant("agent", &agent_cfg, &dir.path().join("a1.log"));
+    assert!(
+        eventually(Duration::from_secs(30), || committed_offset(&store) == size),
+        "the agent's checkpoint should reach {size} once the collector has the lines on disk, is {}",
+        committed_offset(&store)
+    );
+    assert!(
+        metric(
+            collector_admin,
+            "sextant_buffer_bytes",
+            &["component=\"cloudwatch\""]
+        ) > 0.0
+    );
+
+    // kill -9 of the collector with everything in its buffer; it comes back, and so does
+    // CloudWatch Logs: every line arrives, in order, once.
+    collector.kill9();
+    let _collector = start_sextant("collector", &collector_cfg, &dir.path().join("c2.log"));
+    let _moto = start_moto(moto_port);
+    let client = cwl_client(moto_port).await;
+    let expected: Vec<String> = (0..3000)
+        .map(|i| format!("line {i} across the hop"))
+        .collect();
+    let got = wait_for_stream(&client, "/sextant/hop", "app", expected.len()).await;
+    assert_eq!(got, expected, "every line, in order, exactly once");
+    agent.terminate(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_9_of_the_agent_with_its_buffer_full_and_no_collector_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    let app_log = dir.path().join("logs/app.log");
+    let (otlp, agent_admin, collector_admin) = (free_port(), free_port(), free_port());
+    let out = dir.path().join("out");
+    let collector_cfg = collector_config(
+        dir.path(),
+        collector_admin,
+        otlp,
+        &format!(
+            "    files:\n      type: file\n      inputs: [otlp]\n      path: {}\n      max_file_bytes: 512MiB\n",
+            out.display()
+        ),
+    );
+    let agent_cfg = agent_config(dir.path(), agent_admin, otlp, true);
+    let store = dir.path().join("agent-data/agent/app/checkpoints.json");
+    let size = append_lines(&app_log, 0..5000);
+
+    // No collector: the agent's disk buffer takes the lines, and the checkpoint follows it.
+    let mut agent = start_sextant("agent", &agent_cfg, &dir.path().join("a1.log"));
+    assert!(
+        eventually(Duration::from_secs(30), || committed_offset(&store) == size),
+        "checkpoint should reach {size} once the agent's buffer has the lines, is {}",
+        committed_offset(&store)
+    );
+    agent.kill9();
+
+    // The agent comes back first, then the collector: the buffer is replayed, nothing lost.
+    let mut agent = start_sextant("agent", &agent_cfg, &dir.path().join("a2.log"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut collector = start_sextant("collector", &collector_cfg, &dir.path().join("c1.log"));
+    let expected: Vec<String> = (0..5000)
+        .map(|i| format!("line {i} across the hop"))
+        .collect();
+    assert!(
+        eventually(Duration::from_secs(60), || delivered_lines(&out).len()
+            >= expected.len()),
+        "only {} of {} lines arrived",
+        delivered_lines(&out).len(),
+        expected.len()
+    );
+    let got = delivered_lines(&out);
+    assert_eq!(got, expected, "every line once, in order");
+    assert_eq!(
+        metric(
+            agent_admin,
+            "sextant_component_errors_total",
+            &["error_type=\"buffer_corrupted\""]
+        ),
+        0.0
+    );
+    agent.terminate(Duration::from_secs(10));
+    collector.terminate(Duration::from_secs(10));
+}
