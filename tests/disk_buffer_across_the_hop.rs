@@ -5,110 +5,10 @@
 
 mod common;
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::path::Path;
 use std::time::Duration;
 
+use common::hop::*;
 use common::*;
-
-fn append_lines(path: &Path, range: std::ops::Range<usize>) -> u64 {
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    for i in range {
-        writeln!(f, "line {i} across the hop").unwrap();
-    }
-    f.flush().unwrap();
-    std::fs::metadata(path).unwrap().len()
-}
-
-fn agent_config(dir: &Path, admin: u16, otlp: u16, disk: bool) -> std::path::PathBuf {
-    let buffer = if disk {
-        "queue: { disk: { max_bytes: 64MiB, max_segment_bytes: 1MiB, fsync_interval: 100ms } }"
-    } else {
-        ""
-    };
-    let path = dir.join("agent.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-data_dir: {data}
-admin: {{ address: "127.0.0.1:{admin}" }}
-drain_deadline: 5s
-agent:
-  sources:
-    app:
-      type: file
-      include: ["{logs}/*.log"]
-      tail: {{ glob_interval: 100ms, checkpoint_interval: 100ms }}
-  sinks:
-    to_collector:
-      type: otlp
-      inputs: [app]
-      endpoint: http://127.0.0.1:{otlp}
-      batch: {{ timeout: 100ms, max_events: 200 }}
-      request: {{ timeout: 5s, initial_backoff: 100ms, max_backoff: 500ms }}
-      {buffer}
-"#,
-            data = dir.join("agent-data").display(),
-            logs = dir.join("logs").display(),
-        ),
-    )
-    .unwrap();
-    path
-}
-
-fn collector_config(dir: &Path, admin: u16, otlp: u16, sink: &str) -> std::path::PathBuf {
-    let path = dir.join("collector.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-data_dir: {data}
-admin: {{ address: "127.0.0.1:{admin}" }}
-drain_deadline: 5s
-collector:
-  sources:
-    otlp:
-      type: otlp
-      address: 127.0.0.1:{otlp}
-  sinks:
-{sink}
-"#,
-            data = dir.join("collector-data").display(),
-        ),
-    )
-    .unwrap();
-    path
-}
-
-fn metric(admin: u16, name: &str, labels: &[&str]) -> f64 {
-    http_get(&format!("http://127.0.0.1:{admin}/metrics"))
-        .map(|(_, m)| metric_sum(&m, name, labels))
-        .unwrap_or(-1.0)
-}
-
-/// Lines of the collector's file sink output (current and rotated files), in file order.
-fn delivered_lines(out: &Path) -> Vec<String> {
-    let mut lines = Vec::new();
-    for name in ["logs.jsonl.2", "logs.jsonl.1", "logs.jsonl"] {
-        let Ok(text) = std::fs::read_to_string(out.join(name)) else {
-            continue;
-        };
-        for l in text.lines() {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(l) {
-                if let Some(b) = v["body"].as_str() {
-                    lines.push(b.to_owned());
-                }
-            }
-        }
-    }
-    lines
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_checkpoints_once_the_collector_buffered_and_a_kill_9_of_the_collector_loses_nothing(
@@ -134,7 +34,7 @@ async fn the_agent_checkpoints_once_the_collector_buffered_and_a_kill_9_of_the_c
       queue: {{ disk: {{ max_bytes: 64MiB, max_segment_bytes: 1MiB, fsync_interval: 100ms }} }}"#
         ),
     );
-    let agent_cfg = agent_config(dir.path(), agent_admin, otlp, false);
+    let agent_cfg = agent_config(dir.path(), agent_admin, otlp, REQUEST);
     let store = dir.path().join("agent-data/agent/app/checkpoints.json");
     let size = append_lines(&app_log, 0..3000);
 
@@ -185,7 +85,12 @@ async fn a_kill_9_of_the_agent_with_its_buffer_full_and_no_collector_loses_nothi
             out.display()
         ),
     );
-    let agent_cfg = agent_config(dir.path(), agent_admin, otlp, true);
+    let agent_cfg = agent_config(
+        dir.path(),
+        agent_admin,
+        otlp,
+        &format!("{REQUEST}\n      {DISK}"),
+    );
     let store = dir.path().join("agent-data/agent/app/checkpoints.json");
     let size = append_lines(&app_log, 0..5000);
 

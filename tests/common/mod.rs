@@ -1,6 +1,8 @@
 //! Helpers for end-to-end tests: real processes on loopback, stopped by PID when a test ends.
 #![allow(dead_code)]
 
+pub mod hop;
+
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -187,6 +189,8 @@ pub enum Fault {
     Invalid,
     /// Read the request and answer nothing for this long (the client times out).
     Hang(Duration),
+    /// Forward this one unchanged (to interleave faults with successes).
+    Pass,
 }
 
 /// A fault-injecting HTTP/1.1 proxy in front of a real server, for the failures the test servers
@@ -257,7 +261,8 @@ fn serve_connection(
             faults.lock().unwrap().pop_front()
         } else {
             None
-        };
+        }
+        .filter(|f| *f != Fault::Pass);
         if let Some(fault) = fault {
             injected.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             match fault {
@@ -281,6 +286,7 @@ fn serve_connection(
                     std::thread::sleep(d);
                     return Ok(());
                 }
+                Fault::Pass => {}
             }
             continue;
         }

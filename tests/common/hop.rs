@@ -1,0 +1,109 @@
+//! Agent and collector as two processes: their configs, the lines they carry, and what the
+//! collector delivered (tests of the agent -> collector hop).
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::{http_get, metric_sum};
+
+/// The agent sink's retry settings in these tests.
+pub const REQUEST: &str = "request: { timeout: 5s, initial_backoff: 100ms, max_backoff: 500ms }";
+/// A small disk buffer, fsynced every 100 ms.
+pub const DISK: &str =
+    "queue: { disk: { max_bytes: 64MiB, max_segment_bytes: 1MiB, fsync_interval: 100ms } }";
+
+/// Appends `line {i} across the hop` lines; returns the file's size.
+pub fn append_lines(path: &Path, range: std::ops::Range<usize>) -> u64 {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    for i in range {
+        writeln!(f, "line {i} across the hop").unwrap();
+    }
+    f.flush().unwrap();
+    std::fs::metadata(path).unwrap().len()
+}
+
+/// An agent tailing `<dir>/logs/*.log` into an OTLP sink to the collector; `extra` is YAML
+/// lines of that sink (each after the first indented by six spaces).
+pub fn agent_config(dir: &Path, admin: u16, otlp: u16, extra: &str) -> PathBuf {
+    let path = dir.join("agent.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+data_dir: {data}
+admin: {{ address: "127.0.0.1:{admin}" }}
+drain_deadline: 5s
+agent:
+  sources:
+    app:
+      type: file
+      include: ["{logs}/*.log"]
+      tail: {{ glob_interval: 100ms, checkpoint_interval: 100ms }}
+  sinks:
+    to_collector:
+      type: otlp
+      inputs: [app]
+      endpoint: http://127.0.0.1:{otlp}
+      batch: {{ timeout: 100ms }}
+      {extra}
+"#,
+            data = dir.join("agent-data").display(),
+            logs = dir.join("logs").display(),
+        ),
+    )
+    .unwrap();
+    path
+}
+
+pub fn collector_config(dir: &Path, admin: u16, otlp: u16, sink: &str) -> PathBuf {
+    let path = dir.join("collector.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+data_dir: {data}
+admin: {{ address: "127.0.0.1:{admin}" }}
+drain_deadline: 5s
+collector:
+  sources:
+    otlp:
+      type: otlp
+      address: 127.0.0.1:{otlp}
+  sinks:
+{sink}
+"#,
+            data = dir.join("collector-data").display(),
+        ),
+    )
+    .unwrap();
+    path
+}
+
+pub fn metric(admin: u16, name: &str, labels: &[&str]) -> f64 {
+    http_get(&format!("http://127.0.0.1:{admin}/metrics"))
+        .map(|(_, m)| metric_sum(&m, name, labels))
+        .unwrap_or(-1.0)
+}
+
+/// Lines of the collector's file sink output (current and rotated files), in file order.
+pub fn delivered_lines(out: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    for name in ["logs.jsonl.2", "logs.jsonl.1", "logs.jsonl"] {
+        let Ok(text) = std::fs::read_to_string(out.join(name)) else {
+            continue;
+        };
+        for l in text.lines() {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(l) {
+                if let Some(b) = v["body"].as_str() {
+                    lines.push(b.to_owned());
+                }
+            }
+        }
+    }
+    lines
+}
