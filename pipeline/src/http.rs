@@ -46,12 +46,32 @@ where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
+    serve_with(listener, None, shutdown, handler).await
+}
+
+/// TLS for [`serve_with`]: the acceptor, and the metrics that count failed handshakes
+/// (`sextant_component_errors_total{error_type="tls_handshake"}`).
+pub type ServerTls = (
+    tokio_rustls::TlsAcceptor,
+    crate::telemetry::ComponentMetrics,
+);
+
+/// [`serve`], over TLS when `tls` is given (HTTP/2 offered by ALPN).
+pub async fn serve_with<F, Fut>(
+    listener: TcpListener,
+    tls: Option<ServerTls>,
+    shutdown: Shutdown,
+    handler: F,
+) where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             () = shutdown.stopped() => return,
         };
-        let (stream, _) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(a) => a,
             Err(e) => {
                 tracing::debug!(error = %e, "accept failed");
@@ -59,15 +79,33 @@ where
                 continue;
             }
         };
+        let _ = stream.set_nodelay(true);
         let handler = handler.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let handler = handler.clone();
                 async move { Ok::<_, Infallible>(handler(req).await) }
             });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            match tls {
+                None => {
+                    let _ = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                }
+                Some((acceptor, metrics)) => match acceptor.accept(stream).await {
+                    Ok(stream) => {
+                        let _ = builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    }
+                    Err(e) => {
+                        metrics.error("tls_handshake");
+                        tracing::debug!(component = %metrics.name, %peer, error = %e, "TLS handshake failed");
+                    }
+                },
+            }
         });
     }
 }

@@ -24,4 +24,5 @@ pub mod shutdown;
 pub mod sinks;
 pub mod sources;
 pub mod telemetry;
+pub mod tls;
 pub mod topology;

@@ -31,6 +31,9 @@ pub struct OtlpSinkConfig {
     /// Extra request headers (for example `authorization: Bearer ${TOKEN}`).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// TLS for `https://` endpoints: the CA to trust, and a client certificate for mutual TLS.
+    #[serde(default)]
+    pub tls: Option<crate::tls::ClientTls>,
     #[serde(default = "default_batch")]
     pub batch: BatchSettings,
     #[serde(default)]
@@ -55,17 +58,18 @@ impl OtlpSinkConfig {
             )
         })?;
         match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
+            Some("https") => {}
+            Some("http") if self.tls.is_none() => {}
+            Some("http") => {
                 return Err(BuildError::invalid(
                     name,
-                    "https endpoints are not supported yet; use http inside the cluster",
+                    "tls is set but the endpoint is http://; use https://",
                 ))
             }
             _ => {
                 return Err(BuildError::invalid(
                     name,
-                    format!("endpoint {:?} needs http://", self.endpoint),
+                    format!("endpoint {:?} needs http:// or https://", self.endpoint),
                 ))
             }
         }

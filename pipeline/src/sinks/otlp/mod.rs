@@ -6,6 +6,8 @@ pub mod config;
 pub mod request_builder;
 pub mod retry;
 pub mod service;
+#[cfg(test)]
+mod tls_tests;
 
 use std::sync::Arc;
 
@@ -29,8 +31,19 @@ pub fn build(config: &OtlpSinkConfig, cx: SinkContext) -> Result<Task, BuildErro
             ))
         })
         .collect();
+    let tls = if config.endpoint.starts_with("https://") {
+        let client = config
+            .tls
+            .clone()
+            .unwrap_or_default()
+            .client_config()
+            .map_err(|e| BuildError::invalid(&cx.name, format!("tls: {e}")))?;
+        Some(client)
+    } else {
+        None
+    };
     let service = OtlpServiceHandle {
-        service: service::OtlpService::new(&config.endpoint, headers),
+        service: service::OtlpService::new(&config.endpoint, headers, tls),
         compression: config.compression,
         request: config.request.clone(),
         limiter: crate::request::RateLimiter::for_settings(&config.request),

@@ -2,26 +2,65 @@
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 
 use super::request_builder::OtlpRequest;
 use super::retry::{parse_retry_after, OtlpError};
 
+/// Plain HTTP, or HTTPS through rustls.
+#[derive(Clone)]
+enum Transport {
+    Plain(Client<HttpConnector, Full<Bytes>>),
+    Tls(Client<HttpsConnector<HttpConnector>, Full<Bytes>>),
+}
+
+impl Transport {
+    async fn request(
+        &self,
+        request: http::Request<Full<Bytes>>,
+    ) -> Result<http::Response<hyper::body::Incoming>, hyper_util::client::legacy::Error> {
+        match self {
+            Transport::Plain(c) => c.request(request).await,
+            Transport::Tls(c) => c.request(request).await,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct OtlpService {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Transport,
     endpoint: String,
     headers: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
 impl OtlpService {
-    pub fn new(endpoint: &str, headers: Vec<(http::HeaderName, http::HeaderValue)>) -> Self {
+    /// A client for `endpoint`; `tls` for an `https://` endpoint (HTTP/2 or HTTP/1.1 by ALPN).
+    pub fn new(
+        endpoint: &str,
+        headers: Vec<(http::HeaderName, http::HeaderValue)>,
+        tls: Option<rustls::ClientConfig>,
+    ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
+        connector.enforce_http(false);
+        let builder = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(std::time::Duration::from_secs(30))
-            .build(connector);
+            .clone();
+        let client = match tls {
+            Some(config) => Transport::Tls(
+                builder.build(
+                    hyper_rustls::HttpsConnectorBuilder::new()
+                        .with_tls_config(config)
+                        .https_only()
+                        .enable_http1()
+                        .enable_http2()
+                        .wrap_connector(connector),
+                ),
+            ),
+            None => Transport::Plain(builder.build(connector)),
+        };
         Self {
             client,
             endpoint: endpoint.trim_end_matches('/').to_owned(),

@@ -19,6 +19,8 @@ pub struct OtlpSourceConfig {
     pub max_decompressed_bytes: ByteSizeValue,
     /// How long a request waits for its batch's delivery before the sender is told to retry.
     pub ack_timeout: DurationValue,
+    /// Serve HTTPS (and require client certificates with `client_ca_file`).
+    pub tls: Option<crate::tls::ServerTls>,
 }
 
 impl Default for OtlpSourceConfig {
@@ -28,6 +30,7 @@ impl Default for OtlpSourceConfig {
             max_request_bytes: ByteSizeValue(16 * 1024 * 1024),
             max_decompressed_bytes: ByteSizeValue(64 * 1024 * 1024),
             ack_timeout: DurationValue(Duration::from_secs(30)),
+            tls: None,
         }
     }
 }

@@ -45,6 +45,18 @@ struct Receiver {
 pub fn build(config: &OtlpSourceConfig, cx: SourceContext) -> Result<Task, BuildError> {
     config.validate(&cx.name)?;
     let addr = config.address;
+    let tls = match &config.tls {
+        Some(tls) => {
+            let server = tls
+                .server_config()
+                .map_err(|e| BuildError::invalid(&cx.name, format!("tls: {e}")))?;
+            Some((
+                tokio_rustls::TlsAcceptor::from(Arc::new(server)),
+                cx.metrics.clone(),
+            ))
+        }
+        None => None,
+    };
     // Bind now so a port in use is a start-up error, not a silent dead receiver.
     let std_listener =
         std::net::TcpListener::bind(addr).map_err(|e| BuildError::io(&cx.name, e))?;
@@ -67,9 +79,14 @@ pub fn build(config: &OtlpSourceConfig, cx: SourceContext) -> Result<Task, Build
             }
         };
         receiver.metrics.set_up(true);
-        tracing::info!(component = %receiver.metrics.name, %addr, "receiving OTLP/HTTP");
+        let scheme = if tls.is_some() {
+            "OTLP/HTTPS"
+        } else {
+            "OTLP/HTTP"
+        };
+        tracing::info!(component = %receiver.metrics.name, %addr, "receiving {scheme}");
         let r = receiver.clone();
-        http::serve(listener, shutdown, move |req| {
+        http::serve_with(listener, tls, shutdown, move |req| {
             let r = r.clone();
             async move { r.handle(req).await }
         })

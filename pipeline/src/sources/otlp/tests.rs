@@ -77,6 +77,7 @@ async fn answers_after_delivery_and_survives_malformed_requests() {
         max_request_bytes: ByteSizeValue(64 * 1024),
         max_decompressed_bytes: ByteSizeValue(256 * 1024),
         ack_timeout: DurationValue(Duration::from_millis(500)),
+        tls: None,
     };
     let cx = SourceContext {
         name: "otlp_receiver_test".into(),
