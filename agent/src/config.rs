@@ -20,6 +20,8 @@ pub enum AgentSource {
     Otlp(OtlpSourceConfig),
 }
 
+// Parsed once per (re)load and kept in a map: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AgentSink {

@@ -19,6 +19,8 @@ pub enum CollectorSource {
     File(FileSourceConfig),
 }
 
+// Parsed once per (re)load and kept in a map: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CollectorSink {

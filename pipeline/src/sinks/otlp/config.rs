@@ -24,8 +24,15 @@ pub enum Compression {
 pub struct OtlpSinkConfig {
     /// Sources this sink reads.
     pub inputs: Vec<String>,
-    /// Base URL of an OTLP/HTTP receiver; `/v1/logs` etc. are appended.
-    pub endpoint: String,
+    /// Base URL of an OTLP/HTTP receiver; `/v1/logs` etc. are appended. Its host may resolve to
+    /// several collectors (a headless Service): requests are balanced across them.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Several base URLs instead of `endpoint`, balanced the same way.
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+    #[serde(default)]
+    pub balance: BalanceSettings,
     #[serde(default)]
     pub compression: Compression,
     /// Extra request headers (for example `authorization: Bearer ${TOKEN}`).
@@ -42,6 +49,27 @@ pub struct OtlpSinkConfig {
     pub queue: QueueSettings,
 }
 
+/// `balance:` of the otlp sink.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BalanceSettings {
+    /// How often endpoint names are resolved again (collectors come and go).
+    pub resolve_interval: crate::config::units::DurationValue,
+    /// Consecutive failed attempts that eject a collector for a while.
+    pub eject_after: u32,
+}
+
+impl Default for BalanceSettings {
+    fn default() -> Self {
+        Self {
+            resolve_interval: crate::config::units::DurationValue(std::time::Duration::from_secs(
+                30,
+            )),
+            eject_after: 3,
+        }
+    }
+}
+
 fn default_batch() -> BatchSettings {
     BatchSettings {
         max_events: 5_000,
@@ -50,13 +78,50 @@ fn default_batch() -> BatchSettings {
 }
 
 impl OtlpSinkConfig {
+    /// The configured base URLs, whichever way they were given.
+    pub fn urls(&self) -> Vec<String> {
+        self.endpoint
+            .iter()
+            .chain(&self.endpoints)
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .collect()
+    }
+
     pub fn validate(&self, name: &str) -> Result<(), BuildError> {
-        let uri: http::Uri = self.endpoint.parse().map_err(|e| {
-            BuildError::invalid(
+        if self.endpoint.is_some() != self.endpoints.is_empty() {
+            return Err(BuildError::invalid(
                 name,
-                format!("endpoint {:?} is not a URL: {e}", self.endpoint),
-            )
+                "give either endpoint or endpoints (a list), not both or neither",
+            ));
+        }
+        for url in self.urls() {
+            self.validate_url(name, &url)?;
+        }
+        if self.balance.eject_after == 0 {
+            return Err(BuildError::invalid(
+                name,
+                "balance.eject_after must be at least 1",
+            ));
+        }
+        for (k, v) in &self.headers {
+            http::HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| BuildError::invalid(name, format!("bad header name {k:?}")))?;
+            http::HeaderValue::from_str(v)
+                .map_err(|_| BuildError::invalid(name, format!("bad value for header {k:?}")))?;
+        }
+        Ok(())
+    }
+
+    fn validate_url(&self, name: &str, url: &str) -> Result<(), BuildError> {
+        let uri: http::Uri = url.parse().map_err(|e| {
+            BuildError::invalid(name, format!("endpoint {url:?} is not a URL: {e}"))
         })?;
+        if uri.host().is_none() {
+            return Err(BuildError::invalid(
+                name,
+                format!("endpoint {url:?} has no host"),
+            ));
+        }
         match uri.scheme_str() {
             Some("https") => {}
             Some("http") if self.tls.is_none() => {}
@@ -69,15 +134,9 @@ impl OtlpSinkConfig {
             _ => {
                 return Err(BuildError::invalid(
                     name,
-                    format!("endpoint {:?} needs http:// or https://", self.endpoint),
+                    format!("endpoint {url:?} needs http:// or https://"),
                 ))
             }
-        }
-        for (k, v) in &self.headers {
-            http::HeaderName::from_bytes(k.as_bytes())
-                .map_err(|_| BuildError::invalid(name, format!("bad header name {k:?}")))?;
-            http::HeaderValue::from_str(v)
-                .map_err(|_| BuildError::invalid(name, format!("bad value for header {k:?}")))?;
         }
         Ok(())
     }

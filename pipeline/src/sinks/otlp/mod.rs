@@ -2,10 +2,15 @@
 //! specification calls retryable. A batch is acknowledged delivered only on a 2xx answer, which
 //! from a Sextant collector means the batch is safe on its side.
 
+pub mod balance;
+#[cfg(test)]
+mod balance_tests;
 pub mod config;
 pub mod request_builder;
 pub mod retry;
 pub mod service;
+#[cfg(test)]
+mod test_support;
 #[cfg(test)]
 mod tls_tests;
 
@@ -31,7 +36,8 @@ pub fn build(config: &OtlpSinkConfig, cx: SinkContext) -> Result<Task, BuildErro
             ))
         })
         .collect();
-    let tls = if config.endpoint.starts_with("https://") {
+    let urls = config.urls();
+    let tls = if urls.iter().any(|u| u.starts_with("https://")) {
         let client = config
             .tls
             .clone()
@@ -42,8 +48,29 @@ pub fn build(config: &OtlpSinkConfig, cx: SinkContext) -> Result<Task, BuildErro
     } else {
         None
     };
+    let balancer = Arc::new(balance::Balancer::new(
+        urls,
+        balance::ClientSettings { headers, tls },
+        config.balance.eject_after,
+        cx.metrics.clone(),
+    ));
+    // Collectors come and go: resolve their names again and again until shutdown.
+    let (resolver, interval, stop) = (
+        balancer.clone(),
+        config.balance.resolve_interval.0,
+        cx.shutdown.clone(),
+    );
+    tokio::spawn(async move {
+        loop {
+            resolver.resolve().await;
+            tokio::select! {
+                () = stop.stopped() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+        }
+    });
     let service = OtlpServiceHandle {
-        service: service::OtlpService::new(&config.endpoint, headers, tls),
+        balancer,
         compression: config.compression,
         request: config.request.clone(),
         limiter: crate::request::RateLimiter::for_settings(&config.request),
@@ -66,7 +93,7 @@ pub fn build(config: &OtlpSinkConfig, cx: SinkContext) -> Result<Task, BuildErro
 
 #[derive(Clone)]
 struct OtlpServiceHandle {
-    service: service::OtlpService,
+    balancer: Arc<balance::Balancer>,
     compression: config::Compression,
     request: crate::request::RequestSettings,
     limiter: Option<Arc<crate::request::RateLimiter>>,
@@ -98,7 +125,7 @@ impl OtlpServiceHandle {
             &self.metrics,
             &self.shutdown,
             retry::classify,
-            || self.service.send(&req),
+            || self.balancer.send(&req),
         )
         .await;
         match result {

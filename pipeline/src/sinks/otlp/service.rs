@@ -3,17 +3,40 @@
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 
 use super::request_builder::OtlpRequest;
 use super::retry::{parse_retry_after, OtlpError};
 
+/// A "resolver" that always answers one address: each backend of a balanced sink connects to
+/// its own collector, while the URL keeps the DNS name (for `Host`, SNI and certificate checks).
+#[derive(Clone, Copy, Debug)]
+pub struct Pinned(pub std::net::SocketAddr);
+
+impl tower_service::Service<Name> for Pinned {
+    type Response = std::iter::Once<std::net::SocketAddr>;
+    type Error = std::io::Error;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _name: Name) -> Self::Future {
+        std::future::ready(Ok(std::iter::once(self.0)))
+    }
+}
+
 /// Plain HTTP, or HTTPS through rustls.
 #[derive(Clone)]
 enum Transport {
-    Plain(Client<HttpConnector, Full<Bytes>>),
-    Tls(Client<HttpsConnector<HttpConnector>, Full<Bytes>>),
+    Plain(Client<HttpConnector<Pinned>, Full<Bytes>>),
+    Tls(Client<HttpsConnector<HttpConnector<Pinned>>, Full<Bytes>>),
 }
 
 impl Transport {
@@ -36,13 +59,15 @@ pub struct OtlpService {
 }
 
 impl OtlpService {
-    /// A client for `endpoint`; `tls` for an `https://` endpoint (HTTP/2 or HTTP/1.1 by ALPN).
+    /// A client for `endpoint` connecting to `addr`; `tls` for an `https://` endpoint (HTTP/2
+    /// or HTTP/1.1 by ALPN).
     pub fn new(
         endpoint: &str,
+        addr: std::net::SocketAddr,
         headers: Vec<(http::HeaderName, http::HeaderValue)>,
         tls: Option<rustls::ClientConfig>,
     ) -> Self {
-        let mut connector = HttpConnector::new();
+        let mut connector = HttpConnector::new_with_resolver(Pinned(addr));
         connector.set_nodelay(true);
         connector.enforce_http(false);
         let builder = Client::builder(TokioExecutor::new())
