@@ -5,7 +5,9 @@
 //! wire bytes.
 //!
 //! `cargo bench --bench hop_e2e` (SEXTANT_BENCH_MIB sets the data size, default 256). Variants:
-//! zstd, gzip, and zstd with the agent's disk buffer on (fsync every second).
+//! zstd, gzip, zstd with the agent's disk buffer on (fsync at most every second), and zstd with
+//! the collector's sink on a disk buffer (its answers then wait for an fsync, not the sink);
+//! SEXTANT_BENCH_ONLY=<variant> runs one, SEXTANT_BENCH_SINK_EXTRA adds YAML to the agent's sink.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -63,15 +65,16 @@ fn spawn(role: &str, config: &Path) -> Child {
         .unwrap()
 }
 
-fn run(name: &str, compression: &str, disk: bool, mib: usize) {
+fn run(name: &str, compression: &str, disk: bool, collector_disk: bool, mib: usize) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("logs")).unwrap();
     let (bytes, lines) = write_lines(&dir.path().join("logs/app.log"), mib << 20);
     let (otlp, agent_admin, collector_admin) = (free_port(), free_port(), free_port());
     let buffer = if disk {
-        "queue: { disk: { max_bytes: 4GiB, fsync_interval: 1s } }"
+        "queue: { disk: { max_bytes: 4GiB, fsync_interval: 1s } }".to_owned()
     } else {
-        ""
+        // To try other sink settings: e.g. "batch: { max_bytes: 1MiB }".
+        std::env::var("SEXTANT_BENCH_SINK_EXTRA").unwrap_or_default()
     };
     let agent_cfg = dir.path().join("agent.yaml");
     std::fs::write(
@@ -86,8 +89,13 @@ fn run(name: &str, compression: &str, disk: bool, mib: usize) {
     std::fs::write(
         &collector_cfg,
         format!(
-            "data_dir: {d}/collector-data\nadmin: {{ address: \"127.0.0.1:{collector_admin}\" }}\ncollector:\n  sources:\n    otlp:\n      type: otlp\n      address: 127.0.0.1:{otlp}\n  sinks:\n    null:\n      type: blackhole\n      inputs: [otlp]\n",
-            d = dir.path().display()
+            "data_dir: {d}/collector-data\nadmin: {{ address: \"127.0.0.1:{collector_admin}\" }}\ncollector:\n  sources:\n    otlp:\n      type: otlp\n      address: 127.0.0.1:{otlp}\n  sinks:\n    null:\n      type: blackhole\n      inputs: [otlp]\n      {collector_buffer}\n",
+            d = dir.path().display(),
+            collector_buffer = if collector_disk {
+                "queue: { disk: { max_bytes: 4GiB } }"
+            } else {
+                ""
+            }
         ),
     )
     .unwrap();
@@ -147,7 +155,15 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(if benching { 256 } else { 2 });
-    run("zstd", "zstd", false, mib);
-    run("gzip", "gzip", false, mib);
-    run("zstd+disk_buffer", "zstd", true, mib);
+    let only = std::env::var("SEXTANT_BENCH_ONLY").unwrap_or_default();
+    for (name, compression, disk, collector_disk) in [
+        ("zstd", "zstd", false, false),
+        ("gzip", "gzip", false, false),
+        ("zstd+disk_buffer", "zstd", true, false),
+        ("zstd+collector_disk_buffer", "zstd", false, true),
+    ] {
+        if only.is_empty() || only == name {
+            run(name, compression, disk, collector_disk, mib);
+        }
+    }
 }
