@@ -130,3 +130,100 @@ async fn a_kill_9_of_the_agent_with_its_buffer_full_and_no_collector_loses_nothi
     agent.terminate(Duration::from_secs(10));
     collector.terminate(Duration::from_secs(10));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_buffer_is_counted_skipped_and_the_rest_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    let app_log = dir.path().join("logs/app.log");
+    let (otlp, agent_admin, collector_admin) = (free_port(), free_port(), free_port());
+    let out = dir.path().join("out");
+    let collector_cfg = collector_config(
+        dir.path(),
+        collector_admin,
+        otlp,
+        &format!(
+            "    files:\n      type: file\n      inputs: [otlp]\n      path: {}\n      max_file_bytes: 512MiB\n",
+            out.display()
+        ),
+    );
+    let agent_cfg = agent_config(
+        dir.path(),
+        agent_admin,
+        otlp,
+        &format!("{REQUEST}\n      {DISK}"),
+    );
+    let store = dir.path().join("agent-data/agent/app/checkpoints.json");
+
+    // No collector: every line goes to the agent's buffer, in many small records.
+    let mut agent = start_sextant("agent", &agent_cfg, &dir.path().join("a1.log"));
+    let mut size = 0;
+    for chunk in 0..40 {
+        size = append_lines(&app_log, chunk * 100..(chunk + 1) * 100);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert!(
+        eventually(Duration::from_secs(30), || committed_offset(&store) == size),
+        "the buffer has every line"
+    );
+    agent.terminate(Duration::from_secs(10));
+
+    // Damage: bytes flipped in the middle of the first segment, the last one cut short.
+    let buffer = dir.path().join("agent-data/agent/to_collector/buffer");
+    let mut segments: Vec<_> = std::fs::read_dir(&buffer)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg") && p.metadata().unwrap().len() > 0)
+        .collect();
+    segments.sort();
+    assert!(!segments.is_empty());
+    let first = &segments[0];
+    let mut bytes = std::fs::read(first).unwrap();
+    let middle = bytes.len() / 2;
+    for b in &mut bytes[middle..middle + 8] {
+        *b ^= 0xa5;
+    }
+    std::fs::write(first, &bytes).unwrap();
+    let last = segments.last().unwrap();
+    let len = last.metadata().unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(last)
+        .unwrap()
+        .set_len(len - 10)
+        .unwrap();
+
+    // The agent starts anyway and delivers everything it can still read, in order.
+    let mut agent = start_sextant("agent", &agent_cfg, &dir.path().join("a2.log"));
+    let mut collector = start_sextant("collector", &collector_cfg, &dir.path().join("c.log"));
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            metric(
+                agent_admin,
+                "sextant_component_errors_total",
+                &["error_type=\"buffer_corrupted\""],
+            ) >= 1.0
+                && metric(
+                    agent_admin,
+                    "sextant_component_errors_total",
+                    &["error_type=\"buffer_torn_tail\""],
+                ) >= 1.0
+        }),
+        "both kinds of damage are counted"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let got = delivered_lines(&out);
+    let index = |l: &String| -> usize { l.split(' ').nth(1).unwrap().parse().unwrap() };
+    let numbers: Vec<usize> = got.iter().map(index).collect();
+    assert!(
+        numbers.windows(2).all(|w| w[0] < w[1]),
+        "in order, none twice"
+    );
+    let missing = 4000 - numbers.len();
+    assert!(
+        missing > 0 && missing <= 600,
+        "only the damaged records are lost: {missing} lines missing"
+    );
+    agent.terminate(Duration::from_secs(10));
+    collector.terminate(Duration::from_secs(10));
+}
