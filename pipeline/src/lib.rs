@@ -6,6 +6,7 @@
 //! to [`topology::Graph`].
 
 pub mod ack;
+pub mod adaptive;
 pub mod admin;
 pub mod batch;
 pub mod batcher;

@@ -19,8 +19,11 @@ use crate::telemetry::ComponentMetrics;
 pub struct RequestSettings {
     /// One attempt's deadline.
     pub timeout: DurationValue,
-    /// Requests in flight at once.
+    /// Requests in flight at once (with `adaptive_concurrency`, the most it may grow to).
     pub concurrency: usize,
+    /// Let the number of attempts in flight follow the backend's latency and push-back (AIMD,
+    /// from 1 up to `concurrency`); see [`crate::adaptive`].
+    pub adaptive_concurrency: bool,
     /// First retry delay; doubles each attempt, with jitter.
     pub initial_backoff: DurationValue,
     /// Longest delay between attempts (a throttling hint may ask for more, up to 5 minutes).
@@ -37,10 +40,33 @@ impl Default for RequestSettings {
         Self {
             timeout: DurationValue(Duration::from_secs(30)),
             concurrency: 4,
+            adaptive_concurrency: false,
             initial_backoff: DurationValue(Duration::from_millis(200)),
             max_backoff: DurationValue(Duration::from_secs(30)),
             max_attempts: None,
             rate_limit_per_second: None,
+        }
+    }
+}
+
+/// What an attempt waits for before it starts: the rate limit and the adaptive concurrency limit
+/// of its sink, when configured.
+#[derive(Default)]
+pub struct RequestGate {
+    rate: Option<RateLimiter>,
+    adaptive: Option<crate::adaptive::AdaptiveConcurrency>,
+}
+
+impl RequestGate {
+    pub fn for_settings(settings: &RequestSettings, metrics: &ComponentMetrics) -> Self {
+        Self {
+            rate: RateLimiter::for_settings(settings).map(|r| RateLimiter {
+                interval: r.interval,
+                next: std::sync::Mutex::new(tokio::time::Instant::now()),
+            }),
+            adaptive: settings.adaptive_concurrency.then(|| {
+                crate::adaptive::AdaptiveConcurrency::new(settings.concurrency, metrics.clone())
+            }),
         }
     }
 }
@@ -119,7 +145,7 @@ pub fn backoff(settings: &RequestSettings, attempt: u32) -> Duration {
 /// a timeout is always transient.
 pub async fn call_with_retry<T, E, F, Fut>(
     settings: &RequestSettings,
-    limiter: Option<&RateLimiter>,
+    gate: &RequestGate,
     metrics: &ComponentMetrics,
     shutdown: &Shutdown,
     classify: impl Fn(&E) -> Retry,
@@ -133,12 +159,24 @@ where
     let mut attempt: u32 = 0;
     loop {
         attempt += 1;
-        if let Some(limiter) = limiter {
+        if let Some(limiter) = &gate.rate {
             tokio::select! {
                 () = limiter.acquire() => {}
                 () = shutdown.aborted() => return Err(CallError::Aborted),
             }
         }
+        let permit = match &gate.adaptive {
+            Some(adaptive) => tokio::select! {
+                p = adaptive.acquire() => Some(p),
+                () = shutdown.aborted() => return Err(CallError::Aborted),
+            },
+            None => None,
+        };
+        let settle = |outcome| {
+            if let Some(p) = permit {
+                p.finish(outcome);
+            }
+        };
         let started = Instant::now();
         let outcome = tokio::select! {
             r = tokio::time::timeout(settings.timeout.0, call()) => r,
@@ -147,16 +185,27 @@ where
         metrics
             .request_duration
             .observe(started.elapsed().as_secs_f64());
+        use crate::adaptive::Outcome;
         let (kind, hint, last) = match outcome {
-            Ok(Ok(v)) => return Ok(v),
+            Ok(Ok(v)) => {
+                settle(Outcome::Success);
+                return Ok(v);
+            }
             Ok(Err(e)) => match classify(&e) {
                 Retry::Permanent { kind } => {
+                    settle(Outcome::Neutral);
                     metrics.error(kind);
                     return Err(CallError::Permanent(e));
                 }
-                Retry::Transient { kind, after } => (kind, after, e.to_string()),
+                Retry::Transient { kind, after } => {
+                    settle(Outcome::BackPressure);
+                    (kind, after, e.to_string())
+                }
             },
-            Err(_elapsed) => ("timeout", None, "request timed out".to_owned()),
+            Err(_elapsed) => {
+                settle(Outcome::BackPressure);
+                ("timeout", None, "request timed out".to_owned())
+            }
         };
         metrics.error(kind);
         if settings.max_attempts.is_some_and(|max| attempt >= max) {
@@ -198,16 +247,16 @@ mod tests {
             rate_limit_per_second: Some(10.0),
             ..settings()
         };
-        let limiter = RateLimiter::for_settings(&s).unwrap();
         let m = ComponentMetrics::new("request_test_rate", "test");
+        let gate = std::sync::Arc::new(RequestGate::for_settings(&s, &m));
         let start = tokio::time::Instant::now();
         let tasks: Vec<_> = (0..20)
             .map(|_| {
-                let (limiter, m, s) = (limiter.clone(), m.clone(), s.clone());
+                let (gate, m, s) = (gate.clone(), m.clone(), s.clone());
                 tokio::spawn(async move {
                     call_with_retry(
                         &s,
-                        Some(&limiter),
+                        &gate,
                         &m,
                         &Shutdown::never(),
                         |_e: &String| Retry::Permanent { kind: "x" },
@@ -245,7 +294,7 @@ mod tests {
         let calls = AtomicU32::new(0);
         let r: Result<u32, CallError<String>> = call_with_retry(
             &settings(),
-            None,
+            &RequestGate::default(),
             &m,
             &Shutdown::never(),
             |_e: &String| Retry::Transient {
@@ -273,7 +322,7 @@ mod tests {
         let start = tokio::time::Instant::now();
         let _ = call_with_retry(
             &settings(),
-            None,
+            &RequestGate::default(),
             &m,
             &Shutdown::never(),
             |_e: &String| Retry::Transient {
@@ -298,7 +347,7 @@ mod tests {
         let calls = AtomicU32::new(0);
         let r: Result<(), _> = call_with_retry(
             &settings(),
-            None,
+            &RequestGate::default(),
             &m,
             &Shutdown::never(),
             |_e: &String| Retry::Permanent { kind: "http_400" },
@@ -317,7 +366,7 @@ mod tests {
         };
         let r: Result<(), CallError<String>> = call_with_retry(
             &s,
-            None,
+            &RequestGate::default(),
             &m,
             &Shutdown::never(),
             |_e: &String| Retry::Permanent { kind: "never" },

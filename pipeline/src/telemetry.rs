@@ -33,6 +33,7 @@ pub mod names {
     pub const CHECKPOINT_OFFSET_BYTES: &str = "sextant_checkpoint_committed_bytes_total";
     pub const OPEN_FILES: &str = "sextant_files_open";
     pub const BUFFER_BYTES: &str = "sextant_buffer_bytes";
+    pub const CONCURRENCY_LIMIT: &str = "sextant_component_concurrency_limit";
     pub const METADATA_MISSING_EVENTS: &str = "sextant_metadata_missing_events_total";
     pub const SKIPPED_BYTES: &str = "sextant_source_skipped_bytes_total";
     pub const COMPONENT_UP: &str = "sextant_component_up";
@@ -61,6 +62,7 @@ struct Families {
     metadata_missing: IntCounterVec,
     skipped_bytes: IntCounterVec,
     buffer_bytes: IntGaugeVec,
+    concurrency_limit: IntGaugeVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -213,6 +215,12 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
             "Events sent without metadata that should have been there (its API down or slow).",
             CL,
         ),
+        concurrency_limit: gauge(
+            &r,
+            names::CONCURRENCY_LIMIT,
+            "A sink's adaptive limit of requests in flight.",
+            CL,
+        ),
         buffer_bytes: gauge(
             &r,
             names::BUFFER_BYTES,
@@ -259,6 +267,8 @@ pub struct ComponentMetrics {
     pub metadata_missing_events: IntCounter,
     /// Bytes in this sink's disk buffer.
     pub buffer_bytes: IntGauge,
+    /// The adaptive concurrency limit of this sink's requests.
+    pub concurrency_limit: IntGauge,
     up: IntGauge,
 }
 
@@ -282,6 +292,7 @@ impl ComponentMetrics {
             open_files: f.open_files.with_label_values(&l),
             metadata_missing_events: f.metadata_missing.with_label_values(&l),
             buffer_bytes: f.buffer_bytes.with_label_values(&l),
+            concurrency_limit: f.concurrency_limit.with_label_values(&l),
             up: f.up.with_label_values(&l),
         }
     }

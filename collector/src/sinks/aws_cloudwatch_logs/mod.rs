@@ -28,7 +28,7 @@ use sextant_pipeline::component::{BuildError, SinkContext, Task};
 use sextant_pipeline::dead_letter::DeadLetter;
 use sextant_pipeline::driver;
 use sextant_pipeline::event::Events;
-use sextant_pipeline::request::{call_with_retry, CallError, RateLimiter, RequestSettings};
+use sextant_pipeline::request::{call_with_retry, CallError, RequestGate, RequestSettings};
 use sextant_pipeline::shutdown::Shutdown;
 use sextant_pipeline::telemetry::{ComponentMetrics, LogLimiter};
 
@@ -43,7 +43,7 @@ struct Sink {
     stream: Template,
     service: OnceCell<CloudWatchLogsService>,
     request: RequestSettings,
-    limiter: Option<Arc<RateLimiter>>,
+    gate: Arc<RequestGate>,
     metrics: ComponentMetrics,
     shutdown: Shutdown,
     refusals: LogLimiter,
@@ -59,7 +59,7 @@ pub fn build(config: &CloudWatchLogsConfig, cx: SinkContext) -> Result<Task, Bui
         stream,
         service: OnceCell::new(),
         request: config.request.clone(),
-        limiter: RateLimiter::for_settings(&config.request),
+        gate: Arc::new(RequestGate::for_settings(&config.request, &cx.metrics)),
         metrics: cx.metrics.clone(),
         shutdown: cx.shutdown.clone(),
         refusals: LogLimiter::default(),
@@ -153,7 +153,7 @@ impl Sink {
         let service = self.service().await;
         match call_with_retry(
             &self.request,
-            self.limiter.as_deref(),
+            &self.gate,
             &self.metrics,
             &self.shutdown,
             retry::classify,

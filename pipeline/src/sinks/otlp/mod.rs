@@ -73,7 +73,10 @@ pub fn build(config: &OtlpSinkConfig, cx: SinkContext) -> Result<Task, BuildErro
         balancer,
         compression: config.compression,
         request: config.request.clone(),
-        limiter: crate::request::RateLimiter::for_settings(&config.request),
+        gate: Arc::new(crate::request::RequestGate::for_settings(
+            &config.request,
+            &cx.metrics,
+        )),
         metrics: cx.metrics.clone(),
         shutdown: cx.shutdown.clone(),
         refusals: Arc::new(LogLimiter::default()),
@@ -96,7 +99,7 @@ struct OtlpServiceHandle {
     balancer: Arc<balance::Balancer>,
     compression: config::Compression,
     request: crate::request::RequestSettings,
-    limiter: Option<Arc<crate::request::RateLimiter>>,
+    gate: Arc<crate::request::RequestGate>,
     metrics: crate::telemetry::ComponentMetrics,
     shutdown: crate::shutdown::Shutdown,
     refusals: Arc<LogLimiter>,
@@ -121,7 +124,7 @@ impl OtlpServiceHandle {
         };
         let result = call_with_retry(
             &self.request,
-            self.limiter.as_deref(),
+            &self.gate,
             &self.metrics,
             &self.shutdown,
             retry::classify,
