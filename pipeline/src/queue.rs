@@ -119,9 +119,11 @@ impl<T: QueueItem> ByteQueue<T> {
     }
 
     fn enqueue(&self, item: T) {
+        // Counted before the item is visible, as its bytes were reserved before: a consumer
+        // that pops it at once must find it counted, or the counter would dip below zero.
         let events = item.queue_events();
-        self.items.push(item);
         let now_events = self.events.fetch_add(events, Ordering::AcqRel) + events;
+        self.items.push(item);
         self.metrics.set_depth(now_events, self.bytes());
         self.not_empty.notify_one();
     }
@@ -172,8 +174,14 @@ impl<T: QueueItem> ByteQueue<T> {
         let item = self.items.pop()?;
         let bytes = item.queue_bytes();
         let events = item.queue_events();
-        let now_bytes = self.bytes.fetch_sub(bytes, Ordering::AcqRel) - bytes;
-        let now_events = self.events.fetch_sub(events, Ordering::AcqRel) - events;
+        let now_bytes = self
+            .bytes
+            .fetch_sub(bytes, Ordering::AcqRel)
+            .saturating_sub(bytes);
+        let now_events = self
+            .events
+            .fetch_sub(events, Ordering::AcqRel)
+            .saturating_sub(events);
         self.metrics.set_depth(now_events, now_bytes);
         self.not_full.notify_waiters();
         Some(item)
@@ -323,5 +331,42 @@ mod tests {
         }
         assert_eq!(consumer.await.unwrap(), 4000);
         assert_eq!(q.bytes(), 0);
+    }
+
+    #[test]
+    fn counters_never_dip_below_zero_when_a_pop_races_its_push() {
+        // Consumers spinning on try_pop take items the instant they are pushed; the event
+        // counter must already include them (it once did not, and underflowed under load).
+        // More threads than cores, so a producer is often preempted between the two steps.
+        let q = queue(usize::MAX / 2, WhenFull::Block);
+        let (producers, consumers, per_producer) = (6, 3, 100_000);
+        let total = producers * per_producer;
+        let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let consumer_threads: Vec<_> = (0..consumers)
+            .map(|_| {
+                let (q, taken) = (q.clone(), taken.clone());
+                std::thread::spawn(move || {
+                    while taken.load(std::sync::atomic::Ordering::Relaxed) < total {
+                        if q.try_pop().is_some() {
+                            taken.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        let producer_threads: Vec<_> = (0..producers)
+            .map(|_| {
+                let q = q.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..per_producer {
+                        assert!(matches!(q.try_push(Item(1)), Pushed::Queued));
+                    }
+                })
+            })
+            .collect();
+        for t in producer_threads.into_iter().chain(consumer_threads) {
+            t.join().expect("no counter underflow or overflow");
+        }
+        assert_eq!((q.len(), q.bytes()), (0, 0));
     }
 }
