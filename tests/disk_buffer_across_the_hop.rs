@@ -61,9 +61,7 @@ async fn the_agent_checkpoints_once_the_collector_buffered_and_a_kill_9_of_the_c
     let _collector = start_sextant("collector", &collector_cfg, &dir.path().join("c2.log"));
     let _moto = start_moto(moto_port);
     let client = cwl_client(moto_port).await;
-    let expected: Vec<String> = (0..3000)
-        .map(|i| format!("line {i} across the hop"))
-        .collect();
+    let expected = expected_lines(0..3000);
     let got = wait_for_stream(&client, "/sextant/hop", "app", expected.len()).await;
     assert_eq!(got, expected, "every line, in order, exactly once");
     agent.terminate(Duration::from_secs(10));
@@ -76,15 +74,7 @@ async fn a_kill_9_of_the_agent_with_its_buffer_full_and_no_collector_loses_nothi
     let app_log = dir.path().join("logs/app.log");
     let (otlp, agent_admin, collector_admin) = (free_port(), free_port(), free_port());
     let out = dir.path().join("out");
-    let collector_cfg = collector_config(
-        dir.path(),
-        collector_admin,
-        otlp,
-        &format!(
-            "    files:\n      type: file\n      inputs: [otlp]\n      path: {}\n      max_file_bytes: 512MiB\n",
-            out.display()
-        ),
-    );
+    let collector_cfg = collector_config(dir.path(), collector_admin, otlp, &file_sink(&out));
     let agent_cfg = agent_config(
         dir.path(),
         agent_admin,
@@ -107,17 +97,8 @@ async fn a_kill_9_of_the_agent_with_its_buffer_full_and_no_collector_loses_nothi
     let mut agent = start_sextant("agent", &agent_cfg, &dir.path().join("a2.log"));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut collector = start_sextant("collector", &collector_cfg, &dir.path().join("c1.log"));
-    let expected: Vec<String> = (0..5000)
-        .map(|i| format!("line {i} across the hop"))
-        .collect();
-    assert!(
-        eventually(Duration::from_secs(60), || delivered_lines(&out).len()
-            >= expected.len()),
-        "only {} of {} lines arrived",
-        delivered_lines(&out).len(),
-        expected.len()
-    );
-    let got = delivered_lines(&out);
+    let expected = expected_lines(0..5000);
+    let got = wait_delivered(&out, expected.len());
     assert_eq!(got, expected, "every line once, in order");
     assert_eq!(
         metric(
@@ -138,15 +119,7 @@ async fn a_corrupted_buffer_is_counted_skipped_and_the_rest_delivered() {
     let app_log = dir.path().join("logs/app.log");
     let (otlp, agent_admin, collector_admin) = (free_port(), free_port(), free_port());
     let out = dir.path().join("out");
-    let collector_cfg = collector_config(
-        dir.path(),
-        collector_admin,
-        otlp,
-        &format!(
-            "    files:\n      type: file\n      inputs: [otlp]\n      path: {}\n      max_file_bytes: 512MiB\n",
-            out.display()
-        ),
-    );
+    let collector_cfg = collector_config(dir.path(), collector_admin, otlp, &file_sink(&out));
     let agent_cfg = agent_config(
         dir.path(),
         agent_admin,

@@ -10,13 +10,6 @@ use std::time::{Duration, Instant};
 use common::hop::*;
 use common::*;
 
-fn file_sink(out: &std::path::Path) -> String {
-    format!(
-        "    files:\n      type: file\n      inputs: [otlp]\n      path: {}\n      max_file_bytes: 512MiB\n      batch: {{ timeout: 50ms }}\n",
-        out.display()
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collector_stopped_for_a_minute_gets_every_line_in_order_once_it_returns() {
     let dir = tempfile::tempdir().unwrap();
@@ -73,17 +66,9 @@ async fn a_collector_stopped_for_a_minute_gets_every_line_in_order_once_it_retur
     );
     let _collector = start_sextant("collector", &collector_cfg, &dir.path().join("c2.log"));
     let written = writer.join().unwrap();
-    let expected: Vec<String> = (0..written)
-        .map(|i| format!("line {i} across the hop"))
-        .collect();
-    assert!(
-        eventually(Duration::from_secs(60), || delivered_lines(&out).len()
-            >= expected.len()),
-        "only {} of {} lines arrived",
-        delivered_lines(&out).len(),
-        expected.len()
-    );
-    assert_eq!(delivered_lines(&out), expected, "every line once, in order");
+    let expected = expected_lines(0..written);
+    let got = wait_delivered(&out, expected.len());
+    assert_eq!(got, expected, "every line once, in order");
     agent.terminate(Duration::from_secs(10));
 }
 
@@ -117,16 +102,8 @@ async fn a_collector_failing_half_the_time_and_sometimes_hanging_still_gets_ever
         append_lines(&app_log, chunk * 200..(chunk + 1) * 200);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let expected: Vec<String> = (0..4000)
-        .map(|i| format!("line {i} across the hop"))
-        .collect();
-    assert!(
-        eventually(Duration::from_secs(60), || delivered_lines(&out).len()
-            >= expected.len()),
-        "only {} of {} lines arrived",
-        delivered_lines(&out).len(),
-        expected.len()
-    );
+    let expected = expected_lines(0..4000);
+    wait_delivered(&out, expected.len());
     // At least once: a request the collector took but answered after the agent's timeout is
     // sent again, so whole batches may repeat; nothing may be missing.
     let got = delivered_lines(&out);

@@ -107,3 +107,26 @@ pub fn delivered_lines(out: &Path) -> Vec<String> {
     }
     lines
 }
+
+/// The lines `append_lines` wrote for `range`.
+pub fn expected_lines(range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("line {i} across the hop")).collect()
+}
+
+/// A collector `file` sink into `out`, flushing fast (the collector answers after it wrote).
+pub fn file_sink(out: &Path) -> String {
+    format!(
+        "    files:\n      type: file\n      inputs: [otlp]\n      path: {}\n      max_file_bytes: 512MiB\n      batch: {{ timeout: 50ms }}\n",
+        out.display()
+    )
+}
+
+/// Waits up to 60 s for at least `n` lines in the collector's output; what it holds then.
+pub fn wait_delivered(out: &Path, n: usize) -> Vec<String> {
+    let ok = super::eventually(std::time::Duration::from_secs(60), || {
+        delivered_lines(out).len() >= n
+    });
+    let got = delivered_lines(out);
+    assert!(ok, "only {} of {n} lines arrived", got.len());
+    got
+}

@@ -70,6 +70,25 @@ struct Segment {
     read_done: bool,
 }
 
+impl Segment {
+    /// Creates segment file `seq`, empty, to append to.
+    fn create(dir: &Path, seq: u64) -> io::Result<(File, Segment)> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(segment_path(dir, seq))?;
+        let segment = Segment {
+            seq,
+            size: 0,
+            sealed: false,
+            outstanding: VecDeque::new(),
+            acked_to: 0,
+            read_done: false,
+        };
+        Ok((file, segment))
+    }
+}
+
 #[derive(Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 struct Ledger {
     segment: u64,
@@ -156,18 +175,8 @@ impl Segments {
             total_bytes += size;
         }
         let next = live.back().map_or(ledger.segment, |s| s.seq + 1);
-        let writer = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(segment_path(dir, next))?;
-        live.push_back(Segment {
-            seq: next,
-            size: 0,
-            sealed: false,
-            outstanding: VecDeque::new(),
-            acked_to: 0,
-            read_done: false,
-        });
+        let (writer, active) = Segment::create(dir, next)?;
+        live.push_back(active);
         let (read_seq, read_offset) = live.front().map_or((next, 0), |s| (s.seq, s.acked_to));
         let mut s = Self {
             dir: dir.to_owned(),
@@ -245,18 +254,9 @@ impl Segments {
         self.writer.sync_data()?;
         active.size = self.writer.metadata()?.len();
         active.sealed = true;
-        self.writer = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(segment_path(&self.dir, next))?;
-        self.live.push_back(Segment {
-            seq: next,
-            size: 0,
-            sealed: false,
-            outstanding: VecDeque::new(),
-            acked_to: 0,
-            read_done: false,
-        });
+        let (writer, active) = Segment::create(&self.dir, next)?;
+        self.writer = writer;
+        self.live.push_back(active);
         self.dir_dirty = true;
         self.collect_garbage();
         Ok(())
