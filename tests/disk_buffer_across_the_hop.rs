@@ -13,15 +13,12 @@ use common::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_checkpoints_once_the_collector_buffered_and_a_kill_9_of_the_collector_loses_nothing(
 ) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
-    let app_log = dir.path().join("logs/app.log");
-    let (moto_port, otlp, agent_admin, collector_admin) =
-        (free_port(), free_port(), free_port(), free_port());
+    let hop = Hop::new();
+    let moto_port = free_port();
     let collector_cfg = collector_config(
-        dir.path(),
-        collector_admin,
-        otlp,
+        hop.dir.path(),
+        hop.collector_admin,
+        hop.otlp,
         &format!(
             r#"    cloudwatch:
       type: aws_cloudwatch_logs
@@ -34,14 +31,14 @@ async fn the_agent_checkpoints_once_the_collector_buffered_and_a_kill_9_of_the_c
       queue: {{ disk: {{ max_bytes: 64MiB, max_segment_bytes: 1MiB, fsync_interval: 100ms }} }}"#
         ),
     );
-    let agent_cfg = agent_config(dir.path(), agent_admin, otlp, REQUEST);
-    let store = dir.path().join("agent-data/agent/app/checkpoints.json");
-    let size = append_lines(&app_log, 0..3000);
+    let agent_cfg = hop.agent(hop.otlp, REQUEST);
+    let store = hop.store.clone();
+    let size = append_lines(&hop.app_log, 0..3000);
 
     // CloudWatch Logs is down the whole time the agent sends: the collector's disk buffer takes
     // the lines, and that is what lets the agent's checkpoint reach the end of the file.
-    let mut collector = start_sextant("collector", &collector_cfg, &dir.path().join("c1.log"));
-    let mut agent = start_sextant("agent", &agent_cfg, &dir.path().join("a1.log"));
+    let mut collector = start_sextant("collector", &collector_cfg, &hop.path("c1.log"));
+    let mut agent = start_sextant("agent", &agent_cfg, &hop.path("a1.log"));
     assert!(
         eventually(Duration::from_secs(30), || committed_offset(&store) == size),
         "the agent's checkpoint should reach {size} once the collector has the lines on disk, is {}",
@@ -49,7 +46,7 @@ async fn the_agent_checkpoints_once_the_collector_buffered_and_a_kill_9_of_the_c
     );
     assert!(
         metric(
-            collector_admin,
+            hop.collector_admin,
             "sextant_buffer_bytes",
             &["component=\"cloudwatch\""]
         ) > 0.0
@@ -58,7 +55,7 @@ async fn the_agent_checkpoints_once_the_collector_buffered_and_a_kill_9_of_the_c
     // kill -9 of the collector with everything in its buffer; it comes back, and so does
     // CloudWatch Logs: every line arrives, in order, once.
     collector.kill9();
-    let _collector = start_sextant("collector", &collector_cfg, &dir.path().join("c2.log"));
+    let _collector = start_sextant("collector", &collector_cfg, &hop.path("c2.log"));
     let _moto = start_moto(moto_port);
     let client = cwl_client(moto_port).await;
     let expected = expected_lines(0..3000);
@@ -69,23 +66,16 @@ async fn the_agent_checkpoints_once_the_collector_buffered_and_a_kill_9_of_the_c
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_9_of_the_agent_with_its_buffer_full_and_no_collector_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
-    let app_log = dir.path().join("logs/app.log");
-    let (otlp, agent_admin, collector_admin) = (free_port(), free_port(), free_port());
-    let out = dir.path().join("out");
-    let collector_cfg = collector_config(dir.path(), collector_admin, otlp, &file_sink(&out));
-    let agent_cfg = agent_config(
-        dir.path(),
-        agent_admin,
-        otlp,
-        &format!("{REQUEST}\n      {DISK}"),
-    );
-    let store = dir.path().join("agent-data/agent/app/checkpoints.json");
+    let hop = Hop::new();
+    let (app_log, out) = (hop.app_log.clone(), hop.out.clone());
+    let (otlp, agent_admin) = (hop.otlp, hop.agent_admin);
+    let collector_cfg = hop.collector_to_files();
+    let agent_cfg = hop.agent(otlp, &format!("{REQUEST}\n      {DISK}"));
+    let store = hop.store.clone();
     let size = append_lines(&app_log, 0..5000);
 
     // No collector: the agent's disk buffer takes the lines, and the checkpoint follows it.
-    let mut agent = start_sextant("agent", &agent_cfg, &dir.path().join("a1.log"));
+    let mut agent = start_sextant("agent", &agent_cfg, &hop.path("a1.log"));
     assert!(
         eventually(Duration::from_secs(30), || committed_offset(&store) == size),
         "checkpoint should reach {size} once the agent's buffer has the lines, is {}",
@@ -94,9 +84,9 @@ async fn a_kill_9_of_the_agent_with_its_buffer_full_and_no_collector_loses_nothi
     agent.kill9();
 
     // The agent comes back first, then the collector: the buffer is replayed, nothing lost.
-    let mut agent = start_sextant("agent", &agent_cfg, &dir.path().join("a2.log"));
+    let mut agent = start_sextant("agent", &agent_cfg, &hop.path("a2.log"));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut collector = start_sextant("collector", &collector_cfg, &dir.path().join("c1.log"));
+    let mut collector = start_sextant("collector", &collector_cfg, &hop.path("c1.log"));
     let expected = expected_lines(0..5000);
     let got = wait_delivered(&out, expected.len());
     assert_eq!(got, expected, "every line once, in order");
@@ -114,22 +104,15 @@ async fn a_kill_9_of_the_agent_with_its_buffer_full_and_no_collector_loses_nothi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupted_buffer_is_counted_skipped_and_the_rest_delivered() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
-    let app_log = dir.path().join("logs/app.log");
-    let (otlp, agent_admin, collector_admin) = (free_port(), free_port(), free_port());
-    let out = dir.path().join("out");
-    let collector_cfg = collector_config(dir.path(), collector_admin, otlp, &file_sink(&out));
-    let agent_cfg = agent_config(
-        dir.path(),
-        agent_admin,
-        otlp,
-        &format!("{REQUEST}\n      {DISK}"),
-    );
-    let store = dir.path().join("agent-data/agent/app/checkpoints.json");
+    let hop = Hop::new();
+    let (app_log, out) = (hop.app_log.clone(), hop.out.clone());
+    let (otlp, agent_admin) = (hop.otlp, hop.agent_admin);
+    let collector_cfg = hop.collector_to_files();
+    let agent_cfg = hop.agent(otlp, &format!("{REQUEST}\n      {DISK}"));
+    let store = hop.store.clone();
 
     // No collector: every line goes to the agent's buffer, in many small records.
-    let mut agent = start_sextant("agent", &agent_cfg, &dir.path().join("a1.log"));
+    let mut agent = start_sextant("agent", &agent_cfg, &hop.path("a1.log"));
     let mut size = 0;
     for chunk in 0..40 {
         size = append_lines(&app_log, chunk * 100..(chunk + 1) * 100);
@@ -142,7 +125,7 @@ async fn a_corrupted_buffer_is_counted_skipped_and_the_rest_delivered() {
     agent.terminate(Duration::from_secs(10));
 
     // Damage: bytes flipped in the middle of the first segment, the last one cut short.
-    let buffer = dir.path().join("agent-data/agent/to_collector/buffer");
+    let buffer = hop.path("agent-data/agent/to_collector/buffer");
     let mut segments: Vec<_> = std::fs::read_dir(&buffer)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -167,8 +150,8 @@ async fn a_corrupted_buffer_is_counted_skipped_and_the_rest_delivered() {
         .unwrap();
 
     // The agent starts anyway and delivers everything it can still read, in order.
-    let mut agent = start_sextant("agent", &agent_cfg, &dir.path().join("a2.log"));
-    let mut collector = start_sextant("collector", &collector_cfg, &dir.path().join("c.log"));
+    let mut agent = start_sextant("agent", &agent_cfg, &hop.path("a2.log"));
+    let mut collector = start_sextant("collector", &collector_cfg, &hop.path("c.log"));
     assert!(
         eventually(Duration::from_secs(30), || {
             metric(

@@ -12,22 +12,18 @@ use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collector_stopped_for_a_minute_gets_every_line_in_order_once_it_returns() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
-    let app_log = dir.path().join("logs/app.log");
-    let (otlp, agent_admin, collector_admin) = (free_port(), free_port(), free_port());
-    let out = dir.path().join("out");
-    let collector_cfg = collector_config(dir.path(), collector_admin, otlp, &file_sink(&out));
+    let hop = Hop::new();
+    let (app_log, out) = (hop.app_log.clone(), hop.out.clone());
+    let (otlp, agent_admin) = (hop.otlp, hop.agent_admin);
+    let collector_cfg = hop.collector_to_files();
     // One request at a time: with several in flight, batches retried after an outage may land
     // in any order (see the closing note of this test's issue).
-    let agent_cfg = agent_config(
-        dir.path(),
-        agent_admin,
+    let agent_cfg = hop.agent(
         otlp,
         "request: { timeout: 5s, initial_backoff: 100ms, max_backoff: 2s, concurrency: 1 }",
     );
-    let mut collector = start_sextant("collector", &collector_cfg, &dir.path().join("c1.log"));
-    let mut agent = start_sextant("agent", &agent_cfg, &dir.path().join("a1.log"));
+    let mut collector = start_sextant("collector", &collector_cfg, &hop.path("c1.log"));
+    let mut agent = start_sextant("agent", &agent_cfg, &hop.path("a1.log"));
 
     // A steady writer: 50 lines every 100 ms for 80 s, the collector gone for 60 s of it.
     let writer = {
@@ -64,7 +60,7 @@ async fn a_collector_stopped_for_a_minute_gets_every_line_in_order_once_it_retur
         ) > 0.0,
         "the agent's sink counts the failed attempts"
     );
-    let _collector = start_sextant("collector", &collector_cfg, &dir.path().join("c2.log"));
+    let _collector = start_sextant("collector", &collector_cfg, &hop.path("c2.log"));
     let written = writer.join().unwrap();
     let expected = expected_lines(0..written);
     let got = wait_delivered(&out, expected.len());
@@ -74,12 +70,10 @@ async fn a_collector_stopped_for_a_minute_gets_every_line_in_order_once_it_retur
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collector_failing_half_the_time_and_sometimes_hanging_still_gets_every_line() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
-    let app_log = dir.path().join("logs/app.log");
-    let (otlp, agent_admin, collector_admin) = (free_port(), free_port(), free_port());
-    let out = dir.path().join("out");
-    let collector_cfg = collector_config(dir.path(), collector_admin, otlp, &file_sink(&out));
+    let hop = Hop::new();
+    let (app_log, out) = (hop.app_log.clone(), hop.out.clone());
+    let (otlp, agent_admin) = (hop.otlp, hop.agent_admin);
+    let collector_cfg = hop.collector_to_files();
     // Every other request refused with 503, and one in seven hangs past the agent's 2 s timeout,
     // until the faults run out.
     let faults: Vec<Fault> = (0..60)
@@ -90,14 +84,12 @@ async fn a_collector_failing_half_the_time_and_sometimes_hanging_still_gets_ever
         })
         .collect();
     let proxy = FaultProxy::start(otlp, "POST /v1/logs", faults);
-    let agent_cfg = agent_config(
-        dir.path(),
-        agent_admin,
+    let agent_cfg = hop.agent(
         proxy.port,
         "request: { timeout: 2s, initial_backoff: 50ms, max_backoff: 200ms }",
     );
-    let _collector = start_sextant("collector", &collector_cfg, &dir.path().join("c.log"));
-    let mut agent = start_sextant("agent", &agent_cfg, &dir.path().join("a.log"));
+    let _collector = start_sextant("collector", &collector_cfg, &hop.path("c.log"));
+    let mut agent = start_sextant("agent", &agent_cfg, &hop.path("a.log"));
     for chunk in 0..20 {
         append_lines(&app_log, chunk * 200..(chunk + 1) * 200);
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -130,3 +130,51 @@ pub fn wait_delivered(out: &Path, n: usize) -> Vec<String> {
     assert!(ok, "only {} of {n} lines arrived", got.len());
     got
 }
+
+/// One hop's worth of test state: a temp dir with `logs/app.log`, a collector output dir, and
+/// the ports of the OTLP receiver and both admin listeners.
+pub struct Hop {
+    pub dir: tempfile::TempDir,
+    pub app_log: PathBuf,
+    pub out: PathBuf,
+    pub otlp: u16,
+    pub agent_admin: u16,
+    pub collector_admin: u16,
+    /// The agent file source's checkpoint store.
+    pub store: PathBuf,
+}
+
+impl Hop {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+        Self {
+            app_log: dir.path().join("logs/app.log"),
+            out: dir.path().join("out"),
+            store: dir.path().join("agent-data/agent/app/checkpoints.json"),
+            otlp: super::free_port(),
+            agent_admin: super::free_port(),
+            collector_admin: super::free_port(),
+            dir,
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A collector writing what it receives into `out`.
+    pub fn collector_to_files(&self) -> PathBuf {
+        collector_config(
+            self.dir.path(),
+            self.collector_admin,
+            self.otlp,
+            &file_sink(&self.out),
+        )
+    }
+
+    /// An agent sending to `port` (the collector's, or a proxy's), `extra` in its sink.
+    pub fn agent(&self, port: u16, extra: &str) -> PathBuf {
+        agent_config(self.dir.path(), self.agent_admin, port, extra)
+    }
+}
