@@ -27,6 +27,9 @@ pub struct Config {
     /// after restart).
     #[serde(default = "default_drain_deadline")]
     pub drain_deadline: DurationValue,
+    /// The process's memory budget (see `sextant_pipeline::memory`).
+    #[serde(default)]
+    pub memory: sextant_pipeline::memory::MemorySettings,
     pub agent: Option<AgentGraph>,
     pub collector: Option<CollectorGraph>,
 }

@@ -243,10 +243,16 @@ async fn next_signal(watch: Option<&Path>, last_mtime: &mut Option<SystemTime>) 
 async fn run(cli: &Cli, config: Config) -> anyhow::Result<()> {
     let health = Health::default();
     let (admin_trigger, admin_shutdown) = ShutdownTrigger::new();
+    let memory_shutdown = admin_shutdown.clone();
     let admin_addr = admin::start(&config.admin, health.clone(), admin_shutdown)
         .await
         .with_context(|| format!("admin listener on {}", config.admin.address))?;
     let data_dir = config.data_dir.clone();
+    // Stops with the admin listener, after everything else.
+    tokio::spawn(sextant_pipeline::memory::watch(
+        config.memory.clone(),
+        memory_shutdown,
+    ));
     let mut process = Process::start(cli.command, cli.config.clone(), config, &health).await?;
     tracing::info!(
         admin = %format!("http://{admin_addr}"),

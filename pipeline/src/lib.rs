@@ -19,6 +19,7 @@ pub mod event;
 pub mod fanout;
 pub mod http;
 pub mod logging;
+pub mod memory;
 pub mod queue;
 pub mod request;
 pub mod shutdown;

@@ -500,8 +500,12 @@ impl Tailer {
         }
     }
 
-    /// One turn over every open file; true if anything was read.
+    /// One turn over every open file; true if anything was read. Nothing is read while memory
+    /// is above its soft limit: lines wait on disk.
     fn read_round(&mut self) -> bool {
+        if crate::memory::over_soft_limit() {
+            return false;
+        }
         let mut any = false;
         for i in 0..self.files.len() {
             match self.read_file(i) {

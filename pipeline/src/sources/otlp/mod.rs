@@ -115,6 +115,16 @@ impl Receiver {
         if req.method() != Method::POST {
             return http::response(405, "text/plain", "use POST");
         }
+        if crate::memory::over_soft_limit() {
+            // The sender keeps the data and comes back; sinks drain meanwhile.
+            self.metrics.error("memory_pressure");
+            let mut r = http::response(503, "text/plain", "memory above its soft limit; retry");
+            r.headers_mut().insert(
+                hyper::header::RETRY_AFTER,
+                hyper::header::HeaderValue::from_static("1"),
+            );
+            return r;
+        }
         let ctype = req
             .headers()
             .get(hyper::header::CONTENT_TYPE)
