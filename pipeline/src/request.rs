@@ -60,10 +60,7 @@ pub struct RequestGate {
 impl RequestGate {
     pub fn for_settings(settings: &RequestSettings, metrics: &ComponentMetrics) -> Self {
         Self {
-            rate: RateLimiter::for_settings(settings).map(|r| RateLimiter {
-                interval: r.interval,
-                next: std::sync::Mutex::new(tokio::time::Instant::now()),
-            }),
+            rate: RateLimiter::for_settings(settings),
             adaptive: settings.adaptive_concurrency.then(|| {
                 crate::adaptive::AdaptiveConcurrency::new(settings.concurrency, metrics.clone())
             }),
@@ -80,14 +77,14 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     /// A limiter for `settings`, if they ask for one.
-    pub fn for_settings(settings: &RequestSettings) -> Option<std::sync::Arc<RateLimiter>> {
+    pub fn for_settings(settings: &RequestSettings) -> Option<RateLimiter> {
         let rate = settings
             .rate_limit_per_second
             .filter(|r| *r > 0.0 && r.is_finite())?;
-        Some(std::sync::Arc::new(RateLimiter {
+        Some(RateLimiter {
             interval: Duration::from_secs_f64(1.0 / rate),
             next: std::sync::Mutex::new(tokio::time::Instant::now()),
-        }))
+        })
     }
 
     /// Waits for this request's turn.

@@ -213,11 +213,15 @@ async fn write_batch(
     let n = events.len() as u32;
     let payload = codec::encode(events);
     loop {
-        let appended = shared.segments().append(&payload, n);
+        let (appended, total) = {
+            let mut segments = shared.segments();
+            let appended = segments.append(&payload, n);
+            (appended, segments.total_bytes())
+        };
         match appended {
             Ok(Ok(())) => {
                 pending.push(acks);
-                shared.update_gauge(shared.segments().total_bytes());
+                shared.update_gauge(total);
                 shared.readable.notify_one();
                 return;
             }
