@@ -11,6 +11,7 @@ use sextant_pipeline::sources::{file::FileSourceConfig, otlp::OtlpSourceConfig};
 use sextant_pipeline::topology::Graph;
 
 use crate::sinks::aws_cloudwatch_logs::CloudWatchLogsConfig;
+use crate::sinks::aws_cloudwatch_metrics::CloudWatchMetricsConfig;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -25,6 +26,7 @@ pub enum CollectorSource {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CollectorSink {
     AwsCloudwatchLogs(CloudWatchLogsConfig),
+    AwsCloudwatchMetrics(CloudWatchMetricsConfig),
     Otlp(OtlpSinkConfig),
     File(FileSinkConfig),
     Console(ConsoleSinkConfig),
@@ -44,6 +46,7 @@ impl AsSink for CollectorSink {
     fn sink(&self) -> &dyn SinkConfig {
         match self {
             CollectorSink::AwsCloudwatchLogs(c) => c,
+            CollectorSink::AwsCloudwatchMetrics(c) => c,
             CollectorSink::Otlp(c) => c,
             CollectorSink::File(c) => c,
             CollectorSink::Console(c) => c,

@@ -181,7 +181,8 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 /// What the fault proxy does with the next matching request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
-    /// Answer 400 with an AWS JSON `ThrottlingException`.
+    /// Answer 400 with a throttling error: `ThrottlingException` in AWS JSON, or `Throttling` in
+    /// XML to a query-protocol (form-encoded) request.
     Throttle,
     /// Answer 503 with an empty body.
     Unavailable,
@@ -266,6 +267,11 @@ fn serve_connection(
         if let Some(fault) = fault {
             injected.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             match fault {
+                // AWS query-protocol APIs (form bodies, like CloudWatch's) answer errors in XML.
+                Fault::Throttle if head.to_ascii_lowercase().contains("x-www-form-urlencoded") => {
+                    let body = "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>1</RequestId></ErrorResponse>";
+                    write!(conn, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}", body.len())?;
+                }
                 Fault::Throttle => {
                     let body = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
                     write!(conn, "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\nx-amzn-ErrorType: ThrottlingException\r\nContent-Length: {}\r\n\r\n{body}", body.len())?;

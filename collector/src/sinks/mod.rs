@@ -2,3 +2,4 @@
 
 pub mod aws;
 pub mod aws_cloudwatch_logs;
+pub mod aws_cloudwatch_metrics;

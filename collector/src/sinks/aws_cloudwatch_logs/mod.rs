@@ -37,7 +37,9 @@ use request_builder::{Builder, PutRequest, StreamKey};
 use service::CloudWatchLogsService;
 use template::Template;
 
-struct Sink {
+/// Writes log events to CloudWatch Logs; the sink's whole job, also used by the metrics sink's
+/// EMF mode.
+pub(crate) struct Writer {
     config: CloudWatchLogsConfig,
     group: Template,
     stream: Template,
@@ -51,24 +53,7 @@ struct Sink {
 }
 
 pub fn build(config: &CloudWatchLogsConfig, cx: SinkContext) -> Result<Task, BuildError> {
-    config.validate(&cx.name)?;
-    let (group, stream) = config.templates(&cx.name)?;
-    let sink = Arc::new(Sink {
-        config: config.clone(),
-        group,
-        stream,
-        service: OnceCell::new(),
-        request: config.request.clone(),
-        gate: Arc::new(RequestGate::for_settings(&config.request, &cx.metrics)),
-        metrics: cx.metrics.clone(),
-        shutdown: cx.shutdown.clone(),
-        refusals: LogLimiter::default(),
-        dead_letter: config
-            .dead_letter
-            .as_ref()
-            .map(|d| DeadLetter::open(d, cx.metrics.clone()))
-            .transpose()?,
-    });
+    let sink = Writer::new(config, &cx)?;
     // One batch at a time keeps each stream's requests in order; streams run in parallel inside.
     Ok(Box::pin(driver::drive(
         cx,
@@ -81,7 +66,31 @@ pub fn build(config: &CloudWatchLogsConfig, cx: SinkContext) -> Result<Task, Bui
     )))
 }
 
-impl Sink {
+impl Writer {
+    pub(crate) fn new(
+        config: &CloudWatchLogsConfig,
+        cx: &SinkContext,
+    ) -> Result<Arc<Self>, BuildError> {
+        config.validate(&cx.name)?;
+        let (group, stream) = config.templates(&cx.name)?;
+        Ok(Arc::new(Writer {
+            config: config.clone(),
+            group,
+            stream,
+            service: OnceCell::new(),
+            request: config.request.clone(),
+            gate: Arc::new(RequestGate::for_settings(&config.request, &cx.metrics)),
+            metrics: cx.metrics.clone(),
+            shutdown: cx.shutdown.clone(),
+            refusals: LogLimiter::default(),
+            dead_letter: config
+                .dead_letter
+                .as_ref()
+                .map(|d| DeadLetter::open(d, cx.metrics.clone()))
+                .transpose()?,
+        }))
+    }
+
     async fn service(&self) -> &CloudWatchLogsService {
         self.service
             .get_or_init(|| {
@@ -94,7 +103,7 @@ impl Sink {
             .await
     }
 
-    async fn process(self: Arc<Self>, events: Events) -> AckStatus {
+    pub(crate) async fn process(self: Arc<Self>, events: Events) -> AckStatus {
         let Events::Logs(logs) = events else {
             self.metrics.dropped("not_logs", events.len() as u64);
             return AckStatus::Rejected;
