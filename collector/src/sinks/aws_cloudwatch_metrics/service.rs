@@ -25,47 +25,12 @@ impl CloudWatchMetricsService {
         }
     }
 
-    fn datum(&self, d: &Datum) -> MetricDatum {
-        let dimensions = d
-            .dimensions
-            .iter()
-            .map(|(name, value)| {
-                Dimension::builder()
-                    .name(name.as_str())
-                    .value(value.as_str())
-                    .build()
-            })
-            .collect();
-        let builder = MetricDatum::builder()
-            .metric_name(d.name.as_str())
-            .set_dimensions(Some(dimensions))
-            .timestamp(DateTime::from_millis(d.timestamp_ms))
-            .unit(StandardUnit::from(d.unit))
-            .storage_resolution(self.storage_resolution);
-        match &d.value {
-            DatumValue::Single(v) => builder.value(*v),
-            DatumValue::Distribution { values, counts } => builder
-                .set_values(Some(values.clone()))
-                .set_counts(Some(counts.clone())),
-            DatumValue::Statistics {
-                count,
-                sum,
-                min,
-                max,
-            } => builder.statistic_values(
-                StatisticSet::builder()
-                    .sample_count(*count)
-                    .sum(*sum)
-                    .minimum(*min)
-                    .maximum(*max)
-                    .build(),
-            ),
-        }
-        .build()
-    }
-
     pub async fn put(&self, request: &PutRequest) -> Result<(), AwsError> {
-        let datums = request.datums.iter().map(|d| self.datum(d)).collect();
+        let datums = request
+            .datums
+            .iter()
+            .map(|d| sdk_datum(d, self.storage_resolution))
+            .collect();
         self.client
             .put_metric_data()
             .namespace(&self.namespace)
@@ -75,4 +40,44 @@ impl CloudWatchMetricsService {
             .map(|_| ())
             .map_err(|e| AwsError::from_sdk(&e))
     }
+}
+
+/// A datum as the SDK's type.
+pub fn sdk_datum(d: &Datum, storage_resolution: i32) -> MetricDatum {
+    let dimensions = d
+        .dimensions
+        .iter()
+        .map(|(name, value)| {
+            Dimension::builder()
+                .name(name.as_str())
+                .value(value.as_str())
+                .build()
+        })
+        .collect();
+    let builder = MetricDatum::builder()
+        .metric_name(d.name.as_str())
+        .set_dimensions(Some(dimensions))
+        .timestamp(DateTime::from_millis(d.timestamp_ms))
+        .unit(StandardUnit::from(d.unit))
+        .storage_resolution(storage_resolution);
+    match &d.value {
+        DatumValue::Single(v) => builder.value(*v),
+        DatumValue::Distribution { values, counts } => builder
+            .set_values(Some(values.clone()))
+            .set_counts(Some(counts.clone())),
+        DatumValue::Statistics {
+            count,
+            sum,
+            min,
+            max,
+        } => builder.statistic_values(
+            StatisticSet::builder()
+                .sample_count(*count)
+                .sum(*sum)
+                .minimum(*min)
+                .maximum(*max)
+                .build(),
+        ),
+    }
+    .build()
 }
