@@ -73,17 +73,7 @@ fn counter(start: u64, time: u64, value: f64) -> ProtoMetric {
 }
 
 fn post(port: u16, body: Vec<u8>) -> u16 {
-    use std::io::{Read, Write};
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(conn, "POST /v1/metrics HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).unwrap();
-    conn.write_all(&body).unwrap();
-    let mut answer = String::new();
-    conn.read_to_string(&mut answer).unwrap();
-    answer
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
+    post_otlp(port, "/v1/metrics", &body)
 }
 
 async fn cloudwatch(port: u16) -> aws_sdk_cloudwatch::Client {

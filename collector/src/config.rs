@@ -12,6 +12,7 @@ use sextant_pipeline::topology::Graph;
 
 use crate::sinks::aws_cloudwatch_logs::CloudWatchLogsConfig;
 use crate::sinks::aws_cloudwatch_metrics::CloudWatchMetricsConfig;
+use crate::sinks::aws_xray::XRayConfig;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -27,6 +28,7 @@ pub enum CollectorSource {
 pub enum CollectorSink {
     AwsCloudwatchLogs(CloudWatchLogsConfig),
     AwsCloudwatchMetrics(CloudWatchMetricsConfig),
+    AwsXray(XRayConfig),
     Otlp(OtlpSinkConfig),
     File(FileSinkConfig),
     Console(ConsoleSinkConfig),
@@ -47,6 +49,7 @@ impl AsSink for CollectorSink {
         match self {
             CollectorSink::AwsCloudwatchLogs(c) => c,
             CollectorSink::AwsCloudwatchMetrics(c) => c,
+            CollectorSink::AwsXray(c) => c,
             CollectorSink::Otlp(c) => c,
             CollectorSink::File(c) => c,
             CollectorSink::Console(c) => c,

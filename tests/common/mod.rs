@@ -192,6 +192,9 @@ pub enum Fault {
     Hang(Duration),
     /// Forward this one unchanged (to interleave faults with successes).
     Pass,
+    /// Forward it, then answer as X-Ray does when it leaves a document unprocessed: the first
+    /// document of the request listed in `UnprocessedTraceSegments` (the server did store it).
+    Unprocessed,
 }
 
 /// A fault-injecting HTTP/1.1 proxy in front of a real server, for the failures the test servers
@@ -249,6 +252,18 @@ fn read_request(conn: &mut std::net::TcpStream) -> std::io::Result<Option<(Strin
     Ok(Some((head, body)))
 }
 
+/// Sends one request upstream on its own connection; the whole response.
+fn forward(head: &str, body: &[u8], upstream: u16) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut up = std::net::TcpStream::connect(("127.0.0.1", upstream))?;
+    let head = head.replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n");
+    up.write_all(head.as_bytes())?;
+    up.write_all(body)?;
+    let mut response = Vec::new();
+    up.read_to_end(&mut response)?;
+    Ok(response)
+}
+
 fn serve_connection(
     mut conn: std::net::TcpStream,
     upstream: u16,
@@ -256,7 +271,6 @@ fn serve_connection(
     faults: &std::sync::Mutex<std::collections::VecDeque<Fault>>,
     injected: &std::sync::atomic::AtomicUsize,
 ) -> std::io::Result<()> {
-    use std::io::Read;
     while let Some((head, body)) = read_request(&mut conn)? {
         let fault = if head.contains(match_header) {
             faults.lock().unwrap().pop_front()
@@ -292,17 +306,22 @@ fn serve_connection(
                     std::thread::sleep(d);
                     return Ok(());
                 }
+                Fault::Unprocessed => {
+                    forward(&head, &body, upstream)?;
+                    let request: serde_json::Value =
+                        serde_json::from_slice(&body).unwrap_or_default();
+                    let first: serde_json::Value = request["TraceSegmentDocuments"][0]
+                        .as_str()
+                        .and_then(|d| serde_json::from_str(d).ok())
+                        .unwrap_or_default();
+                    let answer = serde_json::json!({"UnprocessedTraceSegments": [{"Id": first["id"], "ErrorCode": "ThrottledException", "Message": "injected by the test"}]}).to_string();
+                    write!(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}", answer.len())?;
+                }
                 Fault::Pass => {}
             }
             continue;
         }
-        // Forward unchanged, one upstream connection per request.
-        let mut up = std::net::TcpStream::connect(("127.0.0.1", upstream))?;
-        let head = head.replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n");
-        up.write_all(head.as_bytes())?;
-        up.write_all(&body)?;
-        let mut response = Vec::new();
-        up.read_to_end(&mut response)?;
+        let response = forward(&head, &body, upstream)?;
         conn.write_all(&response)?;
         // The upstream answered "Connection: close" or similar: let the client reconnect.
         return Ok(());
@@ -368,4 +387,19 @@ pub async fn wait_for_stream(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     got
+}
+
+/// POSTs an OTLP/HTTP protobuf body to `path` (`/v1/metrics`, `/v1/traces`); the status code.
+pub fn post_otlp(port: u16, path: &str, body: &[u8]) -> u16 {
+    use std::io::Read;
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(conn, "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).unwrap();
+    conn.write_all(body).unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
 }

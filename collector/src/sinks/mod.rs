@@ -3,3 +3,4 @@
 pub mod aws;
 pub mod aws_cloudwatch_logs;
 pub mod aws_cloudwatch_metrics;
+pub mod aws_xray;

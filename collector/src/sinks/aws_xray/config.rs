@@ -1,0 +1,55 @@
+//! `type: aws_xray` settings.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use sextant_pipeline::batcher::BatchSettings;
+use sextant_pipeline::component::{BuildError, QueueSettings};
+use sextant_pipeline::config::units::{ByteSizeValue, DurationValue};
+use sextant_pipeline::request::RequestSettings;
+
+use crate::sinks::aws::AwsSettings;
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct XRayConfig {
+    pub inputs: Vec<String>,
+    /// Span attributes published as annotations (indexed, searchable in filter expressions);
+    /// the other attributes become metadata.
+    #[serde(default)]
+    pub indexed_attributes: Vec<String>,
+    /// Publish every span attribute of an annotation type as an annotation (up to 50 a document).
+    #[serde(default)]
+    pub index_all_attributes: bool,
+    #[serde(default)]
+    pub aws: AwsSettings,
+    #[serde(default = "default_batch")]
+    pub batch: BatchSettings,
+    #[serde(default)]
+    pub request: RequestSettings,
+    #[serde(default)]
+    pub queue: QueueSettings,
+}
+
+fn default_batch() -> BatchSettings {
+    BatchSettings {
+        max_events: 5_000,
+        max_bytes: ByteSizeValue(4 * 1024 * 1024),
+        timeout: DurationValue(Duration::from_secs(1)),
+    }
+}
+
+impl XRayConfig {
+    pub fn validate(&self, name: &str) -> Result<(), BuildError> {
+        if self.index_all_attributes && !self.indexed_attributes.is_empty() {
+            return Err(BuildError::invalid(
+                name,
+                "give indexed_attributes or index_all_attributes, not both",
+            ));
+        }
+        Ok(())
+    }
+}
+
+sextant_pipeline::sink_config!(XRayConfig, "aws_xray", super::build, XRayConfig::validate);

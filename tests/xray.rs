@@ -1,0 +1,281 @@
+//! The `aws_xray` sink end to end: OTLP spans into a real `sextant collector`, PutTraceSegments
+//! into moto through a fault-injecting proxy (a stand-in from the test crate: throttling, a 503,
+//! a timeout, and a document left unprocessed), read back with the AWS SDK's BatchGetTraces.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test loudly
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, ResourceSpans, ScopeSpans, Span};
+use prost::Message;
+
+use common::*;
+
+fn kv(k: &str, v: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: k.into(),
+        value: Some(AnyValue { value: Some(v) }),
+        ..Default::default()
+    }
+}
+
+fn s(v: &str) -> any_value::Value {
+    any_value::Value::StringValue(v.into())
+}
+
+/// Trace `t` (a W3C random id: no timestamp in its first bytes): a server span and two clients.
+fn trace(t: u8, now: u64) -> Vec<Span> {
+    let trace_id = vec![
+        0xa0 + t,
+        0xf9,
+        0x2f,
+        0x35,
+        0x77,
+        0xb3,
+        0x4d,
+        0xa6,
+        0xa3,
+        0xce,
+        0x92,
+        0x9d,
+        0x0e,
+        0x0e,
+        0x47,
+        t,
+    ];
+    let id = |n: u8| vec![t, 0, 0, 0, 0, 0, 0, n];
+    let base = |n: u8, parent: Option<u8>, kind: SpanKind, attributes: Vec<KeyValue>| Span {
+        trace_id: trace_id.clone(),
+        span_id: id(n),
+        parent_span_id: parent.map(id).unwrap_or_default(),
+        name: format!("span {n}"),
+        kind: kind as i32,
+        start_time_unix_nano: now + u64::from(n) * 1_000_000,
+        end_time_unix_nano: now + 50_000_000,
+        attributes,
+        ..Default::default()
+    };
+    vec![
+        base(
+            1,
+            None,
+            SpanKind::Server,
+            vec![
+                kv("http.request.method", s("GET")),
+                kv("http.response.status_code", any_value::Value::IntValue(200)),
+                kv("customer", s("c-1")),
+            ],
+        ),
+        base(
+            2,
+            Some(1),
+            SpanKind::Client,
+            vec![
+                kv("rpc.system", s("aws-api")),
+                kv("rpc.service", s("DynamoDB")),
+                kv("rpc.method", s("GetItem")),
+            ],
+        ),
+        base(
+            3,
+            Some(1),
+            SpanKind::Client,
+            vec![
+                kv("peer.service", s("payments")),
+                kv("http.response.status_code", any_value::Value::IntValue(503)),
+            ],
+        ),
+    ]
+}
+
+fn request(spans: Vec<Span>) -> Vec<u8> {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", s("checkout"))],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            schema_url: String::new(),
+        }],
+    }
+    .encode_to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_reach_xray_as_segments_through_faults_and_unprocessed_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let moto_port = free_port();
+    let _moto = start_moto(moto_port);
+    let proxy = FaultProxy::start(
+        moto_port,
+        "xray/aws4_request",
+        vec![
+            Fault::Throttle,
+            Fault::Unavailable,
+            Fault::Hang(Duration::from_secs(3)),
+            Fault::Unprocessed,
+        ],
+    );
+    let (admin, otlp) = (free_port(), free_port());
+    let cfg = dir.path().join("collector.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+data_dir: {d}/data
+admin: {{ address: "127.0.0.1:{admin}" }}
+collector:
+  sources:
+    otlp:
+      type: otlp
+      address: "127.0.0.1:{otlp}"
+  sinks:
+    xray:
+      type: aws_xray
+      inputs: [otlp]
+      indexed_attributes: [customer]
+      aws: {{ region: us-east-1, endpoint: "http://127.0.0.1:{proxy}" }}
+      batch: {{ timeout: 200ms }}
+      request: {{ timeout: 1s, initial_backoff: 50ms, max_backoff: 200ms, concurrency: 1 }}
+"#,
+            d = dir.path().display(),
+            proxy = proxy.port
+        ),
+    )
+    .unwrap();
+    let mut collector = start_sextant("collector", &cfg, &dir.path().join("collector.log"));
+    wait_http_ok(
+        &format!("http://127.0.0.1:{admin}/readyz"),
+        Duration::from_secs(20),
+    );
+
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    // 20 traces of 3 spans: 60 documents, two requests (50 + 10).
+    let spans: Vec<Span> = (0..20).flat_map(|t| trace(t, now)).collect();
+    // And a segment "from the daemon" that moto will never take (no end_time): given up after
+    // five rounds and counted, without holding the rest.
+    let broken = Span {
+        trace_id: vec![0xee; 16],
+        span_id: vec![0xee; 8],
+        name: "legacy".into(),
+        start_time_unix_nano: now,
+        end_time_unix_nano: now,
+        attributes: vec![kv(
+            "aws.xray.raw_segment",
+            s(
+                r#"{"name":"legacy","id":"eeeeeeeeeeeeeeee","trace_id":"1-eeeeeeee-eeeeeeeeeeeeeeeeeeeeeeee","start_time":1}"#,
+            ),
+        )],
+        ..Default::default()
+    };
+    assert_eq!(post_otlp(otlp, "/v1/traces", &request(spans)), 200);
+    assert_eq!(post_otlp(otlp, "/v1/traces", &request(vec![broken])), 200);
+
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(format!("http://127.0.0.1:{moto_port}"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "testing", "testing", None, None, "static",
+        ))
+        .load()
+        .await;
+    let client = aws_sdk_xray::Client::new(&config);
+    let ids: Vec<String> = (0..20u8)
+        .map(|t| format!("1-{:02x}f92f35-77b34da6a3ce929d0e0e47{t:02x}", 0xa0 + t))
+        .collect();
+    let mut documents: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    for _ in 0..300 {
+        documents.clear();
+        for chunk in ids.chunks(5) {
+            let r = client
+                .batch_get_traces()
+                .set_trace_ids(Some(chunk.to_vec()))
+                .send()
+                .await
+                .unwrap();
+            for t in r.traces() {
+                for seg in t.segments() {
+                    let doc: serde_json::Value =
+                        serde_json::from_str(seg.document().unwrap()).unwrap();
+                    documents.insert(doc["id"].as_str().unwrap().to_string(), doc);
+                }
+            }
+        }
+        if documents.len() == 60 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(documents.len(), 60, "every span, once per id");
+    let server = &documents["0500000000000001"];
+    assert_eq!(server["name"], "checkout");
+    assert_eq!(server["trace_id"], "1-a5f92f35-77b34da6a3ce929d0e0e4705");
+    assert_eq!(server["annotations"]["customer"], "c-1");
+    assert_eq!(server["http"]["response"]["status"], 200);
+    let dynamo = &documents["0500000000000002"];
+    assert_eq!(
+        (
+            dynamo["type"].as_str(),
+            dynamo["namespace"].as_str(),
+            dynamo["name"].as_str()
+        ),
+        (Some("subsegment"), Some("aws"), Some("DynamoDB"))
+    );
+    assert_eq!(dynamo["parent_id"], "0500000000000001");
+    let payments = &documents["0500000000000003"];
+    assert_eq!(
+        (payments["name"].as_str(), payments["fault"].as_bool()),
+        (Some("payments"), Some(true))
+    );
+    assert_eq!(
+        proxy.injected.load(std::sync::atomic::Ordering::SeqCst),
+        4,
+        "every fault was hit"
+    );
+
+    let metrics_url = format!("http://127.0.0.1:{admin}/metrics");
+    let dropped = || {
+        http_get(&metrics_url).map_or(0.0, |(_, m)| {
+            metric_sum(
+                &m,
+                "sextant_component_dropped_events_total",
+                &["component=\"xray\"", "reason=\"unprocessed\""],
+            )
+        })
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || dropped() == 1.0),
+        "the segment moto refuses is given up and counted"
+    );
+    let (_, m) = http_get(&metrics_url).unwrap();
+    let errors = |t: &str| {
+        metric_sum(
+            &m,
+            "sextant_component_errors_total",
+            &["component=\"xray\"", &format!("error_type=\"{t}\"")],
+        )
+    };
+    assert_eq!(
+        (
+            errors("throttled"),
+            errors("server_error"),
+            errors("timeout")
+        ),
+        (1.0, 1.0, 1.0)
+    );
+    // One injected round plus four refusals of the broken document before the fifth gives up.
+    assert_eq!(errors("unprocessed_segments"), 5.0);
+    assert!(collector.terminate(Duration::from_secs(15)));
+}
