@@ -279,3 +279,153 @@ collector:
     assert_eq!(errors("unprocessed_segments"), 5.0);
     assert!(collector.terminate(Duration::from_secs(15)));
 }
+
+/// The real X-Ray SDK for Python (installed by scripts/test) sending to the agent's `xray_udp`
+/// source: it prints each segment's id, trace id and serialized document.
+const XRAY_SDK_APP: &str = r#"
+import sys
+from aws_xray_sdk.core import xray_recorder
+xray_recorder.configure(daemon_address=sys.argv[1], sampling=False, context_missing="LOG_ERROR", service="legacy-app")
+for i in range(int(sys.argv[2])):
+    segment = xray_recorder.begin_segment("legacy-app")
+    sub = xray_recorder.begin_subsegment("query")
+    sub.put_annotation("order", i)
+    xray_recorder.end_subsegment()
+    xray_recorder.end_segment()
+    print(segment.id, segment.trace_id, segment.serialize(), flush=True)
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_from_the_xray_sdk_cross_the_hop_and_reach_xray_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let moto_port = free_port();
+    let _moto = start_moto(moto_port);
+    let (admin, otlp, udp) = (free_port(), free_port(), free_port());
+    let cfg = dir.path().join("run.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+data_dir: {d}/data
+admin: {{ address: "127.0.0.1:{admin}" }}
+agent:
+  sources:
+    xray:
+      type: xray_udp
+      address: "127.0.0.1:{udp}"
+  sinks:
+    to_collector:
+      type: otlp
+      inputs: [xray]
+      endpoint: http://127.0.0.1:{otlp}
+      batch: {{ timeout: 100ms }}
+collector:
+  sources:
+    otlp:
+      type: otlp
+      address: "127.0.0.1:{otlp}"
+  sinks:
+    xray:
+      type: aws_xray
+      inputs: [otlp]
+      aws: {{ region: us-east-1, endpoint: "http://127.0.0.1:{moto_port}" }}
+      batch: {{ timeout: 100ms }}
+"#,
+            d = dir.path().display(),
+        ),
+    )
+    .unwrap();
+    let mut sextant = start_sextant("run", &cfg, &dir.path().join("sextant.log"));
+    wait_http_ok(
+        &format!("http://127.0.0.1:{admin}/readyz"),
+        Duration::from_secs(20),
+    );
+    // Garbage on the port is counted and skipped.
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .send_to(b"not a segment", ("127.0.0.1", udp))
+        .unwrap();
+
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let out = std::process::Command::new(python)
+        .args(["-c", XRAY_SDK_APP, &format!("127.0.0.1:{udp}"), "25"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sent: Vec<(String, String, String)> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut parts = l.splitn(3, ' ');
+            (
+                parts.next().unwrap().into(),
+                parts.next().unwrap().into(),
+                parts.next().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(sent.len(), 25);
+
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(format!("http://127.0.0.1:{moto_port}"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "testing", "testing", None, None, "static",
+        ))
+        .load()
+        .await;
+    let client = aws_sdk_xray::Client::new(&config);
+    let trace_ids: Vec<String> = sent.iter().map(|(_, t, _)| t.clone()).collect();
+    let mut stored: BTreeMap<String, String> = BTreeMap::new();
+    for _ in 0..300 {
+        for chunk in trace_ids.chunks(5) {
+            let r = client
+                .batch_get_traces()
+                .set_trace_ids(Some(chunk.to_vec()))
+                .send()
+                .await
+                .unwrap();
+            for t in r.traces() {
+                for seg in t.segments() {
+                    stored.insert(
+                        seg.id().unwrap().to_string(),
+                        seg.document().unwrap().to_string(),
+                    );
+                }
+            }
+        }
+        if stored.len() == sent.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(stored.len(), 25, "every segment arrived");
+    for (id, _, serialized) in &sent {
+        let doc: serde_json::Value = serde_json::from_str(&stored[id]).unwrap();
+        let want: serde_json::Value = serde_json::from_str(serialized).unwrap();
+        assert_eq!(doc, want, "the document as the SDK wrote it");
+        assert!(doc["subsegments"][0]["annotations"]["order"].is_i64());
+    }
+    let (_, m) = http_get(&format!("http://127.0.0.1:{admin}/metrics")).unwrap();
+    let discarded = |reason: &str| {
+        metric_sum(
+            &m,
+            "sextant_events_discarded_total",
+            &["component=\"xray\"", &format!("reason=\"{reason}\"")],
+        )
+    };
+    assert_eq!(discarded("no_header"), 1.0, "the garbage datagram");
+    assert_eq!(
+        metric_sum(
+            &m,
+            "sextant_component_received_events_total",
+            &["component=\"xray\"", "kind=\"xray_udp\""]
+        ),
+        25.0
+    );
+    assert!(sextant.terminate(Duration::from_secs(15)));
+}

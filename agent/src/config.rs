@@ -7,6 +7,7 @@ use sextant_pipeline::sinks::{
     blackhole::BlackholeSinkConfig, console::ConsoleSinkConfig, file::FileSinkConfig,
     otlp::OtlpSinkConfig,
 };
+use sextant_pipeline::sources::xray_udp::XRayUdpSourceConfig;
 use sextant_pipeline::sources::{file::FileSourceConfig, otlp::OtlpSourceConfig};
 use sextant_pipeline::topology::Graph;
 
@@ -18,6 +19,7 @@ pub enum AgentSource {
     KubernetesLogs(KubernetesLogsConfig),
     File(FileSourceConfig),
     Otlp(OtlpSourceConfig),
+    XrayUdp(XRayUdpSourceConfig),
 }
 
 // Parsed once per (re)load and kept in a map: the size of a variant does not matter.
@@ -37,6 +39,7 @@ impl AsSource for AgentSource {
             AgentSource::KubernetesLogs(c) => c,
             AgentSource::File(c) => c,
             AgentSource::Otlp(c) => c,
+            AgentSource::XrayUdp(c) => c,
         }
     }
 }

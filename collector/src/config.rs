@@ -7,6 +7,7 @@ use sextant_pipeline::sinks::{
     blackhole::BlackholeSinkConfig, console::ConsoleSinkConfig, file::FileSinkConfig,
     otlp::OtlpSinkConfig,
 };
+use sextant_pipeline::sources::xray_udp::XRayUdpSourceConfig;
 use sextant_pipeline::sources::{file::FileSourceConfig, otlp::OtlpSourceConfig};
 use sextant_pipeline::topology::Graph;
 
@@ -18,6 +19,7 @@ use crate::sinks::aws_xray::XRayConfig;
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CollectorSource {
     Otlp(OtlpSourceConfig),
+    XrayUdp(XRayUdpSourceConfig),
     File(FileSourceConfig),
 }
 
@@ -39,6 +41,7 @@ impl AsSource for CollectorSource {
     fn source(&self) -> &dyn SourceConfig {
         match self {
             CollectorSource::Otlp(c) => c,
+            CollectorSource::XrayUdp(c) => c,
             CollectorSource::File(c) => c,
         }
     }

@@ -1,4 +1,6 @@
-//! Sources both roles can use: `file` (tail files) and `otlp` (receive OTLP/HTTP).
+//! Sources both roles can use: `file` (tail files), `otlp` (receive OTLP/HTTP) and `xray_udp`
+//! (the X-Ray daemon protocol).
 
 pub mod file;
 pub mod otlp;
+pub mod xray_udp;

@@ -16,8 +16,8 @@ use super::segment::{document, Indexing};
 
 pub const MAX_DOCUMENTS_PER_REQUEST: usize = 50;
 pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
-/// The span attribute holding a segment document received as is.
-pub const RAW_SEGMENT_ATTRIBUTE: &str = "aws.xray.raw_segment";
+/// The span attribute holding a segment document received as is (by the `xray_udp` source).
+pub use sextant_pipeline::sources::xray_udp::parse::RAW_SEGMENT_ATTRIBUTE;
 
 /// A segment document ready to send.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,0 +1,139 @@
+//! Source `xray_udp`: the X-Ray daemon's UDP protocol (port 2000), so applications instrumented
+//! with the X-Ray SDKs send their segments to Sextant unchanged. Each datagram becomes a span
+//! carrying its original document ([`parse`]); the `aws_xray` sink sends that document as it
+//! came. Datagrams are gathered into batches of up to 1,000 spans or 200 ms.
+//!
+//! UDP cannot push back: while the pipeline is full this source waits, and the kernel's socket
+//! buffer (`receive_buffer_bytes`) holds what arrives meanwhile; past it the kernel drops. A
+//! datagram that is not a segment is counted (`sextant_events_discarded_total` by
+//! reason), logged at a rate limit, and skipped.
+
+pub mod parse;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::ack::Acks;
+use crate::batch::Batch;
+use crate::component::{BuildError, SourceContext, Task};
+use crate::config::units::ByteSizeValue;
+use crate::event::Origin;
+use crate::telemetry::LogLimiter;
+
+const MAX_BATCH_SPANS: usize = 1000;
+const MAX_BATCH_WAIT: Duration = Duration::from_millis(200);
+/// The largest datagram the X-Ray daemon protocol carries.
+const MAX_DATAGRAM: usize = 64 * 1024;
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct XRayUdpSourceConfig {
+    /// Where the X-Ray SDKs send (`AWS_XRAY_DAEMON_ADDRESS`); the daemon's port is 2000.
+    pub address: SocketAddr,
+    /// The socket's receive buffer, which absorbs bursts while the pipeline is busy.
+    pub receive_buffer_bytes: ByteSizeValue,
+}
+
+impl Default for XRayUdpSourceConfig {
+    fn default() -> Self {
+        Self {
+            address: SocketAddr::from(([127, 0, 0, 1], 2000)),
+            receive_buffer_bytes: ByteSizeValue(4 * 1024 * 1024),
+        }
+    }
+}
+
+impl XRayUdpSourceConfig {
+    fn validate(&self, _name: &str) -> Result<(), BuildError> {
+        Ok(())
+    }
+}
+
+crate::source_config!(
+    XRayUdpSourceConfig,
+    "xray_udp",
+    build,
+    XRayUdpSourceConfig::validate
+);
+
+fn bind(config: &XRayUdpSourceConfig) -> std::io::Result<std::net::UdpSocket> {
+    let socket = std::net::UdpSocket::bind(config.address)?;
+    socket.set_nonblocking(true)?;
+    let _ = set_receive_buffer(&socket, config.receive_buffer_bytes.as_usize());
+    Ok(socket)
+}
+
+/// Best effort: the kernel may cap it (`net.core.rmem_max`).
+fn set_receive_buffer(socket: &std::net::UdpSocket, bytes: usize) -> std::io::Result<()> {
+    let socket = socket2::SockRef::from(socket);
+    socket.set_recv_buffer_size(bytes)
+}
+
+pub fn build(config: &XRayUdpSourceConfig, cx: SourceContext) -> Result<Task, BuildError> {
+    // Bind now so a port in use is a start-up error.
+    let std_socket = bind(config).map_err(|e| BuildError::io(&cx.name, e))?;
+    let address = config.address;
+    Ok(Box::pin(async move {
+        let socket = match tokio::net::UdpSocket::from_std(std_socket) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(component = %cx.name, error = %e, "xray_udp cannot use its socket");
+                return;
+            }
+        };
+        cx.metrics.set_up(true);
+        tracing::info!(component = %cx.name, %address, "receiving X-Ray segments over UDP");
+        let origin = Arc::new(Origin::default());
+        let bad_input = LogLimiter::default();
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let mut spans = Vec::new();
+        let mut deadline = None;
+        loop {
+            let wait = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = cx.shutdown.stopped() => break,
+                () = wait => {}
+                r = socket.recv_from(&mut buf) => {
+                    let Ok((n, _)) = r else { continue };
+                    cx.metrics.received_bytes.inc_by(n as u64);
+                    match parse::datagram(&buf[..n], &origin) {
+                        Ok(span) => {
+                            cx.metrics.received_events.inc();
+                            spans.push(span);
+                            deadline.get_or_insert_with(|| tokio::time::Instant::now() + MAX_BATCH_WAIT);
+                        }
+                        Err(reason) => {
+                            cx.metrics.discarded(reason, 1);
+                            if let Some(suppressed) = bad_input.allow() {
+                                tracing::warn!(component = %cx.name, reason, suppressed, "skipped a datagram that is not an X-Ray segment");
+                            }
+                        }
+                    }
+                    if spans.len() < MAX_BATCH_SPANS {
+                        continue;
+                    }
+                }
+            }
+            if !spans.is_empty() {
+                let n = spans.len();
+                cx.out
+                    .send(Batch::spans(std::mem::take(&mut spans), Acks::none()))
+                    .await;
+                cx.metrics.sent_events.inc_by(n as u64);
+            }
+            deadline = None;
+        }
+        if !spans.is_empty() {
+            cx.out.send(Batch::spans(spans, Acks::none())).await;
+        }
+        cx.metrics.set_up(false);
+    }))
+}
