@@ -14,10 +14,32 @@ use tokio::net::TcpListener;
 
 use crate::shutdown::Shutdown;
 
-pub type Body = Full<Bytes>;
+/// A response body: bytes, and for gRPC, trailers after them.
+pub type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
 pub fn response(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
-    let mut r = Response::new(Full::new(body.into()));
+    let mut r = Response::new(Full::new(body.into()).boxed());
+    *r.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+/// A response of `body` followed by `trailers` (as gRPC answers).
+pub fn response_with_trailers(
+    status: u16,
+    content_type: &str,
+    body: Bytes,
+    trailers: http::HeaderMap,
+) -> Response<Body> {
+    let frames = [
+        Ok::<_, Infallible>(hyper::body::Frame::data(body)),
+        Ok(hyper::body::Frame::trailers(trailers)),
+    ];
+    let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+    let mut r = Response::new(BodyExt::boxed(body));
     *r.status_mut() =
         hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {

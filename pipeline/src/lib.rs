@@ -17,6 +17,7 @@ pub mod dead_letter;
 pub mod driver;
 pub mod event;
 pub mod fanout;
+pub mod grpc;
 pub mod http;
 pub mod logging;
 pub mod memory;

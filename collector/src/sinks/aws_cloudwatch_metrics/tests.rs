@@ -503,13 +503,22 @@ fn a_datum_holds_exactly_150_values_and_the_151st_starts_another() {
         };
         let mut out = Vec::new();
         c.convert(
-            &[metric("h", "", MetricData::Histogram { points: vec![point], temporality: Temporality::Delta })],
+            &[metric(
+                "h",
+                "",
+                MetricData::Histogram {
+                    points: vec![point],
+                    temporality: Temporality::Delta,
+                },
+            )],
             NOW_MS,
             &mut out,
         );
         let lens: Vec<usize> = out.iter().map(|d| d.value.value_count()).collect();
         assert_eq!(lens, want, "{buckets} buckets");
-        assert!(out.iter().all(|d| d.value.value_count() <= MAX_VALUES_PER_DATUM));
+        assert!(out
+            .iter()
+            .all(|d| d.value.value_count() <= MAX_VALUES_PER_DATUM));
     }
 }
 
@@ -517,11 +526,20 @@ fn a_datum_holds_exactly_150_values_and_the_151st_starts_another() {
 fn a_dimension_set_of_30_is_accepted_and_31_refused_at_start_up() {
     let config = |n: usize| -> super::CloudWatchMetricsConfig {
         let set: Vec<String> = (0..n).map(|i| format!("d{i}")).collect();
-        serde_yaml_ng::from_str(&format!("{{inputs: [a], namespace: App, dimensions: [{set:?}]}}")).unwrap()
+        serde_yaml_ng::from_str(&format!(
+            "{{inputs: [a], namespace: App, dimensions: [{set:?}]}}"
+        ))
+        .unwrap()
     };
     assert!(config(MAX_DIMENSIONS).validate("m").is_ok());
-    let err = config(MAX_DIMENSIONS + 1).validate("m").map_err(|e| e.to_string());
-    assert!(err.as_ref().is_err_and(|e| e.contains("CloudWatch allows 30")), "{err:?}");
+    let err = config(MAX_DIMENSIONS + 1)
+        .validate("m")
+        .map_err(|e| e.to_string());
+    assert!(
+        err.as_ref()
+            .is_err_and(|e| e.contains("CloudWatch allows 30")),
+        "{err:?}"
+    );
     // A namespace CloudWatch refuses is refused here too.
     let mut bad = config(1);
     bad.namespace = "AWS/EC2".into();

@@ -28,6 +28,7 @@ const LONGEST_EJECTION: Duration = Duration::from_secs(60);
 #[derive(Clone)]
 pub struct ClientSettings {
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub protocol: super::config::Protocol,
     pub tls: Option<rustls::ClientConfig>,
 }
 
@@ -160,6 +161,7 @@ impl Balancer {
                                 addr,
                                 self.settings.headers.clone(),
                                 self.settings.tls.clone(),
+                                self.settings.protocol,
                             ),
                             outstanding: AtomicUsize::new(0),
                             failures: AtomicU32::new(0),
@@ -210,6 +212,13 @@ impl Balancer {
             Ok(()) => true,
             Err(OtlpError::Transport(_)) => false,
             Err(OtlpError::Status { status, .. }) => *status != 429 && *status < 500,
+            // Overloaded or not answering; a refusal of the data says nothing of the backend.
+            Err(OtlpError::Grpc(s)) => !matches!(
+                s.code,
+                crate::grpc::code::UNAVAILABLE
+                    | crate::grpc::code::RESOURCE_EXHAUSTED
+                    | crate::grpc::code::DEADLINE_EXCEEDED
+            ),
         };
         attempt.settle(healthy);
         result

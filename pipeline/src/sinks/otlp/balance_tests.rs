@@ -60,6 +60,7 @@ async fn a_name_resolves_to_every_address_and_unknown_names_keep_what_was_known(
     let settings = ClientSettings {
         headers: Vec::new(),
         tls: None,
+        protocol: super::config::Protocol::Http,
     };
     let b = Balancer::new(
         vec!["http://localhost:4318".into()],

@@ -19,6 +19,18 @@ pub enum Compression {
     Zstd,
 }
 
+/// The wire protocol to the receiver.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// OTLP/HTTP protobuf (`/v1/logs` …), HTTP/1.1 or HTTP/2.
+    #[default]
+    Http,
+    /// OTLP/gRPC over HTTP/2 (cleartext by prior knowledge for `http://`, ALPN `h2` for
+    /// `https://`).
+    Grpc,
+}
+
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct OtlpSinkConfig {
@@ -33,6 +45,8 @@ pub struct OtlpSinkConfig {
     pub endpoints: Vec<String>,
     #[serde(default)]
     pub balance: BalanceSettings,
+    #[serde(default)]
+    pub protocol: Protocol,
     #[serde(default)]
     pub compression: Compression,
     /// Extra request headers (for example `authorization: Bearer ${TOKEN}`).
@@ -96,6 +110,12 @@ impl OtlpSinkConfig {
         }
         for url in self.urls() {
             self.validate_url(name, &url)?;
+        }
+        if self.protocol == Protocol::Grpc && self.compression == Compression::Zstd {
+            return Err(BuildError::invalid(
+                name,
+                "protocol: grpc supports compression gzip or none (zstd is not a standard grpc-encoding)",
+            ));
         }
         if self.balance.eject_after == 0 {
             return Err(BuildError::invalid(

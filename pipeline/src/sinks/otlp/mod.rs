@@ -6,6 +6,8 @@ pub mod balance;
 #[cfg(test)]
 mod balance_tests;
 pub mod config;
+#[cfg(test)]
+mod grpc_tests;
 pub mod request_builder;
 pub mod retry;
 pub mod service;
@@ -50,7 +52,11 @@ pub fn build(config: &OtlpSinkConfig, cx: SinkContext) -> Result<Task, BuildErro
     };
     let balancer = Arc::new(balance::Balancer::new(
         urls,
-        balance::ClientSettings { headers, tls },
+        balance::ClientSettings {
+            headers,
+            tls,
+            protocol: config.protocol,
+        },
         config.balance.eject_after,
         cx.metrics.clone(),
     ));
@@ -72,6 +78,7 @@ pub fn build(config: &OtlpSinkConfig, cx: SinkContext) -> Result<Task, BuildErro
     let service = OtlpServiceHandle {
         balancer,
         compression: config.compression,
+        protocol: config.protocol,
         request: config.request.clone(),
         gate: Arc::new(crate::request::RequestGate::for_settings(
             &config.request,
@@ -98,6 +105,7 @@ pub fn build(config: &OtlpSinkConfig, cx: SinkContext) -> Result<Task, BuildErro
 struct OtlpServiceHandle {
     balancer: Arc<balance::Balancer>,
     compression: config::Compression,
+    protocol: config::Protocol,
     request: crate::request::RequestSettings,
     gate: Arc<crate::request::RequestGate>,
     metrics: crate::telemetry::ComponentMetrics,
@@ -107,9 +115,11 @@ struct OtlpServiceHandle {
 
 impl OtlpServiceHandle {
     async fn process(&self, events: crate::event::Events) -> AckStatus {
-        let compression = self.compression;
-        let built =
-            tokio::task::spawn_blocking(move || request_builder::build(events, compression)).await;
+        let (compression, protocol) = (self.compression, self.protocol);
+        let built = tokio::task::spawn_blocking(move || {
+            request_builder::build(events, compression, protocol)
+        })
+        .await;
         let req = match built {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {

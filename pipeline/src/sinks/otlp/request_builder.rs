@@ -1,12 +1,13 @@
-//! Pure: events in, an OTLP/HTTP request body out (protobuf, optionally gzip). CPU-heavy for big
-//! batches, so the sink runs it on a blocking thread.
+//! Pure: events in, an OTLP request body out: protobuf, for OTLP/HTTP optionally gzip or zstd,
+//! for OTLP/gRPC one framed message, optionally gzip. CPU-heavy for big batches, so the sink
+//! runs it on a blocking thread.
 
 use std::io::Write;
 
 use bytes::Bytes;
 use prost::Message;
 
-use super::config::Compression;
+use super::config::{Compression, Protocol};
 use crate::event::{otlp, Events};
 
 /// A request ready to send.
@@ -14,19 +15,35 @@ use crate::event::{otlp, Events};
 pub struct OtlpRequest {
     pub path: &'static str,
     pub body: Bytes,
-    /// The `Content-Encoding` of the body, if compressed.
+    /// The `Content-Encoding` (HTTP) or `grpc-encoding` (gRPC) of the body, if compressed.
     pub encoding: Option<&'static str>,
+    pub protocol: Protocol,
     /// Protobuf bytes before compression, for the compression-ratio metric.
     pub raw_len: usize,
 }
 
-pub fn build(events: Events, compression: Compression) -> std::io::Result<OtlpRequest> {
+pub fn build(
+    events: Events,
+    compression: Compression,
+    protocol: Protocol,
+) -> std::io::Result<OtlpRequest> {
+    let signal = events.signal();
     let (path, raw) = match events {
         Events::Logs(l) => ("/v1/logs", otlp::logs_to_proto(l).encode_to_vec()),
         Events::Metrics(m) => ("/v1/metrics", otlp::metrics_to_proto(m).encode_to_vec()),
         Events::Spans(s) => ("/v1/traces", otlp::spans_to_proto(s).encode_to_vec()),
     };
     let raw_len = raw.len();
+    if protocol == Protocol::Grpc {
+        let gzip = compression == Compression::Gzip;
+        return Ok(OtlpRequest {
+            path: crate::grpc::otlp_path(signal),
+            body: crate::grpc::frame(&raw, gzip)?,
+            encoding: gzip.then_some("gzip"),
+            protocol,
+            raw_len,
+        });
+    }
     let (body, encoding) = match compression {
         Compression::None => (Bytes::from(raw), None),
         Compression::Gzip => {
@@ -43,6 +60,7 @@ pub fn build(events: Events, compression: Compression) -> std::io::Result<OtlpRe
         path,
         body,
         encoding,
+        protocol,
         raw_len,
     })
 }
@@ -67,8 +85,8 @@ mod tests {
                     .collect(),
             )
         };
-        let z = build(events(), Compression::Zstd).unwrap();
-        let g = build(events(), Compression::Gzip).unwrap();
+        let z = build(events(), Compression::Zstd, Protocol::Http).unwrap();
+        let g = build(events(), Compression::Gzip, Protocol::Http).unwrap();
         assert_eq!(z.encoding, Some("zstd"));
         let raw = zstd::bulk::decompress(&z.body, z.raw_len).unwrap();
         let decoded = ExportLogsServiceRequest::decode(&raw[..]).unwrap();
@@ -94,7 +112,7 @@ mod tests {
                 })
                 .collect(),
         );
-        let req = build(events, Compression::Gzip).unwrap();
+        let req = build(events, Compression::Gzip, Protocol::Http).unwrap();
         assert_eq!(req.path, "/v1/logs");
         assert!(req.body.len() < req.raw_len);
         let mut raw = Vec::new();

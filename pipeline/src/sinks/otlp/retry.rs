@@ -1,6 +1,8 @@
-//! Which OTLP/HTTP failures are worth retrying. Per the OTLP specification, 429, 502, 503 and 504
-//! are retryable (honouring `Retry-After`), as are connection failures and timeouts; any other
-//! status is a permanent refusal of that batch.
+//! Which OTLP failures are worth retrying, per the OTLP specification. OTLP/HTTP: 429, 502, 503
+//! and 504 (honouring `Retry-After`). OTLP/gRPC: CANCELLED, DEADLINE_EXCEEDED, ABORTED,
+//! OUT_OF_RANGE, UNAVAILABLE and DATA_LOSS, and RESOURCE_EXHAUSTED only when the server sent a
+//! `RetryInfo` (honouring its delay). Connection failures and timeouts are retried; anything else
+//! is a permanent refusal of that batch.
 
 use std::time::Duration;
 
@@ -14,6 +16,8 @@ pub enum OtlpError {
         retry_after: Option<Duration>,
         body: String,
     },
+    #[error("grpc status {}: {}", .0.code, .0.message)]
+    Grpc(crate::grpc::Status),
     #[error("transport: {0}")]
     Transport(String),
 }
@@ -24,6 +28,7 @@ pub fn classify(e: &OtlpError) -> Retry {
             kind: "transport",
             after: None,
         },
+        OtlpError::Grpc(status) => classify_grpc(status),
         OtlpError::Status {
             status,
             retry_after,
@@ -48,6 +53,32 @@ pub fn classify(e: &OtlpError) -> Retry {
             _ => Retry::Permanent {
                 kind: "http_permanent",
             },
+        },
+    }
+}
+
+fn classify_grpc(status: &crate::grpc::Status) -> Retry {
+    use crate::grpc::code;
+    let after = status.retry_delay;
+    match status.code {
+        code::CANCELLED
+        | code::DEADLINE_EXCEEDED
+        | code::ABORTED
+        | code::OUT_OF_RANGE
+        | code::DATA_LOSS => Retry::Transient {
+            kind: "grpc_retryable",
+            after,
+        },
+        code::UNAVAILABLE => Retry::Transient {
+            kind: "grpc_unavailable",
+            after,
+        },
+        code::RESOURCE_EXHAUSTED if after.is_some() => Retry::Transient {
+            kind: "grpc_resource_exhausted",
+            after,
+        },
+        _ => Retry::Permanent {
+            kind: "grpc_permanent",
         },
     }
 }
@@ -88,6 +119,29 @@ mod tests {
                 Retry::Permanent { .. }
             ));
         }
+        use crate::grpc::{code, Status};
+        let grpc = |s: Status| classify(&OtlpError::Grpc(s));
+        assert_eq!(
+            grpc(Status::new(code::UNAVAILABLE, "").with_retry_delay(Duration::from_secs(2))),
+            Retry::Transient {
+                kind: "grpc_unavailable",
+                after: Some(Duration::from_secs(2))
+            }
+        );
+        assert!(matches!(
+            grpc(Status::new(code::RESOURCE_EXHAUSTED, "")),
+            Retry::Permanent { .. }
+        ));
+        assert!(matches!(
+            grpc(
+                Status::new(code::RESOURCE_EXHAUSTED, "").with_retry_delay(Duration::from_secs(1))
+            ),
+            Retry::Transient { .. }
+        ));
+        assert!(matches!(
+            grpc(Status::new(code::INVALID_ARGUMENT, "")),
+            Retry::Permanent { .. }
+        ));
         assert_eq!(
             parse_retry_after(Some(&http::HeaderValue::from_static("7"))),
             Some(Duration::from_secs(7))

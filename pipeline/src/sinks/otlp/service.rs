@@ -1,4 +1,5 @@
-//! The only place the OTLP sink talks to the network: one POST per request.
+//! The only place the OTLP sink talks to the network: one POST per request, OTLP/HTTP or a
+//! unary OTLP/gRPC call (HTTP/2 only; the outcome read from `grpc-status`).
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -7,8 +8,10 @@ use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 
+use super::config::Protocol;
 use super::request_builder::OtlpRequest;
 use super::retry::{parse_retry_after, OtlpError};
+use crate::grpc;
 
 /// A "resolver" that always answers one address: each backend of a balanced sink connects to
 /// its own collector, while the URL keeps the DNS name (for `Host`, SNI and certificate checks).
@@ -66,24 +69,32 @@ impl OtlpService {
         addr: std::net::SocketAddr,
         headers: Vec<(http::HeaderName, http::HeaderValue)>,
         tls: Option<rustls::ClientConfig>,
+        protocol: Protocol,
     ) -> Self {
         let mut connector = HttpConnector::new_with_resolver(Pinned(addr));
         connector.set_nodelay(true);
         connector.enforce_http(false);
+        let grpc = protocol == Protocol::Grpc;
         let builder = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(std::time::Duration::from_secs(30))
+            // gRPC is HTTP/2 only: cleartext by prior knowledge.
+            .http2_only(grpc)
             .clone();
         let client = match tls {
-            Some(config) => Transport::Tls(
-                builder.build(
-                    hyper_rustls::HttpsConnectorBuilder::new()
-                        .with_tls_config(config)
-                        .https_only()
+            Some(config) => {
+                let https = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(config)
+                    .https_only();
+                let https = if grpc {
+                    https.enable_http2().wrap_connector(connector)
+                } else {
+                    https
                         .enable_http1()
                         .enable_http2()
-                        .wrap_connector(connector),
-                ),
-            ),
+                        .wrap_connector(connector)
+                };
+                Transport::Tls(builder.build(https))
+            }
             None => Transport::Plain(builder.build(connector)),
         };
         Self {
@@ -94,11 +105,26 @@ impl OtlpService {
     }
 
     pub async fn send(&self, req: &OtlpRequest) -> Result<(), OtlpError> {
-        let mut builder = http::Request::post(format!("{}{}", self.endpoint, req.path))
-            .header(http::header::CONTENT_TYPE, "application/x-protobuf");
-        if let Some(encoding) = req.encoding {
-            builder = builder.header(http::header::CONTENT_ENCODING, encoding);
-        }
+        let mut builder = http::Request::post(format!("{}{}", self.endpoint, req.path));
+        builder = match req.protocol {
+            Protocol::Http => {
+                let b = builder.header(http::header::CONTENT_TYPE, "application/x-protobuf");
+                match req.encoding {
+                    Some(encoding) => b.header(http::header::CONTENT_ENCODING, encoding),
+                    None => b,
+                }
+            }
+            Protocol::Grpc => {
+                let b = builder
+                    .header(http::header::CONTENT_TYPE, grpc::CONTENT_TYPE)
+                    .header(http::header::TE, "trailers")
+                    .header("grpc-accept-encoding", "gzip");
+                match req.encoding {
+                    Some(encoding) => b.header("grpc-encoding", encoding),
+                    None => b,
+                }
+            }
+        };
         for (k, v) in &self.headers {
             builder = builder.header(k, v);
         }
@@ -111,6 +137,9 @@ impl OtlpService {
             .await
             .map_err(|e| OtlpError::Transport(e.to_string()))?;
         let status = response.status().as_u16();
+        if req.protocol == Protocol::Grpc && status == 200 {
+            return grpc_outcome(response).await;
+        }
         if (200..300).contains(&status) {
             // Drain the body so the connection can be reused.
             let _ = response.into_body().collect().await;
@@ -134,4 +163,24 @@ impl OtlpService {
             body,
         })
     }
+}
+
+/// The outcome of a gRPC call: `grpc-status` from the trailers, or from the headers of a
+/// trailers-only answer.
+async fn grpc_outcome(response: http::Response<hyper::body::Incoming>) -> Result<(), OtlpError> {
+    let in_headers = grpc::Status::from_headers(response.headers());
+    let collected = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| OtlpError::Transport(e.to_string()))?;
+    let status = collected
+        .trailers()
+        .and_then(grpc::Status::from_headers)
+        .or(in_headers)
+        .ok_or_else(|| OtlpError::Transport("gRPC answer without grpc-status".into()))?;
+    if status.code == grpc::code::OK {
+        return Ok(());
+    }
+    Err(OtlpError::Grpc(status))
 }

@@ -11,8 +11,10 @@ use crate::config::units::{ByteSizeValue, DurationValue};
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct OtlpSourceConfig {
-    /// OTLP/HTTP listen address (OTLP's port is 4318).
+    /// Listen address for OTLP/HTTP and OTLP/gRPC alike (OTLP/HTTP's port is 4318).
     pub address: SocketAddr,
+    /// A second listener, conventionally OTLP/gRPC's port 4317 (it serves both protocols too).
+    pub grpc_address: Option<SocketAddr>,
     /// Largest request body accepted on the wire.
     pub max_request_bytes: ByteSizeValue,
     /// Largest body after decompression.
@@ -27,6 +29,7 @@ impl Default for OtlpSourceConfig {
     fn default() -> Self {
         Self {
             address: SocketAddr::from(([127, 0, 0, 1], 4318)),
+            grpc_address: None,
             max_request_bytes: ByteSizeValue(16 * 1024 * 1024),
             max_decompressed_bytes: ByteSizeValue(64 * 1024 * 1024),
             ack_timeout: DurationValue(Duration::from_secs(30)),

@@ -1,9 +1,12 @@
 //! Source `otlp`: receives OTLP/HTTP (`/v1/logs`, `/v1/metrics`, `/v1/traces`, protobuf; gzip,
-//! zstd or not) and answers each request only when the batch's delivery is known:
+//! zstd or not) and OTLP/gRPC (the three Export methods, on the same listener by HTTP/2 and
+//! `application/grpc`, see [`crate::grpc`]) and answers each request only when the batch's delivery is known:
 //! `200` (with a partial success naming malformed records that were skipped) once every sink
 //! delivered it or refused it for good; `503` with `Retry-After` when it failed, or when
 //! `ack_timeout` passed (the sender retries: at least once, with bounded duplicates). A request
 //! that cannot be read or decoded is answered `400` and counted; it never stops the receiver.
+//! Over gRPC the same answers are `OK`, `UNAVAILABLE` with a one-second `RetryInfo`, and
+//! `INVALID_ARGUMENT` / `RESOURCE_EXHAUSTED` / `UNIMPLEMENTED`.
 
 pub mod config;
 #[cfg(test)]
@@ -28,8 +31,9 @@ use opentelemetry_proto::tonic::collector::{
 use crate::ack::{Ack, AckStatus, Acks};
 use crate::batch::Batch;
 use crate::component::{BuildError, SourceContext, Task};
-use crate::event::{otlp, Events};
+use crate::event::{otlp, Events, Signal};
 use crate::fanout::Fanout;
+use crate::grpc;
 use crate::http::{self, Body};
 use crate::telemetry::{ComponentMetrics, LogLimiter};
 
@@ -44,7 +48,6 @@ struct Receiver {
 
 pub fn build(config: &OtlpSourceConfig, cx: SourceContext) -> Result<Task, BuildError> {
     config.validate(&cx.name)?;
-    let addr = config.address;
     let tls = match &config.tls {
         Some(tls) => {
             let server = tls
@@ -58,11 +61,10 @@ pub fn build(config: &OtlpSourceConfig, cx: SourceContext) -> Result<Task, Build
         None => None,
     };
     // Bind now so a port in use is a start-up error, not a silent dead receiver.
-    let std_listener =
-        std::net::TcpListener::bind(addr).map_err(|e| BuildError::io(&cx.name, e))?;
-    std_listener
-        .set_nonblocking(true)
-        .map_err(|e| BuildError::io(&cx.name, e))?;
+    let mut listeners = vec![bind(config.address).map_err(|e| BuildError::io(&cx.name, e))?];
+    if let Some(grpc_address) = config.grpc_address {
+        listeners.push(bind(grpc_address).map_err(|e| BuildError::io(&cx.name, e))?);
+    }
     let receiver = Arc::new(Receiver {
         config: config.clone(),
         out: cx.out,
@@ -71,121 +73,209 @@ pub fn build(config: &OtlpSourceConfig, cx: SourceContext) -> Result<Task, Build
     });
     let shutdown = cx.shutdown;
     Ok(Box::pin(async move {
-        let listener = match tokio::net::TcpListener::from_std(std_listener) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(error = %e, "otlp receiver cannot use its socket");
-                return;
-            }
-        };
+        let mut serving = Vec::new();
+        for std_listener in listeners {
+            let listener = match tokio::net::TcpListener::from_std(std_listener) {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!(error = %e, "otlp receiver cannot use its socket");
+                    return;
+                }
+            };
+            let addr = listener.local_addr().ok();
+            let scheme = if tls.is_some() {
+                "OTLP/HTTPS and OTLP/gRPC with TLS"
+            } else {
+                "OTLP/HTTP and OTLP/gRPC"
+            };
+            tracing::info!(component = %receiver.metrics.name, ?addr, "receiving {scheme}");
+            let r = receiver.clone();
+            serving.push(tokio::spawn(http::serve_with(
+                listener,
+                tls.clone(),
+                shutdown.clone(),
+                move |req| {
+                    let r = r.clone();
+                    async move { r.handle(req).await }
+                },
+            )));
+        }
         receiver.metrics.set_up(true);
-        let scheme = if tls.is_some() {
-            "OTLP/HTTPS"
-        } else {
-            "OTLP/HTTP"
-        };
-        tracing::info!(component = %receiver.metrics.name, %addr, "receiving {scheme}");
-        let r = receiver.clone();
-        http::serve_with(listener, tls, shutdown, move |req| {
-            let r = r.clone();
-            async move { r.handle(req).await }
-        })
-        .await;
+        for s in serving {
+            let _ = s.await;
+        }
         receiver.metrics.set_up(false);
     }))
 }
 
-enum Decoded {
-    Logs(ExportLogsServiceRequest),
-    Metrics(ExportMetricsServiceRequest),
-    Traces(ExportTraceServiceRequest),
+fn bind(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// The wire protocol of a request: OTLP/HTTP, or OTLP/gRPC (HTTP/2, `application/grpc`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wire {
+    Http,
+    Grpc,
+}
+
+/// What the receiver answers, before it is put on either wire.
+enum Answer {
+    /// Delivered, or refused for good by the sinks: the encoded Export*ServiceResponse.
+    Accepted(Vec<u8>),
+    /// Not delivered yet, or memory pressure: the sender keeps the data and retries.
+    RetryLater(&'static str),
+    /// The request itself is bad; retrying it will not help.
+    Refused {
+        http: u16,
+        grpc: u32,
+        message: String,
+    },
+}
+
+fn refused(http: u16, grpc: u32, message: impl Into<String>) -> Answer {
+    Answer::Refused {
+        http,
+        grpc,
+        message: message.into(),
+    }
+}
+
+fn signal_of(wire: Wire, path: &str) -> Option<Signal> {
+    [Signal::Logs, Signal::Metrics, Signal::Traces]
+        .into_iter()
+        .find(|s| match wire {
+            Wire::Http => path == http_path(*s),
+            Wire::Grpc => path == grpc::otlp_path(*s),
+        })
+}
+
+fn http_path(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Logs => "/v1/logs",
+        Signal::Metrics => "/v1/metrics",
+        Signal::Traces => "/v1/traces",
+    }
+}
+
+fn header(req: &Request<Incoming>, name: impl hyper::header::AsHeaderName) -> &str {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
 }
 
 impl Receiver {
-    fn bad_request(&self, reason: &'static str, detail: String) -> Response<Body> {
+    fn bad_request(&self, reason: &'static str, detail: String) -> Answer {
         self.metrics.discarded(reason, 1);
         if let Some(suppressed) = self.bad_input.allow() {
             tracing::warn!(component = %self.metrics.name, reason, %detail, suppressed, "refused an OTLP request");
         }
-        http::response(400, "text/plain", format!("{reason}: {detail}"))
+        refused(
+            400,
+            grpc::code::INVALID_ARGUMENT,
+            format!("{reason}: {detail}"),
+        )
     }
 
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
-        let path = req.uri().path().to_owned();
-        if req.method() != Method::POST {
-            return http::response(405, "text/plain", "use POST");
+        let wire = if header(&req, hyper::header::CONTENT_TYPE).starts_with(grpc::CONTENT_TYPE) {
+            Wire::Grpc
+        } else {
+            Wire::Http
+        };
+        let answer = self.answer(wire, req).await;
+        match wire {
+            Wire::Http => http_answer(answer),
+            Wire::Grpc => grpc_answer(answer),
         }
+    }
+
+    async fn answer(&self, wire: Wire, req: Request<Incoming>) -> Answer {
+        if req.method() != Method::POST {
+            return refused(405, grpc::code::UNIMPLEMENTED, "use POST");
+        }
+        let Some(signal) = signal_of(wire, req.uri().path()) else {
+            return refused(404, grpc::code::UNIMPLEMENTED, "unknown path");
+        };
         if crate::memory::over_soft_limit() {
             // The sender keeps the data and comes back; sinks drain meanwhile.
             self.metrics.error("memory_pressure");
-            let mut r = http::response(503, "text/plain", "memory above its soft limit; retry");
-            r.headers_mut().insert(
-                hyper::header::RETRY_AFTER,
-                hyper::header::HeaderValue::from_static("1"),
+            return Answer::RetryLater("memory above its soft limit; retry");
+        }
+        if wire == Wire::Http
+            && !header(&req, hyper::header::CONTENT_TYPE).starts_with("application/x-protobuf")
+        {
+            return refused(
+                415,
+                grpc::code::INVALID_ARGUMENT,
+                "only application/x-protobuf is accepted",
             );
-            return r;
         }
-        let ctype = req
-            .headers()
-            .get(hyper::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        if !ctype.starts_with("application/x-protobuf") {
-            return http::response(415, "text/plain", "only application/x-protobuf is accepted");
+        let encoding = match wire {
+            Wire::Http => header(&req, hyper::header::CONTENT_ENCODING),
+            Wire::Grpc => header(&req, "grpc-encoding"),
         }
-        let encoding = req
-            .headers()
-            .get(hyper::header::CONTENT_ENCODING)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("identity")
-            .to_ascii_lowercase();
+        .to_ascii_lowercase();
         let body = match http::read_body(req.into_body(), self.config.max_request_bytes.as_usize())
             .await
         {
             Ok(b) => b,
             Err(e) => {
                 self.metrics.discarded("body_too_large_or_unreadable", 1);
-                return http::response(413, "text/plain", e);
+                return refused(413, grpc::code::RESOURCE_EXHAUSTED, e);
             }
         };
         self.metrics.received_bytes.inc_by(body.len() as u64);
-        let body = match decompress(
-            &encoding,
-            body,
-            self.config.max_decompressed_bytes.as_usize(),
-        ) {
+        let limit = self.config.max_decompressed_bytes.as_usize();
+        let body = match wire {
+            Wire::Http => decompress(
+                if encoding.is_empty() {
+                    "identity"
+                } else {
+                    &encoding
+                },
+                body,
+                limit,
+            ),
+            Wire::Grpc => grpc::deframe(
+                &body,
+                (!encoding.is_empty()).then_some(encoding.as_str()),
+                limit,
+            ),
+        };
+        let body = match body {
             Ok(b) => b,
             Err(e) => return self.bad_request("bad_encoding", e),
         };
-        let decoded = match path.as_str() {
-            "/v1/logs" => ExportLogsServiceRequest::decode(body).map(Decoded::Logs),
-            "/v1/metrics" => ExportMetricsServiceRequest::decode(body).map(Decoded::Metrics),
-            "/v1/traces" => ExportTraceServiceRequest::decode(body).map(Decoded::Traces),
-            _ => return http::response(404, "text/plain", "unknown path"),
+        let decoded = match signal {
+            Signal::Logs => ExportLogsServiceRequest::decode(body).map(|r| {
+                let d = otlp::logs_from_proto(r);
+                (Events::Logs(d.records), d.rejected)
+            }),
+            Signal::Metrics => ExportMetricsServiceRequest::decode(body).map(|r| {
+                let d = otlp::metrics_from_proto(r);
+                (Events::Metrics(d.records), d.rejected)
+            }),
+            Signal::Traces => ExportTraceServiceRequest::decode(body).map(|r| {
+                let d = otlp::spans_from_proto(r);
+                (Events::Spans(d.records), d.rejected)
+            }),
         };
-        let decoded = match decoded {
+        let (events, rejected) = match decoded {
             Ok(d) => d,
             Err(e) => return self.bad_request("bad_protobuf", e.to_string()),
         };
-        let (events, rejected) = match decoded {
-            Decoded::Logs(r) => {
-                let d = otlp::logs_from_proto(r);
-                (Events::Logs(d.records), d.rejected)
-            }
-            Decoded::Metrics(r) => {
-                let d = otlp::metrics_from_proto(r);
-                (Events::Metrics(d.records), d.rejected)
-            }
-            Decoded::Traces(r) => {
-                let d = otlp::spans_from_proto(r);
-                (Events::Spans(d.records), d.rejected)
-            }
-        };
+        self.deliver(signal, events, rejected).await
+    }
+
+    /// Sends the events on and waits for their delivery.
+    async fn deliver(&self, signal: Signal, events: Events, rejected: u64) -> Answer {
         if rejected > 0 {
             self.metrics.discarded("malformed_id", rejected);
         }
-        let signal = events.signal();
         let count = events.len();
         self.metrics.received_events.inc_by(count as u64);
         let status = if events.is_empty() {
@@ -200,50 +290,88 @@ impl Receiver {
             .await;
             waited.unwrap_or(AckStatus::Failed)
         };
-        match status {
-            AckStatus::Delivered | AckStatus::Rejected => {
-                self.metrics.sent_events.inc_by(count as u64);
-                let message = if rejected > 0 {
-                    format!("{rejected} records with malformed ids were skipped")
-                } else {
-                    String::new()
-                };
-                let body = match signal {
-                    crate::event::Signal::Logs => ExportLogsServiceResponse {
-                        partial_success: (rejected > 0).then_some(ExportLogsPartialSuccess {
-                            rejected_log_records: rejected as i64,
-                            error_message: message,
-                        }),
-                    }
-                    .encode_to_vec(),
-                    crate::event::Signal::Metrics => ExportMetricsServiceResponse {
-                        partial_success: (rejected > 0).then_some(ExportMetricsPartialSuccess {
-                            rejected_data_points: rejected as i64,
-                            error_message: message,
-                        }),
-                    }
-                    .encode_to_vec(),
-                    crate::event::Signal::Traces => ExportTraceServiceResponse {
-                        partial_success: (rejected > 0).then_some(ExportTracePartialSuccess {
-                            rejected_spans: rejected as i64,
-                            error_message: message,
-                        }),
-                    }
-                    .encode_to_vec(),
-                };
-                http::response(200, "application/x-protobuf", body)
-            }
-            AckStatus::Failed => {
-                self.metrics.failed_events.inc_by(count as u64);
-                let mut r = http::response(503, "text/plain", "not delivered yet; retry");
-                r.headers_mut().insert(
-                    hyper::header::RETRY_AFTER,
-                    hyper::header::HeaderValue::from_static("1"),
-                );
-                r
-            }
+        if status == AckStatus::Failed {
+            self.metrics.failed_events.inc_by(count as u64);
+            return Answer::RetryLater("not delivered yet; retry");
         }
+        self.metrics.sent_events.inc_by(count as u64);
+        let message = if rejected > 0 {
+            format!("{rejected} records with malformed ids were skipped")
+        } else {
+            String::new()
+        };
+        Answer::Accepted(match signal {
+            Signal::Logs => ExportLogsServiceResponse {
+                partial_success: (rejected > 0).then_some(ExportLogsPartialSuccess {
+                    rejected_log_records: rejected as i64,
+                    error_message: message,
+                }),
+            }
+            .encode_to_vec(),
+            Signal::Metrics => ExportMetricsServiceResponse {
+                partial_success: (rejected > 0).then_some(ExportMetricsPartialSuccess {
+                    rejected_data_points: rejected as i64,
+                    error_message: message,
+                }),
+            }
+            .encode_to_vec(),
+            Signal::Traces => ExportTraceServiceResponse {
+                partial_success: (rejected > 0).then_some(ExportTracePartialSuccess {
+                    rejected_spans: rejected as i64,
+                    error_message: message,
+                }),
+            }
+            .encode_to_vec(),
+        })
     }
+}
+
+/// OTLP/HTTP: 200 with the response, 503 with `Retry-After`, or the refusal's status.
+fn http_answer(answer: Answer) -> Response<Body> {
+    match answer {
+        Answer::Accepted(body) => http::response(200, "application/x-protobuf", body),
+        Answer::RetryLater(message) => {
+            let mut r = http::response(503, "text/plain", message);
+            r.headers_mut().insert(
+                hyper::header::RETRY_AFTER,
+                hyper::header::HeaderValue::from_static("1"),
+            );
+            r
+        }
+        Answer::Refused {
+            http: status,
+            message,
+            ..
+        } => http::response(status, "text/plain", message),
+    }
+}
+
+/// OTLP/gRPC: always HTTP 200; the response message and `grpc-status` 0 in the trailers, or a
+/// trailers-only answer: UNAVAILABLE with a one-second RetryInfo, or the refusal's code.
+fn grpc_answer(answer: Answer) -> Response<Body> {
+    let status = match answer {
+        Answer::Accepted(body) => match grpc::frame(&body, false) {
+            Ok(framed) => {
+                return http::response_with_trailers(
+                    200,
+                    grpc::CONTENT_TYPE,
+                    framed,
+                    grpc::Status::ok().to_headers(),
+                )
+            }
+            Err(e) => grpc::Status::new(grpc::code::INTERNAL, e.to_string()),
+        },
+        Answer::RetryLater(message) => grpc::Status::new(grpc::code::UNAVAILABLE, message)
+            .with_retry_delay(std::time::Duration::from_secs(1)),
+        Answer::Refused {
+            grpc: code,
+            message,
+            ..
+        } => grpc::Status::new(code, message),
+    };
+    let mut r = http::response(200, grpc::CONTENT_TYPE, Bytes::new());
+    r.headers_mut().extend(status.to_headers());
+    r
 }
 
 /// Undoes `Content-Encoding`, refusing output above `limit` (a small body can expand hugely).

@@ -78,6 +78,7 @@ async fn answers_after_delivery_and_survives_malformed_requests() {
         max_decompressed_bytes: ByteSizeValue(256 * 1024),
         ack_timeout: DurationValue(Duration::from_millis(500)),
         tls: None,
+        grpc_address: None,
     };
     let cx = SourceContext {
         name: "otlp_receiver_test".into(),

@@ -58,9 +58,11 @@ pub fn trace_id(xray: &str) -> Option<TraceId> {
     hex_bytes::<16>(&format!("{time}{random}"))
 }
 
+/// Epoch seconds (as X-Ray writes them, microsecond precision at best) to nanoseconds, rounded
+/// to the microsecond so that `.271` does not become `.270999908`.
 fn nanos(seconds: f64) -> u64 {
     if seconds.is_finite() && seconds > 0.0 {
-        (seconds * 1e9) as u64
+        (seconds * 1e6).round() as u64 * 1000
     } else {
         0
     }
