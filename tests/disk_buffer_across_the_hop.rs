@@ -183,3 +183,106 @@ async fn a_corrupted_buffer_is_counted_skipped_and_the_rest_delivered() {
     agent.terminate(Duration::from_secs(10));
     collector.terminate(Duration::from_secs(10));
 }
+
+/// Resident memory of a process, in bytes.
+fn rss(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Appends `n` lines of about 200 bytes numbered from `from`.
+fn append_long_lines(path: &std::path::Path, from: usize, n: usize) -> u64 {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap(),
+    );
+    for i in from..from + n {
+        writeln!(f, "line {i:08} {}", "x".repeat(180)).unwrap();
+    }
+    f.flush().unwrap();
+    std::fs::metadata(path).unwrap().len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_buffer_pauses_the_file_with_memory_flat_and_drops_nothing() {
+    let hop = Hop::new();
+    let agent_cfg = hop.agent(
+        hop.otlp,
+        // One request in flight: order per file across the outage (several in flight may
+        // reorder when their retries race).
+        &format!("request: {{ timeout: 5s, initial_backoff: 100ms, max_backoff: 500ms, concurrency: 1 }}\n      queue: {{ max_bytes: 1MiB, when_full: block, disk: {{ max_bytes: 2MiB, max_segment_bytes: 256KiB, fsync_interval: 100ms }} }}"),
+    );
+    let mut written = append_long_lines(&hop.app_log, 0, 50_000);
+    let mut agent = start_sextant("agent", &agent_cfg, &hop.path("a1.log"));
+
+    // No collector: the buffer fills, then the file waits on disk (its checkpoint stops short).
+    let mut last = 0;
+    let settled = eventually(Duration::from_secs(30), || {
+        let now = committed_offset(&hop.store);
+        let stable = now > 0 && now == last;
+        last = now;
+        stable
+    });
+    assert!(settled, "the checkpoint stops moving");
+    let paused_at = committed_offset(&hop.store);
+    assert!(
+        paused_at < written / 2,
+        "paused at {paused_at} of {written}: sources wait for the buffer"
+    );
+    let before = rss(agent.pid());
+
+    // Ten more megabytes arrive: nothing more is read, memory does not follow the input.
+    written = append_long_lines(&hop.app_log, 50_000, 50_000);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = rss(agent.pid());
+    eprintln!(
+        "agent RSS with the buffer full: {} KiB, after 10 MB more input: {} KiB",
+        before >> 10,
+        after >> 10
+    );
+    assert_eq!(committed_offset(&hop.store), paused_at, "still paused");
+    assert!(
+        after < before + 8 * 1024 * 1024,
+        "resident memory stayed flat: {} MiB before, {} MiB after {} MiB more input",
+        before >> 20,
+        after >> 20,
+        written >> 21
+    );
+    let buffer_bytes = metric(hop.agent_admin, "sextant_buffer_bytes", &[]);
+    assert!(
+        buffer_bytes <= 2.0 * 1024.0 * 1024.0 + 256.0 * 1024.0,
+        "the buffer kept its bound: {buffer_bytes}"
+    );
+    assert_eq!(
+        metric(
+            hop.agent_admin,
+            "sextant_component_dropped_events_total",
+            &[]
+        ),
+        0.0
+    );
+
+    // The collector comes: every line, once, in order.
+    let mut collector = start_sextant("collector", &hop.collector_to_files(), &hop.path("c1.log"));
+    let got = wait_delivered(&hop.out, 100_000);
+    assert_eq!(got.len(), 100_000);
+    let first_wrong = got
+        .iter()
+        .enumerate()
+        .find(|(i, l)| !l.starts_with(&format!("line {i:08} ")))
+        .map(|(i, l)| (i, l[..13].to_string()));
+    assert_eq!(first_wrong, None, "every line once, in order");
+    assert!(eventually(Duration::from_secs(20), || committed_offset(
+        &hop.store
+    ) == written));
+    agent.terminate(Duration::from_secs(10));
+    collector.terminate(Duration::from_secs(10));
+}

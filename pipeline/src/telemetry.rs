@@ -311,6 +311,14 @@ impl ComponentMetrics {
             .inc_by(n);
     }
 
+    /// Events dropped so far for `reason`.
+    pub fn dropped_total(&self, reason: &str) -> u64 {
+        FAMILIES
+            .dropped
+            .with_label_values(&[&self.name, self.kind, reason])
+            .get()
+    }
+
     /// Malformed input skipped, by reason (`sextant_events_discarded_total`).
     pub fn discarded(&self, reason: &str, n: u64) {
         FAMILIES

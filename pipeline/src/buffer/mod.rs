@@ -34,6 +34,7 @@ use crate::ack::{Ack, AckStatus, Acks};
 use crate::batch::Batch;
 use crate::component::BuildError;
 use crate::config::units::{ByteSizeValue, DurationValue};
+use crate::event::Events;
 use crate::queue::{ByteQueue, Pushed};
 use crate::shutdown::Shutdown;
 use crate::telemetry::{ComponentMetrics, LogLimiter};
@@ -210,8 +211,55 @@ async fn write_batch(
     when_full: DiskWhenFull,
 ) {
     let Batch { events, acks, .. } = batch;
+    let limit = shared.segments().max_payload_len();
+    let mut records = Vec::new();
+    let unstorable = records_within(events, limit, &mut records);
+    if unstorable > 0 {
+        shared.metrics.dropped("too_large_for_buffer", unstorable);
+        if let Some(suppressed) = shared.log.allow() {
+            tracing::error!(component = %shared.metrics.name, events = unstorable, limit, suppressed, "events larger than queue.disk.max_segment_bytes; dropped");
+        }
+    }
+    // The batch is acknowledged once all its records are written (and synced).
+    for (payload, n) in records {
+        if !write_record(shared, &payload, n, pending, when_full).await {
+            acks.finish(AckStatus::Failed);
+            return;
+        }
+    }
+    pending.push(acks);
+}
+
+/// `events` as record payloads of at most `limit` bytes, halving what is too large; returns how
+/// many events are each too large on their own (they cannot be kept).
+fn records_within(events: Events, limit: usize, out: &mut Vec<(Vec<u8>, u32)>) -> u64 {
     let n = events.len() as u32;
     let payload = codec::encode(events);
+    if payload.len() <= limit {
+        out.push((payload, n));
+        return 0;
+    }
+    // Rare (a batch over a segment): get the events back and halve them.
+    let Some(events) = codec::decode(&payload) else {
+        return u64::from(n);
+    };
+    match events.halve() {
+        Ok((first, second)) => {
+            records_within(first, limit, out) + records_within(second, limit, out)
+        }
+        Err(single) => single.len() as u64,
+    }
+}
+
+/// Appends one record, waiting for room under `block`; false if the disk failed (the batch goes
+/// back to its source).
+async fn write_record(
+    shared: &Shared,
+    payload: &[u8],
+    n: u32,
+    pending: &mut Vec<Acks>,
+    when_full: DiskWhenFull,
+) -> bool {
     loop {
         let (appended, total) = {
             let mut segments = shared.segments();
@@ -220,27 +268,22 @@ async fn write_batch(
         };
         match appended {
             Ok(Ok(())) => {
-                pending.push(acks);
                 shared.update_gauge(total);
                 shared.readable.notify_one();
-                return;
+                return true;
             }
             Ok(Err(e)) => {
                 shared.metrics.error("buffer_write");
                 if let Some(suppressed) = shared.log.allow() {
                     tracing::error!(component = %shared.metrics.name, error = %e, suppressed, "disk buffer write failed; the batch goes back to its source");
                 }
-                acks.finish(AckStatus::Failed);
                 tokio::time::sleep(Duration::from_millis(200)).await;
-                return;
+                return false;
             }
             Err(AppendError::TooLarge) => {
-                shared.metrics.dropped("too_large_for_buffer", u64::from(n));
-                if let Some(suppressed) = shared.log.allow() {
-                    tracing::error!(component = %shared.metrics.name, bytes = payload.len(), suppressed, "batch larger than queue.disk.max_segment_bytes; dropped");
-                }
-                acks.finish(AckStatus::Rejected);
-                return;
+                // records_within keeps every record under the segment size.
+                shared.metrics.error("buffer_write");
+                return false;
             }
             Err(AppendError::Full) => match when_full {
                 DiskWhenFull::DropOldest => {

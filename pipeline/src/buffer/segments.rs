@@ -206,6 +206,11 @@ impl Segments {
         self.total_bytes + (HEADER_BYTES + payload_len) as u64 <= self.max_bytes
     }
 
+    /// The largest payload one record can carry (a record fits in one segment).
+    pub fn max_payload_len(&self) -> usize {
+        (self.max_segment_bytes as usize).saturating_sub(HEADER_BYTES)
+    }
+
     fn max_record_len(&self) -> u32 {
         self.max_segment_bytes.min(u64::from(u32::MAX)) as u32
     }

@@ -272,3 +272,81 @@ async fn the_stage_acknowledges_sources_after_fsync_blocks_when_full_and_deliver
     let (mut s, _) = Segments::open(dir.path(), 2 << 20, 256 << 10).unwrap();
     assert_eq!(drain(&mut s).0, Vec::<usize>::new());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_larger_than_a_segment_is_split_into_records_not_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = || {
+        Arc::new(ByteQueue::new(
+            8 << 20,
+            WhenFull::Block,
+            QueueMetrics::detached(),
+        ))
+    };
+    let (input, output) = (queue(), queue());
+    let settings = DiskBufferSettings {
+        max_bytes: ByteSizeValue(4 << 20),
+        max_segment_bytes: ByteSizeValue(256 << 10),
+        fsync_interval: DurationValue(Duration::from_millis(20)),
+        ..Default::default()
+    };
+    let metrics = ComponentMetrics::new("buffer_split_test", "test");
+    let (trigger, shutdown) = ShutdownTrigger::new();
+    let stage = spawn(
+        &settings,
+        dir.path(),
+        input.clone(),
+        output.clone(),
+        metrics.clone(),
+        shutdown,
+    )
+    .unwrap();
+    // 100 events of 10 kB (1 MB, four segments' worth) and, in the middle, one of 300 kB that
+    // no segment can hold.
+    let events: Vec<LogEvent> = (0..101)
+        .map(|i| LogEvent {
+            body: format!("line {i}").into(),
+            attributes: vec![crate::event::KeyValue::new(
+                "pad",
+                "x".repeat(if i == 50 { 300_000 } else { 10_000 }),
+            )],
+            ..Default::default()
+        })
+        .collect();
+    let (share, rx) = Ack::channel();
+    input
+        .push(Batch::new(
+            Events::Logs(events),
+            crate::ack::Acks::one(share),
+        ))
+        .await;
+    let mut got = Vec::new();
+    let mut records = 0;
+    while got.len() < 100 {
+        let b = tokio::time::timeout(Duration::from_secs(10), output.pop())
+            .await
+            .expect("records flow")
+            .unwrap();
+        records += 1;
+        if let Events::Logs(l) = &b.events {
+            got.extend(l.iter().map(|e| e.body.to_text().into_owned()));
+        }
+        b.acks.deliver();
+    }
+    let want: Vec<String> = (0..101)
+        .filter(|i| *i != 50)
+        .map(|i| format!("line {i}"))
+        .collect();
+    assert_eq!(got, want, "every event that fits, in order");
+    assert!(records >= 4, "split into {records} records");
+    assert_eq!(
+        rx.await.unwrap(),
+        AckStatus::Delivered,
+        "the source is acknowledged once all parts are durable"
+    );
+    let dropped = metrics.dropped_total("too_large_for_buffer");
+    assert_eq!(dropped, 1, "only the event no segment can hold");
+    input.close();
+    trigger.stop();
+    stage.await.unwrap();
+}

@@ -484,6 +484,29 @@ impl Events {
         Ok(())
     }
 
+    /// Splits in two halves by record (log record, metric, span); `Err(self)` if it holds fewer
+    /// than two.
+    pub fn halve(self) -> Result<(Events, Events), Events> {
+        fn split<T>(mut v: Vec<T>) -> Result<(Vec<T>, Vec<T>), Vec<T>> {
+            if v.len() < 2 {
+                return Err(v);
+            }
+            let second = v.split_off(v.len() / 2);
+            Ok((v, second))
+        }
+        match self {
+            Events::Logs(v) => split(v)
+                .map(|(a, b)| (Events::Logs(a), Events::Logs(b)))
+                .map_err(Events::Logs),
+            Events::Metrics(v) => split(v)
+                .map(|(a, b)| (Events::Metrics(a), Events::Metrics(b)))
+                .map_err(Events::Metrics),
+            Events::Spans(v) => split(v)
+                .map(|(a, b)| (Events::Spans(a), Events::Spans(b)))
+                .map_err(Events::Spans),
+        }
+    }
+
     /// An empty container of the same signal.
     pub fn empty_like(&self) -> Events {
         match self {
