@@ -263,7 +263,7 @@ async fn write_record(
     loop {
         let (appended, total) = {
             let mut segments = shared.segments();
-            let appended = segments.append(&payload, n);
+            let appended = segments.append(payload, n);
             (appended, segments.total_bytes())
         };
         match appended {
