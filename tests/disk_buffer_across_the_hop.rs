@@ -216,9 +216,9 @@ async fn a_full_buffer_pauses_the_file_with_memory_flat_and_drops_nothing() {
     let hop = Hop::new();
     let agent_cfg = hop.agent(
         hop.otlp,
-        // One request in flight: order per file across the outage (several in flight may
-        // reorder when their retries race).
-        "request: { timeout: 5s, initial_backoff: 100ms, max_backoff: 500ms, concurrency: 1 }\n      queue: { max_bytes: 1MiB, when_full: block, disk: { max_bytes: 2MiB, max_segment_bytes: 256KiB, fsync_interval: 100ms } }",
+        // Four requests in flight, in lanes (ordering: per_resource): the file's order holds
+        // across the outage.
+        "request: { timeout: 5s, initial_backoff: 100ms, max_backoff: 500ms, concurrency: 4 }\n      ordering: per_resource\n      queue: { max_bytes: 1MiB, when_full: block, disk: { max_bytes: 2MiB, max_segment_bytes: 256KiB, fsync_interval: 100ms } }",
     );
     let mut written = append_long_lines(&hop.app_log, 0, 50_000);
     let mut agent = start_sextant("agent", &agent_cfg, &hop.path("a1.log"));

@@ -16,11 +16,11 @@ async fn a_collector_stopped_for_a_minute_gets_every_line_in_order_once_it_retur
     let (app_log, out) = (hop.app_log.clone(), hop.out.clone());
     let (otlp, agent_admin) = (hop.otlp, hop.agent_admin);
     let collector_cfg = hop.collector_to_files();
-    // One request at a time: with several in flight, batches retried after an outage may land
-    // in any order (see the closing note of this test's issue).
+    // Four requests in flight, in lanes (ordering: per_resource): the file's lines stay in
+    // order although every in-flight request fails and retries.
     let agent_cfg = hop.agent(
         otlp,
-        "request: { timeout: 5s, initial_backoff: 100ms, max_backoff: 2s, concurrency: 1 }",
+        "request: { timeout: 5s, initial_backoff: 100ms, max_backoff: 2s, concurrency: 4 }\n      ordering: per_resource",
     );
     let mut collector = start_sextant("collector", &collector_cfg, &hop.path("c1.log"));
     let mut agent = start_sextant("agent", &agent_cfg, &hop.path("a1.log"));
@@ -86,7 +86,8 @@ async fn a_collector_failing_half_the_time_and_sometimes_hanging_still_gets_ever
     let proxy = FaultProxy::start(otlp, "POST /v1/logs", faults);
     let agent_cfg = hop.agent(
         proxy.port,
-        "request: { timeout: 2s, initial_backoff: 50ms, max_backoff: 200ms }",
+        // Any request of the one file may be in flight (not one lane): more requests, more faults.
+        "request: { timeout: 2s, initial_backoff: 50ms, max_backoff: 200ms }\n      ordering: none",
     );
     let _collector = start_sextant("collector", &collector_cfg, &hop.path("c.log"));
     let mut agent = start_sextant("agent", &agent_cfg, &hop.path("a.log"));

@@ -19,6 +19,7 @@ pub mod event;
 pub mod fanout;
 pub mod grpc;
 pub mod http;
+pub mod lanes;
 pub mod logging;
 pub mod memory;
 pub mod queue;

@@ -15,7 +15,7 @@ async fn batches_spread_over_collectors_and_a_dead_one_is_ejected_without_loss()
     let two = Receiver::start("balance_rx_2", &format!("address: 127.0.0.1:{p2}\n")).await;
     let sink = Sink::start(
         &format!(
-            "inputs: [x]\nendpoints: [\"http://127.0.0.1:{p1}\", \"http://127.0.0.1:{p2}\"]\nbatch: {{ timeout: 10ms, max_events: 10 }}\nrequest: {{ concurrency: 4, timeout: 2s, initial_backoff: 20ms, max_backoff: 100ms }}\nbalance: {{ eject_after: 2 }}\n"
+            "inputs: [x]\nendpoints: [\"http://127.0.0.1:{p1}\", \"http://127.0.0.1:{p2}\"]\nbatch: {{ timeout: 10ms, max_events: 10 }}\nrequest: {{ concurrency: 4, timeout: 2s, initial_backoff: 20ms, max_backoff: 100ms }}\nbalance: {{ eject_after: 2 }}\nordering: none\n"
         ),
         "balance_sink",
     );

@@ -19,6 +19,20 @@ pub enum Compression {
     Zstd,
 }
 
+/// What order records reach the receiver in.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Ordering {
+    /// Each resource's records (a file's lines) in order, across failures and retries:
+    /// `request.concurrency` lanes of one request each (see [`crate::lanes`]). One busy file
+    /// then has one request in flight, so its throughput is a batch per round trip.
+    PerResource,
+    /// Up to `request.concurrency` requests of any records at once, the most throughput for
+    /// one busy file; retries after an outage may reorder a file's lines.
+    #[default]
+    None,
+}
+
 /// The wire protocol to the receiver.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -47,6 +61,8 @@ pub struct OtlpSinkConfig {
     pub balance: BalanceSettings,
     #[serde(default)]
     pub protocol: Protocol,
+    #[serde(default)]
+    pub ordering: Ordering,
     #[serde(default)]
     pub compression: Compression,
     /// Extra request headers (for example `authorization: Bearer ${TOKEN}`).

@@ -90,15 +90,19 @@ pub fn build(config: &OtlpSinkConfig, cx: SinkContext) -> Result<Task, BuildErro
     };
     let batch = config.batch.clone();
     let concurrency = config.request.concurrency;
-    Ok(Box::pin(driver::drive(
-        cx,
-        batch,
-        concurrency,
-        move |events| {
-            let s = service.clone();
-            async move { s.process(events).await }
-        },
-    )))
+    let process = move |events| {
+        let s = service.clone();
+        async move { s.process(events).await }
+    };
+    Ok(match config.ordering {
+        config::Ordering::PerResource => Box::pin(crate::lanes::drive_in_lanes(
+            cx,
+            batch,
+            concurrency,
+            process,
+        )),
+        config::Ordering::None => Box::pin(driver::drive(cx, batch, concurrency, process)),
+    })
 }
 
 #[derive(Clone)]
