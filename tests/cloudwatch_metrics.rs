@@ -77,15 +77,7 @@ fn post(port: u16, body: Vec<u8>) -> u16 {
 }
 
 async fn cloudwatch(port: u16) -> aws_sdk_cloudwatch::Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(format!("http://127.0.0.1:{port}"))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            "testing", "testing", None, None, "static",
-        ))
-        .load()
-        .await;
-    aws_sdk_cloudwatch::Client::new(&config)
+    aws_sdk_cloudwatch::Client::new(&moto_sdk_config(port).await)
 }
 
 /// One statistic of a metric over the last hour, summed over its datapoints.
@@ -146,20 +138,12 @@ async fn deltas_histograms_and_rollups_reach_cloudwatch_through_throttling_5xx_a
         ],
     );
     let (admin, otlp) = (free_port(), free_port());
-    let cfg = dir.path().join("collector.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
-data_dir: {d}/data
-admin: {{ address: "127.0.0.1:{admin}" }}
-collector:
-  sources:
-    otlp:
-      type: otlp
-      address: "127.0.0.1:{otlp}"
-  sinks:
-    cloudwatch:
+    let cfg = common::hop::collector_config(
+        dir.path(),
+        admin,
+        otlp,
+        &format!(
+            r#"    cloudwatch:
       type: aws_cloudwatch_metrics
       inputs: [otlp]
       namespace: Sextant/Test
@@ -169,11 +153,9 @@ collector:
       batch: {{ timeout: 200ms }}
       request: {{ timeout: 1s, initial_backoff: 50ms, max_backoff: 200ms }}
 "#,
-            d = dir.path().display(),
             proxy = proxy.port
         ),
-    )
-    .unwrap();
+    );
     let mut collector = start_sextant("collector", &cfg, &dir.path().join("collector.log"));
     wait_http_ok(
         &format!("http://127.0.0.1:{admin}/readyz"),
@@ -291,20 +273,12 @@ async fn emf_mode_writes_documents_of_at_most_100_metrics_to_cloudwatch_logs() {
     let moto_port = free_port();
     let _moto = start_moto(moto_port);
     let (admin, otlp) = (free_port(), free_port());
-    let cfg = dir.path().join("collector.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
-data_dir: {d}/data
-admin: {{ address: "127.0.0.1:{admin}" }}
-collector:
-  sources:
-    otlp:
-      type: otlp
-      address: "127.0.0.1:{otlp}"
-  sinks:
-    emf:
+    let cfg = common::hop::collector_config(
+        dir.path(),
+        admin,
+        otlp,
+        &format!(
+            r#"    emf:
       type: aws_cloudwatch_metrics
       inputs: [otlp]
       namespace: Sextant/Test
@@ -315,10 +289,8 @@ collector:
       aws: {{ region: us-east-1, endpoint: "http://127.0.0.1:{moto_port}" }}
       batch: {{ timeout: 200ms }}
 "#,
-            d = dir.path().display(),
         ),
-    )
-    .unwrap();
+    );
     let mut collector = start_sextant("collector", &cfg, &dir.path().join("collector.log"));
     wait_http_ok(
         &format!("http://127.0.0.1:{admin}/readyz"),

@@ -126,20 +126,12 @@ async fn spans_reach_xray_as_segments_through_faults_and_unprocessed_documents()
         ],
     );
     let (admin, otlp) = (free_port(), free_port());
-    let cfg = dir.path().join("collector.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
-data_dir: {d}/data
-admin: {{ address: "127.0.0.1:{admin}" }}
-collector:
-  sources:
-    otlp:
-      type: otlp
-      address: "127.0.0.1:{otlp}"
-  sinks:
-    xray:
+    let cfg = common::hop::collector_config(
+        dir.path(),
+        admin,
+        otlp,
+        &format!(
+            r#"    xray:
       type: aws_xray
       inputs: [otlp]
       indexed_attributes: [customer]
@@ -147,11 +139,9 @@ collector:
       batch: {{ timeout: 200ms }}
       request: {{ timeout: 1s, initial_backoff: 50ms, max_backoff: 200ms, concurrency: 1 }}
 "#,
-            d = dir.path().display(),
             proxy = proxy.port
         ),
-    )
-    .unwrap();
+    );
     let mut collector = start_sextant("collector", &cfg, &dir.path().join("collector.log"));
     wait_http_ok(
         &format!("http://127.0.0.1:{admin}/readyz"),
@@ -183,15 +173,7 @@ collector:
     assert_eq!(post_otlp(otlp, "/v1/traces", &request(spans)), 200);
     assert_eq!(post_otlp(otlp, "/v1/traces", &request(vec![broken])), 200);
 
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(format!("http://127.0.0.1:{moto_port}"))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            "testing", "testing", None, None, "static",
-        ))
-        .load()
-        .await;
-    let client = aws_sdk_xray::Client::new(&config);
+    let client = aws_sdk_xray::Client::new(&moto_sdk_config(moto_port).await);
     let ids: Vec<String> = (0..20u8)
         .map(|t| format!("1-{:02x}f92f35-77b34da6a3ce929d0e0e47{t:02x}", 0xa0 + t))
         .collect();
@@ -370,15 +352,7 @@ collector:
         .collect();
     assert_eq!(sent.len(), 25);
 
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(format!("http://127.0.0.1:{moto_port}"))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            "testing", "testing", None, None, "static",
-        ))
-        .load()
-        .await;
-    let client = aws_sdk_xray::Client::new(&config);
+    let client = aws_sdk_xray::Client::new(&moto_sdk_config(moto_port).await);
     let trace_ids: Vec<String> = sent.iter().map(|(_, t, _)| t.clone()).collect();
     let mut stored: BTreeMap<String, String> = BTreeMap::new();
     for _ in 0..300 {

@@ -329,17 +329,22 @@ fn serve_connection(
     Ok(())
 }
 
-/// An AWS SDK CloudWatch Logs client for moto on `port`, to read back what a sink wrote.
-pub async fn cwl_client(port: u16) -> aws_sdk_cloudwatchlogs::Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+/// AWS SDK settings for moto on `port` (us-east-1, static test credentials), to read back
+/// what a sink wrote.
+pub async fn moto_sdk_config(port: u16) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(format!("http://127.0.0.1:{port}"))
         .credentials_provider(aws_credential_types::Credentials::new(
             "testing", "testing", None, None, "static",
         ))
         .load()
-        .await;
-    aws_sdk_cloudwatchlogs::Client::new(&config)
+        .await
+}
+
+/// A CloudWatch Logs client for moto on `port`.
+pub async fn cwl_client(port: u16) -> aws_sdk_cloudwatchlogs::Client {
+    aws_sdk_cloudwatchlogs::Client::new(&moto_sdk_config(port).await)
 }
 
 /// Every message in a CloudWatch Logs stream, oldest first (following forward tokens to the

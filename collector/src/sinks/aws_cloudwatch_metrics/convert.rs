@@ -78,6 +78,15 @@ enum Publish {
     },
 }
 
+/// What an explicit and an exponential histogram point share.
+struct HistogramPoint<'a> {
+    attributes: &'a [KeyValue],
+    start_ns: u64,
+    time_ns: u64,
+    temporality: Temporality,
+    min_max: (Option<f64>, Option<f64>),
+}
+
 /// The fixed parts of the datums of one metric.
 struct MetricContext<'a> {
     name: Text,
@@ -259,23 +268,16 @@ impl Converter {
                         },
                         negative: Run::default(),
                     };
-                    let delta_minmax =
-                        (*temporality != Temporality::Cumulative).then_some((p.min, p.max));
-                    let Some(acc) = self.interval(
-                        cx,
-                        &p.attributes,
-                        p.start_time_unix_nano,
-                        p.time_unix_nano,
-                        *temporality,
-                        acc,
-                        stats,
-                    ) else {
-                        continue;
+                    let point = HistogramPoint {
+                        attributes: &p.attributes,
+                        start_ns: p.start_time_unix_nano,
+                        time_ns: p.time_unix_nano,
+                        temporality: *temporality,
+                        min_max: (p.min, p.max),
                     };
-                    let mut pairs = Vec::new();
-                    explicit_pairs(&acc.positive.counts, &p.explicit_bounds, &mut pairs);
-                    let publish = self.histogram(pairs, acc, delta_minmax.unwrap_or((None, None)));
-                    self.emit(cx, &p.attributes, p.time_unix_nano, publish, stats, out);
+                    self.histogram_point(cx, &point, acc, stats, out, |acc, pairs| {
+                        explicit_pairs(&acc.positive.counts, &p.explicit_bounds, pairs)
+                    });
                 }
             }
             MetricData::ExponentialHistogram {
@@ -297,23 +299,16 @@ impl Converter {
                         positive: run(&p.positive),
                         negative: run(&p.negative),
                     };
-                    let delta_minmax =
-                        (*temporality != Temporality::Cumulative).then_some((p.min, p.max));
-                    let Some(acc) = self.interval(
-                        cx,
-                        &p.attributes,
-                        p.start_time_unix_nano,
-                        p.time_unix_nano,
-                        *temporality,
-                        acc,
-                        stats,
-                    ) else {
-                        continue;
+                    let point = HistogramPoint {
+                        attributes: &p.attributes,
+                        start_ns: p.start_time_unix_nano,
+                        time_ns: p.time_unix_nano,
+                        temporality: *temporality,
+                        min_max: (p.min, p.max),
                     };
-                    let mut pairs = Vec::new();
-                    exponential_pairs(&acc, p.scale, &mut pairs);
-                    let publish = self.histogram(pairs, acc, delta_minmax.unwrap_or((None, None)));
-                    self.emit(cx, &p.attributes, p.time_unix_nano, publish, stats, out);
+                    self.histogram_point(cx, &point, acc, stats, out, |acc, pairs| {
+                        exponential_pairs(acc, p.scale, pairs)
+                    });
                 }
             }
             MetricData::Summary(points) => {
@@ -364,6 +359,40 @@ impl Converter {
                 }
             }
         }
+    }
+
+    /// Publishes one explicit or exponential histogram point: its interval's buckets (`pairs`
+    /// lists them as value, count) as values or a statistic set.
+    fn histogram_point(
+        &mut self,
+        cx: &MetricContext<'_>,
+        point: &HistogramPoint<'_>,
+        acc: Accumulated,
+        stats: &mut ConvertStats,
+        out: &mut Vec<Datum>,
+        pairs: impl FnOnce(&Accumulated, &mut Vec<(f64, f64)>),
+    ) {
+        let Some(acc) = self.interval(
+            cx,
+            point.attributes,
+            point.start_ns,
+            point.time_ns,
+            point.temporality,
+            acc,
+            stats,
+        ) else {
+            return;
+        };
+        let mut buckets = Vec::new();
+        pairs(&acc, &mut buckets);
+        // A point's min and max are of its own interval only when it is a delta.
+        let min_max = if point.temporality == Temporality::Cumulative {
+            (None, None)
+        } else {
+            point.min_max
+        };
+        let publish = self.histogram(buckets, acc, min_max);
+        self.emit(cx, point.attributes, point.time_ns, publish, stats, out);
     }
 
     /// The interval's accumulation of a histogram-like point: itself when delta, else the
