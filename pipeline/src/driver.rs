@@ -54,3 +54,33 @@ where
     while tasks.join_next().await.is_some() {}
     metrics.set_up(false);
 }
+
+/// Runs `call` on every item, at most `concurrency` at once, and returns the worst status (a
+/// task that panicked counts as failed): a sink's requests for one batch, sent in parallel.
+pub async fn settle_all<T, F, Fut>(
+    concurrency: usize,
+    items: impl IntoIterator<Item = T>,
+    call: F,
+) -> AckStatus
+where
+    F: Fn(T) -> Fut,
+    Fut: Future<Output = AckStatus> + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut tasks = JoinSet::new();
+    for item in items {
+        let permits = permits.clone();
+        let call = call(item);
+        tasks.spawn(async move {
+            let Ok(_permit) = permits.acquire_owned().await else {
+                return AckStatus::Failed;
+            };
+            call.await
+        });
+    }
+    let mut status = AckStatus::Delivered;
+    while let Some(r) = tasks.join_next().await {
+        status = status.max(r.unwrap_or(AckStatus::Failed));
+    }
+    status
+}

@@ -95,25 +95,21 @@ fn partition<T>(
     lanes: usize,
     origin: impl Fn(&T) -> &Arc<Origin>,
 ) -> Vec<(usize, Vec<T>)> {
-    let mut known: Vec<(*const Origin, usize)> = Vec::new();
-    let mut parts: Vec<(usize, Vec<T>)> = Vec::new();
+    let mut known: std::collections::HashMap<*const Origin, usize> =
+        std::collections::HashMap::new();
+    let mut by_lane: Vec<Vec<T>> = (0..lanes).map(|_| Vec::new()).collect();
     for item in items {
         let o = origin(&item);
-        let ptr = Arc::as_ptr(o);
-        let lane = match known.iter().find(|(p, _)| *p == ptr) {
-            Some((_, lane)) => *lane,
-            None => {
-                let lane = lane_of(o, lanes);
-                known.push((ptr, lane));
-                lane
-            }
-        };
-        match parts.iter_mut().find(|(l, _)| *l == lane) {
-            Some((_, v)) => v.push(item),
-            None => parts.push((lane, vec![item])),
-        }
+        let lane = *known
+            .entry(Arc::as_ptr(o))
+            .or_insert_with(|| lane_of(o, lanes));
+        by_lane[lane].push(item);
     }
-    parts
+    by_lane
+        .into_iter()
+        .enumerate()
+        .filter(|(_, v)| !v.is_empty())
+        .collect()
 }
 
 fn split_by_lane(b: Batch, lanes: usize) -> Vec<(usize, Batch)> {

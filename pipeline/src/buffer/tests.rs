@@ -197,36 +197,50 @@ fn body(b: &Batch) -> String {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_stage_acknowledges_sources_after_fsync_blocks_when_full_and_delivers_in_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = Arc::new(ByteQueue::new(
-        1 << 20,
-        WhenFull::Block,
-        QueueMetrics::detached(),
-    ));
-    let output = Arc::new(ByteQueue::new(
-        1 << 20,
-        WhenFull::Block,
-        QueueMetrics::detached(),
-    ));
+type Stage = (
+    Arc<ByteQueue<Batch>>,
+    Arc<ByteQueue<Batch>>,
+    ComponentMetrics,
+    crate::shutdown::ShutdownTrigger,
+    tokio::task::JoinHandle<()>,
+);
+
+/// The buffer stage on `dir` (`max_bytes`, 256 KiB segments, 20 ms fsync) between an input
+/// and an output queue of 1 MiB.
+fn start_stage(dir: &std::path::Path, max_bytes: u64, name: &str) -> Stage {
+    let queue = || {
+        Arc::new(ByteQueue::new(
+            1 << 20,
+            WhenFull::Block,
+            QueueMetrics::detached(),
+        ))
+    };
+    let (input, output) = (queue(), queue());
     let settings = DiskBufferSettings {
-        max_bytes: ByteSizeValue(2 << 20),
+        max_bytes: ByteSizeValue(max_bytes),
         max_segment_bytes: ByteSizeValue(256 << 10),
         fsync_interval: DurationValue(Duration::from_millis(20)),
         ..Default::default()
     };
-    let metrics = ComponentMetrics::new("buffer_stage_test", "test");
+    let metrics = ComponentMetrics::new(name, "test");
     let (trigger, shutdown) = ShutdownTrigger::new();
     let stage = spawn(
         &settings,
-        dir.path(),
+        dir,
         input.clone(),
         output.clone(),
         metrics.clone(),
         shutdown,
     )
     .unwrap();
+    (input, output, metrics, trigger, stage)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stage_acknowledges_sources_after_fsync_blocks_when_full_and_delivers_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output, metrics, trigger, stage) =
+        start_stage(dir.path(), 2 << 20, "buffer_stage_test");
     // Big batches: the buffer (2 MiB) fills long before 400 of ~20 KiB are in.
     let mut source_acks = Vec::new();
     let pusher = {
@@ -276,31 +290,8 @@ async fn the_stage_acknowledges_sources_after_fsync_blocks_when_full_and_deliver
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_larger_than_a_segment_is_split_into_records_not_dropped() {
     let dir = tempfile::tempdir().unwrap();
-    let queue = || {
-        Arc::new(ByteQueue::new(
-            8 << 20,
-            WhenFull::Block,
-            QueueMetrics::detached(),
-        ))
-    };
-    let (input, output) = (queue(), queue());
-    let settings = DiskBufferSettings {
-        max_bytes: ByteSizeValue(4 << 20),
-        max_segment_bytes: ByteSizeValue(256 << 10),
-        fsync_interval: DurationValue(Duration::from_millis(20)),
-        ..Default::default()
-    };
-    let metrics = ComponentMetrics::new("buffer_split_test", "test");
-    let (trigger, shutdown) = ShutdownTrigger::new();
-    let stage = spawn(
-        &settings,
-        dir.path(),
-        input.clone(),
-        output.clone(),
-        metrics.clone(),
-        shutdown,
-    )
-    .unwrap();
+    let (input, output, metrics, trigger, stage) =
+        start_stage(dir.path(), 4 << 20, "buffer_split_test");
     // 100 events of 10 kB (1 MB, four segments' worth) and, in the middle, one of 300 kB that
     // no segment can hold.
     let events: Vec<LogEvent> = (0..101)

@@ -20,8 +20,7 @@ mod tests;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use tokio::sync::{OnceCell, Semaphore};
-use tokio::task::JoinSet;
+use tokio::sync::OnceCell;
 
 use sextant_pipeline::ack::AckStatus;
 use sextant_pipeline::component::{BuildError, SinkContext, Task};
@@ -132,15 +131,10 @@ impl Writer {
         for r in requests {
             by_stream.entry(r.key.clone()).or_default().push(r);
         }
-        let permits = Arc::new(Semaphore::new(self.request.concurrency.max(1)));
-        let mut streams = JoinSet::new();
-        for (_, reqs) in by_stream {
+        // Streams in parallel; each stream's requests one after the other.
+        driver::settle_all(self.request.concurrency, by_stream.into_values(), |reqs| {
             let sink = self.clone();
-            let permits = permits.clone();
-            streams.spawn(async move {
-                let Ok(_permit) = permits.acquire_owned().await else {
-                    return AckStatus::Failed;
-                };
+            async move {
                 let mut status = AckStatus::Delivered;
                 for r in &reqs {
                     status = status.max(sink.send(r).await);
@@ -149,13 +143,9 @@ impl Writer {
                     }
                 }
                 status
-            });
-        }
-        let mut status = AckStatus::Delivered;
-        while let Some(r) = streams.join_next().await {
-            status = status.max(r.unwrap_or(AckStatus::Failed));
-        }
-        status
+            }
+        })
+        .await
     }
 
     async fn send(&self, r: &PutRequest) -> AckStatus {

@@ -28,8 +28,7 @@ pub mod units;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{OnceCell, Semaphore};
-use tokio::task::JoinSet;
+use tokio::sync::OnceCell;
 
 use sextant_pipeline::ack::AckStatus;
 use sextant_pipeline::component::{BuildError, SinkContext, Task};
@@ -183,23 +182,11 @@ impl Sink {
 
     async fn put_metric_data(self: &Arc<Self>, datums: Vec<Datum>) -> AckStatus {
         let requests = request_builder::build(&self.config.namespace, datums);
-        let permits = Arc::new(Semaphore::new(self.request.concurrency.max(1)));
-        let mut sends = JoinSet::new();
-        for r in requests {
+        driver::settle_all(self.request.concurrency, requests, |r| {
             let sink = self.clone();
-            let permits = permits.clone();
-            sends.spawn(async move {
-                let Ok(_permit) = permits.acquire_owned().await else {
-                    return AckStatus::Failed;
-                };
-                sink.send(&r).await
-            });
-        }
-        let mut status = AckStatus::Delivered;
-        while let Some(r) = sends.join_next().await {
-            status = status.max(r.unwrap_or(AckStatus::Failed));
-        }
-        status
+            async move { sink.send(&r).await }
+        })
+        .await
     }
 
     async fn service(&self) -> Option<&CloudWatchMetricsService> {

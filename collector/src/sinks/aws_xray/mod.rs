@@ -21,8 +21,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{OnceCell, Semaphore};
-use tokio::task::JoinSet;
+use tokio::sync::OnceCell;
 
 use sextant_pipeline::ack::AckStatus;
 use sextant_pipeline::component::{BuildError, SinkContext, Task};
@@ -117,23 +116,11 @@ impl Sink {
             return AckStatus::Failed;
         };
         self.count(&stats);
-        let permits = Arc::new(Semaphore::new(self.request.concurrency.max(1)));
-        let mut sends = JoinSet::new();
-        for docs in requests {
+        driver::settle_all(self.request.concurrency, requests, |docs| {
             let sink = self.clone();
-            let permits = permits.clone();
-            sends.spawn(async move {
-                let Ok(_permit) = permits.acquire_owned().await else {
-                    return AckStatus::Failed;
-                };
-                sink.send(docs).await
-            });
-        }
-        let mut status = AckStatus::Delivered;
-        while let Some(r) = sends.join_next().await {
-            status = status.max(r.unwrap_or(AckStatus::Failed));
-        }
-        status
+            async move { sink.send(docs).await }
+        })
+        .await
     }
 
     async fn send(&self, docs: Vec<Document>) -> AckStatus {
