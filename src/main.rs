@@ -25,6 +25,17 @@ use config::{Config, DEFAULT_CONFIG};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Returns what the calling thread's mimalloc heap holds free to the OS. mimalloc keeps freed
+/// pages per thread and purges them only when that thread allocates again, so a paused tailer
+/// (whose events the sinks freed) would keep them resident; under memory pressure the pipeline
+/// calls this from threads about to idle (see `sextant_pipeline::memory::give_back`).
+#[allow(unsafe_code)] // one FFI call, no arguments, no preconditions
+fn give_back_freed_memory() {
+    // SAFETY: `mi_collect` only walks the calling thread's own heap; any thread may call it
+    // at any time (mimalloc's API guarantees it).
+    unsafe { libmimalloc_sys::mi_collect(true) }
+}
+
 #[derive(Parser)]
 #[command(
     name = "sextant",
@@ -87,6 +98,7 @@ fn load_valid(path: Option<&PathBuf>, command: Command) -> anyhow::Result<Config
     if config.agent.is_none() && config.collector.is_none() {
         anyhow::bail!("the config has neither an `agent:` nor a `collector:` section");
     }
+    config.memory.validate()?;
     if let Some(g) = &config.agent {
         g.validate("agent")?;
     }
@@ -117,17 +129,20 @@ impl Process {
     ) -> anyhow::Result<Self> {
         // The collector starts first and stops last, so an agent in the same process always has
         // somewhere to deliver while it drains.
+        let spill = config.memory.spill().cloned();
         let mut collector = None;
         if command.runs_collector() {
             if let Some(g) = &config.collector {
-                collector =
-                    Some(Running::start(g, "collector", &config.data_dir, health.clone()).await?);
+                let data_dir = &config.data_dir;
+                let run = Running::start(g, "collector", data_dir, health.clone(), spill.clone());
+                collector = Some(run.await?);
             }
         }
         let mut agent = None;
         if command.runs_agent() {
             if let Some(g) = &config.agent {
-                agent = Some(Running::start(g, "agent", &config.data_dir, health.clone()).await?);
+                let run = Running::start(g, "agent", &config.data_dir, health.clone(), spill);
+                agent = Some(run.await?);
             }
         }
         Ok(Self {
@@ -285,9 +300,11 @@ fn main() -> ExitCode {
             println!("config is valid");
             return Ok(());
         }
+        sextant_pipeline::memory::set_give_back(give_back_freed_memory);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("sextant")
+            .on_thread_park(sextant_pipeline::memory::give_back_while_pressed)
             .build()
             .context("starting the async runtime")?;
         runtime.block_on(run(&cli, config))

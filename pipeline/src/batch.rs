@@ -2,25 +2,29 @@
 //!
 //! Batches are the unit that moves through queues; events never travel one by one. The size is
 //! computed once when the batch is made and is what queues and batchers are bounded by.
+//!
+//! A batch counts its size in the process's memory estimate ([`crate::memory::Held`]) from
+//! when it is made until it is dropped, wherever it is then: a queue, a batcher, a request in
+//! flight, a retry.
 
 use crate::ack::Acks;
 use crate::event::{ByteSize, Events, LogEvent, Metric, Span};
+use crate::memory::Held;
 
 #[derive(Debug)]
 pub struct Batch {
     pub events: Events,
     pub acks: Acks,
     byte_size: usize,
+    /// The batch's share of the memory estimate (released when dropped; a sink that takes the
+    /// events apart keeps it until the request is done).
+    pub held: Held,
 }
 
 impl Batch {
     pub fn new(events: Events, acks: Acks) -> Self {
         let byte_size = events.byte_size();
-        Self {
-            events,
-            acks,
-            byte_size,
-        }
+        Self::with_size(events, acks, byte_size)
     }
 
     /// A batch whose size the caller already knows (sources that count bytes as they read).
@@ -29,6 +33,7 @@ impl Batch {
             events,
             acks,
             byte_size,
+            held: Held::new(byte_size),
         }
     }
 
@@ -58,11 +63,7 @@ impl Batch {
 
     /// A copy for a second sink: the events are cloned, the acknowledgement is shared.
     pub fn split(&self) -> Batch {
-        Batch {
-            events: self.events.clone(),
-            acks: self.acks.split(),
-            byte_size: self.byte_size,
-        }
+        Batch::with_size(self.events.clone(), self.acks.split(), self.byte_size)
     }
 
     /// Merges `other` in if it carries the same signal; gives it back otherwise.
@@ -71,17 +72,20 @@ impl Batch {
             events,
             acks,
             byte_size,
+            held,
         } = other;
         match self.events.append(events) {
             Ok(()) => {
                 self.acks.merge(acks);
                 self.byte_size += byte_size;
+                self.held.merge(held);
                 Ok(())
             }
             Err(events) => Err(Batch {
                 events,
                 acks,
                 byte_size,
+                held,
             }),
         }
     }

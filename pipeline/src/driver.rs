@@ -35,7 +35,9 @@ where
         };
         metrics.received_events.inc_by(b.len() as u64);
         metrics.batch_sent(b.len(), b.byte_size());
-        let Batch { events, acks, .. } = b;
+        let Batch {
+            events, acks, held, ..
+        } = b;
         let n = events.len() as u64;
         let metrics = metrics.clone();
         let process = process.clone();
@@ -47,7 +49,7 @@ where
                 AckStatus::Failed => metrics.failed_events.inc_by(n),
             }
             acks.finish(status);
-            drop(permit);
+            drop((permit, held));
         });
         while tasks.try_join_next().is_some() {}
     }

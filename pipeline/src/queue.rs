@@ -9,6 +9,9 @@
 //!   oversized batch slows the flow instead of wedging it.
 //! - `pop` waits for an item; after `close` it drains what is left and then returns `None`.
 //! - Both futures are cancel-safe: an item is taken or put only in synchronous code.
+//! - A queue in front of a disk stage ([`ByteQueue::with_spill_window`]) admits only a small
+//!   window of bytes while the process spills (see [`crate::memory`]): its producers then go at
+//!   the disk's pace instead of filling memory up to the queue's bound.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
@@ -59,6 +62,8 @@ pub struct ByteQueue<T> {
     bytes: AtomicUsize,
     events: AtomicUsize,
     max_bytes: usize,
+    /// The bound while the process spills (`usize::MAX`: the same as `max_bytes`).
+    spill_window: usize,
     when_full: WhenFull,
     closed: AtomicBool,
     not_empty: Notify,
@@ -73,12 +78,19 @@ impl<T: QueueItem> ByteQueue<T> {
             bytes: AtomicUsize::new(0),
             events: AtomicUsize::new(0),
             max_bytes: max_bytes.max(1),
+            spill_window: usize::MAX,
             when_full,
             closed: AtomicBool::new(false),
             not_empty: Notify::new(),
             not_full: Notify::new(),
             metrics,
         }
+    }
+
+    /// Bounds the queue to `bytes` while the process spills (a queue in front of a disk stage).
+    pub fn with_spill_window(mut self, bytes: usize) -> Self {
+        self.spill_window = bytes.max(1);
+        self
     }
 
     /// Bytes currently held.
@@ -101,9 +113,14 @@ impl<T: QueueItem> ByteQueue<T> {
 
     /// Tries to reserve `size` bytes; an empty queue admits anything.
     fn try_reserve(&self, size: usize) -> bool {
+        let bound = if self.spill_window < self.max_bytes && crate::memory::spilling() {
+            self.spill_window
+        } else {
+            self.max_bytes
+        };
         let mut current = self.bytes.load(Ordering::Acquire);
         loop {
-            if current != 0 && current.saturating_add(size) > self.max_bytes {
+            if current != 0 && current.saturating_add(size) > bound {
                 return false;
             }
             match self.bytes.compare_exchange_weak(
@@ -139,8 +156,19 @@ impl<T: QueueItem> ByteQueue<T> {
 
     /// Pushes, waiting for room under `Block`; see the module doc.
     pub async fn push(&self, item: T) -> Pushed<T> {
+        self.push_until(item, std::future::pending()).await
+    }
+
+    /// Like [`push`](Self::push), but hands the item back as `Refused` if `give_up` completes
+    /// while it waits for room (the spill stage stops waiting when memory crosses its limit).
+    pub async fn push_until(
+        &self,
+        item: T,
+        give_up: impl std::future::Future<Output = ()>,
+    ) -> Pushed<T> {
         let size = item.queue_bytes();
         let mut blocked_since: Option<Instant> = None;
+        tokio::pin!(give_up);
         loop {
             if self.closed.load(Ordering::Acquire) {
                 return Pushed::Refused(item);
@@ -160,7 +188,15 @@ impl<T: QueueItem> ByteQueue<T> {
                 break;
             }
             blocked_since.get_or_insert_with(Instant::now);
-            notified.await;
+            tokio::select! {
+                () = notified => {}
+                () = &mut give_up => {
+                    if let Some(since) = blocked_since {
+                        self.metrics.blocked(since.elapsed());
+                    }
+                    return Pushed::Refused(item);
+                }
+            }
         }
         if let Some(since) = blocked_since {
             self.metrics.blocked(since.elapsed());
@@ -287,6 +323,49 @@ mod tests {
         assert_eq!(q.pop().await.map(|x| x.0), Some(60));
         producer.await.unwrap();
         assert_eq!(q.bytes(), 60);
+    }
+
+    #[tokio::test]
+    async fn while_the_process_spills_a_queue_admits_only_its_spill_window() {
+        let q = Arc::new(
+            ByteQueue::new(100, WhenFull::DropNewest, QueueMetrics::detached())
+                .with_spill_window(30),
+        );
+        let plain = queue(100, WhenFull::DropNewest);
+        crate::memory::set_spilling_for_test(true);
+        let pushed = |q: &ByteQueue<Item>, n| matches!(q.try_push(Item(n)), Pushed::Queued);
+        assert!(pushed(&q, 20));
+        assert!(!pushed(&q, 20), "40 > the window of 30");
+        assert!(
+            pushed(&plain, 20) && pushed(&plain, 20),
+            "no window: the full bound"
+        );
+        crate::memory::set_spilling_for_test(false);
+        assert!(
+            pushed(&q, 20) && pushed(&q, 60),
+            "not spilling: the full bound"
+        );
+        assert_eq!(q.bytes(), 100);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn push_until_hands_the_item_back_when_it_gives_up_waiting() {
+        let q = queue(100, WhenFull::Block);
+        q.push(Item(60)).await;
+        // Room: queued whatever give_up would do.
+        assert!(matches!(
+            q.push_until(Item(40), std::future::ready(())).await,
+            Pushed::Queued
+        ));
+        // Full: waits until give_up completes, then hands the item back, queue unchanged.
+        let give_up = tokio::time::sleep(Duration::from_millis(30));
+        let started = tokio::time::Instant::now();
+        assert!(matches!(
+            q.push_until(Item(10), give_up).await,
+            Pushed::Refused(Item(10))
+        ));
+        assert!(started.elapsed() >= Duration::from_millis(30));
+        assert_eq!((q.len(), q.bytes()), (2, 100));
     }
 
     #[tokio::test]

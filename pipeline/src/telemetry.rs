@@ -33,6 +33,7 @@ pub mod names {
     pub const CHECKPOINT_OFFSET_BYTES: &str = "sextant_checkpoint_committed_bytes_total";
     pub const OPEN_FILES: &str = "sextant_files_open";
     pub const BUFFER_BYTES: &str = "sextant_buffer_bytes";
+    pub const SPILLED_EVENTS: &str = "sextant_component_spilled_events_total";
     pub const CONCURRENCY_LIMIT: &str = "sextant_component_concurrency_limit";
     pub const METADATA_MISSING_EVENTS: &str = "sextant_metadata_missing_events_total";
     pub const SKIPPED_BYTES: &str = "sextant_source_skipped_bytes_total";
@@ -62,6 +63,7 @@ struct Families {
     metadata_missing: IntCounterVec,
     skipped_bytes: IntCounterVec,
     buffer_bytes: IntGaugeVec,
+    spilled_events: IntCounterVec,
     concurrency_limit: IntGaugeVec,
 }
 
@@ -227,6 +229,12 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
             "Bytes a sink's disk buffer holds.",
             CL,
         ),
+        spilled_events: counter(
+            &r,
+            names::SPILLED_EVENTS,
+            "Events a sink without a disk buffer wrote to its spill buffer because memory was above its hard limit.",
+            CL,
+        ),
         skipped_bytes: counter(
             &r,
             names::SKIPPED_BYTES,
@@ -273,6 +281,8 @@ pub struct ComponentMetrics {
     pub metadata_missing_events: IntCounter,
     /// Bytes in this sink's disk buffer.
     pub buffer_bytes: IntGauge,
+    /// Events spilled to disk above the memory hard limit.
+    pub spilled_events: IntCounter,
     /// The adaptive concurrency limit of this sink's requests.
     pub concurrency_limit: IntGauge,
     up: IntGauge,
@@ -298,6 +308,7 @@ impl ComponentMetrics {
             open_files: f.open_files.with_label_values(&l),
             metadata_missing_events: f.metadata_missing.with_label_values(&l),
             buffer_bytes: f.buffer_bytes.with_label_values(&l),
+            spilled_events: f.spilled_events.with_label_values(&l),
             concurrency_limit: f.concurrency_limit.with_label_values(&l),
             up: f.up.with_label_values(&l),
         }

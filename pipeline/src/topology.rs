@@ -10,6 +10,10 @@
 //!   sinks drain their queues and stop; changed sources stop (waiting for what they have in
 //!   flight and writing their checkpoints) and start again with the new config. A new graph that
 //!   does not validate or build is refused and the old one keeps running.
+//! - A sink without `queue.disk` in a process with a memory hard limit (`spill` of `start`) gets
+//!   the disk buffer stage in [`crate::buffer::Mode::Spill`] in `<data_dir>/<role>/<sink>/spill`
+//!   (also when that directory holds data from an earlier run, so that nothing spilled is left
+//!   behind); its memory queue is split between the stage's input and the sink's own queue.
 //! - `Running::stop` shuts down in order: sources stop taking input and wait for their
 //!   acknowledgements, queues close, sinks drain and flush; past the deadline, sinks are aborted
 //!   and hand back what they hold as failed (sources then checkpoint only what was delivered).
@@ -24,6 +28,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::batch::Batch;
+use crate::buffer::{DiskBufferSettings, Mode};
 use crate::component::{AsSink, AsSource, BuildError, SinkContext, SourceContext};
 use crate::fanout::Fanout;
 use crate::queue::{ByteQueue, WhenFull};
@@ -154,6 +159,22 @@ pub struct Running<S, K> {
     sources: BTreeMap<String, SourceRun<S>>,
     sinks: BTreeMap<String, SinkRun<K>>,
     health: Health,
+    /// Settings of the spill buffers of sinks without `queue.disk` (with a memory hard limit).
+    spill: Option<DiskBufferSettings>,
+}
+
+/// What the queue in front of a disk stage admits while the process spills: a few batches, so
+/// that the stage stays busy while sources wait for the disk.
+const SPILL_WINDOW_BYTES: usize = 4 << 20;
+
+/// Whether `dir` holds a non-empty segment file (a spill buffer left by an earlier run).
+fn holds_records(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            e.path().extension().is_some_and(|x| x == "seg")
+                && e.metadata().is_ok_and(|m| m.len() > 0)
+        })
+    })
 }
 
 fn component_dir(data_dir: &Path, role: &str, name: &str) -> Result<PathBuf, BuildError> {
@@ -163,12 +184,14 @@ fn component_dir(data_dir: &Path, role: &str, name: &str) -> Result<PathBuf, Bui
 }
 
 impl<S: AsSource + Clone + PartialEq, K: AsSink + Clone + PartialEq> Running<S, K> {
-    /// Builds and spawns `graph`.
+    /// Builds and spawns `graph`; `spill` are the spill buffers' settings when the process has
+    /// a memory hard limit.
     pub async fn start(
         graph: &Graph<S, K>,
         role: &str,
         data_dir: &Path,
         health: Health,
+        spill: Option<DiskBufferSettings>,
     ) -> Result<Self, BuildError> {
         let mut running = Running {
             role: role.to_owned(),
@@ -176,6 +199,7 @@ impl<S: AsSource + Clone + PartialEq, K: AsSink + Clone + PartialEq> Running<S, 
             sources: BTreeMap::new(),
             sinks: BTreeMap::new(),
             health,
+            spill,
         };
         let summary = running.reload(graph, Duration::from_secs(30)).await?;
         if !summary.failed.is_empty() {
@@ -190,20 +214,41 @@ impl<S: AsSource + Clone + PartialEq, K: AsSink + Clone + PartialEq> Running<S, 
 
     fn build_sink(&self, name: &str, config: &K) -> Result<SinkRun<K>, BuildError> {
         let sink = config.sink();
-        let queue = Arc::new(ByteQueue::new(
-            sink.queue().max_bytes.as_usize(),
-            sink.queue().when_full,
-            QueueMetrics::new(name),
-        ));
         let metrics = ComponentMetrics::new(name, sink.kind());
         let (trigger, shutdown) = ShutdownTrigger::new();
         let data_dir = component_dir(&self.data_dir, &self.role, name)?;
-        // With a disk buffer, the sink reads what the buffer gives back, through a second queue
-        // of the same bound; without, straight from its input queue.
-        let disk = sink.queue().disk.clone();
-        let to_sink = disk.as_ref().map(|_| {
+        let max_bytes = sink.queue().max_bytes.as_usize();
+        // With a disk buffer (or a spill buffer), the sink reads what the stage hands it,
+        // through a second queue; without, straight from its input queue.
+        let stage = match &sink.queue().disk {
+            Some(disk) => Some((disk.clone(), data_dir.join("buffer"), Mode::Always)),
+            None => {
+                let dir = data_dir.join("spill");
+                let settings = self
+                    .spill
+                    .clone()
+                    .or_else(|| holds_records(&dir).then(DiskBufferSettings::default));
+                settings.map(|settings| (settings, dir, Mode::Spill))
+            }
+        };
+        // Spilling splits the memory bound: a little for the sink's own queue (enough to keep
+        // it busy), the rest in front of the stage, where it drains to disk when spilling.
+        let (input_bytes, to_sink_bytes) = match stage {
+            Some((_, _, Mode::Spill)) => {
+                let to_sink = (max_bytes / 4).min(4 << 20);
+                (max_bytes - to_sink, to_sink)
+            }
+            _ => (max_bytes, max_bytes),
+        };
+        let mut queue =
+            ByteQueue::new(input_bytes, sink.queue().when_full, QueueMetrics::new(name));
+        if stage.is_some() {
+            queue = queue.with_spill_window(SPILL_WINDOW_BYTES);
+        }
+        let queue = Arc::new(queue);
+        let to_sink = stage.as_ref().map(|_| {
             Arc::new(ByteQueue::new(
-                sink.queue().max_bytes.as_usize(),
+                to_sink_bytes,
                 WhenFull::Block,
                 QueueMetrics::detached(),
             ))
@@ -216,14 +261,15 @@ impl<S: AsSource + Clone + PartialEq, K: AsSink + Clone + PartialEq> Running<S, 
             metrics: metrics.clone(),
         };
         let sink_task = sink.build(cx)?;
-        let buffer = match (disk, to_sink) {
-            (Some(disk), Some(to_sink)) => Some(crate::buffer::spawn(
-                &disk,
-                &data_dir.join("buffer"),
+        let buffer = match (stage, to_sink) {
+            (Some((settings, dir, mode)), Some(to_sink)) => Some(crate::buffer::spawn(
+                &settings,
+                &dir,
                 queue.clone(),
                 to_sink,
                 metrics.clone(),
                 shutdown,
+                mode,
             )?),
             _ => None,
         };
@@ -541,13 +587,28 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn what_a_source_emits_the_moment_it_starts_is_delivered() {
+        delivers_a_burst("topology_test_sink", None).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_a_hard_limit_a_sink_gets_a_spill_stage_that_delivers_from_memory() {
+        let dir =
+            delivers_a_burst("topology_test_spill", Some(DiskBufferSettings::default())).await;
+        let spill = dir.path().join("agent/topology_test_spill/spill");
+        assert!(spill.is_dir(), "the spill buffer's directory");
+        assert!(!holds_records(&spill), "nothing spilled under the limit");
+    }
+
+    /// Runs a graph of a 50-event burst into sink `name`; asserts every event delivered once.
+    async fn delivers_a_burst(name: &str, spill: Option<DiskBufferSettings>) -> tempfile::TempDir {
         let burst = Burst::new(50);
         let dir = tempfile::tempdir().unwrap();
         let running = Running::start(
-            &graph(&burst, "topology_test_sink"),
+            &graph(&burst, name),
             "agent",
             dir.path(),
             Health::default(),
+            spill,
         )
         .await
         .unwrap();
@@ -560,13 +621,11 @@ mod tests {
             vec![AckStatus::Delivered; 50],
             "delivered to the sink, not to nobody"
         );
-        assert_eq!(
-            ComponentMetrics::new("topology_test_sink", "blackhole")
-                .sent_events
-                .get(),
-            50
-        );
+        let metrics = ComponentMetrics::new(name, "blackhole");
+        assert_eq!(metrics.sent_events.get(), 50);
+        assert_eq!(metrics.spilled_events.get(), 0);
         running.stop(Duration::from_secs(5)).await;
+        dir
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -578,6 +637,7 @@ mod tests {
             "agent",
             dir.path(),
             Health::default(),
+            None,
         )
         .await
         .unwrap();

@@ -17,6 +17,12 @@
 //!   counted (`sextant_component_errors_total{error_type="buffer_corrupted"|"buffer_torn_tail"}`,
 //!   bytes in `sextant_source_skipped_bytes_total`), logged at a rate limit and skipped; the
 //!   records around it are delivered, and the buffer never refuses to start because of it.
+//! - [`Mode::Spill`] (a sink without `queue.disk` in a process with a memory hard limit, see
+//!   [`crate::memory`]): batches go straight to the sink in memory, with their sources'
+//!   acknowledgements, and through the disk as above only while the process spills, or while
+//!   spilled records wait to be read (so that order holds). A batch waiting for room in the
+//!   sink's queue when spilling starts is spilled instead. At shutdown, what the sink's queue no
+//!   longer takes is spilled too, and delivered after the restart.
 
 pub mod codec;
 pub mod record;
@@ -25,6 +31,7 @@ pub mod segments;
 mod tests;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -96,8 +103,19 @@ pub enum DiskWhenFull {
     DropOldest,
 }
 
+/// What the stage does with the batches it takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// `queue.disk`: every batch goes through the disk.
+    Always,
+    /// Memory first; the disk only while the process spills (see the module doc).
+    Spill,
+}
+
 struct Shared {
     segments: Mutex<Segments>,
+    /// The reader holds a record it has not yet handed to the sink.
+    reader_holding: AtomicBool,
     /// Bytes were freed (acknowledged segments deleted).
     space: tokio::sync::Notify,
     /// Something new to read: appended, or a failed record to read again.
@@ -126,6 +144,12 @@ impl Shared {
         }
     }
 
+    /// Nothing written to disk waits to be handed to the sink.
+    fn read_out(&self) -> bool {
+        let segments = self.segments();
+        segments.is_read_out() && !self.reader_holding.load(Ordering::Acquire)
+    }
+
     fn update_gauge(&self, bytes: u64) {
         self.metrics.buffer_bytes.set(bytes as i64);
     }
@@ -141,6 +165,7 @@ pub fn spawn(
     output: Arc<ByteQueue<Batch>>,
     metrics: ComponentMetrics,
     shutdown: Shutdown,
+    mode: Mode,
 ) -> Result<tokio::task::JoinHandle<()>, BuildError> {
     let (segments, problem) =
         Segments::open(dir, settings.max_bytes.0, settings.max_segment_bytes.0)
@@ -156,12 +181,19 @@ pub fn spawn(
     metrics.buffer_bytes.set(held as i64);
     let shared = Arc::new(Shared {
         segments: Mutex::new(segments),
+        reader_holding: AtomicBool::new(false),
         space: tokio::sync::Notify::new(),
         readable: tokio::sync::Notify::new(),
         metrics,
         log: LogLimiter::default(),
     });
-    let writer = tokio::spawn(write_loop(shared.clone(), input, settings.clone()));
+    let writer = tokio::spawn(write_loop(
+        shared.clone(),
+        input,
+        output.clone(),
+        settings.clone(),
+        mode,
+    ));
     let reader = tokio::spawn(read_loop(shared, output, shutdown));
     Ok(tokio::spawn(async move {
         let _ = tokio::join!(writer, reader);
@@ -171,7 +203,9 @@ pub fn spawn(
 async fn write_loop(
     shared: Arc<Shared>,
     input: Arc<ByteQueue<Batch>>,
+    output: Arc<ByteQueue<Batch>>,
     settings: DiskBufferSettings,
+    mode: Mode,
 ) {
     // Group commit: a write is synced at once if the last fsync is at least `fsync_interval`
     // old, else at the end of that interval together with whatever else came meanwhile. A
@@ -185,6 +219,16 @@ async fn write_loop(
         tokio::select! {
             b = input.pop() => {
                 let Some(batch) = b else { break };
+                let batch = match mode {
+                    Mode::Always => batch,
+                    Mode::Spill => match pass_in_memory(&shared, &output, batch).await {
+                        Some(batch) => {
+                            shared.metrics.spilled_events.inc_by(batch.len() as u64);
+                            batch
+                        }
+                        None => continue,
+                    },
+                };
                 write_batch(&shared, batch, &mut pending, settings.when_full).await;
                 if tokio::time::Instant::now() >= last_sync + interval {
                     sync(&shared, &mut pending).await;
@@ -202,6 +246,22 @@ async fn write_loop(
         }
     }
     sync(&shared, &mut pending).await;
+}
+
+/// `Mode::Spill`: hands `batch` to the sink in memory unless the process is spilling or spilled
+/// records wait to be read; gives it back to be spilled otherwise, and when spilling starts
+/// while it waits for room or the sink's queue has closed (shutdown).
+async fn pass_in_memory(shared: &Shared, output: &ByteQueue<Batch>, batch: Batch) -> Option<Batch> {
+    if crate::memory::spilling() || !shared.read_out() {
+        return Some(batch);
+    }
+    match output
+        .push_until(batch, crate::memory::spilling_started())
+        .await
+    {
+        Pushed::Queued => None,
+        Pushed::Refused(batch) => Some(batch),
+    }
 }
 
 async fn write_batch(
@@ -350,12 +410,20 @@ async fn read_loop(shared: Arc<Shared>, output: Arc<ByteQueue<Batch>>, shutdown:
         tokio::pin!(readable);
         readable.as_mut().enable();
         let mut damage = Damage::default();
-        let next = shared.segments().next(&mut damage);
+        let next = {
+            let mut segments = shared.segments();
+            let next = segments.next(&mut damage);
+            if matches!(next, Ok(Some(_))) {
+                shared.reader_holding.store(true, Ordering::Release);
+            }
+            next
+        };
         shared.report(&damage);
         match next {
             Ok(Some(rec)) => {
                 let id = rec.id;
                 let Some(events) = codec::decode(&rec.payload) else {
+                    shared.reader_holding.store(false, Ordering::Release);
                     shared.report(&Damage {
                         corrupted_bytes: id.end - id.start,
                         ..Default::default()
@@ -379,13 +447,13 @@ async fn read_loop(shared: Arc<Shared>, output: Arc<ByteQueue<Batch>>, shutdown:
                     }
                 });
                 let batch = Batch::new(events, Acks::one(ack));
-                tokio::select! {
-                    pushed = output.push(batch) => {
-                        if matches!(pushed, Pushed::Refused(_)) {
-                            break;
-                        }
-                    }
-                    () = shutdown.stopped() => break,
+                let handed = tokio::select! {
+                    pushed = output.push(batch) => matches!(pushed, Pushed::Queued),
+                    () = shutdown.stopped() => false,
+                };
+                shared.reader_holding.store(false, Ordering::Release);
+                if !handed {
+                    break;
                 }
             }
             Ok(None) => {

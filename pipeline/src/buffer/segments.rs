@@ -201,6 +201,20 @@ impl Segments {
         self.total_bytes
     }
 
+    /// Every record written has been handed out and none waits to be read again.
+    pub fn is_read_out(&self) -> bool {
+        if !self.redo.is_empty() {
+            return false;
+        }
+        match self.live.back() {
+            None => true,
+            Some(last) => {
+                self.read_seq > last.seq
+                    || (self.read_seq == last.seq && self.read_offset >= last.size)
+            }
+        }
+    }
+
     /// Whether a record of `payload_len` bytes fits under `max_bytes` now.
     pub fn has_room(&self, payload_len: usize) -> bool {
         self.total_bytes + (HEADER_BYTES + payload_len) as u64 <= self.max_bytes

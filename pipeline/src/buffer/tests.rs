@@ -208,6 +208,10 @@ type Stage = (
 /// The buffer stage on `dir` (`max_bytes`, 256 KiB segments, 20 ms fsync) between an input
 /// and an output queue of 1 MiB.
 fn start_stage(dir: &std::path::Path, max_bytes: u64, name: &str) -> Stage {
+    start_stage_in(dir, max_bytes, name, Mode::Always)
+}
+
+fn start_stage_in(dir: &std::path::Path, max_bytes: u64, name: &str, mode: Mode) -> Stage {
     let queue = || {
         Arc::new(ByteQueue::new(
             1 << 20,
@@ -231,6 +235,7 @@ fn start_stage(dir: &std::path::Path, max_bytes: u64, name: &str) -> Stage {
         output.clone(),
         metrics.clone(),
         shutdown,
+        mode,
     )
     .unwrap();
     (input, output, metrics, trigger, stage)
@@ -337,6 +342,101 @@ async fn a_batch_larger_than_a_segment_is_split_into_records_not_dropped() {
     );
     let dropped = metrics.dropped_total("too_large_for_buffer");
     assert_eq!(dropped, 1, "only the event no segment can hold");
+    input.close();
+    trigger.stop();
+    stage.await.unwrap();
+}
+
+/// Pushes batches `range` (20 kB each) with acknowledgement receivers for their sources.
+async fn push_logs(
+    input: &ByteQueue<Batch>,
+    range: std::ops::Range<usize>,
+) -> Vec<tokio::sync::oneshot::Receiver<AckStatus>> {
+    let mut acks = Vec::new();
+    for i in range {
+        let (share, rx) = Ack::channel();
+        input
+            .push(log_batch(i, 20_000, crate::ack::Acks::one(share)))
+            .await;
+        acks.push(rx);
+    }
+    acks
+}
+
+/// Gives the stage time to take what it can from `input` (up to a second).
+async fn settle(input: &ByteQueue<Batch>) {
+    for _ in 0..100 {
+        if input.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_spill_stage_keeps_batches_in_memory_until_spilling_and_order_across_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output, metrics, trigger, stage) =
+        start_stage_in(dir.path(), 8 << 20, "spill_stage_test", Mode::Spill);
+    // Under the hard limit: 40 batches (~800 kB) go straight to the sink's queue (1 MiB), and
+    // their sources wait for the sink, not for a disk.
+    let mut in_memory = push_logs(&input, 0..40).await;
+    settle(&input).await;
+    assert_eq!(output.len(), 40);
+    assert!(
+        in_memory[0].try_recv().is_err(),
+        "no answer before the sink's"
+    );
+    assert_eq!(metrics.spilled_events.get(), 0);
+    assert_eq!(metrics.buffer_bytes.get(), 0, "nothing on disk");
+    // 20 more fill the sink's queue: the stage waits with one in hand, then spilling starts
+    // and it and the rest go to disk, acknowledged to their sources once fsynced.
+    let pushed = push_logs(&input, 40..60).await;
+    settle(&input).await;
+    let queued_in_memory = output.len();
+    assert!((45..60).contains(&queued_in_memory), "{queued_in_memory}");
+    crate::memory::set_spilling_for_test(true);
+    settle(&input).await;
+    let spilled = 60 - queued_in_memory;
+    assert_eq!(metrics.spilled_events.get(), spilled as u64);
+    assert!(metrics.buffer_bytes.get() > 0);
+    for rx in pushed.into_iter().skip(queued_in_memory - 40) {
+        let status = tokio::time::timeout(Duration::from_secs(5), rx).await;
+        assert_eq!(status.unwrap().unwrap(), AckStatus::Delivered, "durable");
+    }
+    // Spilling stops while spilled records wait to be read: new batches follow them through
+    // the disk, so the sink sees everything in order.
+    crate::memory::set_spilling_for_test(false);
+    let after = push_logs(&input, 60..70).await;
+    settle(&input).await;
+    assert_eq!(metrics.spilled_events.get(), (spilled + 10) as u64);
+    for rx in after {
+        assert_eq!(rx.await.unwrap(), AckStatus::Delivered);
+    }
+    let mut got = Vec::new();
+    while got.len() < 70 {
+        let b = tokio::time::timeout(Duration::from_secs(10), output.pop())
+            .await
+            .expect("records flow")
+            .unwrap();
+        got.push(body(&b));
+        b.acks.deliver();
+    }
+    assert_eq!(
+        got,
+        (0..70).map(|i| format!("line {i}")).collect::<Vec<_>>()
+    );
+    for rx in in_memory {
+        assert_eq!(rx.await.unwrap(), AckStatus::Delivered, "after the sink");
+    }
+    // The spill read out: memory again.
+    settle(&input).await;
+    let last = push_logs(&input, 70..75).await;
+    settle(&input).await;
+    assert_eq!(metrics.spilled_events.get(), (spilled + 10) as u64);
+    assert_eq!(output.len(), 5);
+    drop(last);
     input.close();
     trigger.stop();
     stage.await.unwrap();

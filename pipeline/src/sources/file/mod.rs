@@ -503,6 +503,9 @@ impl Tailer {
     /// One turn over every open file; true if anything was read. Nothing is read while memory
     /// is above its soft limit: lines wait on disk.
     fn read_round(&mut self) -> bool {
+        // Events are allocated on this thread: under pressure, what the sinks freed of them
+        // goes back to the OS from here (it would stay with this thread's heap otherwise).
+        crate::memory::give_back_while_pressed();
         if crate::memory::over_soft_limit() {
             return false;
         }

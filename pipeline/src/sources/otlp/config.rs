@@ -19,6 +19,10 @@ pub struct OtlpSourceConfig {
     pub max_request_bytes: ByteSizeValue,
     /// Largest body after decompression.
     pub max_decompressed_bytes: ByteSizeValue,
+    /// Most request bytes (decompressed) being read and decoded at once, over all connections;
+    /// a request that does not fit is answered retry-later, so a flood cannot outrun the
+    /// memory budget between two samples.
+    pub max_in_flight_bytes: ByteSizeValue,
     /// How long a request waits for its batch's delivery before the sender is told to retry.
     pub ack_timeout: DurationValue,
     /// Serve HTTPS (and require client certificates with `client_ca_file`).
@@ -32,6 +36,7 @@ impl Default for OtlpSourceConfig {
             grpc_address: None,
             max_request_bytes: ByteSizeValue(16 * 1024 * 1024),
             max_decompressed_bytes: ByteSizeValue(64 * 1024 * 1024),
+            max_in_flight_bytes: ByteSizeValue(64 * 1024 * 1024),
             ack_timeout: DurationValue(Duration::from_secs(30)),
             tls: None,
         }
@@ -44,6 +49,18 @@ impl OtlpSourceConfig {
             return Err(BuildError::invalid(
                 name,
                 "max_decompressed_bytes must be at least max_request_bytes",
+            ));
+        }
+        if self.max_in_flight_bytes.0 < self.max_decompressed_bytes.0 {
+            return Err(BuildError::invalid(
+                name,
+                "max_in_flight_bytes must be at least max_decompressed_bytes (or the largest request could never be taken)",
+            ));
+        }
+        if self.max_in_flight_bytes.0 > u64::from(u32::MAX) {
+            return Err(BuildError::invalid(
+                name,
+                "max_in_flight_bytes must be below 4GiB",
             ));
         }
         Ok(())

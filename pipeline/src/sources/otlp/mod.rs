@@ -7,6 +7,12 @@
 //! that cannot be read or decoded is answered `400` and counted; it never stops the receiver.
 //! Over gRPC the same answers are `OK`, `UNAVAILABLE` with a one-second `RetryInfo`, and
 //! `INVALID_ARGUMENT` / `RESOURCE_EXHAUSTED` / `UNIMPLEMENTED`.
+//!
+//! Memory: requests being read and decoded hold a share of `max_in_flight_bytes` (their
+//! declared length while read, then their decompressed length) until their batch is in the
+//! sinks' queues; one that does not fit, or any while memory is over its soft limit, is
+//! answered retry-later (`sextant_component_errors_total{error_type="memory_pressure"}`).
+//! Twice that share counts towards the memory estimate (the body and what it decodes to).
 
 pub mod config;
 #[cfg(test)]
@@ -41,6 +47,8 @@ pub use config::OtlpSourceConfig;
 
 struct Receiver {
     config: OtlpSourceConfig,
+    /// Bytes of requests being read and decoded (see the module doc).
+    in_flight: tokio::sync::Semaphore,
     out: Fanout,
     metrics: ComponentMetrics,
     bad_input: LogLimiter,
@@ -67,6 +75,7 @@ pub fn build(config: &OtlpSourceConfig, cx: SourceContext) -> Result<Task, Build
     }
     let receiver = Arc::new(Receiver {
         config: config.clone(),
+        in_flight: tokio::sync::Semaphore::new(permits(config.max_in_flight_bytes.as_usize())),
         out: cx.out,
         metrics: cx.metrics,
         bad_input: LogLimiter::default(),
@@ -106,6 +115,24 @@ pub fn build(config: &OtlpSourceConfig, cx: SourceContext) -> Result<Task, Build
         }
         receiver.metrics.set_up(false);
     }))
+}
+
+/// A request's share of the in-flight bytes, and its count in the memory estimate.
+struct InFlight<'a> {
+    permit: tokio::sync::SemaphorePermit<'a>,
+    held: crate::memory::Held,
+}
+
+impl InFlight<'_> {
+    fn merge(&mut self, more: Self) {
+        self.permit.merge(more.permit);
+        self.held.merge(more.held);
+    }
+}
+
+/// Semaphore permits for `bytes` (the config keeps them under 4 GiB).
+fn permits(bytes: usize) -> usize {
+    bytes.min(u32::MAX as usize)
 }
 
 fn bind(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
@@ -205,6 +232,15 @@ impl Receiver {
             self.metrics.error("memory_pressure");
             return Answer::RetryLater("memory above its soft limit; retry");
         }
+        // Held while the request is read: its declared length (the most a body may have when
+        // it declares none).
+        let declared = header(&req, hyper::header::CONTENT_LENGTH)
+            .parse::<usize>()
+            .unwrap_or(usize::MAX)
+            .min(self.config.max_request_bytes.as_usize());
+        let Some(mut held) = self.reserve(declared) else {
+            return Answer::RetryLater("too many request bytes in flight; retry");
+        };
         if wire == Wire::Http
             && !header(&req, hyper::header::CONTENT_TYPE).starts_with("application/x-protobuf")
         {
@@ -250,6 +286,13 @@ impl Receiver {
             Ok(b) => b,
             Err(e) => return self.bad_request("bad_encoding", e),
         };
+        // Held while it is decoded and handed on: its decompressed length.
+        if body.len() > declared {
+            let Some(more) = self.reserve(body.len() - declared) else {
+                return Answer::RetryLater("too many request bytes in flight; retry");
+            };
+            held.merge(more);
+        }
         let decoded = match signal {
             Signal::Logs => ExportLogsServiceRequest::decode(body).map(|r| {
                 let d = otlp::logs_from_proto(r);
@@ -268,11 +311,33 @@ impl Receiver {
             Ok(d) => d,
             Err(e) => return self.bad_request("bad_protobuf", e.to_string()),
         };
-        self.deliver(signal, events, rejected).await
+        self.deliver(signal, events, rejected, held).await
     }
 
-    /// Sends the events on and waits for their delivery.
-    async fn deliver(&self, signal: Signal, events: Events, rejected: u64) -> Answer {
+    /// A share of `max_in_flight_bytes`, or `None` (counted) when it is not free now.
+    fn reserve(&self, bytes: usize) -> Option<InFlight<'_>> {
+        let n = u32::try_from(permits(bytes)).unwrap_or(u32::MAX);
+        match self.in_flight.try_acquire_many(n) {
+            Ok(permit) => Some(InFlight {
+                permit,
+                held: crate::memory::Held::new(2 * bytes),
+            }),
+            Err(_) => {
+                self.metrics.error("memory_pressure");
+                None
+            }
+        }
+    }
+
+    /// Sends the events on (then lets `held` go: the queues account for them) and waits for
+    /// their delivery.
+    async fn deliver(
+        &self,
+        signal: Signal,
+        events: Events,
+        rejected: u64,
+        held: InFlight<'_>,
+    ) -> Answer {
         if rejected > 0 {
             self.metrics.discarded("malformed_id", rejected);
         }
@@ -285,6 +350,7 @@ impl Receiver {
             let batch = Batch::new(events, Acks::one(share));
             let waited = tokio::time::timeout(self.config.ack_timeout.0, async {
                 self.out.send(batch).await;
+                drop(held);
                 rx.await.unwrap_or(AckStatus::Failed)
             })
             .await;

@@ -58,8 +58,17 @@ fn logs_request(n: usize) -> Vec<u8> {
 
 const PROTO: (&str, &str) = ("Content-Type", "application/x-protobuf");
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn answers_after_delivery_and_survives_malformed_requests() {
+struct Started {
+    port: u16,
+    queue: Arc<ByteQueue<Batch>>,
+    metrics: ComponentMetrics,
+    trigger: ShutdownTrigger,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The receiver named `name` on a free port (64 KiB requests, 256 KiB decompressed and in
+/// flight, 500 ms ack timeout), sending into a 16 MiB queue.
+fn start(name: &str) -> Started {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -71,23 +80,42 @@ async fn answers_after_delivery_and_survives_malformed_requests() {
         QueueMetrics::detached(),
     ));
     let (trigger, shutdown) = ShutdownTrigger::new();
-    let metrics = ComponentMetrics::new("otlp_receiver_test", "otlp");
+    let metrics = ComponentMetrics::new(name, "otlp");
     let config = OtlpSourceConfig {
         address: ([127, 0, 0, 1], port).into(),
         max_request_bytes: ByteSizeValue(64 * 1024),
         max_decompressed_bytes: ByteSizeValue(256 * 1024),
+        max_in_flight_bytes: ByteSizeValue(256 * 1024),
         ack_timeout: DurationValue(Duration::from_millis(500)),
         tls: None,
         grpc_address: None,
     };
     let cx = SourceContext {
-        name: "otlp_receiver_test".into(),
+        name: name.into(),
         data_dir: std::env::temp_dir(),
         out: Fanout::new(vec![queue.clone()]),
         shutdown,
         metrics: metrics.clone(),
     };
     let task = tokio::spawn(build(&config, cx).unwrap());
+    Started {
+        port,
+        queue,
+        metrics,
+        trigger,
+        task,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_after_delivery_and_survives_malformed_requests() {
+    let Started {
+        port,
+        queue,
+        metrics,
+        trigger,
+        task,
+    } = start("otlp_receiver_test");
 
     // A delivering consumer: the receiver's answer waits for this.
     let consumer = {
@@ -187,4 +215,75 @@ async fn answers_after_delivery_and_survives_malformed_requests() {
     task.await.unwrap();
     queue.close();
     assert_eq!(consumer.await.unwrap(), 17);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_beyond_the_in_flight_bytes_are_answered_retry_later_until_room_frees() {
+    let Started {
+        port,
+        queue,
+        metrics,
+        trigger,
+        task,
+    } = start("otlp_in_flight_test");
+    let consumer = {
+        let q = queue.clone();
+        tokio::spawn(async move {
+            let mut seen = 0;
+            while let Some(b) = q.pop().await {
+                seen += b.len();
+                b.acks.deliver();
+            }
+            seen
+        })
+    };
+    let r = tokio::task::spawn_blocking(move || {
+        // Four slow senders each declare 60 KiB and send half: together they hold 240 KiB of
+        // the 256 KiB while their bodies trickle in; a request of more than 16 KiB cannot fit.
+        let body = logs_request(2000);
+        assert!(body.len() > 16 * 1024, "{}", body.len());
+        let mut slow: Vec<TcpStream> = (0..4)
+            .map(|_| {
+                let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                write!(
+                    s,
+                    "POST /v1/logs HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\n\r\n",
+                    60 * 1024
+                )
+                .unwrap();
+                s.write_all(&vec![0u8; 30 * 1024]).unwrap();
+                s
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        // 20 KiB more does not fit: retry later, with nothing taken in.
+        let refused = post(port, "/v1/logs", &[PROTO], &body);
+        // The slow ones finish (as garbage: 400), which frees their bytes.
+        for s in &mut slow {
+            s.write_all(&vec![0xffu8; 30 * 1024]).unwrap();
+            let mut answer = String::new();
+            let _ = s.read_to_string(&mut answer);
+            assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        }
+        let taken = post(port, "/v1/logs", &[PROTO], &body);
+        (refused.0, taken.0)
+    })
+    .await
+    .unwrap();
+    assert_eq!(r, (503, 200), "refused while full, taken once room freed");
+    assert_eq!(
+        metrics.received_events.get(),
+        2000,
+        "only the request taken"
+    );
+    let text = crate::telemetry::render();
+    assert!(
+        text.contains(r#"sextant_component_errors_total{component="otlp_in_flight_test",error_type="memory_pressure",kind="otlp"} 1"#),
+        "{text}"
+    );
+    trigger.stop();
+    task.await.unwrap();
+    queue.close();
+    assert_eq!(consumer.await.unwrap(), 2000);
 }
