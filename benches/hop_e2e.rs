@@ -6,7 +6,8 @@
 //!
 //! `cargo bench --bench hop_e2e` (SEXTANT_BENCH_MIB sets the data size, default 256). Variants:
 //! zstd, gzip, zstd with the agent's disk buffer on (fsync at most every second), and zstd with
-//! the collector's sink on a disk buffer (its answers then wait for an fsync, not the sink);
+//! the collector's sink on a disk buffer (its answers then wait for an fsync, not the sink), and
+//! zstd with the agent under a 64 MiB memory budget (`memory: { limit: 64MiB }`);
 //! SEXTANT_BENCH_ONLY=<variant> runs one, SEXTANT_BENCH_SINK_EXTRA adds YAML to the agent's sink.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -65,7 +66,24 @@ fn spawn(role: &str, config: &Path) -> Child {
         .unwrap()
 }
 
-fn run(name: &str, compression: &str, disk: bool, collector_disk: bool, mib: usize) {
+/// One variant: the agent sink's compression, disk buffers on either side, the agent's
+/// `memory:` settings (empty: none).
+struct Variant {
+    name: &'static str,
+    compression: &'static str,
+    disk: bool,
+    collector_disk: bool,
+    memory: &'static str,
+}
+
+fn run(v: &Variant, mib: usize) {
+    let Variant {
+        name,
+        compression,
+        disk,
+        collector_disk,
+        memory,
+    } = *v;
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("logs")).unwrap();
     let (bytes, lines) = write_lines(&dir.path().join("logs/app.log"), mib << 20);
@@ -80,7 +98,7 @@ fn run(name: &str, compression: &str, disk: bool, collector_disk: bool, mib: usi
     std::fs::write(
         &agent_cfg,
         format!(
-            "data_dir: {d}/agent-data\nadmin: {{ address: \"127.0.0.1:{agent_admin}\" }}\nagent:\n  sources:\n    app:\n      type: file\n      include: [\"{d}/logs/*.log\"]\n      tail: {{ glob_interval: 200ms }}\n  sinks:\n    to_collector:\n      type: otlp\n      inputs: [app]\n      endpoint: http://127.0.0.1:{otlp}\n      compression: {compression}\n      {buffer}\n",
+            "data_dir: {d}/agent-data\nadmin: {{ address: \"127.0.0.1:{agent_admin}\" }}\nagent:\n  sources:\n    app:\n      type: file\n      include: [\"{d}/logs/*.log\"]\n      tail: {{ glob_interval: 200ms }}\n  sinks:\n    to_collector:\n      type: otlp\n      inputs: [app]\n      endpoint: http://127.0.0.1:{otlp}\n      compression: {compression}\n      {buffer}\n{memory}",
             d = dir.path().display()
         ),
     )
@@ -156,14 +174,38 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(if benching { 256 } else { 2 });
     let only = std::env::var("SEXTANT_BENCH_ONLY").unwrap_or_default();
-    for (name, compression, disk, collector_disk) in [
-        ("zstd", "zstd", false, false),
-        ("gzip", "gzip", false, false),
-        ("zstd+disk_buffer", "zstd", true, false),
-        ("zstd+collector_disk_buffer", "zstd", false, true),
+    let plain = Variant {
+        name: "zstd",
+        compression: "zstd",
+        disk: false,
+        collector_disk: false,
+        memory: "",
+    };
+    for v in [
+        Variant { ..plain },
+        Variant {
+            name: "gzip",
+            compression: "gzip",
+            ..plain
+        },
+        Variant {
+            name: "zstd+disk_buffer",
+            disk: true,
+            ..plain
+        },
+        Variant {
+            name: "zstd+collector_disk_buffer",
+            collector_disk: true,
+            ..plain
+        },
+        Variant {
+            name: "zstd+memory_limit_64MiB",
+            memory: "memory: { limit: 64MiB }\n",
+            ..plain
+        },
     ] {
-        if only.is_empty() || only == name {
-            run(name, compression, disk, collector_disk, mib);
+        if only.is_empty() || only == v.name {
+            run(&v, mib);
         }
     }
 }

@@ -293,6 +293,28 @@ impl Tailer {
         self.metrics.set_up(false);
     }
 
+    /// Hands `batch` to the sinks. While their queues keep it waiting (a full disk buffer
+    /// behind a long outage), acknowledgements that arrive meanwhile still advance and persist
+    /// the checkpoints every `checkpoint_interval`: a crash then re-reads only what is not safe.
+    fn send(&mut self, batch: Batch) {
+        let (out, handle) = (self.out.clone(), self.handle.clone());
+        let every = self.config.checkpoint_interval.0;
+        let mut sending = std::pin::pin!(out.send(batch));
+        loop {
+            let sent = handle.block_on(async {
+                tokio::select! {
+                    () = &mut sending => true,
+                    () = tokio::time::sleep(every) => false,
+                }
+            });
+            if sent {
+                return;
+            }
+            self.apply_acks();
+            self.persist();
+        }
+    }
+
     fn persist(&mut self) {
         if let Err(e) = self.checkpoints.persist() {
             self.metrics.error("checkpoint_write");
@@ -514,7 +536,7 @@ impl Tailer {
             match self.read_file(i) {
                 Ok(Some(batch)) => {
                     any = true;
-                    self.handle.block_on(self.out.send(batch));
+                    self.send(batch);
                 }
                 Ok(None) => {}
                 Err(e) => {
