@@ -22,7 +22,8 @@
 //! - The receivers also bound the bytes they decode at once (`max_in_flight_bytes` of the OTLP
 //!   source), so a burst between two samples cannot outrun the budget.
 //! - Sampling quickens to every 10 ms once resident memory (or the estimate, which then wakes
-//!   the sampler at once) is within a quarter of the lower limit. Under pressure (over the soft limit, or spilling) threads about to idle give their
+//!   the sampler at once) is within a quarter of the lower limit, and every 32nd of that limit
+//!   taken in wakes the sampler too: at full speed the overshoot is a few MB of intake. Under pressure (over the soft limit, or spilling) threads about to idle give their
 //!   allocator's freed memory back to the OS ([`give_back_while_pressed`]), so that what the
 //!   sinks freed stops counting against the budget.
 //! - While the process spills, a queue in front of a disk stage admits only a small window of
@@ -65,7 +66,14 @@ static HELD_AT_SAMPLE: AtomicI64 = AtomicI64::new(0);
 static RSS_AT_SAMPLE: AtomicU64 = AtomicU64::new(0);
 /// Within a quarter of the lower limit (sampled or estimated): sample every 10 ms.
 static NEAR: AtomicU64 = AtomicU64::new(u64::MAX);
-/// Wakes the sampler early when the estimate comes near the limits between two slow samples.
+/// Bytes taken in since the start (only grows), at the last sample, and how many more wake
+/// the sampler early (a 32nd of the lower limit): memory that churns through the allocator
+/// faster than batches live (freed on one thread, not yet reusable on another) is then caught
+/// within a few MB of intake, whatever the rate.
+static INTAKE: AtomicU64 = AtomicU64::new(0);
+static INTAKE_AT_SAMPLE: AtomicU64 = AtomicU64::new(0);
+static INTAKE_STEP: AtomicU64 = AtomicU64::new(u64::MAX);
+/// Wakes the sampler early: the estimate came near the limits, or a step of intake passed.
 static SAMPLE_NOW: LazyLock<Notify> = LazyLock::new(Notify::new);
 /// Woken when spilling starts.
 static SPILL_STARTED: LazyLock<Notify> = LazyLock::new(Notify::new);
@@ -125,7 +133,10 @@ fn hold(bytes: usize) {
     }
     let growth = (held - HELD_AT_SAMPLE.load(Ordering::Relaxed)).max(0) as u64;
     let estimate = rss + growth;
-    if estimate > NEAR.load(Ordering::Relaxed) {
+    let intake = INTAKE.fetch_add(bytes as u64, Ordering::Relaxed) + bytes as u64;
+    let stepped = intake.saturating_sub(INTAKE_AT_SAMPLE.load(Ordering::Relaxed))
+        > INTAKE_STEP.load(Ordering::Relaxed);
+    if stepped || estimate > NEAR.load(Ordering::Relaxed) {
         SAMPLE_NOW.notify_one();
     }
     let over_soft = estimate > SOFT.load(Ordering::Relaxed);
@@ -286,45 +297,67 @@ pub fn resident_bytes() -> Option<u64> {
 }
 
 /// Samples resident memory against the limits until shutdown (nothing to do without any).
-pub async fn watch(settings: MemorySettings, shutdown: Shutdown) {
+/// The limits apply and the first sample is taken when this is called, not when the future
+/// first runs: call it before the sources start, so that a file read at full speed from the
+/// first moment is already measured against them.
+pub fn watch(
+    settings: MemorySettings,
+    shutdown: Shutdown,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     let limits = settings.limits();
-    if limits == Limits::default() {
-        return;
-    }
-    SOFT.store(limits.soft.unwrap_or(u64::MAX), Ordering::Relaxed);
-    HARD.store(limits.hard.unwrap_or(u64::MAX), Ordering::Relaxed);
+    let active = limits != Limits::default();
     let near = limits.soft.or(limits.hard).unwrap_or(u64::MAX) / 4 * 3;
-    NEAR.store(near, Ordering::Relaxed);
-    loop {
-        let mut next_sample = SAMPLE_EVERY;
-        if let Some(rss) = resident_bytes() {
-            if rss > near {
-                next_sample = SAMPLE_NEAR_EVERY;
-            }
-            if let Some(g) = &*GAUGES {
-                g.resident.set(rss as i64);
-            }
-            HELD_AT_SAMPLE.store(HELD.load(Ordering::Relaxed), Ordering::Relaxed);
-            RSS_AT_SAMPLE.store(rss, Ordering::Relaxed);
-            // The state as it stands, raised by the estimate since the last sample or not.
-            let state = State {
-                over_soft: over_soft_limit(),
-                spilling: spilling(),
-            };
-            publish(state, state.next(rss, limits));
-        }
-        tokio::select! {
-            () = shutdown.stopped() => break,
-            () = tokio::time::sleep(next_sample) => {}
-            () = SAMPLE_NOW.notified() => {}
-        }
+    let mut next_sample = SAMPLE_EVERY;
+    if active {
+        SOFT.store(limits.soft.unwrap_or(u64::MAX), Ordering::Relaxed);
+        HARD.store(limits.hard.unwrap_or(u64::MAX), Ordering::Relaxed);
+        NEAR.store(near, Ordering::Relaxed);
+        INTAKE_STEP.store(near / 24, Ordering::Relaxed);
+        next_sample = sample(limits, near);
     }
-    RSS_AT_SAMPLE.store(0, Ordering::Relaxed);
+    async move {
+        if !active {
+            return;
+        }
+        loop {
+            tokio::select! {
+                () = shutdown.stopped() => break,
+                () = tokio::time::sleep(next_sample) => {}
+                () = SAMPLE_NOW.notified() => {}
+            }
+            next_sample = sample(limits, near);
+        }
+        RSS_AT_SAMPLE.store(0, Ordering::Relaxed);
+        let state = State {
+            over_soft: over_soft_limit(),
+            spilling: spilling(),
+        };
+        publish(state, State::default());
+    }
+}
+
+/// One sample: sets the state from `VmRSS`; returns when to sample next.
+fn sample(limits: Limits, near: u64) -> Duration {
+    let Some(rss) = resident_bytes() else {
+        return SAMPLE_EVERY;
+    };
+    if let Some(g) = &*GAUGES {
+        g.resident.set(rss as i64);
+    }
+    HELD_AT_SAMPLE.store(HELD.load(Ordering::Relaxed), Ordering::Relaxed);
+    INTAKE_AT_SAMPLE.store(INTAKE.load(Ordering::Relaxed), Ordering::Relaxed);
+    RSS_AT_SAMPLE.store(rss, Ordering::Relaxed);
+    // The state as it stands, raised by the estimate since the last sample or not.
     let state = State {
         over_soft: over_soft_limit(),
         spilling: spilling(),
     };
-    publish(state, State::default());
+    publish(state, state.next(rss, limits));
+    if rss > near {
+        SAMPLE_NEAR_EVERY
+    } else {
+        SAMPLE_EVERY
+    }
 }
 
 #[cfg(test)]

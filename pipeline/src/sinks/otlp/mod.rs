@@ -121,7 +121,11 @@ impl OtlpServiceHandle {
     async fn process(&self, events: crate::event::Events) -> AckStatus {
         let (compression, protocol) = (self.compression, self.protocol);
         let built = tokio::task::spawn_blocking(move || {
-            request_builder::build(events, compression, protocol)
+            let built = request_builder::build(events, compression, protocol);
+            // A blocking-pool thread never parks as a worker does: under memory pressure it
+            // gives what the encoding freed back here.
+            crate::memory::give_back_while_pressed();
+            built
         })
         .await;
         let req = match built {
