@@ -102,6 +102,24 @@ fn assert_each_line_once(out: &std::path::Path, n: usize) {
     );
 }
 
+/// Starts the collector and waits for the lines of `write_padded_lines`, each exactly once.
+fn collector_delivers_each_line_once(hop: &Hop, n: usize) -> Proc {
+    let collector = start_sextant(
+        "collector",
+        &hop.collector_to_files(),
+        &hop.path("collector.log"),
+    );
+    assert_each_line_once(&hop.out, n);
+    collector
+}
+
+/// Asserts that process `pid` never had more than `limit` bytes resident (`VmHWM`).
+fn assert_peak_rss_under(pid: u32, limit: u64) {
+    let peak = peak_rss(pid);
+    eprintln!("peak RSS: {} MiB", peak / MIB);
+    assert!(peak < limit, "peak RSS {} MiB", peak / MIB);
+}
+
 /// Peak resident memory (`VmHWM`) of process `pid`.
 fn peak_rss(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -154,18 +172,11 @@ fn a_file_read_as_fast_as_it_can_keeps_the_agent_under_its_budget_and_loses_noth
         read > 0.0 && read < n as f64,
         "{read} lines read, the rest wait on disk"
     );
-    let peak = peak_rss(agent.pid());
-    assert!(peak < 64 * MIB, "peak RSS {} MiB", peak / MIB);
+    assert_peak_rss_under(agent.pid(), 64 * MIB);
 
     // The collector comes: everything arrives, once, and memory stayed in budget throughout.
-    let mut collector = start_sextant(
-        "collector",
-        &hop.collector_to_files(),
-        &hop.path("collector.log"),
-    );
-    assert_each_line_once(&hop.out, n);
-    let peak = peak_rss(agent.pid());
-    assert!(peak < 64 * MIB, "peak RSS {} MiB", peak / MIB);
+    let mut collector = collector_delivers_each_line_once(&hop, n);
+    assert_peak_rss_under(agent.pid(), 64 * MIB);
     assert!(
         agent.terminate(Duration::from_secs(10)),
         "agent stops cleanly"
@@ -200,16 +211,9 @@ fn above_the_hard_limit_batches_spill_to_disk_and_arrive_once_the_collector_retu
         "{spilled} of {n} spilled, the first ones kept in memory"
     );
     assert!(metrics("sextant_buffer_bytes", &sink) > 0.0, "on disk");
-    let peak = peak_rss(agent.pid());
-    eprintln!("peak RSS with spilling: {} MiB", peak / MIB);
-    assert!(peak < 64 * MIB, "peak RSS {} MiB", peak / MIB);
+    assert_peak_rss_under(agent.pid(), 64 * MIB);
 
-    let mut collector = start_sextant(
-        "collector",
-        &hop.collector_to_files(),
-        &hop.path("collector.log"),
-    );
-    assert_each_line_once(&hop.out, n);
+    let mut collector = collector_delivers_each_line_once(&hop, n);
     assert!(
         eventually(Duration::from_secs(20), || committed_offset(&hop.store)
             == std::fs::metadata(&hop.app_log).unwrap().len()),

@@ -207,6 +207,20 @@ type Stage = (
 
 /// The buffer stage on `dir` (`max_bytes`, 256 KiB segments, 20 ms fsync) between an input
 /// and an output queue of 1 MiB.
+/// A sink that delivers everything: the bodies of the first `n` batches the stage hands it.
+async fn deliver_bodies(output: &ByteQueue<Batch>, n: usize) -> Vec<String> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let b = tokio::time::timeout(Duration::from_secs(10), output.pop())
+            .await
+            .expect("records flow")
+            .unwrap();
+        got.push(body(&b));
+        b.acks.deliver();
+    }
+    got
+}
+
 fn start_stage(dir: &std::path::Path, max_bytes: u64, name: &str) -> Stage {
     start_stage_in(dir, max_bytes, name, Mode::Always)
 }
@@ -250,31 +264,12 @@ async fn the_stage_acknowledges_sources_after_fsync_blocks_when_full_and_deliver
     let mut source_acks = Vec::new();
     let pusher = {
         let input = input.clone();
-        tokio::spawn(async move {
-            let mut acks = Vec::new();
-            for i in 0..400 {
-                let (share, rx) = Ack::channel();
-                input
-                    .push(log_batch(i, 20_000, crate::ack::Acks::one(share)))
-                    .await;
-                acks.push(rx);
-            }
-            acks
-        })
+        tokio::spawn(async move { push_logs(&input, 0..400).await })
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!pusher.is_finished(), "a full buffer holds the source back");
     assert!(metrics.buffer_bytes.get() <= 2 << 20);
-    // A sink that delivers everything.
-    let mut got = Vec::new();
-    while got.len() < 400 {
-        let b = tokio::time::timeout(Duration::from_secs(10), output.pop())
-            .await
-            .expect("records flow")
-            .unwrap();
-        got.push(body(&b));
-        b.acks.deliver();
-    }
+    let got = deliver_bodies(&output, 400).await;
     source_acks.extend(pusher.await.unwrap());
     assert_eq!(
         got,
@@ -414,15 +409,7 @@ async fn the_spill_stage_keeps_batches_in_memory_until_spilling_and_order_across
     for rx in after {
         assert_eq!(rx.await.unwrap(), AckStatus::Delivered);
     }
-    let mut got = Vec::new();
-    while got.len() < 70 {
-        let b = tokio::time::timeout(Duration::from_secs(10), output.pop())
-            .await
-            .expect("records flow")
-            .unwrap();
-        got.push(body(&b));
-        b.acks.deliver();
-    }
+    let got = deliver_bodies(&output, 70).await;
     assert_eq!(
         got,
         (0..70).map(|i| format!("line {i}")).collect::<Vec<_>>()
