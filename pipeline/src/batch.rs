@@ -18,7 +18,7 @@ pub struct Batch {
     byte_size: usize,
     /// The batch's share of the memory estimate (released when dropped; a sink that takes the
     /// events apart keeps it until the request is done).
-    pub held: Held,
+    pub(crate) held: Held,
 }
 
 impl Batch {

@@ -23,7 +23,8 @@
 //!   source), so a burst between two samples cannot outrun the budget.
 //! - Sampling quickens to every 10 ms once resident memory (or the estimate, which then wakes
 //!   the sampler at once) is within a quarter of the lower limit, and every 32nd of that limit
-//!   taken in wakes the sampler too: at full speed the overshoot is a few MB of intake. Under pressure (over the soft limit, or spilling) threads about to idle give their
+//!   taken in wakes the sampler too: at full speed the overshoot is a few MB of intake.
+//! - Under pressure (over the soft limit, or spilling) threads about to idle give their
 //!   allocator's freed memory back to the OS ([`give_back_while_pressed`]), so that what the
 //!   sinks freed stops counting against the budget.
 //! - While the process spills, a queue in front of a disk stage admits only a small window of
@@ -59,7 +60,7 @@ static SPILLING: AtomicBool = AtomicBool::new(false);
 /// The limits in force (`u64::MAX`: none).
 static SOFT: AtomicU64 = AtomicU64::new(u64::MAX);
 static HARD: AtomicU64 = AtomicU64::new(u64::MAX);
-/// Bytes the pipeline holds now in its queues and receivers, and at the last sample.
+/// Bytes of the batches alive and the requests being decoded now, and at the last sample.
 static HELD: AtomicI64 = AtomicI64::new(0);
 static HELD_AT_SAMPLE: AtomicI64 = AtomicI64::new(0);
 /// `VmRSS` at the last sample (0 before the first, or without limits).
@@ -123,7 +124,7 @@ pub fn spilling() -> bool {
     SPILLING.load(Ordering::Relaxed)
 }
 
-/// The pipeline took `bytes` in (a queue, a receiver decoding a request). A few atomics; when
+/// The pipeline took `bytes` in (a batch made, a request being decoded). A few atomics; when
 /// the estimate crosses a limit, the state is raised at once (see the module doc).
 fn hold(bytes: usize) {
     let held = HELD.fetch_add(bytes as i64, Ordering::Relaxed) + bytes as i64;
@@ -136,7 +137,9 @@ fn hold(bytes: usize) {
     let intake = INTAKE.fetch_add(bytes as u64, Ordering::Relaxed) + bytes as u64;
     let stepped = intake.saturating_sub(INTAKE_AT_SAMPLE.load(Ordering::Relaxed))
         > INTAKE_STEP.load(Ordering::Relaxed);
-    if stepped || estimate > NEAR.load(Ordering::Relaxed) {
+    // Near the limits the sampler already runs every 10 ms: wake it only to get there.
+    let near = NEAR.load(Ordering::Relaxed);
+    if stepped || (estimate > near && rss <= near) {
         SAMPLE_NOW.notify_one();
     }
     let over_soft = estimate > SOFT.load(Ordering::Relaxed);
@@ -186,7 +189,7 @@ pub fn give_back_while_pressed() {
     }
 }
 
-/// Bytes held in the pipeline while this lives (a receiver's request being decoded).
+/// Bytes counted in the estimate while this lives (a batch, a request being decoded).
 #[derive(Debug, Default)]
 pub struct Held(usize);
 
