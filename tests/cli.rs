@@ -242,4 +242,11 @@ fn the_embedded_default_runs_writes_events_and_stops_cleanly() {
         proc.terminate(Duration::from_secs(10)),
         "Ctrl-C/SIGTERM stops it cleanly within the drain deadline"
     );
+    // Its own logs went to a file, as in every container: plain text, no colour codes.
+    let logged = std::fs::read_to_string(dir.path().join("run.log")).unwrap();
+    assert!(logged.contains("INFO"), "{logged}");
+    assert!(
+        !logged.contains('\x1b'),
+        "ANSI escape codes in a log written to a file: {logged}"
+    );
 }

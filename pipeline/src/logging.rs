@@ -1,5 +1,9 @@
-//! Sextant's own logs: structured (`tracing`), text on a terminal and JSON when asked, filtered by
-//! `SEXTANT_LOG` (default `info`). Components log at a rate limit, never one line per event.
+//! Sextant's own logs: structured (`tracing`), text by default and JSON when asked, filtered by
+//! `SEXTANT_LOG` (default `info`). Text is coloured only when stderr is a terminal: in a
+//! container, a file or a pipe, lines carry no ANSI escape codes. Components log at a rate
+//! limit, never one line per event.
+
+use std::io::IsTerminal;
 
 use serde::Deserialize;
 use tracing_subscriber::EnvFilter;
@@ -28,9 +32,15 @@ pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_env("SEXTANT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(colour(std::io::stderr().is_terminal()));
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+}
+
+/// Whether text logs are coloured: only on a terminal (and never with `NO_COLOR` set).
+fn colour(stderr_is_terminal: bool) -> bool {
+    stderr_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
