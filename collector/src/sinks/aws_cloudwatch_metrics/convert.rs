@@ -69,7 +69,11 @@ pub struct Converter {
 /// What one point publishes before units, checks and dimensions.
 enum Publish {
     Value(f64),
-    Pairs(Vec<(f64, f64)>),
+    /// (value, count) pairs, and the observations' own sum.
+    Pairs {
+        pairs: Vec<(f64, f64)>,
+        sum: f64,
+    },
     Statistics {
         count: f64,
         sum: f64,
@@ -436,7 +440,10 @@ impl Converter {
             pairs.push((mean, count));
         }
         match self.histograms {
-            HistogramMode::Values => Publish::Pairs(pairs),
+            HistogramMode::Values => Publish::Pairs {
+                pairs,
+                sum: acc.sum,
+            },
             HistogramMode::StatisticSet => {
                 let lowest = pairs.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
                 let highest = pairs.iter().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
@@ -478,10 +485,13 @@ impl Converter {
                 Some(v) => vec![DatumValue::Single(v)],
                 None => return,
             },
-            Publish::Pairs(pairs) => {
+            Publish::Pairs { pairs, sum } => {
                 if pairs.is_empty() {
                     return;
                 }
+                let Some(sum) = checked(sum * scale, stats) else {
+                    return;
+                };
                 let mut checked_pairs = Vec::with_capacity(pairs.len());
                 for (v, c) in pairs {
                     match checked(v * scale, stats) {
@@ -491,9 +501,11 @@ impl Converter {
                 }
                 checked_pairs
                     .chunks(MAX_VALUES_PER_DATUM)
-                    .map(|chunk| DatumValue::Distribution {
+                    .enumerate()
+                    .map(|(i, chunk)| DatumValue::Distribution {
                         values: chunk.iter().map(|p| p.0).collect(),
                         counts: chunk.iter().map(|p| p.1).collect(),
+                        sum: (i == 0).then_some(sum),
                     })
                     .collect()
             }

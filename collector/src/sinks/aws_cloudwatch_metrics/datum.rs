@@ -30,10 +30,13 @@ pub struct Datum {
 #[derive(Clone, Debug, PartialEq)]
 pub enum DatumValue {
     Single(f64),
-    /// Values with how often each occurred (at most 150 pairs).
+    /// Values with how often each occurred (at most 150 pairs). A point with more pairs is
+    /// several datums; the first carries the observations' own sum (the OTLP point's, never
+    /// recomputed from the values, which stand for buckets), the ones that continue it `None`.
     Distribution {
         values: Vec<f64>,
         counts: Vec<f64>,
+        sum: Option<f64>,
     },
     Statistics {
         count: f64,

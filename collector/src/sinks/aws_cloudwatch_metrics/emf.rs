@@ -73,6 +73,13 @@ fn push(
     }
 }
 
+/// Adds `value` to the last value of metric `name` (a point split over several datums).
+fn add_to_last(entries: &mut [Entry], index: &HashMap<String, usize>, name: &str, value: f64) {
+    if let Some(last) = index.get(name).and_then(|&i| entries[i].values.last_mut()) {
+        *last += value;
+    }
+}
+
 /// EMF log events for `datums`, in namespace `namespace`.
 pub fn documents(
     namespace: &str,
@@ -103,25 +110,25 @@ pub fn documents(
         }
         match &d.value {
             DatumValue::Single(v) => push(entries, index, d.name.to_string(), d.unit, *v, stats),
-            DatumValue::Distribution { values, counts } => {
+            DatumValue::Distribution { counts, sum, .. } => {
                 let count: f64 = counts.iter().sum();
-                let sum: f64 = values.iter().zip(counts).map(|(v, c)| v * c).sum();
-                push(
-                    entries,
-                    index,
-                    format!("{}_count", d.name),
-                    "Count",
-                    count,
-                    stats,
-                );
-                push(
-                    entries,
-                    index,
-                    format!("{}_sum", d.name),
-                    d.unit,
-                    sum,
-                    stats,
-                );
+                let count_name = format!("{}_count", d.name);
+                match sum {
+                    // The point's own sum: bucket values only approximate the observations.
+                    Some(sum) => {
+                        push(entries, index, count_name, "Count", count, stats);
+                        push(
+                            entries,
+                            index,
+                            format!("{}_sum", d.name),
+                            d.unit,
+                            *sum,
+                            stats,
+                        );
+                    }
+                    // More buckets of the same point: one observation count, not two.
+                    None => add_to_last(entries, index, &count_name, count),
+                }
             }
             DatumValue::Statistics { count, sum, .. } => {
                 push(

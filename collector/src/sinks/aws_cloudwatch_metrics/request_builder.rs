@@ -46,7 +46,7 @@ pub fn estimated_bytes(d: &Datum) -> usize {
     }
     n += match &d.value {
         DatumValue::Single(_) => field("Value".len(), NUMBER),
-        DatumValue::Distribution { values, counts } => {
+        DatumValue::Distribution { values, counts, .. } => {
             (values.len() + counts.len()) * field(VALUES_FIELD, NUMBER)
         }
         DatumValue::Statistics { .. } => 4 * field("StatisticValues.SampleCount".len(), NUMBER),

@@ -62,7 +62,7 @@ pub fn sdk_datum(d: &Datum, storage_resolution: i32) -> MetricDatum {
         .storage_resolution(storage_resolution);
     match &d.value {
         DatumValue::Single(v) => builder.value(*v),
-        DatumValue::Distribution { values, counts } => builder
+        DatumValue::Distribution { values, counts, .. } => builder
             .set_values(Some(values.clone()))
             .set_counts(Some(counts.clone())),
         DatumValue::Statistics {

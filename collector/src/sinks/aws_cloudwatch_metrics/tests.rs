@@ -239,7 +239,7 @@ fn histograms_become_values_with_counts_split_at_150_values_a_datum() {
     assert_eq!(out.len(), 4);
     let lens: Vec<usize> = out.iter().map(|d| d.value.value_count()).collect();
     assert_eq!(lens, vec![150, 50, 150, 50]);
-    let DatumValue::Distribution { values, counts } = &out[2].value else {
+    let DatumValue::Distribution { values, counts, .. } = &out[2].value else {
         panic!("values expected");
     };
     assert_eq!((values[0], values[1], values[149]), (1.0, 1.5, 149.5));
@@ -451,6 +451,7 @@ async fn the_estimate_is_an_upper_bound_of_the_body_the_sdk_sends() {
                 .map(|i| -1.234_567_890_123_456_7e-100 * f64::from(i))
                 .collect(),
             counts: vec![123_456_789.0; 150],
+            sum: Some(-1.234_567_890_123_456_7e100),
         },
         ..datum(14, 1, 4)
     });
@@ -544,4 +545,66 @@ fn a_dimension_set_of_30_is_accepted_and_31_refused_at_start_up() {
     let mut bad = config(1);
     bad.namespace = "AWS/EC2".into();
     assert!(bad.validate("m").is_err());
+}
+
+#[test]
+fn emf_histograms_publish_the_points_own_count_and_sum_not_bucket_midpoints() {
+    // Observations 3, 7, 12, 40 and 250 (sum 312) in buckets (0,5] (5,10] (10,50] (50,100]
+    // (100,+Inf): midpoints would give 2.5 + 7.5 + 30 + 30 + 100-ish, not 312.
+    let point = HistogramPoint {
+        time_unix_nano: NOW_NS,
+        count: 5,
+        sum: Some(312.0),
+        bucket_counts: vec![1, 1, 2, 0, 1],
+        explicit_bounds: vec![5.0, 10.0, 50.0, 100.0],
+        min: Some(3.0),
+        max: Some(250.0),
+        ..Default::default()
+    };
+    let mut c = converter(None, HistogramMode::Values);
+    let mut out = Vec::new();
+    c.convert(
+        &[metric(
+            "latency",
+            "ms",
+            MetricData::Histogram {
+                points: vec![point],
+                temporality: Temporality::Delta,
+            },
+        )],
+        NOW_MS,
+        &mut out,
+    );
+    assert_eq!(out.len(), 1);
+    let mut stats = emf::EmfStats::default();
+    let docs = emf::documents("Sextant/Test", 60, &out, &mut stats);
+    assert_eq!(docs.len(), 1);
+    let json: serde_json::Value =
+        serde_json::from_str(docs[0].body.as_str().unwrap_or("")).unwrap_or_default();
+    assert_eq!(json["latency_count"], serde_json::json!(5.0));
+    assert_eq!(json["latency_sum"], serde_json::json!(312.0));
+
+    // A point of 200 buckets (two datums of 150 + 50 values) is still one count and one sum.
+    let bounds: Vec<f64> = (1..200).map(f64::from).collect();
+    let mut wide = histogram(NOW_NS, vec![1; 200], bounds);
+    wide.sum = Some(12_345.0);
+    out.clear();
+    c.convert(
+        &[metric(
+            "wide",
+            "ms",
+            MetricData::Histogram {
+                points: vec![wide],
+                temporality: Temporality::Delta,
+            },
+        )],
+        NOW_MS,
+        &mut out,
+    );
+    assert_eq!(out.len(), 2);
+    let docs = emf::documents("Sextant/Test", 60, &out, &mut stats);
+    let json: serde_json::Value =
+        serde_json::from_str(docs[0].body.as_str().unwrap_or("")).unwrap_or_default();
+    assert_eq!(json["wide_count"], serde_json::json!(200.0));
+    assert_eq!(json["wide_sum"], serde_json::json!(12_345.0));
 }
