@@ -218,3 +218,68 @@ collector:
     assert_eq!(dead().len(), 50, "nothing else refused");
     assert!(collector.terminate(Duration::from_secs(15)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_is_set_even_when_put_retention_policy_fails_at_first() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    let moto_port = free_port();
+    let _moto = start_moto(moto_port);
+    // The group is created at once; its retention call is throttled, then fails with a 503.
+    let proxy = FaultProxy::start(
+        moto_port,
+        "Logs_20140328.PutRetentionPolicy",
+        vec![Fault::Throttle, Fault::Unavailable],
+    );
+    let cfg = dir.path().join("collector.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+data_dir: {d}/data
+admin: {{ address: "127.0.0.1:{admin}" }}
+collector:
+  sources:
+    app: {{ type: file, include: ["{d}/logs/*.log"], tail: {{ glob_interval: 100ms }} }}
+  sinks:
+    cloudwatch:
+      type: aws_cloudwatch_logs
+      inputs: [app]
+      log_group: /sextant/retention
+      log_stream: "{{log.file.name}}"
+      retention_days: 14
+      aws: {{ region: us-east-1, endpoint: "http://127.0.0.1:{proxy}" }}
+      batch: {{ timeout: 100ms }}
+      request: {{ initial_backoff: 50ms, max_backoff: 200ms }}
+"#,
+            d = dir.path().display(),
+            admin = free_port(),
+            proxy = proxy.port
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("logs/app.log"), "one\ntwo\n").unwrap();
+    let mut collector = start_sextant("collector", &cfg, &dir.path().join("collector.log"));
+    let client = cwl_client(moto_port).await;
+    let got = wait_for_stream(&client, "/sextant/retention", "app.log", 2).await;
+    assert_eq!(got, ["one", "two"]);
+    assert_eq!(
+        proxy.injected.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "both faults were hit"
+    );
+    let groups = client
+        .describe_log_groups()
+        .log_group_name_prefix("/sextant/retention")
+        .send()
+        .await
+        .unwrap();
+    let group = &groups.log_groups()[0];
+    assert_eq!(group.log_group_name(), Some("/sextant/retention"));
+    assert_eq!(
+        group.retention_in_days(),
+        Some(14),
+        "the retention step was retried until it succeeded"
+    );
+    assert!(collector.terminate(Duration::from_secs(15)));
+}

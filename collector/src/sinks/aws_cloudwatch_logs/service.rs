@@ -1,7 +1,12 @@
 //! The only place that calls CloudWatch Logs: creates groups and streams on first use (an
 //! "already exists" answer is success), sets retention on groups it creates, and puts events.
+//!
+//! Creating a destination is three steps — the group, its retention, the stream — and each is
+//! remembered once it succeeded and retried on its own until it does: a throttled
+//! `PutRetentionPolicy` is sent again with the next attempt, never skipped because the group
+//! now "already exists".
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
@@ -22,7 +27,19 @@ pub struct CloudWatchLogsService {
     client: Client,
     create_missing: bool,
     retention_days: Option<i32>,
+    groups: Mutex<HashMap<String, GroupStep>>,
     known_streams: Mutex<HashSet<StreamKey>>,
+}
+
+/// How far a log group's set-up has come in this process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GroupStep {
+    /// `CreateLogGroup` was sent and its outcome is unknown (failed, throttled, timed out): an
+    /// "already exists" next time may be our own group, which still needs its retention.
+    CreateAttempted,
+    /// Created by us; `PutRetentionPolicy` has not succeeded yet.
+    NeedsRetention,
+    Ready,
 }
 
 fn already_exists(e: &AwsError) -> bool {
@@ -36,6 +53,7 @@ impl CloudWatchLogsService {
             client: Client::new(&config),
             create_missing,
             retention_days,
+            groups: Mutex::new(HashMap::new()),
             known_streams: Mutex::new(HashSet::new()),
         }
     }
@@ -57,35 +75,71 @@ impl CloudWatchLogsService {
         }
     }
 
+    fn group_step(&self, group: &str) -> Option<GroupStep> {
+        self.groups.lock().ok().and_then(|g| g.get(group).copied())
+    }
+
+    fn set_group_step(&self, group: &str, step: Option<GroupStep>) {
+        if let Ok(mut g) = self.groups.lock() {
+            match step {
+                Some(step) => g.insert(group.to_owned(), step),
+                None => g.remove(group),
+            };
+        }
+    }
+
+    /// The group exists, with its retention if we created it; each step that succeeded is
+    /// remembered, so a retry resumes at the step that failed.
+    async fn ensure_group(&self, group: &str) -> Result<(), AwsError> {
+        let mut step = self.group_step(group);
+        if matches!(step, None | Some(GroupStep::CreateAttempted)) {
+            let attempted_before = step.is_some();
+            self.set_group_step(group, Some(GroupStep::CreateAttempted));
+            let created = match self
+                .client
+                .create_log_group()
+                .log_group_name(group)
+                .send()
+                .await
+            {
+                Ok(_) => true,
+                Err(e) => {
+                    let e = AwsError::from_sdk(&e);
+                    if !already_exists(&e) {
+                        return Err(e);
+                    }
+                    // Someone else's group, unless an earlier attempt of ours created it.
+                    attempted_before
+                }
+            };
+            let next = if created && self.retention_days.is_some() {
+                GroupStep::NeedsRetention
+            } else {
+                GroupStep::Ready
+            };
+            self.set_group_step(group, Some(next));
+            step = Some(next);
+        }
+        if step == Some(GroupStep::NeedsRetention) {
+            if let Some(days) = self.retention_days {
+                self.client
+                    .put_retention_policy()
+                    .log_group_name(group)
+                    .retention_in_days(days)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk(&e))?;
+            }
+            self.set_group_step(group, Some(GroupStep::Ready));
+        }
+        Ok(())
+    }
+
     async fn ensure_stream(&self, key: &StreamKey) -> Result<(), AwsError> {
         if !self.create_missing || self.is_known(key) {
             return Ok(());
         }
-        match self
-            .client
-            .create_log_group()
-            .log_group_name(&key.group)
-            .send()
-            .await
-        {
-            Ok(_) => {
-                if let Some(days) = self.retention_days {
-                    self.client
-                        .put_retention_policy()
-                        .log_group_name(&key.group)
-                        .retention_in_days(days)
-                        .send()
-                        .await
-                        .map_err(|e| AwsError::from_sdk(&e))?;
-                }
-            }
-            Err(e) => {
-                let e = AwsError::from_sdk(&e);
-                if !already_exists(&e) {
-                    return Err(e);
-                }
-            }
-        }
+        self.ensure_group(&key.group).await?;
         match self
             .client
             .create_log_stream()
@@ -135,8 +189,9 @@ impl CloudWatchLogsService {
             Err(e) => {
                 let e = AwsError::from_sdk(&e);
                 if e.code.as_deref() == Some("ResourceNotFoundException") {
-                    // Deleted behind our back: create it again on the retry.
+                    // Deleted behind our back: create it (and its group) again on the retry.
                     self.set_known(&req.key, false);
+                    self.set_group_step(&req.key.group, None);
                 }
                 return Err(e);
             }
