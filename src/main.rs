@@ -29,11 +29,18 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// pages per thread and purges them only when that thread allocates again, so a paused tailer
 /// (whose events the sinks freed) would keep them resident; under memory pressure the pipeline
 /// calls this from threads about to idle (see `sextant_pipeline::memory::give_back`).
-#[allow(unsafe_code)] // one FFI call, no arguments, no preconditions
+/// The C allocator is trimmed too: the zstd decoder of compressed OTLP requests takes its
+/// window (up to 8 MiB) from it, and glibc keeps freed blocks of that size in its arenas.
+#[allow(unsafe_code)] // two FFI calls, no arguments or plain integers, no preconditions
 fn give_back_freed_memory() {
     // SAFETY: `mi_collect` only walks the calling thread's own heap; any thread may call it
     // at any time (mimalloc's API guarantees it).
     unsafe { libmimalloc_sys::mi_collect(true) }
+    // SAFETY: `malloc_trim` takes the arenas' locks itself and may be called from any thread.
+    #[cfg(target_env = "gnu")]
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 #[derive(Parser)]

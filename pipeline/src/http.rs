@@ -6,7 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -48,13 +48,21 @@ pub fn response_with_trailers(
     r
 }
 
-/// Reads a request body, refusing more than `limit` bytes.
-pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, String> {
-    Limited::new(body, limit)
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .map_err(|e| e.to_string())
+/// Reads a request body into one buffer, refusing more than `limit` bytes. `expected` (its
+/// declared length) sizes the buffer up front, so the body is copied once, never regrown.
+pub async fn read_body(mut body: Incoming, limit: usize, expected: usize) -> Result<Bytes, String> {
+    let mut out = bytes::BytesMut::with_capacity(expected.min(limit));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| e.to_string())?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if out.len() + data.len() > limit {
+            return Err(format!("body exceeds {limit} bytes"));
+        }
+        out.extend_from_slice(&data);
+    }
+    Ok(out.freeze())
 }
 
 /// Binds `addr` now (so a port in use fails at start-up) and returns the listener.

@@ -19,6 +19,7 @@ pub mod event;
 pub mod fanout;
 pub mod grpc;
 pub mod http;
+pub mod inflate;
 pub mod lanes;
 pub mod logging;
 pub mod memory;

@@ -167,6 +167,14 @@ pub fn set_give_back(give_back: fn()) {
     let _ = GIVE_BACK.set(give_back);
 }
 
+/// Gives what this thread's allocator heap holds free back to the OS now: for a thread that
+/// has just freed a large buffer (an inflated request body) and may idle next.
+pub fn give_back_now() {
+    if let Some(give_back) = GIVE_BACK.get() {
+        give_back();
+    }
+}
+
 /// For a thread about to idle (a runtime worker parking, a paused source): while memory is
 /// over the soft limit or spilling, gives what this thread's allocator heap holds free back to
 /// the OS, at most every 100 ms per thread. An allocator keeps freed memory for the thread that

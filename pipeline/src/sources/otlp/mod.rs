@@ -9,16 +9,20 @@
 //! `INVALID_ARGUMENT` / `RESOURCE_EXHAUSTED` / `UNIMPLEMENTED`.
 //!
 //! Memory: requests being read and decoded hold a share of `max_in_flight_bytes` (their
-//! declared length while read, then their decompressed length) until their batch is in the
-//! sinks' queues; one that does not fit, or any while memory is over its soft limit, is
-//! answered retry-later (`sextant_component_errors_total{error_type="memory_pressure"}`).
-//! Twice that share counts towards the memory estimate (the body and what it decodes to).
+//! declared length, and as much again up to the connection's read buffer, while read; then each
+//! chunk of their decompressed output before it is
+//! allocated, see [`crate::inflate`]) until their batch is in the sinks' queues; one that does
+//! not fit, or any while memory is over its soft limit, is answered retry-later
+//! (`sextant_component_errors_total{error_type="memory_pressure"}`). Twice that share counts
+//! towards the memory estimate (the body and what it decodes to). A body over
+//! `max_request_bytes` (by its `Content-Length`, before it is read) or over
+//! `max_decompressed_bytes` once inflated, or one that could never fit `max_in_flight_bytes`,
+//! is answered 413 (`RESOURCE_EXHAUSTED`); decompression runs off the async threads.
 
 pub mod config;
 #[cfg(test)]
 mod tests;
 
-use std::io::Read;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -41,6 +45,7 @@ use crate::event::{otlp, Events, Signal};
 use crate::fanout::Fanout;
 use crate::grpc;
 use crate::http::{self, Body};
+use crate::inflate::{self, Chunks, Encoding, InflateError};
 use crate::telemetry::{ComponentMetrics, LogLimiter};
 
 pub use config::OtlpSourceConfig;
@@ -48,7 +53,10 @@ pub use config::OtlpSourceConfig;
 struct Receiver {
     config: OtlpSourceConfig,
     /// Bytes of requests being read and decoded (see the module doc).
-    in_flight: tokio::sync::Semaphore,
+    in_flight: Arc<tokio::sync::Semaphore>,
+    /// Inflations running at once: one per core. They are CPU-bound, so more would not go
+    /// faster; each would only add a thread and a decoder's memory.
+    inflating: tokio::sync::Semaphore,
     out: Fanout,
     metrics: ComponentMetrics,
     bad_input: LogLimiter,
@@ -75,7 +83,12 @@ pub fn build(config: &OtlpSourceConfig, cx: SourceContext) -> Result<Task, Build
     }
     let receiver = Arc::new(Receiver {
         config: config.clone(),
-        in_flight: tokio::sync::Semaphore::new(permits(config.max_in_flight_bytes.as_usize())),
+        in_flight: Arc::new(tokio::sync::Semaphore::new(permits(
+            config.max_in_flight_bytes.as_usize(),
+        ))),
+        inflating: tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+        ),
         out: cx.out,
         metrics: cx.metrics,
         bad_input: LogLimiter::default(),
@@ -118,15 +131,58 @@ pub fn build(config: &OtlpSourceConfig, cx: SourceContext) -> Result<Task, Build
 }
 
 /// A request's share of the in-flight bytes, and its count in the memory estimate.
-struct InFlight<'a> {
-    permit: tokio::sync::SemaphorePermit<'a>,
+struct InFlight {
+    permit: tokio::sync::OwnedSemaphorePermit,
     held: crate::memory::Held,
 }
 
-impl InFlight<'_> {
+impl InFlight {
+    /// A share of `bytes` from `semaphore`, if free now.
+    fn try_take(semaphore: &Arc<tokio::sync::Semaphore>, bytes: usize) -> Option<Self> {
+        let n = u32::try_from(permits(bytes)).unwrap_or(u32::MAX);
+        let permit = semaphore.clone().try_acquire_many_owned(n).ok()?;
+        Some(InFlight {
+            permit,
+            held: crate::memory::Held::new(2 * bytes),
+        })
+    }
+
     fn merge(&mut self, more: Self) {
         self.permit.merge(more.permit);
         self.held.merge(more.held);
+    }
+
+    fn bytes(&self) -> usize {
+        self.permit.num_permits()
+    }
+}
+
+/// The most a connection's read buffer grows to while a body streams through it (hyper's
+/// default largest read buffer).
+const CONNECTION_READ_BUFFER_BYTES: usize = 400 * 1024;
+/// Bodies up to this size are decoded on the async thread that read them; larger ones (and
+/// every compressed one) on a blocking thread.
+const DECODE_INLINE_BYTES: usize = 256 * 1024;
+/// After inflating this much, the blocking thread gives its freed memory back to the OS.
+const GIVE_BACK_AFTER_BYTES: usize = 4 * 1024 * 1024;
+
+/// A decoded request: its events and how many records were skipped as malformed.
+type Decoded = Result<(Events, u64), prost::DecodeError>;
+
+fn decode(signal: Signal, body: Chunks) -> Decoded {
+    match signal {
+        Signal::Logs => ExportLogsServiceRequest::decode(body).map(|r| {
+            let d = otlp::logs_from_proto(r);
+            (Events::Logs(d.records), d.rejected)
+        }),
+        Signal::Metrics => ExportMetricsServiceRequest::decode(body).map(|r| {
+            let d = otlp::metrics_from_proto(r);
+            (Events::Metrics(d.records), d.rejected)
+        }),
+        Signal::Traces => ExportTraceServiceRequest::decode(body).map(|r| {
+            let d = otlp::spans_from_proto(r);
+            (Events::Spans(d.records), d.rejected)
+        }),
     }
 }
 
@@ -233,12 +289,23 @@ impl Receiver {
             return Answer::RetryLater("memory above its soft limit; retry");
         }
         // Held while the request is read: its declared length (the most a body may have when
-        // it declares none).
-        let declared = header(&req, hyper::header::CONTENT_LENGTH)
-            .parse::<usize>()
-            .unwrap_or(usize::MAX)
-            .min(self.config.max_request_bytes.as_usize());
-        let Some(mut held) = self.reserve(declared) else {
+        // it declares none). One that declares more than it may send is refused before its
+        // body is read.
+        let max_request = self.config.max_request_bytes.as_usize();
+        let declared = match header(&req, hyper::header::CONTENT_LENGTH).parse::<usize>() {
+            Ok(n) if n > max_request => {
+                self.metrics.discarded("body_too_large_or_unreadable", 1);
+                return refused(
+                    413,
+                    grpc::code::RESOURCE_EXHAUSTED,
+                    format!("body of {n} bytes exceeds max_request_bytes ({max_request})"),
+                );
+            }
+            Ok(n) => n,
+            Err(_) => max_request,
+        };
+        // The body is read through the connection's buffer into its own: both count.
+        let Some(held) = self.reserve(declared + declared.min(CONNECTION_READ_BUFFER_BYTES)) else {
             return Answer::RetryLater("too many request bytes in flight; retry");
         };
         if wire == Wire::Http
@@ -254,10 +321,8 @@ impl Receiver {
             Wire::Http => header(&req, hyper::header::CONTENT_ENCODING),
             Wire::Grpc => header(&req, "grpc-encoding"),
         }
-        .to_ascii_lowercase();
-        let body = match http::read_body(req.into_body(), self.config.max_request_bytes.as_usize())
-            .await
-        {
+        .to_owned();
+        let body = match http::read_body(req.into_body(), max_request, declared).await {
             Ok(b) => b,
             Err(e) => {
                 self.metrics.discarded("body_too_large_or_unreadable", 1);
@@ -265,47 +330,20 @@ impl Receiver {
             }
         };
         self.metrics.received_bytes.inc_by(body.len() as u64);
-        let limit = self.config.max_decompressed_bytes.as_usize();
-        let body = match wire {
-            Wire::Http => decompress(
-                if encoding.is_empty() {
-                    "identity"
-                } else {
-                    &encoding
-                },
-                body,
-                limit,
-            ),
-            Wire::Grpc => grpc::deframe(
-                &body,
-                (!encoding.is_empty()).then_some(encoding.as_str()),
-                limit,
-            ),
+        let (compressed, payload) = match wire {
+            Wire::Http => (true, body),
+            Wire::Grpc => match grpc::unframe(&body) {
+                Ok(framed) => framed,
+                Err(e) => return self.bad_request("bad_encoding", e),
+            },
         };
-        let body = match body {
-            Ok(b) => b,
-            Err(e) => return self.bad_request("bad_encoding", e),
+        let encoding = match Encoding::parse(if compressed { &encoding } else { "" }) {
+            Ok(e) => e,
+            Err(e) => return self.bad_request("bad_encoding", e.to_string()),
         };
-        // Held while it is decoded and handed on: its decompressed length.
-        if body.len() > declared {
-            let Some(more) = self.reserve(body.len() - declared) else {
-                return Answer::RetryLater("too many request bytes in flight; retry");
-            };
-            held.merge(more);
-        }
-        let decoded = match signal {
-            Signal::Logs => ExportLogsServiceRequest::decode(body).map(|r| {
-                let d = otlp::logs_from_proto(r);
-                (Events::Logs(d.records), d.rejected)
-            }),
-            Signal::Metrics => ExportMetricsServiceRequest::decode(body).map(|r| {
-                let d = otlp::metrics_from_proto(r);
-                (Events::Metrics(d.records), d.rejected)
-            }),
-            Signal::Traces => ExportTraceServiceRequest::decode(body).map(|r| {
-                let d = otlp::spans_from_proto(r);
-                (Events::Spans(d.records), d.rejected)
-            }),
+        let (decoded, held) = match self.unpack(signal, encoding, payload, held).await {
+            Ok(unpacked) => unpacked,
+            Err(answer) => return answer,
         };
         let (events, rejected) = match decoded {
             Ok(d) => d,
@@ -315,17 +353,89 @@ impl Receiver {
     }
 
     /// A share of `max_in_flight_bytes`, or `None` (counted) when it is not free now.
-    fn reserve(&self, bytes: usize) -> Option<InFlight<'_>> {
-        let n = u32::try_from(permits(bytes)).unwrap_or(u32::MAX);
-        match self.in_flight.try_acquire_many(n) {
-            Ok(permit) => Some(InFlight {
-                permit,
-                held: crate::memory::Held::new(2 * bytes),
-            }),
-            Err(_) => {
-                self.metrics.error("memory_pressure");
-                None
+    fn reserve(&self, bytes: usize) -> Option<InFlight> {
+        let taken = InFlight::try_take(&self.in_flight, bytes);
+        if taken.is_none() {
+            self.metrics.error("memory_pressure");
+        }
+        taken
+    }
+
+    /// Inflates (when compressed) and decodes the body; large or compressed bodies off the
+    /// async threads. Each chunk of inflated output is paid from `max_in_flight_bytes` (into
+    /// `held`) before it is allocated; after a large inflation the freed memory goes back to
+    /// the OS at once (the allocator would keep it with the blocking thread).
+    async fn unpack(
+        &self,
+        signal: Signal,
+        encoding: Option<Encoding>,
+        payload: Bytes,
+        held: InFlight,
+    ) -> Result<(Decoded, InFlight), Answer> {
+        let limit = self.config.max_decompressed_bytes.as_usize();
+        let too_large = |e: InflateError| {
+            self.metrics.discarded("body_too_large_or_unreadable", 1);
+            refused(413, grpc::code::RESOURCE_EXHAUSTED, e.to_string())
+        };
+        let Some(encoding) = encoding else {
+            if payload.len() > limit {
+                return Err(too_large(InflateError::TooLarge { limit }));
             }
+            if payload.len() <= DECODE_INLINE_BYTES {
+                return Ok((decode(signal, Chunks::whole(payload)), held));
+            }
+            return tokio::task::spawn_blocking(move || {
+                (decode(signal, Chunks::whole(payload)), held)
+            })
+            .await
+            .map_err(|e| self.bad_request("bad_protobuf", e.to_string()));
+        };
+        let semaphore = self.in_flight.clone();
+        let capacity = self.config.max_in_flight_bytes.as_usize();
+        let Ok(_turn) = self.inflating.acquire().await else {
+            return Err(Answer::RetryLater("shutting down; retry"));
+        };
+        let unpacked = tokio::task::spawn_blocking(move || {
+            let mut held = held;
+            let mut could_never_fit = false;
+            let inflated = inflate::inflate(encoding, &payload, limit, &mut |n| {
+                could_never_fit = held.bytes() + n > capacity;
+                match InFlight::try_take(&semaphore, n) {
+                    Some(more) => {
+                        held.merge(more);
+                        true
+                    }
+                    None => false,
+                }
+            });
+            drop(payload);
+            let large = held.bytes() >= GIVE_BACK_AFTER_BYTES;
+            let decoded = inflated.map(|chunks| decode(signal, chunks));
+            if large {
+                crate::memory::give_back_now();
+            }
+            (decoded, could_never_fit, held)
+        })
+        .await;
+        let (decoded, could_never_fit, held) = match unpacked {
+            Ok(done) => done,
+            Err(e) => return Err(self.bad_request("bad_encoding", e.to_string())),
+        };
+        match decoded {
+            Ok(decoded) => Ok((decoded, held)),
+            Err(e @ InflateError::TooLarge { .. }) => Err(too_large(e)),
+            Err(InflateError::NoBudget) if could_never_fit => {
+                Err(too_large(InflateError::TooLarge {
+                    limit: capacity.saturating_sub(held.bytes()),
+                }))
+            }
+            Err(InflateError::NoBudget) => {
+                self.metrics.error("memory_pressure");
+                Err(Answer::RetryLater(
+                    "too many request bytes in flight; retry",
+                ))
+            }
+            Err(e) => Err(self.bad_request("bad_encoding", e.to_string())),
         }
     }
 
@@ -336,7 +446,7 @@ impl Receiver {
         signal: Signal,
         events: Events,
         rejected: u64,
-        held: InFlight<'_>,
+        held: InFlight,
     ) -> Answer {
         if rejected > 0 {
             self.metrics.discarded("malformed_id", rejected);
@@ -438,35 +548,4 @@ fn grpc_answer(answer: Answer) -> Response<Body> {
     let mut r = http::response(200, grpc::CONTENT_TYPE, Bytes::new());
     r.headers_mut().extend(status.to_headers());
     r
-}
-
-/// Undoes `Content-Encoding`, refusing output above `limit` (a small body can expand hugely).
-pub fn decompress(encoding: &str, body: Bytes, limit: usize) -> Result<Bytes, String> {
-    match encoding {
-        "identity" | "" => Ok(body),
-        "gzip" => {
-            let mut out = Vec::new();
-            flate2::read::GzDecoder::new(&body[..])
-                .take(limit as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| format!("gzip: {e}"))?;
-            if out.len() > limit {
-                return Err(format!("decompressed body exceeds {limit} bytes"));
-            }
-            Ok(Bytes::from(out))
-        }
-        "zstd" => {
-            let mut out = Vec::new();
-            zstd::stream::read::Decoder::new(&body[..])
-                .map_err(|e| format!("zstd: {e}"))?
-                .take(limit as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| format!("zstd: {e}"))?;
-            if out.len() > limit {
-                return Err(format!("decompressed body exceeds {limit} bytes"));
-            }
-            Ok(Bytes::from(out))
-        }
-        other => Err(format!("unsupported content-encoding {other:?}")),
-    }
 }

@@ -190,7 +190,10 @@ async fn answers_after_delivery_and_survives_malformed_requests() {
         .is_none());
     assert_eq!(garbage.0, 400);
     assert_eq!(bad_gzip.0, 400);
-    assert_eq!(bomb.0, 400);
+    assert_eq!(
+        bomb.0, 413,
+        "over max_decompressed_bytes: too large, not malformed"
+    );
     assert_eq!(too_big.0, 413);
     assert_eq!(wrong_type.0, 415);
     assert_eq!(failed.0, 503, "a failed delivery tells the sender to retry");
@@ -238,11 +241,12 @@ async fn requests_beyond_the_in_flight_bytes_are_answered_retry_later_until_room
         })
     };
     let r = tokio::task::spawn_blocking(move || {
-        // Four slow senders each declare 60 KiB and send half: together they hold 240 KiB of
-        // the 256 KiB while their bodies trickle in; a request of more than 16 KiB cannot fit.
+        // Two slow senders each declare 60 KiB and send half: each holds 120 KiB (its body and
+        // the connection's buffer), together 240 KiB of the 256 KiB while their bodies trickle
+        // in; a request of more than 8 KiB cannot fit.
         let body = logs_request(2000);
-        assert!(body.len() > 16 * 1024, "{}", body.len());
-        let mut slow: Vec<TcpStream> = (0..4)
+        assert!(body.len() > 8 * 1024, "{}", body.len());
+        let mut slow: Vec<TcpStream> = (0..2)
             .map(|_| {
                 let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
                 s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -257,7 +261,7 @@ async fn requests_beyond_the_in_flight_bytes_are_answered_retry_later_until_room
             })
             .collect();
         std::thread::sleep(Duration::from_millis(300));
-        // 20 KiB more does not fit: retry later, with nothing taken in.
+        // 2 × 20 KiB more does not fit: retry later, with nothing taken in.
         let refused = post(port, "/v1/logs", &[PROTO], &body);
         // The slow ones finish (as garbage: 400), which frees their bytes.
         for s in &mut slow {
@@ -286,4 +290,40 @@ async fn requests_beyond_the_in_flight_bytes_are_answered_retry_later_until_room
     task.await.unwrap();
     queue.close();
     assert_eq!(consumer.await.unwrap(), 2000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_length_over_the_limit_is_answered_413_before_the_body_is_sent() {
+    let Started {
+        port,
+        queue,
+        trigger,
+        task,
+        ..
+    } = start("otlp_declared_test");
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        // 10 MB declared (the limit is 64 KiB), and not one byte of it sent.
+        write!(
+            s,
+            "POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 10000000\r\n\r\n"
+        )
+        .unwrap();
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).map(|()| head.to_vec())
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        answer
+            .map(|h| String::from_utf8_lossy(&h).into_owned())
+            .ok()
+            .as_deref(),
+        Some("HTTP/1.1 413"),
+        "answered at once, not after a body that never comes"
+    );
+    trigger.stop();
+    task.await.unwrap();
+    queue.close();
 }
