@@ -3,6 +3,11 @@
 //! directory), so a crash leaves the old or the new store, never a torn one. A store that cannot
 //! be parsed is set aside (renamed `.corrupt`) and counted: the source starts over rather than
 //! refusing to start.
+//!
+//! When an inode's content changes (copytruncate, or a reused inode), its old entry is kept as a
+//! *past* for a while: a copy of that content (`app.log.1` made by copytruncate, a new inode)
+//! found later — even after a restart — continues from the past's offset instead of being read
+//! again from its start.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -40,11 +45,18 @@ impl Entry {
 struct OnDisk {
     version: u32,
     files: Vec<Entry>,
+    /// Content that was at an inode before it changed (see the module doc).
+    #[serde(default)]
+    pasts: Vec<Entry>,
 }
+
+/// Pasts kept at most (the newest).
+const MAX_PASTS: usize = 256;
 
 pub struct Checkpoints {
     path: PathBuf,
     entries: HashMap<FileKey, Entry>,
+    pasts: Vec<Entry>,
     dirty: bool,
 }
 
@@ -60,21 +72,24 @@ impl Checkpoints {
     pub fn load(dir: &Path) -> (Self, Option<String>) {
         let path = dir.join("checkpoints.json");
         let mut problem = None;
+        let mut pasts = Vec::new();
         let entries = match fs::read(&path) {
             Ok(bytes) => match serde_json::from_slice::<OnDisk>(&bytes) {
-                Ok(d) => d
-                    .files
-                    .into_iter()
-                    .map(|e| {
-                        (
-                            FileKey {
-                                dev: e.dev,
-                                ino: e.ino,
-                            },
-                            e,
-                        )
-                    })
-                    .collect(),
+                Ok(d) => {
+                    pasts = d.pasts;
+                    d.files
+                        .into_iter()
+                        .map(|e| {
+                            (
+                                FileKey {
+                                    dev: e.dev,
+                                    ino: e.ino,
+                                },
+                                e,
+                            )
+                        })
+                        .collect()
+                }
                 Err(e) => {
                     let aside = path.with_extension("json.corrupt");
                     let _ = fs::rename(&path, &aside);
@@ -99,6 +114,7 @@ impl Checkpoints {
             Self {
                 path,
                 entries,
+                pasts,
                 dirty: false,
             },
             problem,
@@ -121,7 +137,14 @@ impl Checkpoints {
             updated: 0,
         });
         if entry.fingerprint() != fp {
-            // Same inode, different file (or the fingerprint grew): this entry is the new file's.
+            // Same inode, different file: this entry is the new file's, and the old content's
+            // offset is kept as a past in case a copy of it turns up.
+            if entry.fingerprint_len > 0 && entry.offset > 0 {
+                self.pasts.push(entry.clone());
+                if self.pasts.len() > MAX_PASTS {
+                    self.pasts.remove(0);
+                }
+            }
             entry.fingerprint_len = fp.len;
             entry.fingerprint_crc = fp.crc;
             entry.offset = 0;
@@ -144,6 +167,27 @@ impl Checkpoints {
         }
     }
 
+    /// The past whose content a file starting with `prefix` (of `size` bytes) continues, taken
+    /// out of the store: its fingerprint covers `full_len` bytes, or the whole file.
+    pub fn take_past(&mut self, prefix: &[u8], size: u64, full_len: usize) -> Option<Entry> {
+        let i = self.pasts.iter().rposition(|p| {
+            let fp = p.fingerprint();
+            (fp.len as usize == full_len || u64::from(fp.len) == size) && fp.matches_prefix(prefix)
+        })?;
+        self.dirty = true;
+        Some(self.pasts.remove(i))
+    }
+
+    /// Entries of other files whose fingerprint `prefix` matches (a copy's original, at a
+    /// restart before it was opened).
+    pub fn matching(&self, prefix: &[u8], except: &FileKey) -> Vec<Entry> {
+        self.entries
+            .iter()
+            .filter(|(k, e)| *k != except && e.fingerprint().matches_prefix(prefix))
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
+
     pub fn remove(&mut self, key: &FileKey) {
         if self.entries.remove(key).is_some() {
             self.dirty = true;
@@ -155,7 +199,9 @@ impl Checkpoints {
         let cutoff = now_secs().saturating_sub(max_age_secs);
         let before = self.entries.len();
         self.entries.retain(|_, e| e.updated >= cutoff);
-        self.dirty |= self.entries.len() != before;
+        let pasts = self.pasts.len();
+        self.pasts.retain(|e| e.updated >= cutoff);
+        self.dirty |= self.entries.len() != before || self.pasts.len() != pasts;
     }
 
     pub fn len(&self) -> usize {
@@ -173,8 +219,12 @@ impl Checkpoints {
         }
         let mut files: Vec<Entry> = self.entries.values().cloned().collect();
         files.sort_by_key(|e| (e.dev, e.ino));
-        let body = serde_json::to_vec_pretty(&OnDisk { version: 1, files })
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let body = serde_json::to_vec_pretty(&OnDisk {
+            version: 1,
+            files,
+            pasts: self.pasts.clone(),
+        })
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         let tmp = self.path.with_extension("json.tmp");
         {
             let mut f = File::create(&tmp)?;

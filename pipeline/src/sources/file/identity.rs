@@ -29,7 +29,8 @@ pub struct Fingerprint {
     pub crc: u32,
 }
 
-fn read_prefix(file: &File, len: usize) -> io::Result<Vec<u8>> {
+/// Up to `len` first bytes of `file`.
+pub fn read_prefix(file: &File, len: usize) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; len];
     let mut filled = 0;
     while filled < len {
@@ -52,9 +53,27 @@ impl Fingerprint {
         })
     }
 
+    /// Whether `prefix` (a file's first bytes, at least as many as this fingerprint covers)
+    /// starts with the bytes this fingerprint was taken of. An empty fingerprint matches
+    /// nothing: it says nothing about a file.
+    pub fn matches_prefix(&self, prefix: &[u8]) -> bool {
+        let len = self.len as usize;
+        len > 0 && prefix.len() >= len && crc32fast::hash(&prefix[..len]) == self.crc
+    }
+
     /// Whether `file` still starts with the bytes this fingerprint was taken of.
     pub fn matches(&self, file: &File) -> io::Result<bool> {
         let prefix = read_prefix(file, self.len as usize)?;
         Ok(prefix.len() == self.len as usize && crc32fast::hash(&prefix) == self.crc)
     }
+}
+
+/// Whether the `len` bytes ending at `end` are the same in both files (both at least that long).
+pub fn same_bytes_before(a: &File, b: &File, end: u64, len: u64) -> io::Result<bool> {
+    let len = len.min(end) as usize;
+    let start = end - len as u64;
+    let (mut x, mut y) = (vec![0u8; len], vec![0u8; len]);
+    a.read_exact_at(&mut x, start)?;
+    b.read_exact_at(&mut y, start)?;
+    Ok(x == y)
 }

@@ -9,9 +9,20 @@
 //!
 //! Rotation: a file is followed by its open descriptor, so a renamed file is read to its end, for
 //! `rotate_wait` after it was found gone, before it is let go; a new file at the old path is a new
-//! identity, read from 0. A file whose size drops below the read offset was truncated
-//! (copytruncate): reading restarts at 0. Checkpoints are keyed by identity
-//! ([`identity`]), so files rotated while Sextant was down are found again, not re-read.
+//! identity, read from 0. Checkpoints are keyed by identity ([`identity`]), so files rotated
+//! while Sextant was down are found again, not re-read.
+//!
+//! Truncation (copytruncate) is told by content, not only by size: a file is truncated when it
+//! is shorter than what was read from it, or no longer starts with the bytes it was
+//! fingerprinted by (checked whenever it has new bytes to read, and at every scan), so a file
+//! truncated while reading was paused and rewritten past the old offset is still seen. A copy
+//! whose first bytes are a file's fingerprint is that file's past: while the original is intact
+//! the copy is not read (its lines come from the original); once the original is truncated,
+//! reading continues in the copy from the offset already reached (what was in flight stays in
+//! flight), and the truncated original is read from its start. Without a copy among the
+//! matching paths, the original's bytes not yet read are lost to the truncation and counted
+//! (`sextant_source_skipped_bytes_total{reason="truncated"}`). A copy found after a restart
+//! continues from the checkpoint its content had (a *past* in [`checkpoint`]).
 //!
 //! Each file's events share one `Origin` whose resource carries `host.name`, `log.file.path` and
 //! `log.file.name`, so per-line events carry no per-line copies of them.
@@ -50,7 +61,7 @@ use format::{
     file_resource, DecodeContext, Disposition, FileFormat, GenericFormat, Held, JsonMessages,
     LineDecoder,
 };
-use identity::{FileKey, Fingerprint};
+use identity::{read_prefix, same_bytes_before, FileKey, Fingerprint};
 use lines::LineSplitter;
 use progress::{Progress, Resolution};
 
@@ -93,6 +104,29 @@ struct Tailed {
     opened_at: Instant,
     /// When the file was found renamed away or deleted.
     gone_since: Option<Instant>,
+    /// Its size when last looked at (what a truncation may have cut off unread).
+    size_seen: u64,
+}
+
+/// What a new file is to the files already known, by its content.
+enum PastOf {
+    /// Nothing known: a file of its own.
+    Nothing,
+    /// A copy of a file being read, which is intact: its lines come from there.
+    LiveCopy,
+    /// A copy of the file at this index, which has been truncated: it takes over.
+    TruncatedOriginal(usize),
+    /// The content of a file since truncated: continue from this offset.
+    Continues(u64),
+}
+
+/// How many trailing bytes of a copy are compared with its original.
+const COPY_CHECK_BYTES: u64 = 256;
+
+/// Whether the file still holds what was read from it: no shorter than the read offset, and
+/// starting with the bytes it was fingerprinted by.
+fn intact(f: &Tailed, size: u64) -> io::Result<bool> {
+    Ok(size >= f.read_offset && (f.fingerprint.len == 0 || f.fingerprint.matches(&f.file)?))
 }
 
 pub fn build(config: &FileSourceConfig, cx: SourceContext) -> Result<Task, BuildError> {
@@ -369,6 +403,18 @@ impl Tailer {
                 f.gone_since = Some(Instant::now());
             }
         }
+        // Truncated since the last look, even if as long as before (by content).
+        for i in 0..self.files.len() {
+            let f = &self.files[i];
+            let Ok(meta) = f.file.metadata() else {
+                continue;
+            };
+            if !intact(f, meta.len()).unwrap_or(true) {
+                if let Err(e) = self.on_truncated(i) {
+                    self.read_failed(i, &e);
+                }
+            }
+        }
         let mut new: Vec<(FileKey, PathBuf)> = present
             .into_iter()
             .filter(|(k, _)| !self.by_key.contains_key(k))
@@ -392,7 +438,10 @@ impl Tailer {
             }
             self.released.remove(&key);
             // Retried at every scan (it may be a permission fixed later), reported once.
-            if let Err(e) = self.open(key, &path) {
+            if self.by_key.contains_key(&key) {
+                continue; // taken over as a truncated file's copy just now
+            }
+            if let Err(e) = self.open(key, &path, None) {
                 self.not_readable(&path, "open", &format!("cannot open: {e}"));
             }
         }
@@ -411,7 +460,9 @@ impl Tailer {
         }
     }
 
-    fn open(&mut self, key: FileKey, path: &Path) -> io::Result<()> {
+    /// Starts following the file at `path`: from its checkpoint, from `start` when given, or
+    /// per what its content is to the files known ([`PastOf`]).
+    fn open(&mut self, key: FileKey, path: &Path, start: Option<u64>) -> io::Result<()> {
         let mut file = File::open(path)?;
         let meta = file.metadata()?;
         // The path may have been replaced between stat and open: trust the descriptor.
@@ -429,7 +480,9 @@ impl Tailer {
         let entry = self.checkpoints.get(&key);
         let known_before = entry.is_some();
         let known = match entry {
-            Some(e) if e.fingerprint().matches(&file)? => Some((e.fingerprint(), e.offset)),
+            Some(e) if start.is_none() && e.fingerprint().matches(&file)? => {
+                Some((e.fingerprint(), e.offset))
+            }
             _ => None,
         };
         let (fingerprint, offset) = match known {
@@ -438,10 +491,28 @@ impl Tailer {
             Some((fp, _)) => (fp, 0),
             // New, or a reused inode (a different file): fingerprint it now.
             None => {
-                let fp = Fingerprint::of(&file, self.config.fingerprint_bytes)?;
-                let from_end =
-                    !known_before && self.first_scan && self.config.read_from == ReadFrom::End;
-                (fp, if from_end { size } else { 0 })
+                let prefix = read_prefix(&file, self.config.fingerprint_bytes)?;
+                let fp = Fingerprint {
+                    len: prefix.len() as u32,
+                    crc: crc32fast::hash(&prefix),
+                };
+                let past = match start {
+                    Some(_) => PastOf::Nothing,
+                    None => self.past_of(key, &file, &prefix, size)?,
+                };
+                match past {
+                    PastOf::LiveCopy => return Ok(()),
+                    PastOf::TruncatedOriginal(i) => {
+                        return self.hand_over(i, key, path.to_owned(), file, size)
+                    }
+                    PastOf::Continues(offset) => (fp, offset.min(size)),
+                    PastOf::Nothing => {
+                        let from_end = !known_before
+                            && self.first_scan
+                            && self.config.read_from == ReadFrom::End;
+                        (fp, start.unwrap_or(if from_end { size } else { 0 }))
+                    }
+                }
             }
         };
         file.seek(SeekFrom::Start(offset))?;
@@ -470,8 +541,169 @@ impl Tailer {
             disposition,
             opened_at: Instant::now(),
             gone_since: None,
+            size_seen: size,
         });
         Ok(())
+    }
+
+    /// What a file without a checkpoint of its own (starting with `prefix`, `size` bytes long)
+    /// is to the files known: see [`PastOf`]. A fingerprint identifies a copy only when it
+    /// covers `fingerprint_bytes`, or the whole copy.
+    fn past_of(
+        &mut self,
+        key: FileKey,
+        file: &File,
+        prefix: &[u8],
+        size: u64,
+    ) -> io::Result<PastOf> {
+        let full = self.config.fingerprint_bytes;
+        let covers = |fp: &Fingerprint| fp.len as usize == full || u64::from(fp.len) == size;
+        for (i, f) in self.files.iter().enumerate() {
+            if f.key == key || !covers(&f.fingerprint) || !f.fingerprint.matches_prefix(prefix) {
+                continue;
+            }
+            let original_size = f.file.metadata()?.len();
+            if !intact(f, original_size)? {
+                return Ok(PastOf::TruncatedOriginal(i));
+            }
+            // Same start: a copy only if it also ends as the original does at that length (a
+            // new file that merely begins with the same banner is not).
+            if size <= original_size && same_bytes_before(&f.file, file, size, COPY_CHECK_BYTES)? {
+                return Ok(PastOf::LiveCopy);
+            }
+        }
+        if let Some(past) = self.checkpoints.take_past(prefix, size, full) {
+            return Ok(PastOf::Continues(past.offset));
+        }
+        // After a restart: the copy's original may not be open yet.
+        for e in self.checkpoints.matching(prefix, &key) {
+            if !covers(&e.fingerprint()) {
+                continue;
+            }
+            let original = File::open(&e.path).ok().filter(|o| {
+                o.metadata().is_ok_and(|m| {
+                    FileKey::of(&m)
+                        == FileKey {
+                            dev: e.dev,
+                            ino: e.ino,
+                        }
+                })
+            });
+            let original_intact = match &original {
+                Some(o) => e.fingerprint().matches(o)? && o.metadata()?.len() >= e.offset,
+                None => false,
+            };
+            return Ok(if original_intact {
+                PastOf::LiveCopy
+            } else {
+                PastOf::Continues(e.offset)
+            });
+        }
+        Ok(PastOf::Nothing)
+    }
+
+    /// File `i` no longer holds what was read from it (copytruncate): reading continues in its
+    /// copy if one is among the matching paths, and the truncated file is read from its start.
+    fn on_truncated(&mut self, i: usize) -> io::Result<()> {
+        let copy = self.find_copy(i)?;
+        match copy {
+            Some((key, path, file, size)) => self.hand_over(i, key, path, file, size),
+            None => self.restart_at_zero(i),
+        }
+    }
+
+    /// A file at a matching path, not followed yet, that starts with file `i`'s fingerprint.
+    fn find_copy(&self, i: usize) -> io::Result<Option<(FileKey, PathBuf, File, u64)>> {
+        let f = &self.files[i];
+        let full = self.config.fingerprint_bytes;
+        if f.fingerprint.len == 0 {
+            return Ok(None);
+        }
+        for pattern in &self.include {
+            let Ok(paths) = glob::glob(pattern) else {
+                continue;
+            };
+            for path in paths.flatten() {
+                if self.excluded(&path) {
+                    continue;
+                }
+                let Ok(meta) = std::fs::metadata(&path) else {
+                    continue;
+                };
+                let key = FileKey::of(&meta);
+                if !meta.is_file() || key == f.key || self.by_key.contains_key(&key) {
+                    continue;
+                }
+                let Ok(file) = File::open(&path) else {
+                    continue;
+                };
+                let size = meta.len();
+                let covers =
+                    f.fingerprint.len as usize == full || u64::from(f.fingerprint.len) == size;
+                if covers && f.fingerprint.matches_prefix(&read_prefix(&file, full)?) {
+                    return Ok(Some((key, path, file, size)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// File `i` was truncated and `copy` holds its content: the copy takes over where reading
+    /// was (checkpoint, batches in flight, partial lines and all), and the truncated file is
+    /// followed anew from its start.
+    fn hand_over(
+        &mut self,
+        i: usize,
+        key: FileKey,
+        path: PathBuf,
+        copy: File,
+        size: u64,
+    ) -> io::Result<()> {
+        let f = &mut self.files[i];
+        tracing::info!(component = %self.metrics.name, path = %f.path.display(), copy = %path.display(), offset = f.read_offset, "file truncated (copytruncate); its unread lines are read from the copy, then the file from its start");
+        self.metrics.error("truncated");
+        let (truncated_key, truncated_path) = (f.key, f.path.clone());
+        f.file = copy;
+        f.file.seek(SeekFrom::Start(f.read_offset))?;
+        f.key = key;
+        f.path = path;
+        f.gone_since = None;
+        f.size_seen = size;
+        self.by_key.remove(&truncated_key);
+        self.by_key.insert(key, f.uid);
+        // The content, and so its checkpoint, is the copy's now.
+        self.checkpoints.remove(&truncated_key);
+        self.checkpoints
+            .set(key, f.fingerprint, f.progress.committed(), &f.path, true);
+        self.open(truncated_key, &truncated_path, Some(0))
+    }
+
+    /// File `i` was truncated and no copy of it was found: read it again from its start; what
+    /// it held that was not read yet is lost, and counted.
+    fn restart_at_zero(&mut self, i: usize) -> io::Result<()> {
+        let f = &mut self.files[i];
+        let unread = f
+            .size_seen
+            .saturating_sub(f.held_from.unwrap_or(f.consumed));
+        tracing::info!(component = %self.metrics.name, path = %f.path.display(), offset = f.read_offset, unread, "file truncated; reading from its start");
+        self.metrics.error("truncated");
+        if unread > 0 {
+            self.metrics.skipped_bytes("truncated", unread);
+        }
+        f.rewind(0)?;
+        f.progress.reset(0);
+        f.size_seen = 0;
+        // Its first bytes are new: fingerprint them, so a restart knows the file again.
+        f.fingerprint = Fingerprint::of(&f.file, self.config.fingerprint_bytes)?;
+        self.checkpoints.set(f.key, f.fingerprint, 0, &f.path, true);
+        Ok(())
+    }
+
+    fn read_failed(&mut self, i: usize, e: &io::Error) {
+        self.metrics.error("read");
+        if let Some(suppressed) = self.io_errors.allow() {
+            tracing::warn!(component = %self.metrics.name, path = %self.files[i].path.display(), error = %e, suppressed, "read failed");
+        }
     }
 
     fn origin_of(&self, path: &Path) -> Arc<Origin> {
@@ -539,12 +771,7 @@ impl Tailer {
                     self.send(batch);
                 }
                 Ok(None) => {}
-                Err(e) => {
-                    self.metrics.error("read");
-                    if let Some(suppressed) = self.io_errors.allow() {
-                        tracing::warn!(component = %self.metrics.name, path = %self.files[i].path.display(), error = %e, suppressed, "read failed");
-                    }
-                }
+                Err(e) => self.read_failed(i, &e),
             }
         }
         any
@@ -556,18 +783,15 @@ impl Tailer {
             return Ok(None);
         }
         let max = self.config.max_read_bytes.as_usize();
-        let f = &mut self.files[i];
-        // copytruncate: the file is now shorter than what we read.
-        let size = f.file.metadata()?.len();
-        if size < f.read_offset {
-            tracing::info!(component = %self.metrics.name, path = %f.path.display(), size, offset = f.read_offset, "file truncated; reading from its start");
-            self.metrics.error("truncated");
-            f.rewind(0)?;
-            f.progress.reset(0);
-            // Its first bytes are new: fingerprint them, so a restart knows the file again.
-            f.fingerprint = Fingerprint::of(&f.file, self.config.fingerprint_bytes)?;
-            self.checkpoints.set(f.key, f.fingerprint, 0, &f.path, true);
+        // copytruncate: shorter than what was read, or new bytes at the start (checked
+        // whenever there is something to read, so a pause in reading hides nothing).
+        let mut size = self.files[i].file.metadata()?.len();
+        if size != self.files[i].read_offset && !intact(&self.files[i], size)? {
+            self.on_truncated(i)?;
+            size = self.files[i].file.metadata()?.len();
         }
+        let f = &mut self.files[i];
+        f.size_seen = size;
         // A file first seen shorter than `fingerprint_bytes` gets its full fingerprint once it
         // has grown, so a later reuse of its inode is still told apart.
         let want = self.config.fingerprint_bytes;

@@ -484,3 +484,221 @@ async fn paths_that_are_not_files_are_counted_once_and_the_rest_keeps_flowing() 
     assert_eq!(count("stat"), 1.0, "the dangling link");
     stop(h).await;
 }
+
+/// The source with a small queue (`queue_bytes`) and small reads, so that reading pauses on
+/// back-pressure with lines still unread on disk.
+fn start_throttled(
+    name: &str,
+    config: &FileSourceConfig,
+    state: &Path,
+    queue_bytes: usize,
+) -> Harness {
+    let queue = Arc::new(ByteQueue::new(
+        queue_bytes,
+        WhenFull::Block,
+        QueueMetrics::detached(),
+    ));
+    let (trigger, shutdown) = ShutdownTrigger::new();
+    let cx = SourceContext {
+        name: name.into(),
+        data_dir: state.to_owned(),
+        out: Fanout::new(vec![queue.clone()]),
+        shutdown,
+        metrics: ComponentMetrics::new(name, "file"),
+    };
+    let task = tokio::spawn(build(config, cx).unwrap());
+    Harness {
+        queue,
+        trigger,
+        task,
+    }
+}
+
+fn lines(tag: &str, range: std::ops::Range<usize>) -> String {
+    range.map(|i| format!("{tag} {i:05}\n")).collect()
+}
+
+fn truncate(path: &Path) {
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+}
+
+/// Collects until `last` arrived (acknowledging every batch), then for `settle` more.
+async fn collect_until(h: &Harness, last: &str, settle: Duration) -> Vec<String> {
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !out.iter().any(|l: &String| l == last) {
+        let b = tokio::time::timeout_at(deadline, h.queue.pop())
+            .await
+            .unwrap_or_else(|_| panic!("{last:?} never arrived ({} lines)", out.len()))
+            .unwrap();
+        out.extend(bodies(&b));
+        b.acks.deliver();
+    }
+    while let Ok(Some(b)) = tokio::time::timeout(settle, h.queue.pop()).await {
+        out.extend(bodies(&b));
+        b.acks.deliver();
+    }
+    out
+}
+
+fn count_of(lines: &[String], prefix: &str) -> usize {
+    lines.iter().filter(|l| l.starts_with(prefix)).count()
+}
+
+fn assert_each_once(lines: &[String], tag: &str, range: std::ops::Range<usize>) {
+    let mut seen = std::collections::HashMap::new();
+    for l in lines.iter().filter(|l| l.starts_with(&format!("{tag} "))) {
+        *seen.entry(l.clone()).or_insert(0) += 1;
+    }
+    let missing: Vec<_> = range
+        .clone()
+        .map(|i| format!("{tag} {i:05}"))
+        .filter(|l| !seen.contains_key(l))
+        .collect();
+    let doubled: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        missing.is_empty() && doubled.is_empty() && seen.len() == range.len(),
+        "{tag}: {} missing (first {:?}), {} doubled, {} distinct of {}",
+        missing.len(),
+        missing.first(),
+        doubled.len(),
+        seen.len(),
+        range.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copytruncate_while_reading_is_paused_is_seen_though_the_file_grew_past_the_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let mut config = config(dir.path());
+    config.tail.max_read_bytes = crate::config::units::ByteSizeValue(4096);
+    append(&log, &lines("first", 0..1000));
+    let h = start_throttled(
+        "file_test_paused_truncate",
+        &config,
+        state.path(),
+        16 * 1024,
+    );
+    assert_each_once(&collect(&h, 1000, true).await, "first", 0..1000);
+    // Nobody takes from the queue: the tailer reads a few batches and waits in its send.
+    append(&log, &lines("paused", 0..3000));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Copied aside (to a path the glob does not match) and truncated; then more new lines
+    // than the old offset, so the file is longer than where reading paused.
+    fs::copy(&log, dir.path().join("app.log.1")).unwrap();
+    truncate(&log);
+    append(&log, &lines("new", 0..5000));
+    let got = collect_until(&h, "new 04999", Duration::from_millis(300)).await;
+    assert_each_once(&got, "new", 0..5000);
+    let paused = count_of(&got, "paused ");
+    assert!(paused < 3000, "some paused lines were never read: {paused}");
+    assert_eq!(count_of(&got, "first "), 0, "nothing read twice");
+    let text = crate::telemetry::render();
+    assert!(
+        text.contains(r#"sextant_component_errors_total{component="file_test_paused_truncate",error_type="truncated",kind="file"} 1"#),
+        "{text}"
+    );
+    // What was lost to the truncation unread is counted.
+    assert!(
+        text.contains(r#"sextant_source_skipped_bytes_total{component="file_test_paused_truncate",kind="file",reason="truncated"}"#),
+        "{text}"
+    );
+    stop(h).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_of_a_truncated_file_continues_where_reading_was_and_nothing_is_doubled() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let mut config = config(dir.path());
+    config.include = vec![format!("{}/app.log*", dir.path().display())];
+    config.tail.max_read_bytes = crate::config::units::ByteSizeValue(4096);
+    append(&log, &lines("first", 0..1000));
+    let h = start_throttled("file_test_copy_continues", &config, state.path(), 16 * 1024);
+    assert_each_once(&collect(&h, 1000, true).await, "first", 0..1000);
+    append(&log, &lines("paused", 0..3000));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // copytruncate, with the copy at a path the source follows (as `include_rotated` does).
+    fs::copy(&log, dir.path().join("app.log.1")).unwrap();
+    truncate(&log);
+    append(&log, &lines("new", 0..5000));
+    let got = collect_until(&h, "new 04999", Duration::from_millis(500)).await;
+    let got = if count_of(&got, "paused ") < 3000 {
+        // The copy's remaining lines may come after the new file's.
+        let mut got = got;
+        got.extend(collect_until(&h, "paused 02999", Duration::from_millis(300)).await);
+        got
+    } else {
+        got
+    };
+    assert_each_once(&got, "first", 0..0);
+    assert_each_once(&got, "paused", 0..3000);
+    assert_each_once(&got, "new", 0..5000);
+    stop(h).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_copytruncates_while_writing_lose_and_double_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let mut config = config(dir.path());
+    config.include = vec![format!("{}/app.log*", dir.path().display())];
+    let h = start("file_test_copytruncate_20", &config, state.path());
+    let writer = {
+        let (dir, log) = (dir.path().to_owned(), log.clone());
+        std::thread::spawn(move || {
+            for round in 0..20 {
+                append(&log, &lines("line", round * 100..round * 100 + 100));
+                std::thread::sleep(Duration::from_millis(40));
+                // logrotate's copytruncate, with nothing written in between.
+                fs::copy(&log, dir.join(format!("app.log.{}", round + 1))).unwrap();
+                truncate(&log);
+            }
+            append(&log, &lines("line", 2000..2001));
+        })
+    };
+    let got = collect_until(&h, "line 02000", Duration::from_millis(800)).await;
+    writer.join().unwrap();
+    assert_each_once(&got, "line", 0..2001);
+    stop(h).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copytruncate_while_stopped_reads_only_what_the_copy_had_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let mut config = config(dir.path());
+    config.include = vec![format!("{}/app.log*", dir.path().display())];
+    append(&log, &lines("before", 0..100));
+    let h = start("file_test_copy_while_stopped", &config, state.path());
+    assert_each_once(&collect(&h, 100, true).await, "before", 0..100);
+    stop(h).await;
+    // While stopped: 20 more lines, then copytruncate, then 10 new ones.
+    append(&log, &lines("unread", 0..20));
+    fs::copy(&log, dir.path().join("app.log.1")).unwrap();
+    truncate(&log);
+    append(&log, &lines("new", 0..10));
+    let h = start("file_test_copy_while_stopped_2", &config, state.path());
+    let got = collect_until(&h, "new 00009", Duration::from_millis(500)).await;
+    let got = if count_of(&got, "unread ") < 20 {
+        let mut got = got;
+        got.extend(collect_until(&h, "unread 00019", Duration::from_millis(300)).await);
+        got
+    } else {
+        got
+    };
+    assert_each_once(&got, "before", 0..0);
+    assert_each_once(&got, "unread", 0..20);
+    assert_each_once(&got, "new", 0..10);
+    stop(h).await;
+}
