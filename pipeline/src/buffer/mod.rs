@@ -9,7 +9,10 @@
 //!   run ahead of what a crash would keep.
 //! - The sink reads records in order. A record is released (and its segment deleted once all its
 //!   records are) only when the sink delivered it or refused it for good; a failed delivery is
-//!   read again. After a crash, reading resumes at the oldest unacknowledged record.
+//!   read again. After a crash, reading resumes at the oldest unacknowledged record. The ledger
+//!   is written as acknowledgements come, and once more when the stage's last reference goes
+//!   (after the sink's final flush at shutdown), so a clean stop resends nothing.
+//! - `sextant_buffer_bytes` is what is not yet acknowledged, not the files' size.
 //! - Bounded by `max_bytes` on disk. `when_full: block` stops taking from the input, so the
 //!   input queue fills and sources pause (files wait on disk, receivers answer retry-later);
 //!   `drop_oldest` deletes the oldest segment, counting its events as dropped (`buffer_full`).
@@ -150,8 +153,21 @@ impl Shared {
         segments.is_read_out() && !self.reader_holding.load(Ordering::Acquire)
     }
 
-    fn update_gauge(&self, bytes: u64) {
-        self.metrics.buffer_bytes.set(bytes as i64);
+    fn update_gauge(&self, unacknowledged: u64) {
+        self.metrics.buffer_bytes.set(unacknowledged as i64);
+    }
+}
+
+/// The last one out writes the ledger: the sink's final acknowledgements (its last flush at
+/// shutdown, or a reload's drain) come after the writer's last sync, and a ledger left behind
+/// them would have the next start send those records again.
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let written = self.segments().sync_metadata();
+        if let Err(e) = written {
+            self.metrics.error("buffer_sync");
+            tracing::error!(component = %self.metrics.name, error = %e, "cannot write the disk buffer's ledger at stop; acknowledged records will be sent again");
+        }
     }
 }
 
@@ -174,7 +190,7 @@ pub fn spawn(
         metrics.error("buffer_ledger");
         tracing::warn!(component = %metrics.name, "{problem}");
     }
-    let held = segments.total_bytes();
+    let held = segments.unacknowledged_bytes();
     if held > 0 {
         tracing::info!(component = %metrics.name, bytes = held, "disk buffer holds data from before; delivering it first");
     }
@@ -324,7 +340,7 @@ async fn write_record(
         let (appended, total) = {
             let mut segments = shared.segments();
             let appended = segments.append(payload, n);
-            (appended, segments.total_bytes())
+            (appended, segments.unacknowledged_bytes())
         };
         match appended {
             Ok(Ok(())) => {
@@ -434,15 +450,15 @@ async fn read_loop(shared: Arc<Shared>, output: Arc<ByteQueue<Batch>>, shutdown:
                 let owner = shared.clone();
                 let ack = Ack::new(move |status| {
                     let done = status.is_final();
-                    let (freed, total) = {
+                    let (freed, unacknowledged) = {
                         let mut segments = owner.segments();
-                        (segments.resolve(id, done), segments.total_bytes())
+                        (segments.resolve(id, done), segments.unacknowledged_bytes())
                     };
                     if !done {
                         owner.readable.notify_one();
                     }
+                    owner.update_gauge(unacknowledged);
                     if freed > 0 {
-                        owner.update_gauge(total);
                         owner.space.notify_one();
                     }
                 });

@@ -196,6 +196,15 @@ impl Segments {
         Ok((s, problem))
     }
 
+    /// Bytes of records not yet acknowledged (what the buffer still holds for the sink; the
+    /// files may be larger until their acknowledged records are deleted with their segment).
+    pub fn unacknowledged_bytes(&self) -> u64 {
+        self.live
+            .iter()
+            .map(|s| s.size.saturating_sub(s.acked_to))
+            .sum()
+    }
+
     /// Bytes held on disk.
     pub fn total_bytes(&self) -> u64 {
         self.total_bytes
