@@ -43,6 +43,8 @@ fn validate_rejects_bad_units_wiring_and_unset_variables() {
         ("collector:\n  sources:\n    o: { type: otlp, ack_timeout: 30 }\n", "duration 30 has no unit"),
         ("collector:\n  sources:\n    o: { type: otlp }\n  sinks:\n    k: { type: blackhole, inputs: [nope] }\n", "\"nope\" is not a source"),
         ("data_dir: ${SEXTANT_TEST_UNSET_VAR}\ncollector: {}\n", "SEXTANT_TEST_UNSET_VAR"),
+        // A sink none of whose inputs can produce what it sends.
+        ("collector:\n  sources:\n    f: { type: file, include: [/tmp/x/*.log] }\n  sinks:\n    x: { type: aws_xray, inputs: [f] }\n", "sink of type aws_xray sends traces, and its inputs [\"f\"] produce only logs"),
     ];
     for (i, (text, needle)) in cases.iter().enumerate() {
         let f = dir.path().join(format!("c{i}.yaml"));

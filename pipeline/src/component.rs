@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::batch::Batch;
 use crate::config::units::ByteSizeValue;
+use crate::event::Signals;
 use crate::fanout::Fanout;
 use crate::queue::{ByteQueue, WhenFull};
 use crate::shutdown::Shutdown;
@@ -71,6 +72,8 @@ pub struct SinkContext {
 pub trait SourceConfig {
     /// The `type:` of the component, for metrics and logs.
     fn kind(&self) -> &'static str;
+    /// The signals it can produce.
+    fn signals(&self) -> Signals;
     /// Pure checks; no I/O.
     fn validate(&self, name: &str) -> Result<(), BuildError> {
         let _ = name;
@@ -81,6 +84,8 @@ pub trait SourceConfig {
 
 pub trait SinkConfig {
     fn kind(&self) -> &'static str;
+    /// The signals it sends: the fan-out hands it only these (see [`crate::fanout`]).
+    fn signals(&self) -> Signals;
     /// The sources this sink reads.
     fn inputs(&self) -> &[String];
     /// Its input queue's settings.
@@ -124,13 +129,16 @@ impl Default for QueueSettings {
 }
 
 /// Implements [`SinkConfig`] for a sink's config struct, which has `inputs` and `queue` fields:
-/// `sink_config!(Type, "kind", build_fn)` or `sink_config!(Type, "kind", build_fn, validate_fn)`.
+/// `sink_config!(Type, "kind", Signals::LOGS, build_fn)` or with a `validate_fn` after it.
 #[macro_export]
 macro_rules! sink_config {
-    ($ty:ty, $kind:literal, $build:path $(, $validate:path)?) => {
+    ($ty:ty, $kind:literal, $signals:expr, $build:path $(, $validate:path)?) => {
         impl $crate::component::SinkConfig for $ty {
             fn kind(&self) -> &'static str {
                 $kind
+            }
+            fn signals(&self) -> $crate::event::Signals {
+                $signals
             }
             fn inputs(&self) -> &[String] {
                 &self.inputs
@@ -150,13 +158,17 @@ macro_rules! sink_config {
     };
 }
 
-/// Implements [`SourceConfig`]: `source_config!(Type, "kind", build_fn, validate_fn)`.
+/// Implements [`SourceConfig`]: `source_config!(Type, "kind", Signals::LOGS, build_fn,
+/// validate_fn)`.
 #[macro_export]
 macro_rules! source_config {
-    ($ty:ty, $kind:literal, $build:path, $validate:path) => {
+    ($ty:ty, $kind:literal, $signals:expr, $build:path, $validate:path) => {
         impl $crate::component::SourceConfig for $ty {
             fn kind(&self) -> &'static str {
                 $kind
+            }
+            fn signals(&self) -> $crate::event::Signals {
+                $signals
             }
             fn validate(&self, name: &str) -> Result<(), $crate::component::BuildError> {
                 $validate(self, name)

@@ -1,4 +1,9 @@
-//! Fan-out: hands a source's batches to every sink that reads from it.
+//! Fan-out: hands a source's batches to every sink that reads from it and sends their signal.
+//!
+//! Signals are routed, not filtered: each output declares the signals its sink sends, and a
+//! batch goes only to those outputs, before any queue or disk buffer, so no sink stores or
+//! counts what it cannot send. A batch whose signal no output takes (a receiver's signal that no
+//! sink sends; the receiver refuses those up front, see [`Fanout::accepts`]) is refused for good.
 //!
 //! With one sink the batch moves without a copy; with several, every sink but the last gets a
 //! split (cloned events, a share of the same acknowledgement), so the source learns of delivery
@@ -10,9 +15,18 @@
 use std::sync::{Arc, RwLock};
 
 use crate::batch::Batch;
+use crate::event::{Signal, Signals};
 use crate::queue::{ByteQueue, Pushed};
 
-type Outputs = Vec<Arc<ByteQueue<Batch>>>;
+/// A sink's input as a source sees it.
+#[derive(Clone)]
+pub struct Output {
+    /// The signals the sink sends.
+    pub signals: Signals,
+    pub queue: Arc<ByteQueue<Batch>>,
+}
+
+type Outputs = Vec<Output>;
 
 #[derive(Clone, Default)]
 pub struct Fanout {
@@ -20,10 +34,31 @@ pub struct Fanout {
 }
 
 impl Fanout {
-    pub fn new(outputs: Outputs) -> Self {
+    /// Outputs that take every signal.
+    pub fn new(queues: Vec<Arc<ByteQueue<Batch>>>) -> Self {
+        Self::routed(
+            queues
+                .into_iter()
+                .map(|queue| Output {
+                    signals: Signals::ALL,
+                    queue,
+                })
+                .collect(),
+        )
+    }
+
+    pub fn routed(outputs: Outputs) -> Self {
         Self {
             outputs: Arc::new(RwLock::new(outputs)),
         }
+    }
+
+    /// Whether some output takes `signal` (or there is no output at all yet).
+    pub fn accepts(&self, signal: Signal) -> bool {
+        self.outputs
+            .read()
+            .map(|o| o.is_empty() || o.iter().any(|out| out.signals.contains(signal)))
+            .unwrap_or(true)
     }
 
     /// Replaces the outputs (for every clone of this fan-out).
@@ -40,13 +75,25 @@ impl Fanout {
     /// Sends `batch` to every output. A batch refused by a queue (full under `drop_newest`, or
     /// closed) is finished as rejected or failed respectively, so its source is told.
     pub async fn send(&self, batch: Batch) {
-        let outputs: Outputs = match self.outputs.read() {
-            Ok(o) => o.clone(),
-            Err(_) => Vec::new(),
+        let signal = batch.events.signal();
+        let (any, outputs): (bool, Vec<Arc<ByteQueue<Batch>>>) = match self.outputs.read() {
+            Ok(o) => (
+                !o.is_empty(),
+                o.iter()
+                    .filter(|out| out.signals.contains(signal))
+                    .map(|out| out.queue.clone())
+                    .collect(),
+            ),
+            Err(_) => (false, Vec::new()),
         };
         let Some((last, rest)) = outputs.split_last() else {
-            // Nobody reads this source: nothing to deliver to, so nothing is pending.
-            batch.acks.deliver();
+            if any {
+                // No sink sends this signal: refused for good, never stored.
+                batch.acks.reject();
+            } else {
+                // Nobody reads this source: nothing to deliver to, so nothing is pending.
+                batch.acks.deliver();
+            }
             return;
         };
         for q in rest {
@@ -124,9 +171,74 @@ mod tests {
         f.send(batch).await;
         assert_eq!(rx.await.unwrap(), AckStatus::Failed);
         let new = queue();
-        f.clone().set_outputs(vec![new.clone()]);
+        f.clone().set_outputs(vec![Output {
+            signals: Signals::ALL,
+            queue: new.clone(),
+        }]);
         let (batch, _rx) = one_log();
         f.send(batch).await;
         assert_eq!(new.len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod routing_tests {
+    use super::*;
+    use crate::ack::{Ack, AckStatus, Acks};
+    use crate::event::{LogEvent, Span};
+    use crate::queue::WhenFull;
+    use crate::telemetry::QueueMetrics;
+
+    fn output(signals: Signals) -> Output {
+        Output {
+            signals,
+            queue: Arc::new(ByteQueue::new(
+                1 << 20,
+                WhenFull::Block,
+                QueueMetrics::detached(),
+            )),
+        }
+    }
+
+    #[tokio::test]
+    async fn each_sink_gets_only_the_signals_it_sends_and_an_unwanted_signal_is_refused() {
+        let (logs, traces, all) = (
+            output(Signals::LOGS),
+            output(Signals::TRACES),
+            output(Signals::ALL),
+        );
+        let f = Fanout::routed(vec![logs.clone(), traces.clone(), all.clone()]);
+        let (share, rx) = Ack::channel();
+        f.send(Batch::logs(vec![LogEvent::default()], Acks::one(share)))
+            .await;
+        let (share, _) = Ack::channel();
+        f.send(Batch::spans(vec![Span::default()], Acks::one(share)))
+            .await;
+        assert_eq!(
+            (logs.queue.len(), traces.queue.len(), all.queue.len()),
+            (1, 1, 2)
+        );
+        let (a, b) = (
+            logs.queue.pop().await.unwrap(),
+            all.queue.pop().await.unwrap(),
+        );
+        assert_eq!(a.events.signal(), Signal::Logs);
+        assert_eq!(b.events.signal(), Signal::Logs);
+        a.acks.deliver();
+        b.acks.deliver();
+        assert_eq!(
+            rx.await.unwrap(),
+            AckStatus::Delivered,
+            "both sinks that take logs"
+        );
+
+        let only_logs = Fanout::routed(vec![output(Signals::LOGS)]);
+        assert!(only_logs.accepts(Signal::Logs));
+        assert!(!only_logs.accepts(Signal::Metrics));
+        let (share, rx) = Ack::channel();
+        only_logs
+            .send(Batch::spans(vec![Span::default()], Acks::one(share)))
+            .await;
+        assert_eq!(rx.await.unwrap(), AckStatus::Rejected);
     }
 }

@@ -1,8 +1,10 @@
 //! A role's graph of components: sources fan out to the sinks that name them in `inputs`, each
 //! sink through its own byte-bounded queue.
 //!
-//! - `Graph::validate` checks the wiring (every input names a source, every sink has an input)
-//!   and each component, without I/O.
+//! - `Graph::validate` checks the wiring (every input names a source, every sink has an input
+//!   that can produce a signal it sends) and each component, without I/O.
+//! - Signals are routed, not filtered: a source's fan-out hands each sink only the signals it
+//!   declares, before its queue or disk buffer.
 //! - `Running::start` builds and spawns everything (sinks first, so nothing a source emits waits
 //!   on a component that does not exist yet).
 //! - `Running::reload` applies a new graph: components whose config is unchanged keep running;
@@ -30,7 +32,8 @@ use tokio::time::Instant;
 use crate::batch::Batch;
 use crate::buffer::{DiskBufferSettings, Mode};
 use crate::component::{AsSink, AsSource, BuildError, SinkContext, SourceContext};
-use crate::fanout::Fanout;
+use crate::event::Signals;
+use crate::fanout::{Fanout, Output};
 use crate::queue::{ByteQueue, WhenFull};
 use crate::shutdown::ShutdownTrigger;
 use crate::telemetry::{ComponentMetrics, QueueMetrics};
@@ -106,8 +109,9 @@ impl<S: AsSource, K: AsSink> Graph<S, K> {
                     "inputs is empty: name at least one source",
                 ));
             }
+            let mut produced = Signals::NONE;
             for input in sink.inputs() {
-                if !self.sources.contains_key(input) {
+                let Some(source) = self.sources.get(input) else {
                     let known: Vec<_> = self.sources.keys().cloned().collect();
                     return Err(BuildError::invalid(
                         &format!("{role}.sinks.{name}"),
@@ -115,7 +119,19 @@ impl<S: AsSource, K: AsSink> Graph<S, K> {
                             "input {input:?} is not a source of this role (sources: {known:?})"
                         ),
                     ));
-                }
+                };
+                produced = produced.union(source.source().signals());
+            }
+            if !produced.intersects(sink.signals()) {
+                return Err(BuildError::invalid(
+                    &format!("{role}.sinks.{name}"),
+                    format!(
+                        "sink of type {} sends {}, and its inputs {:?} produce only {produced}",
+                        sink.kind(),
+                        sink.signals(),
+                        sink.inputs()
+                    ),
+                ));
             }
             if let Some(disk) = &sink.queue().disk {
                 disk.validate(name)?;
@@ -294,7 +310,7 @@ impl<S: AsSource + Clone + PartialEq, K: AsSink + Clone + PartialEq> Running<S, 
         let source = config.source();
         let metrics = ComponentMetrics::new(name, source.kind());
         let (trigger, shutdown) = ShutdownTrigger::new();
-        let out = Fanout::new(self.outputs_of(name));
+        let out = Fanout::routed(self.outputs_of(name));
         let cx = SourceContext {
             name: name.to_owned(),
             data_dir: component_dir(&self.data_dir, &self.role, name)?,
@@ -313,12 +329,15 @@ impl<S: AsSource + Clone + PartialEq, K: AsSink + Clone + PartialEq> Running<S, 
         })
     }
 
-    /// The queues of the running sinks that read `source`.
-    fn outputs_of(&self, source: &str) -> Vec<Arc<ByteQueue<Batch>>> {
+    /// The queues of the running sinks that read `source`, with the signals each takes.
+    fn outputs_of(&self, source: &str) -> Vec<Output> {
         self.sinks
             .values()
             .filter(|k| k.config.sink().inputs().iter().any(|i| i == source))
-            .map(|k| k.queue.clone())
+            .map(|k| Output {
+                signals: k.config.sink().signals(),
+                queue: k.queue.clone(),
+            })
             .collect()
     }
 
@@ -540,6 +559,9 @@ mod tests {
     impl SourceConfig for Burst {
         fn kind(&self) -> &'static str {
             "burst"
+        }
+        fn signals(&self) -> crate::event::Signals {
+            crate::event::Signals::LOGS
         }
         fn build(&self, cx: SourceContext) -> Result<Task, BuildError> {
             let (n, seen) = (self.batches, self.seen.clone());

@@ -436,6 +436,53 @@ impl Signal {
     }
 }
 
+/// A set of signals: what a source can produce, what a sink takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Signals(u8);
+
+impl Signals {
+    pub const NONE: Signals = Signals(0);
+    pub const LOGS: Signals = Signals(1);
+    pub const METRICS: Signals = Signals(2);
+    pub const TRACES: Signals = Signals(4);
+    pub const ALL: Signals = Signals(7);
+
+    pub fn of(signal: Signal) -> Signals {
+        match signal {
+            Signal::Logs => Signals::LOGS,
+            Signal::Metrics => Signals::METRICS,
+            Signal::Traces => Signals::TRACES,
+        }
+    }
+
+    pub fn contains(self, signal: Signal) -> bool {
+        self.0 & Signals::of(signal).0 != 0
+    }
+
+    pub fn union(self, other: Signals) -> Signals {
+        Signals(self.0 | other.0)
+    }
+
+    pub fn intersects(self, other: Signals) -> bool {
+        self.0 & other.0 != 0
+    }
+}
+
+impl std::fmt::Display for Signals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = [Signal::Logs, Signal::Metrics, Signal::Traces]
+            .into_iter()
+            .filter(|s| self.contains(*s))
+            .map(Signal::as_str)
+            .collect();
+        if names.is_empty() {
+            f.write_str("nothing")
+        } else {
+            f.write_str(&names.join(", "))
+        }
+    }
+}
+
 /// Events of one signal, as they travel in a batch.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Events {

@@ -27,4 +27,9 @@ pub fn build(config: &BlackholeSinkConfig, cx: SinkContext) -> Result<Task, Buil
     )))
 }
 
-crate::sink_config!(BlackholeSinkConfig, "blackhole", build);
+crate::sink_config!(
+    BlackholeSinkConfig,
+    "blackhole",
+    crate::event::Signals::ALL,
+    build
+);

@@ -41,4 +41,9 @@ pub fn build(config: &ConsoleSinkConfig, cx: SinkContext) -> Result<Task, BuildE
     )))
 }
 
-crate::sink_config!(ConsoleSinkConfig, "console", build);
+crate::sink_config!(
+    ConsoleSinkConfig,
+    "console",
+    crate::event::Signals::ALL,
+    build
+);

@@ -152,7 +152,7 @@ pub fn build(config: &FileSinkConfig, cx: SinkContext) -> Result<Task, BuildErro
     )))
 }
 
-crate::sink_config!(FileSinkConfig, "file", build);
+crate::sink_config!(FileSinkConfig, "file", crate::event::Signals::ALL, build);
 
 #[cfg(test)]
 mod tests {

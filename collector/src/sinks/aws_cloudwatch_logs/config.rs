@@ -88,6 +88,7 @@ impl CloudWatchLogsConfig {
 sextant_pipeline::sink_config!(
     CloudWatchLogsConfig,
     "aws_cloudwatch_logs",
+    sextant_pipeline::event::Signals::LOGS,
     super::build,
     CloudWatchLogsConfig::validate
 );

@@ -205,6 +205,7 @@ impl CloudWatchMetricsConfig {
 sextant_pipeline::sink_config!(
     CloudWatchMetricsConfig,
     "aws_cloudwatch_metrics",
+    sextant_pipeline::event::Signals::METRICS,
     super::build,
     CloudWatchMetricsConfig::validate
 );

@@ -52,4 +52,10 @@ impl XRayConfig {
     }
 }
 
-sextant_pipeline::sink_config!(XRayConfig, "aws_xray", super::build, XRayConfig::validate);
+sextant_pipeline::sink_config!(
+    XRayConfig,
+    "aws_xray",
+    sextant_pipeline::event::Signals::TRACES,
+    super::build,
+    XRayConfig::validate
+);

@@ -181,6 +181,7 @@ impl OtlpSinkConfig {
 crate::sink_config!(
     OtlpSinkConfig,
     "otlp",
+    crate::event::Signals::ALL,
     super::build,
     OtlpSinkConfig::validate
 );

@@ -70,6 +70,7 @@ impl OtlpSourceConfig {
 crate::source_config!(
     OtlpSourceConfig,
     "otlp",
+    crate::event::Signals::ALL,
     super::build,
     OtlpSourceConfig::validate
 );

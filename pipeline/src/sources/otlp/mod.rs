@@ -283,6 +283,15 @@ impl Receiver {
         let Some(signal) = signal_of(wire, req.uri().path()) else {
             return refused(404, grpc::code::UNIMPLEMENTED, "unknown path");
         };
+        if !self.out.accepts(signal) {
+            // Configured out, as an OpenTelemetry Collector without that pipeline would be.
+            self.metrics.discarded("no_sink_for_signal", 1);
+            return refused(
+                404,
+                grpc::code::UNIMPLEMENTED,
+                format!("no sink takes {} from this receiver", signal.as_str()),
+            );
+        }
         if crate::memory::over_soft_limit() {
             // The sender keeps the data and comes back; sinks drain meanwhile.
             self.metrics.error("memory_pressure");

@@ -55,6 +55,7 @@ impl XRayUdpSourceConfig {
 crate::source_config!(
     XRayUdpSourceConfig,
     "xray_udp",
+    crate::event::Signals::TRACES,
     build,
     XRayUdpSourceConfig::validate
 );
