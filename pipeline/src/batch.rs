@@ -3,6 +3,10 @@
 //! Batches are the unit that moves through queues; events never travel one by one. The size is
 //! computed once when the batch is made and is what queues and batchers are bounded by.
 //!
+//! A batch may be *awaited*: a sender is waiting for its acknowledgement to answer its own
+//! client (the OTLP receiver). Batchers flush such a batch as soon as nothing more is queued,
+//! so the round trip is the backend's, not a batch timer's ([`crate::batcher`]).
+//!
 //! A batch counts its size in the process's memory estimate ([`crate::memory::Held`]) from
 //! when it is made until it is dropped, wherever it is then: a queue, a batcher, a request in
 //! flight, a retry.
@@ -19,6 +23,8 @@ pub struct Batch {
     /// The batch's share of the memory estimate (released when dropped; a sink that takes the
     /// events apart keeps it until the request is done).
     pub(crate) held: Held,
+    /// A sender waits for its acknowledgement (see the module doc).
+    pub awaited: bool,
 }
 
 impl Batch {
@@ -34,7 +40,14 @@ impl Batch {
             acks,
             byte_size,
             held: Held::new(byte_size),
+            awaited: false,
         }
+    }
+
+    /// Marks the batch as one a sender waits on.
+    pub fn awaited(mut self) -> Self {
+        self.awaited = true;
+        self
     }
 
     pub fn logs(events: Vec<LogEvent>, acks: Acks) -> Self {
@@ -63,7 +76,9 @@ impl Batch {
 
     /// A copy for a second sink: the events are cloned, the acknowledgement is shared.
     pub fn split(&self) -> Batch {
-        Batch::with_size(self.events.clone(), self.acks.split(), self.byte_size)
+        let mut copy = Batch::with_size(self.events.clone(), self.acks.split(), self.byte_size);
+        copy.awaited = self.awaited;
+        copy
     }
 
     /// Merges `other` in if it carries the same signal; gives it back otherwise.
@@ -73,12 +88,14 @@ impl Batch {
             acks,
             byte_size,
             held,
+            awaited,
         } = other;
         match self.events.append(events) {
             Ok(()) => {
                 self.acks.merge(acks);
                 self.byte_size += byte_size;
                 self.held.merge(held);
+                self.awaited |= awaited;
                 Ok(())
             }
             Err(events) => Err(Batch {
@@ -86,6 +103,7 @@ impl Batch {
                 acks,
                 byte_size,
                 held,
+                awaited,
             }),
         }
     }

@@ -1,7 +1,11 @@
 //! The batcher: merges the batches a sink receives into requests-sized batches.
 //!
 //! A batch is flushed when it holds `max_events` events or `max_bytes` bytes, or when `timeout`
-//! has passed since its first event arrived, or when the input closes. A batch that would overflow
+//! has passed since its first event arrived, or when the input closes — or, when a sender waits
+//! for it ([`Batch::awaited`], an OTLP client waiting for its answer), as soon as nothing more is
+//! queued: the sender's round trip is then the backend's, not the timer's, and what arrives
+//! while requests are in flight is still merged (the driver takes the next batch only when a
+//! request slot is free). A batch that would overflow
 //! the bounds is held back for the next flush, so no flushed batch exceeds a bound unless one input
 //! batch alone did (sinks split by their backend's real limits in their request builders).
 
@@ -72,6 +76,7 @@ impl Batcher {
         while !self.full(&current) {
             let next = match self.input.try_pop() {
                 Some(b) => b,
+                None if current.awaited => break,
                 None => match tokio::time::timeout_at(deadline, self.input.pop()).await {
                     Ok(Some(b)) => b,
                     Ok(None) | Err(_) => break,
@@ -126,6 +131,23 @@ mod tests {
             },
         );
         (q, b)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_awaited_batch_is_flushed_once_nothing_more_is_queued_not_after_the_timeout() {
+        let (q, mut b) = setup(10_000, 1 << 20, 1000);
+        q.push(logs(3, 10).awaited()).await;
+        q.push(logs(2, 10)).await;
+        let start = Instant::now();
+        let first = b.next().await.unwrap();
+        assert_eq!(first.len(), 5, "what was queued is merged");
+        assert!(first.awaited);
+        assert_eq!(start.elapsed(), Duration::ZERO, "no timer waited");
+        // A batch nobody waits for still waits for more, up to the timeout.
+        q.push(logs(1, 10)).await;
+        let second = b.next().await.unwrap();
+        assert_eq!(second.len(), 1);
+        assert_eq!(start.elapsed(), Duration::from_millis(1000));
     }
 
     #[tokio::test(start_paused = true)]

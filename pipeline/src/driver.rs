@@ -29,8 +29,13 @@ where
     let process = Arc::new(process);
     let mut tasks = JoinSet::new();
     metrics.set_up(true);
-    while let Some(b) = batcher.next().await {
+    // A request slot first, then the batch: what arrives while every slot is busy is merged
+    // into the next batch instead of waiting as many small ones.
+    loop {
         let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
+        let Some(b) = batcher.next().await else {
             break;
         };
         metrics.received_events.inc_by(b.len() as u64);

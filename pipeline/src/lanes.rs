@@ -113,7 +113,12 @@ fn partition<T>(
 }
 
 fn split_by_lane(b: Batch, lanes: usize) -> Vec<(usize, Batch)> {
-    let Batch { events, acks, .. } = b;
+    let Batch {
+        events,
+        acks,
+        awaited,
+        ..
+    } = b;
     let parts: Vec<(usize, Events)> = match events {
         Events::Logs(v) => partition(v, lanes, |e| &e.origin)
             .into_iter()
@@ -140,7 +145,9 @@ fn split_by_lane(b: Batch, lanes: usize) -> Vec<(usize, Batch)> {
                 .map(crate::ack::Acks::split)
                 .unwrap_or_default()
         };
-        out.push((lane, Batch::new(events, part_acks)));
+        let mut part = Batch::new(events, part_acks);
+        part.awaited = awaited;
+        out.push((lane, part));
     }
     out
 }

@@ -466,7 +466,8 @@ impl Receiver {
             AckStatus::Delivered
         } else {
             let (share, rx) = Ack::channel();
-            let batch = Batch::new(events, Acks::one(share));
+            // The client waits for this answer: no batch timer may add to it.
+            let batch = Batch::new(events, Acks::one(share)).awaited();
             let waited = tokio::time::timeout(self.config.ack_timeout.0, async {
                 self.out.send(batch).await;
                 drop(held);
