@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use sextant_collector::sinks::aws_cloudwatch_logs::encoding::EncodingSettings;
 use sextant_collector::sinks::aws_cloudwatch_logs::request_builder::Builder;
 use sextant_collector::sinks::aws_cloudwatch_logs::template::Template;
 use sextant_pipeline::event::{KeyValue, LogEvent, Origin, Resource};
@@ -41,6 +42,8 @@ fn build(c: &mut Criterion) {
     let group_t = Template::parse("/eks/prod/{k8s.namespace.name}").unwrap();
     let stream_t = Template::parse("{k8s.pod.name}/{k8s.container.name}").unwrap();
     let input = events();
+    // The default: each record as one JSON object.
+    let encoding = EncodingSettings::default();
     let mut group = c.benchmark_group("cloudwatch_logs");
     group.throughput(Throughput::Elements(EVENTS as u64));
     group.bench_function("put_log_events_requests", |b| {
@@ -51,6 +54,7 @@ fn build(c: &mut Criterion) {
                     group: &group_t,
                     stream: &stream_t,
                     missing: "unknown",
+                    encoding: &encoding,
                 }
                 .build(events);
                 assert_eq!(

@@ -180,3 +180,80 @@ collector:
         "sextant should exit cleanly on SIGTERM"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_log_lines_reach_cloudwatch_logs_whole_with_every_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let (moto_port, otlp_port, admin_port) = (free_port(), free_port(), free_port());
+    let _moto = start_moto(moto_port);
+    let config = dir.path().join("sextant.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+data_dir: {data}
+admin: {{ address: "127.0.0.1:{admin_port}" }}
+agent:
+  sources:
+    app:
+      type: file
+      include: ["{logs}/*.log"]
+      parse_json: true
+      tail: {{ glob_interval: 100ms }}
+  sinks:
+    to_collector:
+      type: otlp
+      inputs: [app]
+      endpoint: http://127.0.0.1:{otlp_port}
+      batch: {{ timeout: 100ms }}
+collector:
+  sources:
+    otlp: {{ type: otlp, address: "127.0.0.1:{otlp_port}" }}
+  sinks:
+    cloudwatch:
+      type: aws_cloudwatch_logs
+      inputs: [otlp]
+      log_group: /sextant/json
+      log_stream: "{{log.file.name}}"
+      encoding: {{ resource_attributes: [log.file.name] }}
+      aws: {{ region: us-east-1, endpoint: "http://127.0.0.1:{moto_port}" }}
+      batch: {{ timeout: 100ms }}
+"#,
+            data = dir.path().join("data").display(),
+            logs = logs.display(),
+        ),
+    )
+    .unwrap();
+    // What applications write: a message (as msg), levels, numbers, nested objects, and text
+    // with unicode, quotes and backslashes.
+    let records = [
+        serde_json::json!({"msg": "order placed", "level": "info", "user_id": 42, "path": "/api/orders", "latency_ms": 12.5}),
+        serde_json::json!({"msg": "caf\u{e9} \"quoted\" back\\slash \u{1f680}", "level": "warn", "tags": ["a", "b"], "req": {"id": "r-1", "retry": true}}),
+        serde_json::json!({"msg": "tab\there\nnewline", "level": "error", "error": "C:\\temp\\x \u{2028}"}),
+    ];
+    let text: String = records.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(logs.join("app.log"), text).unwrap();
+    let mut sextant = start_sextant("run", &config, &dir.path().join("sextant.log"));
+
+    let client = Client::new(&moto_sdk_config(moto_port).await);
+    let mut got = Vec::new();
+    for _ in 0..300 {
+        got = read_stream_messages(&client, "/sextant/json", "app.log").await;
+        if got.len() >= records.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(got.len(), records.len(), "{got:?}");
+    for (message, record) in got.iter().zip(&records) {
+        let back: serde_json::Value = serde_json::from_str(message)
+            .unwrap_or_else(|e| panic!("not one JSON object ({e}): {message}"));
+        // Every field of the line as it was written, and the chosen resource field.
+        let mut want = record.as_object().unwrap().clone();
+        want.insert("log.file.name".into(), "app.log".into());
+        assert_eq!(back, serde_json::Value::Object(want));
+    }
+    assert!(sextant.terminate(Duration::from_secs(15)));
+}

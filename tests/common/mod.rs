@@ -347,9 +347,29 @@ pub async fn cwl_client(port: u16) -> aws_sdk_cloudwatchlogs::Client {
     aws_sdk_cloudwatchlogs::Client::new(&moto_sdk_config(port).await)
 }
 
-/// Every message in a CloudWatch Logs stream, oldest first (following forward tokens to the
-/// end); empty if the stream does not exist (yet).
+/// The body of each message in a CloudWatch Logs stream, oldest first: the `message` field of a
+/// JSON-encoded record (the sink's default encoding), else the message as it is. Empty if the
+/// stream does not exist (yet).
 pub async fn read_stream(
+    client: &aws_sdk_cloudwatchlogs::Client,
+    group: &str,
+    stream: &str,
+) -> Vec<String> {
+    read_stream_messages(client, group, stream)
+        .await
+        .into_iter()
+        .map(|m| {
+            serde_json::from_str::<serde_json::Value>(&m)
+                .ok()
+                .and_then(|v| v.get("message").and_then(|b| b.as_str()).map(str::to_owned))
+                .unwrap_or(m)
+        })
+        .collect()
+}
+
+/// Every message in a CloudWatch Logs stream as CloudWatch holds it, oldest first (following
+/// forward tokens to the end); empty if the stream does not exist (yet).
+pub async fn read_stream_messages(
     client: &aws_sdk_cloudwatchlogs::Client,
     group: &str,
     stream: &str,

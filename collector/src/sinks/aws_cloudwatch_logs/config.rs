@@ -9,6 +9,7 @@ use sextant_pipeline::component::{BuildError, QueueSettings};
 use sextant_pipeline::config::units::{ByteSizeValue, DurationValue};
 use sextant_pipeline::request::RequestSettings;
 
+use super::encoding::EncodingSettings;
 use super::template::Template;
 use crate::sinks::aws::AwsSettings;
 
@@ -33,6 +34,9 @@ pub struct CloudWatchLogsConfig {
     /// Create groups and streams on first use.
     #[serde(default = "default_true")]
     pub create_missing: bool,
+    /// What each record becomes as a message (see [`super::encoding`]).
+    #[serde(default)]
+    pub encoding: EncodingSettings,
     /// Retention set on groups Sextant creates.
     #[serde(default)]
     pub retention_days: Option<i32>,
@@ -76,6 +80,7 @@ impl CloudWatchLogsConfig {
 
     pub fn validate(&self, name: &str) -> Result<(), BuildError> {
         self.templates(name)?;
+        self.encoding.validate(name)?;
         if let Some(days) = self.retention_days {
             if !RETENTION_DAYS.contains(&days) {
                 return Err(BuildError::invalid(name, format!("retention_days {days} is not one CloudWatch Logs accepts ({RETENTION_DAYS:?})")));

@@ -10,6 +10,7 @@
 //! one is configured.
 
 pub mod config;
+pub mod encoding;
 pub mod request_builder;
 pub mod retry;
 pub mod service;
@@ -113,6 +114,7 @@ impl Writer {
                 group: &this.group,
                 stream: &this.stream,
                 missing: &this.config.missing_value,
+                encoding: &this.config.encoding,
             }
             .build(logs)
         })

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use sextant_pipeline::event::LogEvent;
 
+use super::encoding::EncodingSettings;
 use super::template::{sanitize_group, sanitize_stream, Template};
 
 pub const MAX_REQUEST_BYTES: usize = 1_048_576;
@@ -51,6 +52,7 @@ pub struct Builder<'a> {
     pub group: &'a Template,
     pub stream: &'a Template,
     pub missing: &'a str,
+    pub encoding: &'a EncodingSettings,
 }
 
 fn truncate(mut message: String) -> String {
@@ -74,7 +76,7 @@ impl Builder<'_> {
             let (stream, s_fixed) =
                 sanitize_stream(self.stream.render(&e, self.missing), self.missing);
             stats.names_fixed += u64::from(g_fixed || s_fixed);
-            let mut message = e.body.to_text().into_owned();
+            let mut message = self.encoding.encode(&e);
             if message.len() > MAX_MESSAGE_BYTES {
                 message = truncate(message);
                 stats.truncated += 1;

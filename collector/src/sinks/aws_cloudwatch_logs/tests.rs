@@ -5,8 +5,17 @@ use std::sync::Arc;
 
 use sextant_pipeline::event::{KeyValue, LogEvent, Origin, Resource};
 
+use super::encoding::{Codec, EncodingSettings};
 use super::request_builder::*;
 use super::template::*;
+
+/// The body alone: what the limit tests count.
+fn text() -> EncodingSettings {
+    EncodingSettings {
+        codec: Codec::Text,
+        ..Default::default()
+    }
+}
 
 fn event(body: &str, ts_ms: u64) -> LogEvent {
     LogEvent {
@@ -23,6 +32,7 @@ fn build(events: Vec<LogEvent>) -> (Vec<PutRequest>, BuildStats) {
         group: &g,
         stream: &s,
         missing: "unknown",
+        encoding: &text(),
     }
     .build(events)
 }
@@ -114,6 +124,7 @@ fn names_are_templated_from_attributes_then_resource() {
         group: &g,
         stream: &s,
         missing: "unknown",
+        encoding: &text(),
     }
     .build(vec![e]);
     assert_eq!(r[0].key.group, "/eks/unknown/payments");
@@ -149,8 +160,73 @@ fn streams_are_separate_requests() {
         group: &g,
         stream: &s,
         missing: "u",
+        encoding: &text(),
     }
     .build(vec![mk("a", 1), mk("b", 2), mk("a", 3)]);
     assert_eq!(r.len(), 2);
     assert_eq!(r[0].events.len(), 2);
+}
+
+#[test]
+fn json_encoding_sends_the_body_attributes_and_chosen_resource_attributes_whole() {
+    let origin = Arc::new(Origin {
+        resource: Resource {
+            attributes: vec![
+                KeyValue::new("k8s.pod.name", "api-1"),
+                KeyValue::new("k8s.node.name", "ip-10-0-0-1"),
+            ],
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let e = LogEvent {
+        origin,
+        time_unix_nano: 1_000_000,
+        severity_text: "WARN".into(),
+        body: "caf\u{e9} \"quoted\" back\\slash \u{1f680}".into(),
+        attributes: vec![
+            KeyValue::new("level", "warn"),
+            KeyValue::new("user_id", 42i64),
+            KeyValue::new("path", "/api/orders"),
+            KeyValue::new("log.iostream", "stdout"),
+        ],
+        trace_id: Some([0xab; 16]),
+        ..Default::default()
+    };
+    let encoding = EncodingSettings {
+        resource_attributes: vec!["k8s.pod.name".into(), "absent".into()],
+        ..Default::default()
+    };
+    let message = encoding.encode(&e);
+    let back: serde_json::Value = serde_json::from_str(&message).unwrap();
+    assert_eq!(
+        back,
+        serde_json::json!({
+            "message": "caf\u{e9} \"quoted\" back\\slash \u{1f680}",
+            "level": "warn",
+            "user_id": 42,
+            "path": "/api/orders",
+            "log.iostream": "stdout",
+            "k8s.pod.name": "api-1",
+            "severity": "WARN",
+            "trace_id": "abababababababababababababababab",
+        })
+    );
+    // text: the body, or one field.
+    assert_eq!(
+        text().encode(&e),
+        "caf\u{e9} \"quoted\" back\\slash \u{1f680}"
+    );
+    let one = EncodingSettings {
+        message_key: Some("path".into()),
+        ..text()
+    };
+    assert_eq!(one.encode(&e), "/api/orders");
+    // Settings of the other codec are refused at start-up.
+    assert!(EncodingSettings {
+        message_key: Some("path".into()),
+        ..Default::default()
+    }
+    .validate("cwl")
+    .is_err());
 }

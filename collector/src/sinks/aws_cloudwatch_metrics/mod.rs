@@ -86,6 +86,11 @@ pub fn build(config: &CloudWatchMetricsConfig, cx: SinkContext) -> Result<Task, 
                 log_stream: emf.log_stream.clone(),
                 missing_value: "unknown".into(),
                 create_missing: emf.create_missing,
+                // The documents are the messages, as they are.
+                encoding: crate::sinks::aws_cloudwatch_logs::encoding::EncodingSettings {
+                    codec: crate::sinks::aws_cloudwatch_logs::encoding::Codec::Text,
+                    ..Default::default()
+                },
                 retention_days: emf.retention_days,
                 aws: config.aws.clone(),
                 dead_letter: None,
