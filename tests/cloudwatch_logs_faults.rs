@@ -189,8 +189,9 @@ collector:
     );
     let d = dead();
     assert_eq!(d[0]["reason"], "refused");
-    assert_eq!(d[0]["record"]["message"], "event 0");
-    assert_eq!(d[49]["record"]["message"], "event 49");
+    // The message as it was sent (the default encoding: one JSON object per record).
+    assert_eq!(d[0]["record"]["message"], r#"{"message":"event 0"}"#);
+    assert_eq!(d[49]["record"]["message"], r#"{"message":"event 49"}"#);
     assert_eq!(d[0]["record"]["log_group"], "/sextant/dlq");
 
     // A refusal is final for those lines: the checkpoint moves past them, and later lines flow.
