@@ -61,23 +61,12 @@ fn eight_bombs_at_once_are_refused_413_with_memory_under_the_in_flight_bound() {
 
     let dir = tempfile::tempdir().unwrap();
     let (port, admin) = (free_port(), free_port());
-    let cfg = dir.path().join("collector.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
-data_dir: {d}/data
-admin: {{ address: "127.0.0.1:{admin}" }}
-collector:
-  sources:
-    otlp: {{ type: otlp, address: "127.0.0.1:{port}" }}
-  sinks:
-    void: {{ type: blackhole, inputs: [otlp] }}
-"#,
-            d = dir.path().display(),
-        ),
-    )
-    .unwrap();
+    let cfg = common::hop::collector_config(
+        dir.path(),
+        admin,
+        port,
+        "    void: { type: blackhole, inputs: [otlp] }\n",
+    );
     let collector = start_sextant("collector", &cfg, &dir.path().join("collector.log"));
     wait_http_ok(
         &format!("http://127.0.0.1:{admin}/readyz"),

@@ -39,18 +39,12 @@ fn spans(request: u32, n: u32) -> Vec<u8> {
 fn a_sequential_sender_is_never_kept_waiting_by_the_batch_timer() {
     let dir = tempfile::tempdir().unwrap();
     let (admin, otlp) = (free_port(), free_port());
-    let cfg = dir.path().join("collector.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
-data_dir: {d}/data
-admin: {{ address: "127.0.0.1:{admin}" }}
-collector:
-  sources:
-    otlp: {{ type: otlp, address: "127.0.0.1:{otlp}" }}
-  sinks:
-    void:
+    let cfg = common::hop::collector_config(
+        dir.path(),
+        admin,
+        otlp,
+        &format!(
+            r#"    void:
       type: blackhole
       inputs: [otlp]
       batch: {{ timeout: 1h, max_events: 1000000 }}
@@ -62,8 +56,7 @@ collector:
 "#,
             d = dir.path().display(),
         ),
-    )
-    .unwrap();
+    );
     let mut collector = start_sextant("collector", &cfg, &dir.path().join("collector.log"));
     wait_http_ok(
         &format!("http://127.0.0.1:{admin}/readyz"),

@@ -22,7 +22,8 @@
 //! flight), and the truncated original is read from its start. Without a copy among the
 //! matching paths, the original's bytes not yet read are lost to the truncation and counted
 //! (`sextant_source_skipped_bytes_total{reason="truncated"}`). A copy found after a restart
-//! continues from the checkpoint its content had (a *past* in [`checkpoint`]).
+//! continues from the checkpoint its content had (a *past* in [`checkpoint`]). An empty file is
+//! followed only once it has bytes: until then nothing tells a copy being made from a new file.
 //!
 //! Each file's events share one `Origin` whose resource carries `host.name`, `log.file.path` and
 //! `log.file.name`, so per-line events carry no per-line copies of them.
@@ -475,6 +476,11 @@ impl Tailer {
             return Ok(());
         }
         let size = meta.len();
+        if size == 0 && start.is_none() {
+            // Nothing to read, and nothing to tell it by: it may be a copy being made
+            // (copytruncate creates it, then writes). Looked at again at the next scan.
+            return Ok(());
+        }
         // The checkpoint of this inode, if its fingerprint says it is still the same file
         // (checked once: it reads the file's first bytes).
         let entry = self.checkpoints.get(&key);

@@ -34,25 +34,7 @@ fn config(dir: &Path) -> FileSourceConfig {
 }
 
 fn start(name: &str, config: &FileSourceConfig, state: &Path) -> Harness {
-    let queue = Arc::new(ByteQueue::new(
-        1 << 24,
-        WhenFull::Block,
-        QueueMetrics::detached(),
-    ));
-    let (trigger, shutdown) = ShutdownTrigger::new();
-    let cx = SourceContext {
-        name: name.into(),
-        data_dir: state.to_owned(),
-        out: Fanout::new(vec![queue.clone()]),
-        shutdown,
-        metrics: ComponentMetrics::new(name, "file"),
-    };
-    let task = tokio::spawn(build(config, cx).unwrap());
-    Harness {
-        queue,
-        trigger,
-        task,
-    }
+    start_throttled(name, config, state, 1 << 24)
 }
 
 fn append(path: &Path, text: &str) {
