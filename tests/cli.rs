@@ -175,6 +175,25 @@ fn sighup_applies_a_changed_config_without_losing_lines_and_refuses_a_bad_one() 
         eventually(Duration::from_secs(10), || bodies(&out2).len() == 70),
         "still flowing after a refused reload"
     );
+
+    // A reload that removes the only sink of an unchanged source is refused too: the source
+    // would otherwise checkpoint lines sent nowhere.
+    let sinkless = config_text(dir.path(), admin, "out2", true);
+    let sinkless = &sinkless[..sinkless.find("  sinks:").unwrap()];
+    std::fs::write(&cfg, sinkless).unwrap();
+    let _ = Command::new("kill")
+        .args(["-HUP", &proc.pid().to_string()])
+        .status();
+    assert!(eventually(Duration::from_secs(10), || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("no sink reads this source")
+    }));
+    append(&app, 60..70, "kept");
+    assert!(
+        eventually(Duration::from_secs(10), || bodies(&out2).len() == 80),
+        "the running sink keeps the source's lines"
+    );
     assert!(proc.terminate(Duration::from_secs(15)));
 }
 

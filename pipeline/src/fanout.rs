@@ -3,7 +3,8 @@
 //! Signals are routed, not filtered: each output declares the signals its sink sends, and a
 //! batch goes only to those outputs, before any queue or disk buffer, so no sink stores or
 //! counts what it cannot send. A batch whose signal no output takes (a receiver's signal that no
-//! sink sends; the receiver refuses those up front, see [`Fanout::accepts`]) is refused for good.
+//! sink sends; the receiver refuses those up front, see [`Fanout::accepts`]) is refused for good;
+//! one that finds no output at all is failed, never delivered: its source keeps it.
 //!
 //! With one sink the batch moves without a copy; with several, every sink but the last gets a
 //! split (cloned events, a share of the same acknowledgement), so the source learns of delivery
@@ -91,8 +92,9 @@ impl Fanout {
                 // No sink sends this signal: refused for good, never stored.
                 batch.acks.reject();
             } else {
-                // Nobody reads this source: nothing to deliver to, so nothing is pending.
-                batch.acks.deliver();
+                // Nobody reads this source (validation refuses that; a moment of a reload at
+                // most): not delivered, so its source keeps it and sends it again.
+                batch.acks.fail();
             }
             return;
         };
@@ -231,6 +233,13 @@ mod routing_tests {
             AckStatus::Delivered,
             "both sinks that take logs"
         );
+
+        // No output at all: failed (the source keeps it), never delivered.
+        let (share, rx) = Ack::channel();
+        Fanout::routed(Vec::new())
+            .send(Batch::logs(vec![LogEvent::default()], Acks::one(share)))
+            .await;
+        assert_eq!(rx.await.unwrap(), AckStatus::Failed);
 
         let only_logs = Fanout::routed(vec![output(Signals::LOGS)]);
         assert!(only_logs.accepts(Signal::Logs));

@@ -1,6 +1,8 @@
 //! The request wrapper every sink shares: timeout -> call, retried with jittered exponential
-//! backoff that honours a backend's throttling hint (Retry-After, retry info), until the backend
-//! accepts, refuses for good, or shutdown aborts. Same `request:` settings on every sink. (As in
+//! backoff, or a backend's throttling hint (Retry-After, retry info) when that is longer, until
+//! the backend accepts, refuses for good, or shutdown aborts. A retrying sink says so at the
+//! default log level: one `warn` per sink every 10 s at most, with the error (an AccessDenied
+//! retried forever shows in the first minute of logs). Same `request:` settings on every sink. (As in
 //! the OpenTelemetry Collector's exporterhelper.) Each sink classifies its own errors in its
 //! `retry.rs`; this module only acts on the classification.
 
@@ -55,6 +57,8 @@ impl Default for RequestSettings {
 pub struct RequestGate {
     rate: Option<RateLimiter>,
     adaptive: Option<crate::adaptive::AdaptiveConcurrency>,
+    /// One `warn` per sink at a rate limit while it retries, with the error.
+    retrying: crate::telemetry::LogLimiter,
 }
 
 impl RequestGate {
@@ -64,6 +68,7 @@ impl RequestGate {
             adaptive: settings.adaptive_concurrency.then(|| {
                 crate::adaptive::AdaptiveConcurrency::new(settings.concurrency, metrics.clone())
             }),
+            retrying: crate::telemetry::LogLimiter::default(),
         }
     }
 }
@@ -136,6 +141,21 @@ pub fn backoff(settings: &RequestSettings, attempt: u32) -> Duration {
         * 2f64.powi(attempt.saturating_sub(1).min(30) as i32);
     let capped = base.min(settings.max_backoff.0.as_secs_f64());
     Duration::from_secs_f64(capped * (0.5 + fastrand::f64() * 0.5))
+}
+
+/// The wait before retry `attempt`: the own jittered backoff, or the backend's hint
+/// (Retry-After, RetryInfo, capped at 5 minutes, with up to 20% jitter so a fleet told the same
+/// delay does not return at once) when that is longer. A hint of zero never makes a tight loop.
+pub fn retry_delay(settings: &RequestSettings, attempt: u32, hint: Option<Duration>) -> Duration {
+    let own = backoff(settings, attempt);
+    match hint {
+        Some(after) => own.max(
+            after
+                .min(MAX_HINTED_DELAY)
+                .mul_f64(1.0 + fastrand::f64() * 0.2),
+        ),
+        None => own,
+    }
 }
 
 /// Runs `call` under the settings; see the module doc. `classify` maps an error to a decision;
@@ -212,11 +232,12 @@ where
             });
         }
         metrics.retries.inc();
-        let delay = match hint {
-            Some(after) => after.min(MAX_HINTED_DELAY),
-            None => backoff(settings, attempt),
-        };
-        tracing::debug!(component = %metrics.name, attempt, ?delay, error = %last, "retrying");
+        let delay = retry_delay(settings, attempt, hint);
+        if let Some(suppressed) = gate.retrying.allow() {
+            tracing::warn!(component = %metrics.name, attempt, ?delay, error = %last, error_type = kind, suppressed, "request failed; retrying");
+        } else {
+            tracing::debug!(component = %metrics.name, attempt, ?delay, error = %last, "retrying");
+        }
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             () = shutdown.aborted() => return Err(CallError::Aborted),
@@ -310,6 +331,26 @@ mod tests {
         .await;
         assert_eq!(r.unwrap(), 3);
         assert_eq!(m.retries.get(), 3);
+    }
+
+    #[test]
+    fn a_hint_is_honoured_when_longer_than_the_backoff_and_zero_is_never_a_tight_loop() {
+        let s = settings();
+        for attempt in 1..10 {
+            let own_floor = (0.1 * 2f64.powi(attempt as i32 - 1)).min(2.0) / 2.0;
+            let zero = retry_delay(&s, attempt, Some(Duration::ZERO));
+            assert!(
+                zero.as_secs_f64() >= own_floor - 1e-9,
+                "{attempt}: {zero:?}"
+            );
+            let long = retry_delay(&s, attempt, Some(Duration::from_secs(7)));
+            assert!(
+                long >= Duration::from_secs(7) && long <= Duration::from_millis(8400),
+                "{attempt}: {long:?}"
+            );
+            let huge = retry_delay(&s, attempt, Some(Duration::from_secs(86_400)));
+            assert!(huge <= MAX_HINTED_DELAY.mul_f64(1.2), "{huge:?}");
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -2,7 +2,8 @@
 //! sink through its own byte-bounded queue.
 //!
 //! - `Graph::validate` checks the wiring (every input names a source, every sink has an input
-//!   that can produce a signal it sends) and each component, without I/O.
+//!   that can produce a signal it sends, every source is read by a sink) and each component,
+//!   without I/O.
 //! - Signals are routed, not filtered: a source's fan-out hands each sink only the signals it
 //!   declares, before its queue or disk buffer.
 //! - `Running::start` builds and spawns everything (sinks first, so nothing a source emits waits
@@ -137,6 +138,19 @@ impl<S: AsSource, K: AsSink> Graph<S, K> {
                 disk.validate(name)?;
             }
             sink.validate(name)?;
+        }
+        // A source nobody reads would take input (and checkpoint it) for nowhere.
+        for name in self.sources.keys() {
+            let read = self
+                .sinks
+                .values()
+                .any(|k| k.sink().inputs().iter().any(|i| i == name));
+            if !read {
+                return Err(BuildError::invalid(
+                    &format!("{role}.sources.{name}"),
+                    "no sink reads this source: name it in a sink's inputs, or remove it",
+                ));
+            }
         }
         Ok(())
     }
