@@ -44,22 +44,40 @@ where
             events, acks, held, ..
         } = b;
         let n = events.len() as u64;
-        let metrics = metrics.clone();
+        let counters = metrics.clone();
         let process = process.clone();
         tasks.spawn(async move {
             let status = process(events).await;
             match status {
-                AckStatus::Delivered => metrics.sent_events.inc_by(n),
-                AckStatus::Rejected => metrics.dropped("rejected", n),
-                AckStatus::Failed => metrics.failed_events.inc_by(n),
+                AckStatus::Delivered => counters.sent_events.inc_by(n),
+                AckStatus::Rejected => counters.dropped("rejected", n),
+                AckStatus::Failed => counters.failed_events.inc_by(n),
             }
             acks.finish(status);
             drop((permit, held));
         });
-        while tasks.try_join_next().is_some() {}
+        while let Some(joined) = tasks.try_join_next() {
+            request_ended(&metrics, joined);
+        }
     }
-    while tasks.join_next().await.is_some() {}
+    while let Some(joined) = tasks.join_next().await {
+        request_ended(&metrics, joined);
+    }
     metrics.set_up(false);
+}
+
+/// A request task that panicked dropped its batch, which fails its acknowledgement (its
+/// sources send it again); the panic is logged and counted, and the sink goes on.
+fn request_ended(
+    metrics: &crate::telemetry::ComponentMetrics,
+    joined: Result<(), tokio::task::JoinError>,
+) {
+    if let Err(e) = joined {
+        if e.is_panic() {
+            metrics.error("panic");
+            tracing::error!(component = %metrics.name, error = %e, "a request panicked; its batch goes back to its sources");
+        }
+    }
 }
 
 /// Runs `call` on every item, at most `concurrency` at once, and returns the worst status (a

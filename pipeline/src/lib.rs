@@ -28,6 +28,7 @@ pub mod request;
 pub mod shutdown;
 pub mod sinks;
 pub mod sources;
+pub mod supervise;
 pub mod telemetry;
 pub mod tls;
 pub mod topology;

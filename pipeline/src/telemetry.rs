@@ -23,6 +23,7 @@ pub mod names {
     pub const FAILED_EVENTS: &str = "sextant_component_failed_events_total";
     pub const ERRORS: &str = "sextant_component_errors_total";
     pub const RETRIES: &str = "sextant_component_retries_total";
+    pub const RESTARTS: &str = "sextant_component_restarts_total";
     pub const DISCARDED_EVENTS: &str = "sextant_events_discarded_total";
     pub const REQUEST_DURATION: &str = "sextant_component_request_duration_seconds";
     pub const BATCH_EVENTS: &str = "sextant_batch_events";
@@ -50,6 +51,7 @@ struct Families {
     failed: IntCounterVec,
     errors: IntCounterVec,
     retries: IntCounterVec,
+    restarts: IntCounterVec,
     discarded: IntCounterVec,
     request_duration: HistogramVec,
     batch_events: HistogramVec,
@@ -147,6 +149,12 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
             &["component", "kind", "error_type"],
         ),
         retries: counter(&r, names::RETRIES, "Requests retried.", CL),
+        restarts: counter(
+            &r,
+            names::RESTARTS,
+            "Times the component was restarted after a panic or fatal error.",
+            CL,
+        ),
         discarded: counter(
             &r,
             names::DISCARDED_EVENTS,
@@ -272,6 +280,8 @@ pub struct ComponentMetrics {
     pub sent_bytes: IntCounter,
     pub failed_events: IntCounter,
     pub retries: IntCounter,
+    /// Restarts after a panic or fatal error (see [`crate::topology`]'s supervision).
+    pub restarts: IntCounter,
     pub request_duration: Histogram,
     pub batch_events: Histogram,
     pub batch_bytes: Histogram,
@@ -301,6 +311,7 @@ impl ComponentMetrics {
             sent_bytes: f.sent_bytes.with_label_values(&l),
             failed_events: f.failed.with_label_values(&l),
             retries: f.retries.with_label_values(&l),
+            restarts: f.restarts.with_label_values(&l),
             request_duration: f.request_duration.with_label_values(&l),
             batch_events: f.batch_events.with_label_values(&l),
             batch_bytes: f.batch_bytes.with_label_values(&l),

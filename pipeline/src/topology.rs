@@ -191,6 +191,8 @@ pub struct Running<S, K> {
     health: Health,
     /// Settings of the spill buffers of sinks without `queue.disk` (with a memory hard limit).
     spill: Option<DiskBufferSettings>,
+    /// The first wait before a panicked component is restarted (`None`: the supervisor's own).
+    restart_delay: Option<Duration>,
 }
 
 /// What the queue in front of a disk stage admits while the process spills: a few batches, so
@@ -213,7 +215,11 @@ fn component_dir(data_dir: &Path, role: &str, name: &str) -> Result<PathBuf, Bui
     Ok(dir)
 }
 
-impl<S: AsSource + Clone + PartialEq, K: AsSink + Clone + PartialEq> Running<S, K> {
+impl<
+        S: AsSource + Clone + PartialEq + Send + Sync + 'static,
+        K: AsSink + Clone + PartialEq + Send + Sync + 'static,
+    > Running<S, K>
+{
     /// Builds and spawns `graph`; `spill` are the spill buffers' settings when the process has
     /// a memory hard limit.
     pub async fn start(
@@ -230,6 +236,7 @@ impl<S: AsSource + Clone + PartialEq, K: AsSink + Clone + PartialEq> Running<S, 
             sinks: BTreeMap::new(),
             health,
             spill,
+            restart_delay: None,
         };
         let summary = running.reload(graph, Duration::from_secs(30)).await?;
         if !summary.failed.is_empty() {
@@ -283,14 +290,33 @@ impl<S: AsSource + Clone + PartialEq, K: AsSink + Clone + PartialEq> Running<S, 
                 QueueMetrics::detached(),
             ))
         });
-        let cx = SinkContext {
-            name: name.to_owned(),
-            data_dir: data_dir.clone(),
-            input: to_sink.clone().unwrap_or_else(|| queue.clone()),
-            shutdown: shutdown.clone(),
-            metrics: metrics.clone(),
+        let sink_input = to_sink.clone().unwrap_or_else(|| queue.clone());
+        let context = {
+            let (name, data_dir, shutdown, metrics) = (
+                name.to_owned(),
+                data_dir.clone(),
+                shutdown.clone(),
+                metrics.clone(),
+            );
+            move || SinkContext {
+                name: name.clone(),
+                data_dir: data_dir.clone(),
+                input: sink_input.clone(),
+                shutdown: shutdown.clone(),
+                metrics: metrics.clone(),
+            }
         };
-        let sink_task = sink.build(cx)?;
+        let first = sink.build(context())?;
+        let sink_task = {
+            let config = config.clone();
+            crate::supervise::supervise(
+                first,
+                move || config.sink().build(context()),
+                metrics.clone(),
+                shutdown.clone(),
+                self.restart_delay,
+            )
+        };
         let buffer = match (stage, to_sink) {
             (Some((settings, dir, mode)), Some(to_sink)) => Some(crate::buffer::spawn(
                 &settings,
@@ -325,14 +351,34 @@ impl<S: AsSource + Clone + PartialEq, K: AsSink + Clone + PartialEq> Running<S, 
         let metrics = ComponentMetrics::new(name, source.kind());
         let (trigger, shutdown) = ShutdownTrigger::new();
         let out = Fanout::routed(self.outputs_of(name));
-        let cx = SourceContext {
-            name: name.to_owned(),
-            data_dir: component_dir(&self.data_dir, &self.role, name)?,
-            out: out.clone(),
-            shutdown,
-            metrics: metrics.clone(),
+        let context = {
+            let (name, data_dir, out, metrics) = (
+                name.to_owned(),
+                component_dir(&self.data_dir, &self.role, name)?,
+                out.clone(),
+                metrics.clone(),
+            );
+            let shutdown = shutdown.clone();
+            move || SourceContext {
+                name: name.clone(),
+                data_dir: data_dir.clone(),
+                out: out.clone(),
+                shutdown: shutdown.clone(),
+                metrics: metrics.clone(),
+            }
         };
-        let task = tokio::spawn(source.build(cx)?);
+        let first = source.build(context())?;
+        let rebuild = {
+            let config = config.clone();
+            move || config.source().build(context())
+        };
+        let task = tokio::spawn(crate::supervise::supervise(
+            first,
+            rebuild,
+            metrics.clone(),
+            shutdown,
+            self.restart_delay,
+        ));
         self.health
             .set(self.health_key("sources", name), Some(metrics));
         Ok(SourceRun {
@@ -691,6 +737,164 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert_eq!(*second.seen.lock().unwrap(), vec![AckStatus::Delivered; 30]);
+        running.stop(Duration::from_secs(5)).await;
+    }
+
+    /// A source that sends batches `0..n` (one event each, its index as the body) one at a time
+    /// and sends a batch again until it is delivered, as a file source re-reads.
+    #[derive(Clone)]
+    struct Resender {
+        n: usize,
+    }
+
+    impl PartialEq for Resender {
+        fn eq(&self, other: &Self) -> bool {
+            self.n == other.n
+        }
+    }
+
+    impl SourceConfig for Resender {
+        fn kind(&self) -> &'static str {
+            "resender"
+        }
+        fn signals(&self) -> crate::event::Signals {
+            crate::event::Signals::LOGS
+        }
+        fn build(&self, cx: SourceContext) -> Result<Task, BuildError> {
+            let n = self.n;
+            Ok(Box::pin(async move {
+                cx.metrics.set_up(true);
+                for i in 0..n {
+                    loop {
+                        let (share, rx) = Ack::channel();
+                        let event = LogEvent {
+                            body: i.to_string().into(),
+                            ..Default::default()
+                        };
+                        cx.out
+                            .send(crate::batch::Batch::logs(vec![event], Acks::one(share)))
+                            .await;
+                        if rx.await == Ok(AckStatus::Delivered) {
+                            break;
+                        }
+                    }
+                }
+                cx.shutdown.stopped().await;
+            }))
+        }
+    }
+
+    impl AsSource for Resender {
+        fn source(&self) -> &dyn SourceConfig {
+            self
+        }
+    }
+
+    /// A sink that records what it delivers and panics (once) on the batch holding `panic_at`.
+    #[derive(Clone)]
+    struct Panicky {
+        inputs: Vec<String>,
+        queue: crate::component::QueueSettings,
+        panic_at: String,
+        panicked: Arc<std::sync::atomic::AtomicBool>,
+        delivered: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl PartialEq for Panicky {
+        fn eq(&self, other: &Self) -> bool {
+            Arc::ptr_eq(&self.delivered, &other.delivered)
+        }
+    }
+
+    impl SinkConfig for Panicky {
+        fn kind(&self) -> &'static str {
+            "panicky"
+        }
+        fn signals(&self) -> crate::event::Signals {
+            crate::event::Signals::LOGS
+        }
+        fn inputs(&self) -> &[String] {
+            &self.inputs
+        }
+        fn queue(&self) -> &crate::component::QueueSettings {
+            &self.queue
+        }
+        #[allow(clippy::panic)] // the failure under test
+        fn build(&self, cx: SinkContext) -> Result<Task, BuildError> {
+            let this = self.clone();
+            Ok(Box::pin(async move {
+                cx.metrics.set_up(true);
+                while let Some(b) = cx.input.pop().await {
+                    let crate::event::Events::Logs(logs) = &b.events else {
+                        continue;
+                    };
+                    let bodies: Vec<String> =
+                        logs.iter().map(|e| e.body.to_text().into_owned()).collect();
+                    if bodies.contains(&this.panic_at)
+                        && !this
+                            .panicked
+                            .swap(true, std::sync::atomic::Ordering::SeqCst)
+                    {
+                        panic!("the chosen batch");
+                    }
+                    this.delivered.lock().unwrap().extend(bodies);
+                    b.acks.deliver();
+                }
+            }))
+        }
+    }
+
+    impl AsSink for Panicky {
+        fn sink(&self) -> &dyn SinkConfig {
+            self
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sink_that_panics_is_restarted_and_nothing_it_held_is_lost() {
+        let sink = Panicky {
+            inputs: vec!["resender".into()],
+            queue: Default::default(),
+            panic_at: "7".into(),
+            panicked: Arc::default(),
+            delivered: Arc::default(),
+        };
+        let mut g: Graph<Resender, Panicky> = Graph::default();
+        g.sources.insert("resender".into(), Resender { n: 20 });
+        g.sinks.insert("topology_test_panicky".into(), sink.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let health = Health::default();
+        let running = Running::start(&g, "agent", dir.path(), health.clone(), None)
+            .await
+            .unwrap();
+        // While it waits to restart, /readyz fails and names it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !sink.panicked.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!health.ready());
+        assert_eq!(
+            health.not_ready(),
+            vec!["topology_test_panicky (panicky)".to_owned()]
+        );
+        while sink.delivered.lock().unwrap().len() < 20 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut delivered = sink.delivered.lock().unwrap().clone();
+        delivered.sort_by_key(|b| b.parse::<usize>().unwrap_or(0));
+        let want: Vec<String> = (0..20).map(|i| i.to_string()).collect();
+        assert_eq!(
+            delivered, want,
+            "every batch, the one it panicked on included, once"
+        );
+        assert!(health.ready(), "up again after the restart");
+        let text = crate::telemetry::render();
+        assert!(
+            text.contains(r#"sextant_component_restarts_total{component="topology_test_panicky",kind="panicky"} 1"#),
+            "{text}"
+        );
         running.stop(Duration::from_secs(5)).await;
     }
 }

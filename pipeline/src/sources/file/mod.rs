@@ -170,15 +170,20 @@ pub fn spawn_tailer(
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let mut tailer = Tailer::new(include, exclude, tail, format, cx, handle);
     let name = tailer.metrics.name.clone();
+    let thread_name = format!("file-{name}");
     std::thread::Builder::new()
-        .name(format!("file-{name}"))
+        .name(thread_name)
         .spawn(move || {
             tailer.run();
             let _ = done_tx.send(());
         })
         .map_err(|e| BuildError::io(&name, e))?;
     Ok(Box::pin(async move {
-        let _ = done_rx.await;
+        // The thread ending without a word panicked (its message is on stderr already): the
+        // task fails the same way, so its supervisor sees it and starts the source again.
+        if done_rx.await.is_err() {
+            std::panic::resume_unwind(Box::new(format!("the tailer thread of {name} panicked")));
+        }
     }))
 }
 
