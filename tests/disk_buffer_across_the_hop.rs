@@ -224,12 +224,14 @@ async fn a_full_buffer_pauses_the_file_with_memory_flat_and_drops_nothing() {
     let mut agent = start_sextant("agent", &agent_cfg, &hop.path("a1.log"));
 
     // No collector: the buffer fills, then the file waits on disk (its checkpoint stops short).
-    let mut last = 0;
+    // Settled: the same for a whole second (a loaded machine can stall the agent for a poll).
+    let (mut last, mut same) = (0, 0);
     let settled = eventually(Duration::from_secs(30), || {
         let now = committed_offset(&hop.store);
-        let stable = now > 0 && now == last;
+        same = if now > 0 && now == last { same + 1 } else { 0 };
         last = now;
-        stable
+        std::thread::sleep(Duration::from_millis(200));
+        same >= 5
     });
     assert!(settled, "the checkpoint stops moving");
     let paused_at = committed_offset(&hop.store);
