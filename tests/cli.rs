@@ -271,3 +271,27 @@ fn the_embedded_default_runs_writes_events_and_stops_cleanly() {
         "ANSI escape codes in a log written to a file: {logged}"
     );
 }
+
+#[test]
+fn every_yaml_example_in_the_readme_validates() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut examples = 0;
+    for (i, block) in readme.split("```yaml\n").skip(1).enumerate() {
+        let yaml = &block[..block.find("```").unwrap()];
+        let f = dir.path().join(format!("example{i}.yaml"));
+        std::fs::write(&f, yaml).unwrap();
+        let out = sextant()
+            .args(["validate", "--config", f.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "README example {i} does not validate: {}\n{yaml}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        examples += 1;
+    }
+    assert!(examples >= 1, "the README shows its configuration");
+}

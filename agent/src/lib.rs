@@ -1,7 +1,9 @@
 //! `sextant-agent`: what only a node has. [`sources::kubernetes_logs`] collects every container
-//! log on the node; the shared `file` and `otlp` sources come from the pipeline crate. Scraping,
-//! host metrics, X-Ray UDP and Kubernetes API enrichment are still to come. [`config`] lists the
-//! agent's components.
+//! log on the node, with pod metadata from one node-scoped watch of the Kubernetes API; the
+//! shared `file`, `otlp` and `xray_udp` sources come from the pipeline crate. Prometheus scraping
+//! and host metrics are still to come. [`config`] lists the agent's components.
+
+#![forbid(unsafe_code)]
 
 pub mod config;
 pub mod sources;

@@ -1,5 +1,7 @@
 //! `sextant-collector`: what only the collector pool has — the AWS sinks (and, later, alerting).
 //! [`config`] lists the collector's components in closed enums.
 
+#![forbid(unsafe_code)]
+
 pub mod config;
 pub mod sinks;

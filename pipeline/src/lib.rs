@@ -5,6 +5,8 @@
 //! knows neither role nor the CLI: the roles list their components in closed enums and hand them
 //! to [`topology::Graph`].
 
+#![forbid(unsafe_code)]
+
 pub mod ack;
 pub mod adaptive;
 pub mod admin;

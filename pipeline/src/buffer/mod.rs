@@ -61,7 +61,7 @@ pub struct DiskBufferSettings {
     /// Most fsyncs per this interval: a write waits at most this long to be made durable (and
     /// its source acknowledged), and a quiet buffer syncs at once; `0s`: every batch.
     pub fsync_interval: DurationValue,
-    /// Size of one segment file, and the largest batch the buffer takes.
+    /// Size of one segment file; a larger batch is split into records that fit.
     pub max_segment_bytes: ByteSizeValue,
 }
 
