@@ -109,3 +109,120 @@ where
     }
     status
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ack::{Ack, Acks};
+    use crate::event::LogEvent;
+    use crate::queue::{ByteQueue, WhenFull};
+    use crate::shutdown::Shutdown;
+    use crate::telemetry::{ComponentMetrics, QueueMetrics};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    fn context(name: &str) -> (Arc<ByteQueue<Batch>>, SinkContext) {
+        let input = Arc::new(ByteQueue::new(
+            1 << 20,
+            WhenFull::Block,
+            QueueMetrics::detached(),
+        ));
+        let cx = SinkContext {
+            name: name.into(),
+            data_dir: std::env::temp_dir(),
+            input: input.clone(),
+            shutdown: Shutdown::never(),
+            metrics: ComponentMetrics::new(name, "test"),
+        };
+        (input, cx)
+    }
+
+    fn one(body: &str) -> (Batch, tokio::sync::oneshot::Receiver<AckStatus>) {
+        let (share, rx) = Ack::channel();
+        let event = LogEvent {
+            body: body.into(),
+            ..Default::default()
+        };
+        (Batch::logs(vec![event], Acks::one(share)).awaited(), rx)
+    }
+
+    fn body(events: &Events) -> String {
+        match events {
+            Events::Logs(l) => l[0].body.to_text().into_owned(),
+            _ => String::new(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_outcome_finishes_its_batch_and_is_counted_and_a_panic_fails_only_its_batch() {
+        let (input, cx) = context("driver_test_outcomes");
+        let metrics = cx.metrics.clone();
+        let mut answers = Vec::new();
+        for b in ["deliver", "reject", "fail", "panic", "deliver again"] {
+            let (batch, rx) = one(b);
+            input.push(batch).await;
+            answers.push(rx);
+        }
+        input.close();
+        let one_each = crate::batcher::BatchSettings {
+            max_events: 1,
+            ..Default::default()
+        };
+        drive(cx, one_each, 1, |events| async move {
+            match body(&events).as_str() {
+                "reject" => AckStatus::Rejected,
+                "fail" => AckStatus::Failed,
+                #[allow(clippy::panic)] // the failure under test
+                "panic" => panic!("a request panicked"),
+                _ => AckStatus::Delivered,
+            }
+        })
+        .await;
+        let mut got = Vec::new();
+        for rx in answers {
+            got.push(rx.await.unwrap());
+        }
+        use AckStatus::*;
+        assert_eq!(got, [Delivered, Rejected, Failed, Failed, Delivered]);
+        assert_eq!(metrics.sent_events.get(), 2);
+        assert_eq!(metrics.failed_events.get(), 1);
+        assert_eq!(metrics.dropped_total("rejected"), 1);
+        assert!(
+            !metrics.is_up(),
+            "down once its input is closed and drained"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn never_more_requests_in_flight_than_its_concurrency() {
+        let (input, cx) = context("driver_test_concurrency");
+        let mut answers = Vec::new();
+        for i in 0..12 {
+            let (batch, rx) = one(&i.to_string());
+            input.push(batch).await;
+            answers.push(rx);
+        }
+        input.close();
+        let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let settings = crate::batcher::BatchSettings {
+            max_events: 1,
+            ..Default::default()
+        };
+        let (n, m) = (now.clone(), most.clone());
+        drive(cx, settings, 3, move |_events| {
+            let (n, m) = (n.clone(), m.clone());
+            async move {
+                let in_flight = n.fetch_add(1, Ordering::SeqCst) + 1;
+                m.fetch_max(in_flight, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                n.fetch_sub(1, Ordering::SeqCst);
+                AckStatus::Delivered
+            }
+        })
+        .await;
+        for rx in answers {
+            assert_eq!(rx.await.unwrap(), AckStatus::Delivered);
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 3);
+    }
+}
