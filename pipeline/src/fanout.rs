@@ -54,6 +54,20 @@ impl Fanout {
         }
     }
 
+    /// How full the fullest output queue is, from 0 to 1: what a receiver's retry hint grows
+    /// with.
+    pub fn backlog(&self) -> f64 {
+        self.outputs
+            .read()
+            .map(|o| {
+                o.iter()
+                    .map(|out| out.queue.bytes() as f64 / out.queue.max_bytes().max(1) as f64)
+                    .fold(0.0, f64::max)
+                    .min(1.0)
+            })
+            .unwrap_or(0.0)
+    }
+
     /// Whether some output takes `signal` (or there is no output at all yet).
     pub fn accepts(&self, signal: Signal) -> bool {
         self.outputs

@@ -208,8 +208,9 @@ enum Wire {
 enum Answer {
     /// Delivered, or refused for good by the sinks: the encoded Export*ServiceResponse.
     Accepted(Vec<u8>),
-    /// Not delivered yet, or memory pressure: the sender keeps the data and retries.
-    RetryLater(&'static str),
+    /// Not delivered yet, or memory pressure: the sender keeps the data and retries after the
+    /// hint (1 s with an empty backlog, growing to 10 s as the sinks' queues fill).
+    RetryLater(&'static str, std::time::Duration),
     /// The request itself is bad; retrying it will not help.
     Refused {
         http: u16,
@@ -251,6 +252,13 @@ fn header(req: &Request<Incoming>, name: impl hyper::header::AsHeaderName) -> &s
 }
 
 impl Receiver {
+    /// Retry later, after a hint that grows with the sinks' backlog: 1 s with empty queues, up
+    /// to 10 s with a full one, so a fleet of senders backs off while the collector catches up.
+    fn retry_later(&self, message: &'static str) -> Answer {
+        let seconds = 1 + (self.out.backlog() * 9.0).round() as u64;
+        Answer::RetryLater(message, std::time::Duration::from_secs(seconds))
+    }
+
     fn bad_request(&self, reason: &'static str, detail: String) -> Answer {
         self.metrics.discarded(reason, 1);
         if let Some(suppressed) = self.bad_input.allow() {
@@ -295,7 +303,7 @@ impl Receiver {
         if crate::memory::over_soft_limit() {
             // The sender keeps the data and comes back; sinks drain meanwhile.
             self.metrics.error("memory_pressure");
-            return Answer::RetryLater("memory above its soft limit; retry");
+            return self.retry_later("memory above its soft limit; retry");
         }
         // Held while the request is read: its declared length (the most a body may have when
         // it declares none). One that declares more than it may send is refused before its
@@ -315,7 +323,7 @@ impl Receiver {
         };
         // The body is read through the connection's buffer into its own: both count.
         let Some(held) = self.reserve(declared + declared.min(CONNECTION_READ_BUFFER_BYTES)) else {
-            return Answer::RetryLater("too many request bytes in flight; retry");
+            return self.retry_later("too many request bytes in flight; retry");
         };
         if wire == Wire::Http
             && !header(&req, hyper::header::CONTENT_TYPE).starts_with("application/x-protobuf")
@@ -402,7 +410,7 @@ impl Receiver {
         let semaphore = self.in_flight.clone();
         let capacity = self.config.max_in_flight_bytes.as_usize();
         let Ok(_turn) = self.inflating.acquire().await else {
-            return Err(Answer::RetryLater("shutting down; retry"));
+            return Err(self.retry_later("shutting down; retry"));
         };
         let unpacked = tokio::task::spawn_blocking(move || {
             let mut held = held;
@@ -440,9 +448,7 @@ impl Receiver {
             }
             Err(InflateError::NoBudget) => {
                 self.metrics.error("memory_pressure");
-                Err(Answer::RetryLater(
-                    "too many request bytes in flight; retry",
-                ))
+                Err(self.retry_later("too many request bytes in flight; retry"))
             }
             Err(e) => Err(self.bad_request("bad_encoding", e.to_string())),
         }
@@ -478,7 +484,7 @@ impl Receiver {
         };
         if status == AckStatus::Failed {
             self.metrics.failed_events.inc_by(count as u64);
-            return Answer::RetryLater("not delivered yet; retry");
+            return self.retry_later("not delivered yet; retry");
         }
         self.metrics.sent_events.inc_by(count as u64);
         let message = if rejected > 0 {
@@ -516,11 +522,11 @@ impl Receiver {
 fn http_answer(answer: Answer) -> Response<Body> {
     match answer {
         Answer::Accepted(body) => http::response(200, "application/x-protobuf", body),
-        Answer::RetryLater(message) => {
+        Answer::RetryLater(message, after) => {
             let mut r = http::response(503, "text/plain", message);
             r.headers_mut().insert(
                 hyper::header::RETRY_AFTER,
-                hyper::header::HeaderValue::from_static("1"),
+                hyper::header::HeaderValue::from(after.as_secs().max(1)),
             );
             r
         }
@@ -547,8 +553,9 @@ fn grpc_answer(answer: Answer) -> Response<Body> {
             }
             Err(e) => grpc::Status::new(grpc::code::INTERNAL, e.to_string()),
         },
-        Answer::RetryLater(message) => grpc::Status::new(grpc::code::UNAVAILABLE, message)
-            .with_retry_delay(std::time::Duration::from_secs(1)),
+        Answer::RetryLater(message, after) => {
+            grpc::Status::new(grpc::code::UNAVAILABLE, message).with_retry_delay(after)
+        }
         Answer::Refused {
             grpc: code,
             message,

@@ -69,13 +69,18 @@ struct Started {
 /// The receiver named `name` on a free port (64 KiB requests, 256 KiB decompressed and in
 /// flight, 500 ms ack timeout), sending into a 16 MiB queue.
 fn start(name: &str) -> Started {
+    start_with_queue(name, 1 << 24)
+}
+
+/// As [`start`], sending into a queue of `queue_bytes`.
+fn start_with_queue(name: &str, queue_bytes: usize) -> Started {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let queue = Arc::new(ByteQueue::new(
-        1 << 24,
+        queue_bytes,
         WhenFull::Block,
         QueueMetrics::detached(),
     ));
@@ -323,6 +328,61 @@ async fn a_declared_length_over_the_limit_is_answered_413_before_the_body_is_sen
         Some("HTTP/1.1 413"),
         "answered at once, not after a body that never comes"
     );
+    trigger.stop();
+    task.await.unwrap();
+    queue.close();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_retry_hint_grows_with_the_sinks_backlog() {
+    let Started {
+        port,
+        queue,
+        trigger,
+        task,
+        ..
+    } = start_with_queue("otlp_backlog_test", 32 * 1024);
+    let answer = move |body: Vec<u8>| {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "POST /v1/logs HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        s.write_all(&body).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        let retry_after = out.lines().find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("retry-after:")
+                .map(|v| v.trim().to_owned())
+        });
+        (
+            out.split_whitespace().nth(1).unwrap_or("").to_owned(),
+            retry_after,
+        )
+    };
+    // Nobody takes from the queue: the first request's batch waits in it, unacknowledged, and
+    // is answered retry-later after the ack timeout; with the queue now full, the hint is long.
+    let (first, second) =
+        tokio::task::spawn_blocking(move || (answer(logs_request(2000)), answer(logs_request(10))))
+            .await
+            .unwrap();
+    assert_eq!(first.0, "503");
+    let hint: u64 = second.1.as_deref().unwrap_or("0").parse().unwrap();
+    assert_eq!(second.0, "503");
+    assert!(hint >= 9, "a full backlog asks for a long wait: {hint} s");
+    assert!(queue.bytes() > 0);
+    // Drained: the hint is back to a second.
+    while let Some(b) = queue.try_pop() {
+        b.acks.fail();
+    }
+    let third = tokio::task::spawn_blocking(move || answer(logs_request(10)))
+        .await
+        .unwrap();
+    assert_eq!(third, ("503".to_owned(), Some("1".to_owned())), "{third:?}");
     trigger.stop();
     task.await.unwrap();
     queue.close();
