@@ -3,11 +3,10 @@
 //! every request of a sequential sender is still answered, over HTTP and after a disk buffer.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test loudly
 
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
@@ -39,7 +38,7 @@ fn spans(request: u32, n: u32) -> Vec<u8> {
 fn a_sequential_sender_is_never_kept_waiting_by_the_batch_timer() {
     let dir = tempfile::tempdir().unwrap();
     let (admin, otlp) = (free_port(), free_port());
-    let cfg = common::hop::collector_config(
+    let cfg = crate::common::hop::collector_config(
         dir.path(),
         admin,
         otlp,

@@ -3,12 +3,11 @@
 //! `kill -9` of either side loses nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test loudly
 
-mod common;
 
 use std::time::Duration;
 
-use common::hop::*;
-use common::*;
+use crate::common::hop::*;
+use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_checkpoints_once_the_collector_buffered_and_a_kill_9_of_the_collector_loses_nothing(

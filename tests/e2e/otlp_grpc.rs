@@ -4,7 +4,6 @@
 //! first call with UNAVAILABLE to exercise the retry).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test loudly
 
-mod common;
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -12,8 +11,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::hop::{append_lines, expected_lines, Hop};
-use common::*;
+use crate::common::hop::{append_lines, expected_lines, Hop};
+use crate::common::*;
 
 fn python() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")
@@ -39,11 +38,11 @@ provider.shutdown()
 fn the_opentelemetry_sdk_exports_spans_over_grpc_to_the_collector() {
     let hop = Hop::new();
     // The SDK goes to the second listener, `grpc_address`.
-    let collector = common::hop::collector_config(
+    let collector = crate::common::hop::collector_config(
         hop.dir.path(),
         hop.collector_admin,
         free_port(),
-        &common::hop::file_sink(&hop.out),
+        &crate::common::hop::file_sink(&hop.out),
     );
     let yaml = std::fs::read_to_string(&collector).unwrap().replace(
         "      type: otlp\n",
@@ -155,7 +154,7 @@ fn the_agent_exports_over_grpc_to_a_grpcio_server_and_retries_unavailable() {
         expected_lines(0..500),
         "every line once, in order, after the retry"
     );
-    let retries = common::hop::metric(
+    let retries = crate::common::hop::metric(
         hop.agent_admin,
         "sextant_component_errors_total",
         &["error_type=\"grpc_unavailable\""],

@@ -4,7 +4,6 @@
 //! published deltas, under each dimension rollup, despite throttling, a 503 and a timeout.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test loudly
 
-mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -18,7 +17,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 
-use common::*;
+use crate::common::*;
 
 fn kv(k: &str, v: &str) -> KeyValue {
     KeyValue {
@@ -138,7 +137,7 @@ async fn deltas_histograms_and_rollups_reach_cloudwatch_through_throttling_5xx_a
         ],
     );
     let (admin, otlp) = (free_port(), free_port());
-    let cfg = common::hop::collector_config(
+    let cfg = crate::common::hop::collector_config(
         dir.path(),
         admin,
         otlp,
@@ -273,7 +272,7 @@ async fn emf_mode_writes_documents_of_at_most_100_metrics_to_cloudwatch_logs() {
     let moto_port = free_port();
     let _moto = start_moto(moto_port);
     let (admin, otlp) = (free_port(), free_port());
-    let cfg = common::hop::collector_config(
+    let cfg = crate::common::hop::collector_config(
         dir.path(),
         admin,
         otlp,

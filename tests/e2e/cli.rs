@@ -2,7 +2,6 @@
 //! embedded default end to end, and live reload (SIGHUP) with a good and a bad new config.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test loudly
 
-mod common;
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -10,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn sextant() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sextant"))

@@ -3,13 +3,12 @@
 //! `max_in_flight_bytes` for them, however many arrive at once.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test loudly
 
-mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// A status line field of `/proc/<pid>/status`, in KiB.
 fn proc_status_kib(pid: u32, field: &str) -> u64 {
@@ -61,7 +60,7 @@ fn eight_bombs_at_once_are_refused_413_with_memory_under_the_in_flight_bound() {
 
     let dir = tempfile::tempdir().unwrap();
     let (port, admin) = (free_port(), free_port());
-    let cfg = common::hop::collector_config(
+    let cfg = crate::common::hop::collector_config(
         dir.path(),
         admin,
         port,

@@ -3,7 +3,6 @@
 //! a timeout, and a document left unprocessed), read back with the AWS SDK's BatchGetTraces.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test loudly
 
-mod common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -14,7 +13,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 
-use common::*;
+use crate::common::*;
 
 fn kv(k: &str, v: any_value::Value) -> KeyValue {
     KeyValue {
@@ -126,7 +125,7 @@ async fn spans_reach_xray_as_segments_through_faults_and_unprocessed_documents()
         ],
     );
     let (admin, otlp) = (free_port(), free_port());
-    let cfg = common::hop::collector_config(
+    let cfg = crate::common::hop::collector_config(
         dir.path(),
         admin,
         otlp,

@@ -3,13 +3,12 @@
 //! moment of the kill (it was in flight, unacknowledged), never before it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test loudly
 
-mod common;
 
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const LINES: usize = 300_000;
 /// "line 0000042\n": fixed width, so a line's offset is its index times this.

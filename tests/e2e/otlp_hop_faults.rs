@@ -3,12 +3,11 @@
 //! test crate's fault-injecting proxy, since no real server misbehaves on cue).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test loudly
 
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::hop::*;
-use common::*;
+use crate::common::hop::*;
+use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collector_stopped_for_a_minute_gets_every_line_in_order_once_it_returns() {

@@ -3,12 +3,11 @@
 //! is sent twice, and each kind of retry is counted.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test loudly
 
-mod common;
 
 use std::io::Write;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_5xx_and_timeouts_are_retried_until_every_line_is_in() {

@@ -2,13 +2,12 @@
 //! Retry-After and file sources read nothing, so the data stays with its sender or on disk.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test loudly
 
-mod common;
 
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use common::hop::*;
-use common::*;
+use crate::common::hop::*;
+use crate::common::*;
 
 #[test]
 fn above_the_soft_limit_the_receiver_answers_retry_later_and_files_wait() {

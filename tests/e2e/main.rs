@@ -1,0 +1,20 @@
+//! End-to-end tests against real processes and servers (moto, the OpenTelemetry and X-Ray
+//! SDKs), one module per area, in one test binary: each binary would link tokio, hyper and three
+//! AWS SDKs again. `common` holds what they share (ports, processes, moto, the fault proxy).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test loudly
+
+mod common;
+
+mod cli;
+mod cloudwatch_logs_faults;
+mod cloudwatch_logs_slice;
+mod cloudwatch_metrics;
+mod crash_recovery;
+mod disk_buffer_across_the_hop;
+mod memory_limit;
+mod otlp_grpc;
+mod otlp_hop_faults;
+mod otlp_receiver_limits;
+mod otlp_sequential_sender;
+mod signal_routing;
+mod xray;
