@@ -2,7 +2,6 @@
 //! embedded default end to end, and live reload (SIGHUP) with a good and a bad new config.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test loudly
 
-
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;

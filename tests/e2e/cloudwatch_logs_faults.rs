@@ -3,7 +3,6 @@
 //! is sent twice, and each kind of retry is counted.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test loudly
 
-
 use std::io::Write;
 use std::time::Duration;
 

@@ -4,13 +4,12 @@
 //! only once CloudWatch Logs has it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test loudly
 
-
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::time::Duration;
 
-use aws_sdk_cloudwatchlogs::Client;
 use crate::common::*;
+use aws_sdk_cloudwatchlogs::Client;
 
 fn append_lines(path: &std::path::Path, range: std::ops::Range<usize>) -> u64 {
     let mut f = OpenOptions::new()

@@ -3,7 +3,6 @@
 //! moment of the kill (it was in flight, unacknowledged), never before it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test loudly
 
-
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;

@@ -3,7 +3,6 @@
 //! `kill -9` of either side loses nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test loudly
 
-
 use std::time::Duration;
 
 use crate::common::hop::*;

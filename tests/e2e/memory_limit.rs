@@ -2,7 +2,6 @@
 //! Retry-After and file sources read nothing, so the data stays with its sender or on disk.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test loudly
 
-
 use std::io::{Read, Write};
 use std::time::Duration;
 

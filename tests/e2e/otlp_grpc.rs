@@ -4,7 +4,6 @@
 //! first call with UNAVAILABLE to exercise the retry).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test loudly
 
-
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

@@ -3,7 +3,6 @@
 //! test crate's fault-injecting proxy, since no real server misbehaves on cue).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test loudly
 
-
 use std::time::{Duration, Instant};
 
 use crate::common::hop::*;

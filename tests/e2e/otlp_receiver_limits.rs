@@ -3,7 +3,6 @@
 //! `max_in_flight_bytes` for them, however many arrive at once.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test loudly
 
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;

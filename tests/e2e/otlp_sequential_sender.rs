@@ -3,7 +3,6 @@
 //! every request of a sequential sender is still answered, over HTTP and after a disk buffer.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test loudly
 
-
 use std::time::Duration;
 
 use crate::common::*;

@@ -3,7 +3,6 @@
 //! counts the others; a receiver whose sinks send no metrics refuses metrics up front.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test loudly
 
-
 use std::time::Duration;
 
 use crate::common::*;

@@ -3,7 +3,6 @@
 //! a timeout, and a document left unprocessed), read back with the AWS SDK's BatchGetTraces.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test loudly
 
-
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
