@@ -569,8 +569,17 @@ impl Tailer {
     ) -> io::Result<PastOf> {
         let full = self.config.fingerprint_bytes;
         let covers = |fp: &Fingerprint| fp.len as usize == full || u64::from(fp.len) == size;
+        // The prefix's CRC per fingerprint length, computed once (many files share a length).
+        let mut crcs: HashMap<u32, u32> = HashMap::new();
         for (i, f) in self.files.iter().enumerate() {
-            if f.key == key || !covers(&f.fingerprint) || !f.fingerprint.matches_prefix(prefix) {
+            let fp = f.fingerprint;
+            if f.key == key || !covers(&fp) || fp.len == 0 || prefix.len() < fp.len as usize {
+                continue;
+            }
+            let crc = *crcs
+                .entry(fp.len)
+                .or_insert_with(|| crc32fast::hash(&prefix[..fp.len as usize]));
+            if crc != fp.crc {
                 continue;
             }
             let original_size = f.file.metadata()?.len();
@@ -673,6 +682,12 @@ impl Tailer {
         let f = &mut self.files[i];
         tracing::info!(component = %self.metrics.name, path = %f.path.display(), copy = %path.display(), offset = f.read_offset, "file truncated (copytruncate); its unread lines are read from the copy, then the file from its start");
         self.metrics.error("truncated");
+        // Bytes the original had (when last looked at) beyond both the copy and what was read:
+        // written between the copy and the truncation, they are in neither.
+        let lost = f.size_seen.saturating_sub(f.read_offset.max(size));
+        if lost > 0 {
+            self.metrics.skipped_bytes("truncated", lost);
+        }
         let (truncated_key, truncated_path) = (f.key, f.path.clone());
         f.file = copy;
         f.file.seek(SeekFrom::Start(f.read_offset))?;
