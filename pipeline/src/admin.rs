@@ -1,6 +1,6 @@
 //! The admin listener: `/metrics` (Prometheus text of every self-metric), `/healthz` (the process
-//! is alive), `/readyz` (every component started and its sinks are healthy; 503 naming the ones
-//! that are not).
+//! is alive), `/readyz` (every component is up and no sink's health check is failing; 503
+//! naming the ones that are not).
 
 use std::net::SocketAddr;
 

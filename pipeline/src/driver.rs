@@ -49,7 +49,10 @@ where
         tasks.spawn(async move {
             let status = process(events).await;
             match status {
-                AckStatus::Delivered => counters.sent_events.inc_by(n),
+                AckStatus::Delivered => {
+                    counters.sent_events.inc_by(n);
+                    counters.delivered();
+                }
                 AckStatus::Rejected => counters.dropped("rejected", n),
                 AckStatus::Failed => counters.failed_events.inc_by(n),
             }

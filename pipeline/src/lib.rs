@@ -20,6 +20,7 @@ pub mod driver;
 pub mod event;
 pub mod fanout;
 pub mod grpc;
+pub mod healthcheck;
 pub mod http;
 pub mod inflate;
 pub mod lanes;

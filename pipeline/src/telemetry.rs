@@ -5,7 +5,7 @@
 //! process-wide and served by the admin listener's `/metrics`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use prometheus::{
@@ -39,6 +39,7 @@ pub mod names {
     pub const METADATA_MISSING_EVENTS: &str = "sextant_metadata_missing_events_total";
     pub const SKIPPED_BYTES: &str = "sextant_source_skipped_bytes_total";
     pub const COMPONENT_UP: &str = "sextant_component_up";
+    pub const COMPONENT_HEALTHY: &str = "sextant_component_healthcheck_ok";
 }
 
 struct Families {
@@ -62,6 +63,7 @@ struct Families {
     checkpoint_bytes: IntCounterVec,
     open_files: IntGaugeVec,
     up: IntGaugeVec,
+    healthy: IntGaugeVec,
     metadata_missing: IntCounterVec,
     skipped_bytes: IntCounterVec,
     buffer_bytes: IntGaugeVec,
@@ -219,6 +221,12 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
             "1 when a component started and is healthy.",
             CL,
         ),
+        healthy: gauge(
+            &r,
+            names::COMPONENT_HEALTHY,
+            "1 when a sink's backend check passed (or it delivered since), 0 while it fails.",
+            CL,
+        ),
         metadata_missing: counter(
             &r,
             names::METADATA_MISSING_EVENTS,
@@ -296,6 +304,9 @@ pub struct ComponentMetrics {
     /// The adaptive concurrency limit of this sink's requests.
     pub concurrency_limit: IntGauge,
     up: IntGauge,
+    /// Its backend's health check failed and nothing was delivered since (see
+    /// [`crate::healthcheck`]).
+    unhealthy: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl ComponentMetrics {
@@ -322,6 +333,7 @@ impl ComponentMetrics {
             spilled_events: f.spilled_events.with_label_values(&l),
             concurrency_limit: f.concurrency_limit.with_label_values(&l),
             up: f.up.with_label_values(&l),
+            unhealthy: Arc::default(),
         }
     }
 
@@ -371,6 +383,28 @@ impl ComponentMetrics {
 
     pub fn is_up(&self) -> bool {
         self.up.get() == 1
+    }
+
+    /// Records a backend health check's outcome.
+    pub fn set_healthy(&self, healthy: bool) {
+        self.unhealthy
+            .store(!healthy, std::sync::atomic::Ordering::Relaxed);
+        FAMILIES
+            .healthy
+            .with_label_values(&[self.name.as_str(), self.kind])
+            .set(i64::from(healthy));
+    }
+
+    /// A delivery proves the backend healthy (once a check had said otherwise).
+    pub fn delivered(&self) {
+        if self.unhealthy.load(std::sync::atomic::Ordering::Relaxed) {
+            self.set_healthy(true);
+        }
+    }
+
+    /// Whether its backend's health check failed (and nothing was delivered since).
+    pub fn is_unhealthy(&self) -> bool {
+        self.unhealthy.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Records one batch sent.

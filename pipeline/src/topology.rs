@@ -79,8 +79,14 @@ impl Health {
             .read()
             .map(|c| {
                 c.values()
-                    .filter(|m| !m.is_up())
-                    .map(|m| format!("{} ({})", m.name, m.kind))
+                    .filter(|m| !m.is_up() || m.is_unhealthy())
+                    .map(|m| {
+                        if m.is_unhealthy() {
+                            format!("{} ({}: health check failing)", m.name, m.kind)
+                        } else {
+                            format!("{} ({})", m.name, m.kind)
+                        }
+                    })
                     .collect()
             })
             .unwrap_or_default()

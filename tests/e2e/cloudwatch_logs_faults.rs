@@ -282,3 +282,75 @@ collector:
     );
     assert!(collector.terminate(Duration::from_secs(15)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_health_check_shows_in_readyz_without_blocking_start_and_clears_when_it_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    let moto_port = free_port();
+    let down = free_port(); // nothing listens here
+    let admin = free_port();
+    let cfg = dir.path().join("collector.yaml");
+    let config = |endpoint: u16, healthcheck: bool| {
+        format!(
+            r#"
+data_dir: {d}/data
+admin: {{ address: "127.0.0.1:{admin}" }}
+collector:
+  sources:
+    app: {{ type: file, include: ["{d}/logs/*.log"] }}
+  sinks:
+    cloudwatch:
+      type: aws_cloudwatch_logs
+      inputs: [app]
+      log_group: /sextant/health
+      log_stream: app
+      healthcheck: {healthcheck}
+      aws: {{ region: us-east-1, endpoint: "http://127.0.0.1:{endpoint}" }}
+      request: {{ timeout: 1s, initial_backoff: 50ms, max_backoff: 200ms }}
+"#,
+            d = dir.path().display()
+        )
+    };
+    let readyz = || http_get(&format!("http://127.0.0.1:{admin}/readyz"));
+    let healthy = || {
+        http_get(&format!("http://127.0.0.1:{admin}/metrics")).map(|(_, m)| {
+            metric_sum(
+                &m,
+                "sextant_component_healthcheck_ok",
+                &["component=\"cloudwatch\""],
+            )
+        })
+    };
+
+    // CloudWatch Logs unreachable: the collector starts, and /readyz says which sink is failing.
+    std::fs::write(&cfg, config(down, true)).unwrap();
+    let mut collector = start_sextant("collector", &cfg, &dir.path().join("c1.log"));
+    assert!(
+        eventually(Duration::from_secs(20), || readyz().is_some_and(
+            |(status, body)| {
+                status == 503
+                    && body.contains("cloudwatch (aws_cloudwatch_logs: health check failing)")
+            }
+        )),
+        "{:?}",
+        readyz()
+    );
+    assert_eq!(healthy(), Some(0.0));
+    assert!(collector.terminate(Duration::from_secs(15)));
+
+    // The same with `healthcheck: false`: ready.
+    std::fs::write(&cfg, config(down, false)).unwrap();
+    let mut collector = start_sextant("collector", &cfg, &dir.path().join("c2.log"));
+    assert!(eventually(Duration::from_secs(10), || readyz()
+        .is_some_and(|(status, _)| status == 200)));
+    assert!(collector.terminate(Duration::from_secs(15)));
+
+    // Reachable (moto): the check passes.
+    let _moto = start_moto(moto_port);
+    std::fs::write(&cfg, config(moto_port, true)).unwrap();
+    let mut collector = start_sextant("collector", &cfg, &dir.path().join("c3.log"));
+    assert!(eventually(Duration::from_secs(20), || healthy() == Some(1.0)));
+    assert_eq!(readyz().map(|r| r.0), Some(200));
+    assert!(collector.terminate(Duration::from_secs(15)));
+}

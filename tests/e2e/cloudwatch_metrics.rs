@@ -150,6 +150,8 @@ async fn deltas_histograms_and_rollups_reach_cloudwatch_through_throttling_5xx_a
       aws: {{ region: us-east-1, endpoint: "http://127.0.0.1:{proxy}" }}
       batch: {{ timeout: 200ms }}
       request: {{ timeout: 1s, initial_backoff: 50ms, max_backoff: 200ms }}
+      # The proxy's faults are for the data path; the health check would take one.
+      healthcheck: false
 "#,
             proxy = proxy.port
         ),

@@ -136,6 +136,8 @@ async fn spans_reach_xray_as_segments_through_faults_and_unprocessed_documents()
       aws: {{ region: us-east-1, endpoint: "http://127.0.0.1:{proxy}" }}
       batch: {{ timeout: 200ms }}
       request: {{ timeout: 1s, initial_backoff: 50ms, max_backoff: 200ms, concurrency: 1 }}
+      # The proxy's faults are for the data path; the health check would take one.
+      healthcheck: false
 "#,
             proxy = proxy.port
         ),

@@ -158,6 +158,11 @@ pub fn locate(text: &str, path: &[String]) -> Option<usize> {
     found
 }
 
+/// For `#[serde(default = "...")]` of a setting that is on unless turned off.
+pub fn default_true() -> bool {
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -51,6 +51,9 @@ pub struct CloudWatchLogsConfig {
     pub request: RequestSettings,
     #[serde(default)]
     pub queue: QueueSettings,
+    /// Check the backend at start (see [`sextant_pipeline::healthcheck`]); `false` skips it.
+    #[serde(default = "default_true")]
+    pub healthcheck: bool,
 }
 
 fn default_missing() -> String {

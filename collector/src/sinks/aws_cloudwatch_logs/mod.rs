@@ -54,6 +54,9 @@ pub(crate) struct Writer {
 
 pub fn build(config: &CloudWatchLogsConfig, cx: SinkContext) -> Result<Task, BuildError> {
     let sink = Writer::new(config, &cx)?;
+    if config.healthcheck {
+        sink.spawn_healthcheck(&cx);
+    }
     // One batch at a time keeps each stream's requests in order; streams run in parallel inside.
     Ok(Box::pin(driver::drive(
         cx,
@@ -89,6 +92,22 @@ impl Writer {
                 .map(|d| DeadLetter::open(d, cx.metrics.clone()))
                 .transpose()?,
         }))
+    }
+
+    /// Checks CloudWatch Logs in the background (see `sextant_pipeline::healthcheck`).
+    pub(crate) fn spawn_healthcheck(self: &Arc<Self>, cx: &SinkContext) {
+        let writer = self.clone();
+        sextant_pipeline::healthcheck::spawn(cx.metrics.clone(), cx.shutdown.clone(), move || {
+            let writer = writer.clone();
+            Box::pin(async move {
+                writer
+                    .service()
+                    .await
+                    .healthcheck()
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+        });
     }
 
     async fn service(&self) -> &CloudWatchLogsService {

@@ -58,6 +58,17 @@ impl CloudWatchLogsService {
         }
     }
 
+    /// A cheap read (one log group): credentials, endpoint and permission.
+    pub async fn healthcheck(&self) -> Result<(), AwsError> {
+        self.client
+            .describe_log_groups()
+            .limit(1)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::from_sdk(&e))
+    }
+
     fn is_known(&self, key: &StreamKey) -> bool {
         self.known_streams
             .lock()

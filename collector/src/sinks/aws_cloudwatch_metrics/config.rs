@@ -61,6 +61,9 @@ pub struct CloudWatchMetricsConfig {
     pub request: RequestSettings,
     #[serde(default)]
     pub queue: QueueSettings,
+    /// Check the backend at start (see [`sextant_pipeline::healthcheck`]); `false` skips it.
+    #[serde(default = "default_true")]
+    pub healthcheck: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]

@@ -86,6 +86,7 @@ pub fn build(config: &CloudWatchMetricsConfig, cx: SinkContext) -> Result<Task, 
                 log_stream: emf.log_stream.clone(),
                 missing_value: "unknown".into(),
                 create_missing: emf.create_missing,
+                healthcheck: config.healthcheck,
                 // The documents are the messages, as they are.
                 encoding: crate::sinks::aws_cloudwatch_logs::encoding::EncodingSettings {
                     codec: crate::sinks::aws_cloudwatch_logs::encoding::Codec::Text,
@@ -112,6 +113,29 @@ pub fn build(config: &CloudWatchMetricsConfig, cx: SinkContext) -> Result<Task, 
         shutdown: cx.shutdown.clone(),
         refusals: LogLimiter::default(),
     });
+    if config.healthcheck {
+        match &sink.output {
+            Output::Emf(writer) => writer.spawn_healthcheck(&cx),
+            Output::PutMetricData(_) => {
+                let checked = sink.clone();
+                sextant_pipeline::healthcheck::spawn(
+                    cx.metrics.clone(),
+                    cx.shutdown.clone(),
+                    move || {
+                        let sink = checked.clone();
+                        Box::pin(async move {
+                            match sink.service().await {
+                                Some(service) => {
+                                    service.healthcheck().await.map_err(|e| e.to_string())
+                                }
+                                None => Ok(()),
+                            }
+                        })
+                    },
+                );
+            }
+        }
+    }
     Ok(Box::pin(driver::drive(
         cx,
         config.batch.clone(),

@@ -25,6 +25,17 @@ impl CloudWatchMetricsService {
         }
     }
 
+    /// A cheap read (ListMetrics of its namespace): credentials, endpoint and permission.
+    pub async fn healthcheck(&self) -> Result<(), AwsError> {
+        self.client
+            .list_metrics()
+            .namespace(&self.namespace)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::from_sdk(&e))
+    }
+
     pub async fn put(&self, request: &PutRequest) -> Result<(), AwsError> {
         let datums = request
             .datums

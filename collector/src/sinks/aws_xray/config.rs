@@ -30,6 +30,9 @@ pub struct XRayConfig {
     pub request: RequestSettings,
     #[serde(default)]
     pub queue: QueueSettings,
+    /// Check the backend at start (see [`sextant_pipeline::healthcheck`]); `false` skips it.
+    #[serde(default = "sextant_pipeline::config::default_true")]
+    pub healthcheck: bool,
 }
 
 fn default_batch() -> BatchSettings {

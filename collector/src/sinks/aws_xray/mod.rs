@@ -70,6 +70,19 @@ pub fn build(config: &XRayConfig, cx: SinkContext) -> Result<Task, BuildError> {
         shutdown: cx.shutdown.clone(),
         refusals: LogLimiter::default(),
     });
+    if config.healthcheck {
+        let checked = sink.clone();
+        sextant_pipeline::healthcheck::spawn(cx.metrics.clone(), cx.shutdown.clone(), move || {
+            let sink = checked.clone();
+            Box::pin(async move {
+                let service = sink
+                    .service
+                    .get_or_init(|| XRayService::new(&sink.config.aws))
+                    .await;
+                service.healthcheck().await.map_err(|e| e.to_string())
+            })
+        });
+    }
     // Segments are independent documents: batches may go in parallel.
     let concurrency = config.request.concurrency.max(1);
     Ok(Box::pin(driver::drive(

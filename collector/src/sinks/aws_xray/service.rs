@@ -25,6 +25,20 @@ impl XRayService {
         }
     }
 
+    /// A cheap read (trace summaries of the last minute): credentials, endpoint and permission.
+    pub async fn healthcheck(&self) -> Result<(), AwsError> {
+        let now = std::time::SystemTime::now();
+        let minute_ago = now - std::time::Duration::from_secs(60);
+        self.client
+            .get_trace_summaries()
+            .start_time(aws_smithy_types::DateTime::from(minute_ago))
+            .end_time(aws_smithy_types::DateTime::from(now))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::from_sdk(&e))
+    }
+
     pub async fn put(&self, documents: &[Document]) -> Result<Vec<Unprocessed>, AwsError> {
         let output = self
             .client

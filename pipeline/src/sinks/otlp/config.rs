@@ -77,6 +77,9 @@ pub struct OtlpSinkConfig {
     pub request: RequestSettings,
     #[serde(default)]
     pub queue: QueueSettings,
+    /// Check the backend at start (see [`crate::healthcheck`]); `false` skips it.
+    #[serde(default = "crate::config::default_true")]
+    pub healthcheck: bool,
 }
 
 /// `balance:` of the otlp sink.

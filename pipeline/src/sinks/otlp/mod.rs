@@ -39,6 +39,12 @@ pub fn build(config: &OtlpSinkConfig, cx: SinkContext) -> Result<Task, BuildErro
         })
         .collect();
     let urls = config.urls();
+    if config.healthcheck {
+        let check_urls: Vec<String> = urls.iter().map(|u| u.to_string()).collect();
+        crate::healthcheck::spawn(cx.metrics.clone(), cx.shutdown.clone(), move || {
+            Box::pin(crate::healthcheck::connect_all(check_urls.clone()))
+        });
+    }
     let tls = if urls.iter().any(|u| u.starts_with("https://")) {
         let client = config
             .tls
