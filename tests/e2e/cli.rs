@@ -80,6 +80,21 @@ fn bodies(path: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Sends SIGHUP and waits for `needle` in the process's log.
+fn reload_and_see(proc: &Proc, log: &Path, needle: &str) {
+    let _ = Command::new("kill")
+        .args(["-HUP", &proc.pid().to_string()])
+        .status();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            std::fs::read_to_string(log)
+                .unwrap_or_default()
+                .contains(needle)
+        }),
+        "{needle:?} not logged after SIGHUP"
+    );
+}
+
 fn config_text(dir: &Path, admin: u16, out: &str, extra_source: bool) -> String {
     let extra = if extra_source {
         format!("    second:\n      type: file\n      include: [\"{}/second/*.log\"]\n      tail: {{ glob_interval: 100ms }}\n", dir.display())
@@ -116,15 +131,8 @@ fn sighup_applies_a_changed_config_without_losing_lines_and_refuses_a_bad_one() 
 
     // A changed sink and a new source: the sink is rebuilt, the unchanged source keeps running.
     std::fs::write(&cfg, config_text(dir.path(), admin, "out2", true)).unwrap();
-    let _ = Command::new("kill")
-        .args(["-HUP", &proc.pid().to_string()])
-        .status();
     let log = dir.path().join("sextant.log");
-    assert!(eventually(Duration::from_secs(10), || {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("config reloaded")
-    }));
+    reload_and_see(&proc, &log, "config reloaded");
     append(&app, 0..50, "after");
     append(&dir.path().join("second/s.log"), 0..10, "second");
     let out2 = dir.path().join("out2/logs.jsonl");
@@ -160,14 +168,7 @@ fn sighup_applies_a_changed_config_without_losing_lines_and_refuses_a_bad_one() 
         "agent:\n  sources:\n    app: { type: file, includ: [] }\n",
     )
     .unwrap();
-    let _ = Command::new("kill")
-        .args(["-HUP", &proc.pid().to_string()])
-        .status();
-    assert!(eventually(Duration::from_secs(10), || {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("config reload refused")
-    }));
+    reload_and_see(&proc, &log, "config reload refused");
     append(&app, 50..60, "after");
     assert!(
         eventually(Duration::from_secs(10), || bodies(&out2).len() == 70),
@@ -179,14 +180,7 @@ fn sighup_applies_a_changed_config_without_losing_lines_and_refuses_a_bad_one() 
     let sinkless = config_text(dir.path(), admin, "out2", true);
     let sinkless = &sinkless[..sinkless.find("  sinks:").unwrap()];
     std::fs::write(&cfg, sinkless).unwrap();
-    let _ = Command::new("kill")
-        .args(["-HUP", &proc.pid().to_string()])
-        .status();
-    assert!(eventually(Duration::from_secs(10), || {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("no sink reads this source")
-    }));
+    reload_and_see(&proc, &log, "no sink reads this source");
     append(&app, 60..70, "kept");
     assert!(
         eventually(Duration::from_secs(10), || bodies(&out2).len() == 80),
