@@ -1,10 +1,11 @@
 //! The loop every sink runs: batcher -> up to `concurrency` requests in flight -> acknowledge.
 //!
-//! A sink supplies `process`, which turns one batch's events into backend calls (through
-//! [`crate::request::call_with_retry`]) and says how it ended. The driver finishes the batch's
-//! acknowledgements with that status and keeps the counters: sent on `Delivered`, dropped
-//! (`rejected`) on `Rejected`, failed on `Failed`. It returns when the input is closed and
-//! drained and every request has finished.
+//! A sink supplies `process`, which sends one batch's events (a network sink through
+//! [`crate::sender`]) and says how it ended. The driver finishes the batch's acknowledgements
+//! with that status and counts what it received and, on `Failed`, the events handed back to
+//! their sources. What was sent or dropped is counted where it is known: per request by the
+//! sender, by the local sinks themselves. It returns when the input is closed and drained and
+//! every request has finished.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -47,15 +48,13 @@ where
         let counters = metrics.clone();
         let process = process.clone();
         tasks.spawn(async move {
+            // A panic in `process` fails the batch (its acknowledgements drop): counted here.
+            let mut failed = CountFailed(Some((counters, n)));
             let status = process(events).await;
-            match status {
-                AckStatus::Delivered => {
-                    counters.sent_events.inc_by(n);
-                    counters.delivered();
-                }
-                AckStatus::Rejected => counters.dropped("rejected", n),
-                AckStatus::Failed => counters.failed_events.inc_by(n),
+            if status != AckStatus::Failed {
+                failed.0 = None;
             }
+            drop(failed);
             acks.finish(status);
             drop((permit, held));
         });
@@ -67,6 +66,17 @@ where
         request_ended(&metrics, joined);
     }
     metrics.set_up(false);
+}
+
+/// Counts a batch's events as failed when dropped armed: on `Failed`, and on a panic.
+struct CountFailed(Option<(crate::telemetry::ComponentMetrics, u64)>);
+
+impl Drop for CountFailed {
+    fn drop(&mut self) {
+        if let Some((metrics, n)) = self.0.take() {
+            metrics.failed_events.inc_by(n);
+        }
+    }
 }
 
 /// A request task that panicked dropped its batch, which fails its acknowledgement (its
@@ -187,9 +197,12 @@ mod tests {
         }
         use AckStatus::*;
         assert_eq!(got, [Delivered, Rejected, Failed, Failed, Delivered]);
-        assert_eq!(metrics.sent_events.get(), 2);
-        assert_eq!(metrics.failed_events.get(), 1);
-        assert_eq!(metrics.dropped_total("rejected"), 1);
+        assert_eq!(metrics.received_events.get(), 5);
+        assert_eq!(
+            metrics.failed_events.get(),
+            2,
+            "the failed batch and the panicked one"
+        );
         assert!(
             !metrics.is_up(),
             "down once its input is closed and drained"

@@ -28,6 +28,7 @@ pub mod logging;
 pub mod memory;
 pub mod queue;
 pub mod request;
+pub mod sender;
 pub mod shutdown;
 pub mod sinks;
 pub mod sources;

@@ -879,7 +879,11 @@ mod tests {
         {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The supervisor sees the panic once it has unwound (a backtrace may take a while on a
+        // loaded machine); the restart waits a second after that.
+        while health.ready() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         assert!(!health.ready());
         assert_eq!(
             health.not_ready(),

@@ -19,11 +19,15 @@ pub struct BlackholeSinkConfig {
 }
 
 pub fn build(config: &BlackholeSinkConfig, cx: SinkContext) -> Result<Task, BuildError> {
+    let metrics = cx.metrics.clone();
     Ok(Box::pin(driver::drive(
         cx,
         config.batch.clone(),
         1,
-        |_events| async { AckStatus::Delivered },
+        move |events| {
+            metrics.sent_events.inc_by(events.len() as u64);
+            async { AckStatus::Delivered }
+        },
     )))
 }
 

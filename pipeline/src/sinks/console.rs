@@ -21,21 +21,29 @@ pub struct ConsoleSinkConfig {
 }
 
 pub fn build(config: &ConsoleSinkConfig, cx: SinkContext) -> Result<Task, BuildError> {
+    let metrics = cx.metrics.clone();
     Ok(Box::pin(driver::drive(
         cx,
         config.batch.clone(),
         1,
-        |events| async move {
-            let result = tokio::task::spawn_blocking(move || {
-                let mut buf = Vec::new();
-                json::write_json_lines(&events, &mut buf);
-                let mut out = std::io::stdout().lock();
-                out.write_all(&buf).and_then(|()| out.flush())
-            })
-            .await;
-            match result {
-                Ok(Ok(())) => AckStatus::Delivered,
-                _ => AckStatus::Failed,
+        move |events| {
+            let metrics = metrics.clone();
+            async move {
+                let n = events.len() as u64;
+                let result = tokio::task::spawn_blocking(move || {
+                    let mut buf = Vec::new();
+                    json::write_json_lines(&events, &mut buf);
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(&buf).and_then(|()| out.flush())
+                })
+                .await;
+                match result {
+                    Ok(Ok(())) => {
+                        metrics.sent_events.inc_by(n);
+                        AckStatus::Delivered
+                    }
+                    _ => AckStatus::Failed,
+                }
             }
         },
     )))

@@ -133,13 +133,17 @@ pub fn build(config: &FileSinkConfig, cx: SinkContext) -> Result<Task, BuildErro
             let writer = writer.clone();
             let metrics = metrics.clone();
             async move {
+                let n = events.len() as u64;
                 let result = tokio::task::spawn_blocking(move || match writer.lock() {
                     Ok(mut w) => w.write(&events),
                     Err(_) => Err(std::io::Error::other("writer poisoned")),
                 })
                 .await;
                 match result {
-                    Ok(Ok(())) => AckStatus::Delivered,
+                    Ok(Ok(())) => {
+                        metrics.sent_events.inc_by(n);
+                        AckStatus::Delivered
+                    }
                     Ok(Err(e)) => {
                         metrics.error("write");
                         tracing::error!(component = %metrics.name, error = %e, "cannot write; the batch will be sent again");

@@ -81,15 +81,25 @@ impl CloudWatchLogsConfig {
         Ok((group, stream))
     }
 
-    pub fn validate(&self, name: &str) -> Result<(), BuildError> {
-        self.templates(name)?;
+    /// Checks the settings and compiles the templates the sink runs with.
+    pub(crate) fn prepare(&self, name: &str) -> Result<super::LogsEncoder, BuildError> {
+        let (group, stream) = self.templates(name)?;
         self.encoding.validate(name)?;
         if let Some(days) = self.retention_days {
             if !RETENTION_DAYS.contains(&days) {
                 return Err(BuildError::invalid(name, format!("retention_days {days} is not one CloudWatch Logs accepts ({RETENTION_DAYS:?})")));
             }
         }
-        Ok(())
+        Ok(super::LogsEncoder {
+            group,
+            stream,
+            missing: self.missing_value.clone(),
+            encoding: self.encoding.clone(),
+        })
+    }
+
+    pub fn validate(&self, name: &str) -> Result<(), BuildError> {
+        self.prepare(name).map(drop)
     }
 }
 

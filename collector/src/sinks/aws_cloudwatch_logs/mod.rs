@@ -19,229 +19,147 @@ pub mod template;
 mod tests;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use tokio::sync::OnceCell;
 
 use sextant_pipeline::ack::AckStatus;
 use sextant_pipeline::component::{BuildError, SinkContext, Task};
 use sextant_pipeline::dead_letter::DeadLetter;
-use sextant_pipeline::driver;
-use sextant_pipeline::event::Events;
-use sextant_pipeline::request::{call_with_retry, CallError, RequestGate, RequestSettings};
-use sextant_pipeline::shutdown::Shutdown;
-use sextant_pipeline::telemetry::{ComponentMetrics, LogLimiter};
+use sextant_pipeline::event::{Events, LogEvent};
+use sextant_pipeline::request::Retry;
+use sextant_pipeline::sender::{self, Drive, Encoder, Groups, Sender, Service};
+use sextant_pipeline::telemetry::ComponentMetrics;
 
+use crate::sinks::aws::{AwsError, AwsSettings};
 pub use config::CloudWatchLogsConfig;
+use encoding::EncodingSettings;
 use request_builder::{Builder, PutRequest, StreamKey};
-use service::CloudWatchLogsService;
+use service::{CloudWatchLogsService, Rejected};
 use template::Template;
 
-/// Writes log events to CloudWatch Logs; the sink's whole job, also used by the metrics sink's
-/// EMF mode.
-pub(crate) struct Writer {
-    config: CloudWatchLogsConfig,
-    group: Template,
-    stream: Template,
-    service: OnceCell<CloudWatchLogsService>,
-    request: RequestSettings,
-    gate: Arc<RequestGate>,
-    metrics: ComponentMetrics,
-    shutdown: Shutdown,
-    refusals: LogLimiter,
-    dead_letter: Option<Arc<DeadLetter>>,
-}
-
 pub fn build(config: &CloudWatchLogsConfig, cx: SinkContext) -> Result<Task, BuildError> {
-    let sink = Writer::new(config, &cx)?;
-    if config.healthcheck {
-        sink.spawn_healthcheck(&cx);
-    }
+    let encoder = config.prepare(&cx.name)?;
+    let dead_letter = config
+        .dead_letter
+        .as_ref()
+        .map(|d| DeadLetter::open(d, cx.metrics.clone()))
+        .transpose()?;
+    let service = CloudWatchLogs::new(&config.aws, config.create_missing, config.retention_days);
+    let sender = Sender::new(service, &config.request, &cx).with_dead_letter(dead_letter);
     // One batch at a time keeps each stream's requests in order; streams run in parallel inside.
-    Ok(Box::pin(driver::drive(
+    Ok(sender::run(
         cx,
         config.batch.clone(),
-        1,
-        move |events| {
-            let sink = sink.clone();
-            async move { sink.process(events).await }
-        },
-    )))
+        Drive::Batches(1),
+        config.healthcheck,
+        encoder,
+        sender,
+    ))
 }
 
-impl Writer {
-    pub(crate) fn new(
-        config: &CloudWatchLogsConfig,
-        cx: &SinkContext,
-    ) -> Result<Arc<Self>, BuildError> {
-        config.validate(&cx.name)?;
-        let (group, stream) = config.templates(&cx.name)?;
-        Ok(Arc::new(Writer {
-            config: config.clone(),
-            group,
-            stream,
-            service: OnceCell::new(),
-            request: config.request.clone(),
-            gate: Arc::new(RequestGate::for_settings(&config.request, &cx.metrics)),
-            metrics: cx.metrics.clone(),
-            shutdown: cx.shutdown.clone(),
-            refusals: LogLimiter::default(),
-            dead_letter: config
-                .dead_letter
-                .as_ref()
-                .map(|d| DeadLetter::open(d, cx.metrics.clone()))
-                .transpose()?,
-        }))
-    }
+/// Log events into PutLogEvents requests, one group of requests per stream.
+pub(crate) struct LogsEncoder {
+    pub group: Template,
+    pub stream: Template,
+    pub missing: String,
+    pub encoding: EncodingSettings,
+}
 
-    /// Checks CloudWatch Logs in the background (see `sextant_pipeline::healthcheck`).
-    pub(crate) fn spawn_healthcheck(self: &Arc<Self>, cx: &SinkContext) {
-        let writer = self.clone();
-        sextant_pipeline::healthcheck::spawn(cx.metrics.clone(), cx.shutdown.clone(), move || {
-            let writer = writer.clone();
-            Box::pin(async move {
-                writer
-                    .service()
-                    .await
-                    .healthcheck()
-                    .await
-                    .map_err(|e| e.to_string())
-            })
-        });
-    }
-
-    async fn service(&self) -> &CloudWatchLogsService {
-        self.service
-            .get_or_init(|| {
-                CloudWatchLogsService::new(
-                    &self.config.aws,
-                    self.config.create_missing,
-                    self.config.retention_days,
-                )
-            })
-            .await
-    }
-
-    pub(crate) async fn process(self: Arc<Self>, events: Events) -> AckStatus {
-        let Events::Logs(logs) = events else {
-            self.metrics.dropped("not_logs", events.len() as u64);
-            return AckStatus::Rejected;
-        };
-        let this = self.clone();
-        let built = tokio::task::spawn_blocking(move || {
-            Builder {
-                group: &this.group,
-                stream: &this.stream,
-                missing: &this.config.missing_value,
-                encoding: &this.config.encoding,
-            }
-            .build(logs)
-        })
-        .await;
-        let Ok((requests, stats)) = built else {
-            return AckStatus::Failed;
-        };
+impl LogsEncoder {
+    /// `logs` as requests, grouped by stream (a stream's in time order), counting what was
+    /// changed to fit.
+    pub(crate) fn requests(
+        &self,
+        logs: Vec<LogEvent>,
+        metrics: &ComponentMetrics,
+    ) -> Groups<PutRequest> {
+        let (requests, stats) = Builder {
+            group: &self.group,
+            stream: &self.stream,
+            missing: &self.missing,
+            encoding: &self.encoding,
+        }
+        .build(logs);
         if stats.truncated > 0 {
-            self.metrics
-                .discarded("truncated_over_1mb", stats.truncated);
+            metrics.discarded("truncated_over_1mb", stats.truncated);
         }
         if stats.names_fixed > 0 {
-            self.metrics.error("name_sanitized");
+            metrics.error("name_sanitized");
         }
         let mut by_stream: BTreeMap<StreamKey, Vec<PutRequest>> = BTreeMap::new();
         for r in requests {
             by_stream.entry(r.key.clone()).or_default().push(r);
         }
-        // Streams in parallel; each stream's requests one after the other.
-        driver::settle_all(self.request.concurrency, by_stream.into_values(), |reqs| {
-            let sink = self.clone();
-            async move {
-                let mut status = AckStatus::Delivered;
-                for r in &reqs {
-                    status = status.max(sink.send(r).await);
-                    if status == AckStatus::Failed {
-                        break;
-                    }
-                }
-                status
-            }
-        })
-        .await
+        by_stream.into_values().collect()
     }
+}
 
-    async fn send(&self, r: &PutRequest) -> AckStatus {
-        let service = self.service().await;
-        match call_with_retry(
-            &self.request,
-            &self.gate,
-            &self.metrics,
-            &self.shutdown,
-            retry::classify,
-            || service.put(r),
-        )
-        .await
-        {
-            Ok(rejected) => {
-                self.metrics.sent_bytes.inc_by(r.bytes as u64);
-                let n = r.events.len();
-                // Indices are into the request's time-sorted events: too old and expired ones
-                // lead, too new ones trail.
-                let old = (rejected.too_old.max(rejected.expired) as usize).min(n);
-                let new = (rejected.too_new as usize).min(n - old);
-                for (reason, count) in [
-                    ("too_old", rejected.too_old),
-                    ("too_new", rejected.too_new),
-                    ("expired", rejected.expired),
-                ] {
-                    if count > 0 {
-                        self.metrics.dropped(reason, count);
-                        if let Some(suppressed) = self.refusals.allow() {
-                            tracing::warn!(component = %self.metrics.name, group = %r.key.group, stream = %r.key.stream, reason, events = count, suppressed, "CloudWatch Logs refused events");
-                        }
-                    }
-                }
-                self.dead_letter(
-                    if rejected.too_old > 0 {
-                        "too_old"
-                    } else {
-                        "expired"
-                    },
-                    r,
-                    0..old,
-                )
-                .await;
-                self.dead_letter("too_new", r, n - new..n).await;
-                AckStatus::Delivered
-            }
-            Err(CallError::Permanent(e)) => {
-                self.metrics.dropped("refused", r.events.len() as u64);
-                if let Some(suppressed) = self.refusals.allow() {
-                    tracing::error!(component = %self.metrics.name, group = %r.key.group, stream = %r.key.stream, error = %e, suppressed, "CloudWatch Logs refused a request for good");
-                }
-                self.dead_letter("refused", r, 0..r.events.len()).await;
-                AckStatus::Rejected
-            }
-            Err(e) => {
-                tracing::warn!(component = %self.metrics.name, error = %e, "request not delivered; it will be sent again");
-                AckStatus::Failed
-            }
+impl Encoder for LogsEncoder {
+    type Request = PutRequest;
+
+    fn encode(
+        &self,
+        events: Events,
+        metrics: &ComponentMetrics,
+    ) -> Result<Groups<PutRequest>, AckStatus> {
+        let Events::Logs(logs) = events else {
+            metrics.dropped("not_logs", events.len() as u64);
+            return Err(AckStatus::Rejected);
+        };
+        Ok(self.requests(logs, metrics))
+    }
+}
+
+/// CloudWatch Logs, its client made on first use.
+pub(crate) struct CloudWatchLogs {
+    client: OnceCell<CloudWatchLogsService>,
+    aws: AwsSettings,
+    create_missing: bool,
+    retention_days: Option<i32>,
+}
+
+impl CloudWatchLogs {
+    pub(crate) fn new(
+        aws: &AwsSettings,
+        create_missing: bool,
+        retention_days: Option<i32>,
+    ) -> Self {
+        Self {
+            client: OnceCell::new(),
+            aws: aws.clone(),
+            create_missing,
+            retention_days,
         }
     }
 
-    /// Keeps `r.events[range]` in the dead-letter file, if there is one.
-    async fn dead_letter(
-        &self,
-        reason: &'static str,
-        r: &PutRequest,
-        range: std::ops::Range<usize>,
-    ) {
-        let (Some(dl), Some(events)) = (&self.dead_letter, r.events.get(range)) else {
-            return;
-        };
-        let records = events
-            .iter()
-            .map(|e| serde_json::json!({"log_group": r.key.group, "log_stream": r.key.stream, "timestamp": e.timestamp_ms, "message": e.message}))
-            .collect();
-        dl.write(reason, records).await;
+    async fn client(&self) -> &CloudWatchLogsService {
+        self.client
+            .get_or_init(|| {
+                CloudWatchLogsService::new(&self.aws, self.create_missing, self.retention_days)
+            })
+            .await
+    }
+}
+
+impl Service for CloudWatchLogs {
+    type Request = PutRequest;
+    type Response = Rejected;
+    type Error = AwsError;
+    const BACKEND: &'static str = "CloudWatch Logs";
+
+    async fn call(&self, request: &PutRequest) -> Result<Rejected, AwsError> {
+        self.client().await.put(request).await
+    }
+
+    fn classify(&self, error: &AwsError) -> Retry {
+        retry::classify(error)
+    }
+
+    async fn healthcheck(&self) -> Result<(), String> {
+        self.client()
+            .await
+            .healthcheck()
+            .await
+            .map_err(|e| e.to_string())
     }
 }

@@ -42,6 +42,26 @@ pub struct PutRequest {
     pub bytes: usize,
 }
 
+impl sextant_pipeline::sender::Request for PutRequest {
+    fn events(&self) -> usize {
+        self.events.len()
+    }
+    fn bytes(&self) -> usize {
+        self.bytes
+    }
+    fn target(&self) -> String {
+        format!("{}/{}", self.key.group, self.key.stream)
+    }
+    fn dead_letter(&self, range: std::ops::Range<usize>) -> Vec<serde_json::Value> {
+        self.events
+            .get(range)
+            .unwrap_or_default()
+            .iter()
+            .map(|e| serde_json::json!({"log_group": self.key.group, "log_stream": self.key.stream, "timestamp": e.timestamp_ms, "message": e.message}))
+            .collect()
+    }
+}
+
 #[derive(Debug, Default, PartialEq)]
 pub struct BuildStats {
     pub truncated: u64,

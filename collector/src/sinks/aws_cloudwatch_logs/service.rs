@@ -12,15 +12,44 @@ use std::sync::Mutex;
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use aws_sdk_cloudwatchlogs::Client;
 
+use sextant_pipeline::sender::{Accepted, Refusal};
+
 use super::request_builder::{PutRequest, StreamKey};
 use crate::sinks::aws::{sdk_config, AwsError, AwsErrorKind, AwsSettings};
 
-/// Events CloudWatch Logs refused inside an accepted request.
+/// Events CloudWatch Logs refused inside an accepted request, as counts from the ends of the
+/// request's time-sorted events: too old and expired ones lead, too new ones trail.
 #[derive(Debug, Default, PartialEq)]
 pub struct Rejected {
+    /// Events in the request.
+    pub events: u64,
     pub too_old: u64,
     pub too_new: u64,
     pub expired: u64,
+}
+
+impl Accepted for Rejected {
+    /// Expired events first, then those too old that had not expired, then those too new; no
+    /// event in two.
+    fn refusals(&self) -> Vec<Refusal> {
+        let n = self.events as usize;
+        let expired = (self.expired as usize).min(n);
+        let old = (self.too_old as usize).clamp(expired, n);
+        let new = (self.too_new as usize).min(n - old);
+        [
+            ("expired", 0..expired),
+            ("too_old", expired..old),
+            ("too_new", n - new..n),
+        ]
+        .into_iter()
+        .filter(|(_, range)| !range.is_empty())
+        .map(|(reason, events)| Refusal {
+            reason,
+            events,
+            detail: format!("PutLogEvents rejected {reason} events"),
+        })
+        .collect()
+    }
 }
 
 pub struct CloudWatchLogsService {
@@ -208,7 +237,10 @@ impl CloudWatchLogsService {
             }
         };
         let n = req.events.len() as i64;
-        let mut rejected = Rejected::default();
+        let mut rejected = Rejected {
+            events: n as u64,
+            ..Default::default()
+        };
         if let Some(info) = output.rejected_log_events_info() {
             // Indices are into the request's (time-sorted) events.
             if let Some(end) = info.too_old_log_event_end_index() {

@@ -230,3 +230,32 @@ fn json_encoding_sends_the_body_attributes_and_chosen_resource_attributes_whole(
     .validate("cwl")
     .is_err());
 }
+
+#[test]
+fn refused_events_are_each_counted_under_one_reason() {
+    use sextant_pipeline::sender::Accepted;
+    let rejected = super::service::Rejected {
+        events: 10,
+        too_old: 4,
+        expired: 2,
+        too_new: 3,
+    };
+    let got: Vec<(&str, std::ops::Range<usize>)> = rejected
+        .refusals()
+        .into_iter()
+        .map(|r| (r.reason, r.events))
+        .collect();
+    assert_eq!(
+        got,
+        [("expired", 0..2), ("too_old", 2..4), ("too_new", 7..10)]
+    );
+    // Indices that overlap (more refused than sent) never count an event twice.
+    let all = super::service::Rejected {
+        events: 5,
+        too_old: 4,
+        expired: 0,
+        too_new: 4,
+    };
+    let n: usize = all.refusals().iter().map(|r| r.events.len()).sum();
+    assert_eq!(n, 5);
+}

@@ -62,6 +62,15 @@ pub struct PutRequest {
     pub bytes: usize,
 }
 
+impl sextant_pipeline::sender::Request for PutRequest {
+    fn events(&self) -> usize {
+        self.datums.len()
+    }
+    fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
 /// Splits `datums` into requests, keeping their order.
 pub fn build(namespace: &str, datums: Vec<Datum>) -> Vec<PutRequest> {
     let overhead = REQUEST_OVERHEAD + form_encoded_len(namespace);

@@ -17,21 +17,20 @@ pub mod service;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use tokio::sync::OnceCell;
 
 use sextant_pipeline::ack::AckStatus;
 use sextant_pipeline::component::{BuildError, SinkContext, Task};
-use sextant_pipeline::driver;
 use sextant_pipeline::event::Events;
-use sextant_pipeline::request::{call_with_retry, CallError, RequestGate, RequestSettings};
-use sextant_pipeline::shutdown::Shutdown;
-use sextant_pipeline::telemetry::{ComponentMetrics, LogLimiter};
+use sextant_pipeline::request::Retry;
+use sextant_pipeline::sender::{self, Accepted, Drive, Encoder, Groups, Refusal, Sender, Service};
+use sextant_pipeline::telemetry::ComponentMetrics;
 
-use crate::sinks::aws::{AwsError, AwsErrorKind};
+use crate::sinks::aws::{AwsError, AwsErrorKind, AwsSettings};
 pub use config::XRayConfig;
 use request_builder::{BuildStats, Document};
 use segment::Indexing;
@@ -39,17 +38,6 @@ use service::{Unprocessed, XRayService};
 
 /// Rounds of resending unprocessed documents before they are given up.
 pub const MAX_UNPROCESSED_ROUNDS: u32 = 5;
-
-struct Sink {
-    config: XRayConfig,
-    indexing: Arc<Indexing>,
-    service: OnceCell<XRayService>,
-    request: RequestSettings,
-    gate: Arc<RequestGate>,
-    metrics: ComponentMetrics,
-    shutdown: Shutdown,
-    refusals: LogLimiter,
-}
 
 pub fn build(config: &XRayConfig, cx: SinkContext) -> Result<Task, BuildError> {
     config.validate(&cx.name)?;
@@ -60,139 +48,175 @@ pub fn build(config: &XRayConfig, cx: SinkContext) -> Result<Task, BuildError> {
     } else {
         Indexing::Keys(config.indexed_attributes.clone())
     };
-    let sink = Arc::new(Sink {
-        config: config.clone(),
-        indexing: Arc::new(indexing),
-        service: OnceCell::new(),
-        request: config.request.clone(),
-        gate: Arc::new(RequestGate::for_settings(&config.request, &cx.metrics)),
-        metrics: cx.metrics.clone(),
-        shutdown: cx.shutdown.clone(),
-        refusals: LogLimiter::default(),
-    });
-    if config.healthcheck {
-        let checked = sink.clone();
-        sextant_pipeline::healthcheck::spawn(cx.metrics.clone(), cx.shutdown.clone(), move || {
-            let sink = checked.clone();
-            Box::pin(async move {
-                let service = sink
-                    .service
-                    .get_or_init(|| XRayService::new(&sink.config.aws))
-                    .await;
-                service.healthcheck().await.map_err(|e| e.to_string())
-            })
-        });
-    }
+    let service = XRay {
+        client: OnceCell::new(),
+        aws: config.aws.clone(),
+    };
+    let sender = Sender::new(service, &config.request, &cx);
     // Segments are independent documents: batches may go in parallel.
-    let concurrency = config.request.concurrency.max(1);
-    Ok(Box::pin(driver::drive(
+    Ok(sender::run(
         cx,
         config.batch.clone(),
-        concurrency,
-        move |events| {
-            let sink = sink.clone();
-            async move { sink.process(events).await }
-        },
-    )))
+        Drive::Batches(config.request.concurrency.max(1)),
+        config.healthcheck,
+        SegmentEncoder(indexing),
+        sender,
+    ))
 }
 
-impl Sink {
-    fn count(&self, stats: &BuildStats) {
-        if stats.too_large > 0 {
-            self.metrics.dropped("too_large", stats.too_large);
-        }
-        if stats.trimmed > 0 {
-            self.metrics.discarded("document_trimmed", stats.trimmed);
-        }
-        if stats.annotations.demoted > 0 {
-            self.metrics
-                .discarded("annotation_to_metadata", stats.annotations.demoted);
-        }
-        if stats.annotations.fixed > 0 {
-            self.metrics.error("name_sanitized");
-        }
-    }
+/// Spans into segment documents, in PutTraceSegments requests.
+struct SegmentEncoder(Indexing);
 
-    async fn process(self: Arc<Self>, events: Events) -> AckStatus {
+impl Encoder for SegmentEncoder {
+    type Request = SegmentsRequest;
+
+    fn encode(
+        &self,
+        events: Events,
+        metrics: &ComponentMetrics,
+    ) -> Result<Groups<SegmentsRequest>, AckStatus> {
         let Events::Spans(spans) = events else {
-            self.metrics.dropped("not_spans", events.len() as u64);
-            return AckStatus::Rejected;
+            metrics.dropped("not_spans", events.len() as u64);
+            return Err(AckStatus::Rejected);
         };
-        let indexing = self.indexing.clone();
-        let built = tokio::task::spawn_blocking(move || {
-            let mut stats = BuildStats::default();
-            let requests = request_builder::build(&spans, &indexing, &mut stats);
-            (requests, stats)
-        })
-        .await;
-        let Ok((requests, stats)) = built else {
-            return AckStatus::Failed;
-        };
-        self.count(&stats);
-        driver::settle_all(self.request.concurrency, requests, |docs| {
-            let sink = self.clone();
-            async move { sink.send(docs).await }
-        })
-        .await
+        let mut stats = BuildStats::default();
+        let requests = request_builder::build(&spans, &self.0, &mut stats);
+        count(metrics, &stats);
+        Ok(requests
+            .into_iter()
+            .map(|docs| vec![SegmentsRequest::new(docs)])
+            .collect())
+    }
+}
+
+fn count(metrics: &ComponentMetrics, stats: &BuildStats) {
+    if stats.too_large > 0 {
+        metrics.dropped("too_large", stats.too_large);
+    }
+    if stats.trimmed > 0 {
+        metrics.discarded("document_trimmed", stats.trimmed);
+    }
+    if stats.annotations.demoted > 0 {
+        metrics.discarded("annotation_to_metadata", stats.annotations.demoted);
+    }
+    if stats.annotations.fixed > 0 {
+        metrics.error("name_sanitized");
+    }
+}
+
+/// One PutTraceSegments request, and which of its documents X-Ray has yet to process: a retry
+/// sends only those.
+struct SegmentsRequest {
+    documents: Vec<Document>,
+    pending: Mutex<Vec<usize>>,
+    rounds: AtomicU32,
+    bytes: usize,
+}
+
+impl SegmentsRequest {
+    fn new(documents: Vec<Document>) -> Self {
+        Self {
+            pending: Mutex::new((0..documents.len()).collect()),
+            rounds: AtomicU32::new(0),
+            bytes: documents.iter().map(|d| d.json.len()).sum(),
+            documents,
+        }
     }
 
-    async fn send(&self, docs: Vec<Document>) -> AckStatus {
-        let service = self
-            .service
-            .get_or_init(|| XRayService::new(&self.config.aws))
-            .await;
-        let bytes: usize = docs.iter().map(|d| d.json.len()).sum();
-        let count = docs.len();
-        let pending = Mutex::new(docs);
-        let rounds = AtomicU32::new(0);
-        let attempt = || async {
-            let batch = pending.lock().map(|p| p.clone()).unwrap_or_default();
-            let unprocessed = service.put(&batch).await?;
-            if unprocessed.is_empty() {
-                return Ok(Vec::new());
-            }
-            if rounds.fetch_add(1, Ordering::Relaxed) + 1 >= MAX_UNPROCESSED_ROUNDS {
-                return Ok(unprocessed);
-            }
-            let ids: HashSet<&str> = unprocessed.iter().map(|u| u.id.as_str()).collect();
-            if let Ok(mut p) = pending.lock() {
-                p.retain(|d| ids.contains(d.id.as_str()));
-            }
-            Err(unprocessed_error(&unprocessed))
-        };
-        match call_with_retry(
-            &self.request,
-            &self.gate,
-            &self.metrics,
-            &self.shutdown,
-            retry::classify,
-            attempt,
-        )
-        .await
-        {
-            Ok(given_up) => {
-                self.metrics.sent_bytes.inc_by(bytes as u64);
-                if !given_up.is_empty() {
-                    self.metrics.dropped("unprocessed", given_up.len() as u64);
-                    if let Some(suppressed) = self.refusals.allow() {
-                        let first = &given_up[0];
-                        tracing::error!(component = %self.metrics.name, segments = given_up.len(), code = %first.error_code, message = %first.message, suppressed, "X-Ray did not process segments after {MAX_UNPROCESSED_ROUNDS} rounds; dropped");
-                    }
-                }
-                AckStatus::Delivered
-            }
-            Err(CallError::Permanent(e)) => {
-                self.metrics.dropped("refused", count as u64);
-                if let Some(suppressed) = self.refusals.allow() {
-                    tracing::error!(component = %self.metrics.name, error = %e, suppressed, "X-Ray refused a request for good");
-                }
-                AckStatus::Rejected
-            }
-            Err(e) => {
-                tracing::warn!(component = %self.metrics.name, error = %e, "request not delivered; it will be sent again");
-                AckStatus::Failed
-            }
+    fn pending(&self) -> Vec<usize> {
+        self.pending.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+}
+
+impl sextant_pipeline::sender::Request for SegmentsRequest {
+    fn events(&self) -> usize {
+        self.documents.len()
+    }
+    fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+/// Documents given up after [`MAX_UNPROCESSED_ROUNDS`], by index, with what X-Ray said.
+#[derive(Default)]
+struct GivenUp(Vec<(usize, Unprocessed)>);
+
+impl Accepted for GivenUp {
+    fn refusals(&self) -> Vec<Refusal> {
+        self.0
+            .iter()
+            .map(|(i, u)| Refusal {
+                reason: "unprocessed",
+                events: *i..*i + 1,
+                detail: format!(
+                    "not processed after {MAX_UNPROCESSED_ROUNDS} rounds: {} {}",
+                    u.error_code, u.message
+                ),
+            })
+            .collect()
+    }
+}
+
+/// X-Ray, its client made on first use.
+struct XRay {
+    client: OnceCell<XRayService>,
+    aws: AwsSettings,
+}
+
+impl XRay {
+    async fn client(&self) -> &XRayService {
+        self.client
+            .get_or_init(|| XRayService::new(&self.aws))
+            .await
+    }
+}
+
+impl Service for XRay {
+    type Request = SegmentsRequest;
+    type Response = GivenUp;
+    type Error = AwsError;
+    const BACKEND: &'static str = "X-Ray";
+
+    /// Sends the documents still pending; those X-Ray did not process stay pending and make the
+    /// attempt fail (to be retried with backoff) until the last round, which gives them up.
+    async fn call(&self, request: &SegmentsRequest) -> Result<GivenUp, AwsError> {
+        let pending = request.pending();
+        let documents: Vec<Document> = pending
+            .iter()
+            .filter_map(|&i| request.documents.get(i).cloned())
+            .collect();
+        let unprocessed = self.client().await.put(&documents).await?;
+        if unprocessed.is_empty() {
+            return Ok(GivenUp::default());
         }
+        let by_id: HashMap<&str, &Unprocessed> =
+            unprocessed.iter().map(|u| (u.id.as_str(), u)).collect();
+        let still: Vec<(usize, Unprocessed)> = pending
+            .iter()
+            .filter_map(|&i| {
+                let doc = request.documents.get(i)?;
+                Some((i, (*by_id.get(doc.id.as_str())?).clone()))
+            })
+            .collect();
+        if request.rounds.fetch_add(1, Ordering::Relaxed) + 1 >= MAX_UNPROCESSED_ROUNDS {
+            return Ok(GivenUp(still));
+        }
+        if let Ok(mut p) = request.pending.lock() {
+            *p = still.iter().map(|(i, _)| *i).collect();
+        }
+        Err(unprocessed_error(&unprocessed))
+    }
+
+    fn classify(&self, error: &AwsError) -> Retry {
+        retry::classify(error)
+    }
+
+    async fn healthcheck(&self) -> Result<(), String> {
+        self.client()
+            .await
+            .healthcheck()
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 

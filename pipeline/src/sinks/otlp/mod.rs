@@ -20,11 +20,14 @@ use std::sync::Arc;
 
 use crate::ack::AckStatus;
 use crate::component::{BuildError, SinkContext, Task};
-use crate::driver;
-use crate::request::{call_with_retry, CallError};
-use crate::telemetry::LogLimiter;
+use crate::event::Events;
+use crate::request::Retry;
+use crate::sender::{Drive, Encoder, Groups, Sender, Service};
+use crate::telemetry::ComponentMetrics;
 
 pub use config::OtlpSinkConfig;
+use request_builder::OtlpRequest;
+use retry::OtlpError;
 
 pub fn build(config: &OtlpSinkConfig, cx: SinkContext) -> Result<Task, BuildError> {
     config.validate(&cx.name)?;
@@ -39,12 +42,6 @@ pub fn build(config: &OtlpSinkConfig, cx: SinkContext) -> Result<Task, BuildErro
         })
         .collect();
     let urls = config.urls();
-    if config.healthcheck {
-        let check_urls: Vec<String> = urls.iter().map(|u| u.to_string()).collect();
-        crate::healthcheck::spawn(cx.metrics.clone(), cx.shutdown.clone(), move || {
-            Box::pin(crate::healthcheck::connect_all(check_urls.clone()))
-        });
-    }
     let tls = if urls.iter().any(|u| u.starts_with("https://")) {
         let client = config
             .tls
@@ -57,7 +54,7 @@ pub fn build(config: &OtlpSinkConfig, cx: SinkContext) -> Result<Task, BuildErro
         None
     };
     let balancer = Arc::new(balance::Balancer::new(
-        urls,
+        urls.clone(),
         balance::ClientSettings {
             headers,
             tls,
@@ -81,95 +78,76 @@ pub fn build(config: &OtlpSinkConfig, cx: SinkContext) -> Result<Task, BuildErro
             }
         }
     });
-    let service = OtlpServiceHandle {
-        balancer,
+    let encoder = OtlpEncoder {
         compression: config.compression,
         protocol: config.protocol,
-        request: config.request.clone(),
-        gate: Arc::new(crate::request::RequestGate::for_settings(
-            &config.request,
-            &cx.metrics,
-        )),
-        metrics: cx.metrics.clone(),
-        shutdown: cx.shutdown.clone(),
-        refusals: Arc::new(LogLimiter::default()),
     };
-    let batch = config.batch.clone();
+    let service = Otlp {
+        balancer,
+        urls: urls.iter().map(|u| u.to_string()).collect(),
+    };
+    let sender = Sender::new(service, &config.request, &cx);
     let concurrency = config.request.concurrency;
-    let process = move |events| {
-        let s = service.clone();
-        async move { s.process(events).await }
+    let drive = match config.ordering {
+        config::Ordering::PerResource => Drive::Lanes(concurrency),
+        config::Ordering::None => Drive::Batches(concurrency),
     };
-    Ok(match config.ordering {
-        config::Ordering::PerResource => Box::pin(crate::lanes::drive_in_lanes(
-            cx,
-            batch,
-            concurrency,
-            process,
-        )),
-        config::Ordering::None => Box::pin(driver::drive(cx, batch, concurrency, process)),
-    })
+    Ok(crate::sender::run(
+        cx,
+        config.batch.clone(),
+        drive,
+        config.healthcheck,
+        encoder,
+        sender,
+    ))
 }
 
-#[derive(Clone)]
-struct OtlpServiceHandle {
-    balancer: Arc<balance::Balancer>,
+/// A batch as one OTLP request.
+struct OtlpEncoder {
     compression: config::Compression,
     protocol: config::Protocol,
-    request: crate::request::RequestSettings,
-    gate: Arc<crate::request::RequestGate>,
-    metrics: crate::telemetry::ComponentMetrics,
-    shutdown: crate::shutdown::Shutdown,
-    refusals: Arc<LogLimiter>,
 }
 
-impl OtlpServiceHandle {
-    async fn process(&self, events: crate::event::Events) -> AckStatus {
-        let (compression, protocol) = (self.compression, self.protocol);
-        let built = tokio::task::spawn_blocking(move || {
-            let built = request_builder::build(events, compression, protocol);
-            // A blocking-pool thread never parks as a worker does: under memory pressure it
-            // gives what the encoding freed back here.
-            crate::memory::give_back_while_pressed();
-            built
-        })
-        .await;
-        let req = match built {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                self.metrics.error("encode");
-                tracing::error!(component = %self.metrics.name, error = %e, "cannot encode batch");
-                return AckStatus::Failed;
-            }
+impl Encoder for OtlpEncoder {
+    type Request = OtlpRequest;
+
+    fn encode(
+        &self,
+        events: Events,
+        metrics: &ComponentMetrics,
+    ) -> Result<Groups<OtlpRequest>, AckStatus> {
+        match request_builder::build(events, self.compression, self.protocol) {
+            Ok(request) => Ok(vec![vec![request]]),
             Err(e) => {
-                tracing::error!(component = %self.metrics.name, error = %e, "encoder task failed");
-                return AckStatus::Failed;
-            }
-        };
-        let result = call_with_retry(
-            &self.request,
-            &self.gate,
-            &self.metrics,
-            &self.shutdown,
-            retry::classify,
-            || self.balancer.send(&req),
-        )
-        .await;
-        match result {
-            Ok(()) => {
-                self.metrics.sent_bytes.inc_by(req.body.len() as u64);
-                AckStatus::Delivered
-            }
-            Err(CallError::Permanent(e)) => {
-                if let Some(suppressed) = self.refusals.allow() {
-                    tracing::error!(component = %self.metrics.name, error = %e, suppressed, "receiver refused a batch for good; dropping it");
-                }
-                AckStatus::Rejected
-            }
-            Err(e) => {
-                tracing::warn!(component = %self.metrics.name, error = %e, "batch not delivered; its source will send it again");
-                AckStatus::Failed
+                metrics.error("encode");
+                tracing::error!(component = %metrics.name, error = %e, "cannot encode batch");
+                Err(AckStatus::Failed)
             }
         }
+    }
+}
+
+/// The receivers, balanced.
+struct Otlp {
+    balancer: Arc<balance::Balancer>,
+    urls: Vec<String>,
+}
+
+impl Service for Otlp {
+    type Request = OtlpRequest;
+    type Response = ();
+    type Error = OtlpError;
+    const BACKEND: &'static str = "the OTLP receiver";
+
+    async fn call(&self, request: &OtlpRequest) -> Result<(), OtlpError> {
+        self.balancer.send(request).await
+    }
+
+    fn classify(&self, error: &OtlpError) -> Retry {
+        retry::classify(error)
+    }
+
+    async fn healthcheck(&self) -> Result<(), String> {
+        crate::healthcheck::connect_all(self.urls.clone()).await
     }
 }

@@ -20,6 +20,17 @@ pub struct OtlpRequest {
     pub protocol: Protocol,
     /// Protobuf bytes before compression, for the compression-ratio metric.
     pub raw_len: usize,
+    /// Records it carries.
+    pub events: usize,
+}
+
+impl crate::sender::Request for OtlpRequest {
+    fn events(&self) -> usize {
+        self.events
+    }
+    fn bytes(&self) -> usize {
+        self.body.len()
+    }
 }
 
 pub fn build(
@@ -28,6 +39,7 @@ pub fn build(
     protocol: Protocol,
 ) -> std::io::Result<OtlpRequest> {
     let signal = events.signal();
+    let count = events.len();
     let (path, raw) = match events {
         Events::Logs(l) => ("/v1/logs", otlp::logs_to_proto(l).encode_to_vec()),
         Events::Metrics(m) => ("/v1/metrics", otlp::metrics_to_proto(m).encode_to_vec()),
@@ -42,6 +54,7 @@ pub fn build(
             encoding: gzip.then_some("gzip"),
             protocol,
             raw_len,
+            events: count,
         });
     }
     let (body, encoding) = match compression {
@@ -62,6 +75,7 @@ pub fn build(
         encoding,
         protocol,
         raw_len,
+        events: count,
     })
 }
 
