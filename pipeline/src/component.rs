@@ -42,6 +42,14 @@ impl BuildError {
         }
     }
 
+    /// A bad value at `key.field` (`collector.sinks.cwl` and `retention_days`).
+    pub fn at(key: &str, field: &str, message: impl std::fmt::Display) -> Self {
+        BuildError::Invalid {
+            component: format!("{key}.{field}"),
+            message: message.to_string(),
+        }
+    }
+
     pub fn io(component: &str, source: std::io::Error) -> Self {
         BuildError::Io {
             component: component.to_owned(),
@@ -90,11 +98,28 @@ pub trait SinkConfig {
     fn inputs(&self) -> &[String];
     /// Its input queue's settings.
     fn queue(&self) -> &QueueSettings;
-    fn validate(&self, name: &str) -> Result<(), BuildError> {
-        let _ = name;
-        Ok(())
-    }
+    /// Checks the settings (pure: no I/O) and compiles what the sink runs with (templates,
+    /// header values, dimension plans), once: the topology builds the sink, and builds it again
+    /// after a panic, from what this returns. `key` is the sink's place in the config
+    /// (`collector.sinks.<name>`); an error names the setting under it.
+    fn prepare(&self, key: &str) -> Result<Arc<dyn PreparedSink>, BuildError>;
+}
+
+/// A sink's checked settings, ready to build.
+pub trait PreparedSink: Send + Sync {
     fn build(&self, cx: SinkContext) -> Result<Task, BuildError>;
+}
+
+/// A sink with nothing to compile: built from its config.
+pub struct AsConfigured<C> {
+    pub config: C,
+    pub build: fn(&C, SinkContext) -> Result<Task, BuildError>,
+}
+
+impl<C: Send + Sync> PreparedSink for AsConfigured<C> {
+    fn build(&self, cx: SinkContext) -> Result<Task, BuildError> {
+        (self.build)(&self.config, cx)
+    }
 }
 
 /// A role's closed enum of sources: one exhaustive `match` naming the variant's config.
@@ -129,30 +154,40 @@ impl Default for QueueSettings {
 }
 
 /// Implements [`SinkConfig`] for a sink's config struct, which has `inputs` and `queue` fields:
-/// `sink_config!(Type, "kind", Signals::LOGS, build_fn)` or with a `validate_fn` after it.
+/// `sink_config!(Type, "kind", Signals::LOGS, build = build_fn)` for a sink built from its config
+/// as it is, or `prepare = prepare_fn` (`fn(&Type, key) -> Result<impl PreparedSink, _>`).
 #[macro_export]
 macro_rules! sink_config {
-    ($ty:ty, $kind:literal, $signals:expr, $build:path $(, $validate:path)?) => {
+    (@common $kind:literal, $signals:expr) => {
+        fn kind(&self) -> &'static str {
+            $kind
+        }
+        fn signals(&self) -> $crate::event::Signals {
+            $signals
+        }
+        fn inputs(&self) -> &[String] {
+            &self.inputs
+        }
+        fn queue(&self) -> &$crate::component::QueueSettings {
+            &self.queue
+        }
+    };
+    ($ty:ty, $kind:literal, $signals:expr, build = $build:path) => {
         impl $crate::component::SinkConfig for $ty {
-            fn kind(&self) -> &'static str {
-                $kind
+            $crate::sink_config!(@common $kind, $signals);
+            fn prepare(&self, _key: &str) -> Result<std::sync::Arc<dyn $crate::component::PreparedSink>, $crate::component::BuildError> {
+                Ok(std::sync::Arc::new($crate::component::AsConfigured {
+                    config: self.clone(),
+                    build: $build,
+                }))
             }
-            fn signals(&self) -> $crate::event::Signals {
-                $signals
-            }
-            fn inputs(&self) -> &[String] {
-                &self.inputs
-            }
-            fn queue(&self) -> &$crate::component::QueueSettings {
-                &self.queue
-            }
-            $(
-                fn validate(&self, name: &str) -> Result<(), $crate::component::BuildError> {
-                    $validate(self, name)
-                }
-            )?
-            fn build(&self, cx: $crate::component::SinkContext) -> Result<$crate::component::Task, $crate::component::BuildError> {
-                $build(self, cx)
+        }
+    };
+    ($ty:ty, $kind:literal, $signals:expr, prepare = $prepare:path) => {
+        impl $crate::component::SinkConfig for $ty {
+            $crate::sink_config!(@common $kind, $signals);
+            fn prepare(&self, key: &str) -> Result<std::sync::Arc<dyn $crate::component::PreparedSink>, $crate::component::BuildError> {
+                Ok(std::sync::Arc::new($prepare(self, key)?))
             }
         }
     };

@@ -32,7 +32,7 @@ use tokio::time::Instant;
 
 use crate::batch::Batch;
 use crate::buffer::{DiskBufferSettings, Mode};
-use crate::component::{AsSink, AsSource, BuildError, SinkContext, SourceContext};
+use crate::component::{AsSink, AsSource, BuildError, PreparedSink, SinkContext, SourceContext};
 use crate::event::Signals;
 use crate::fanout::{Fanout, Output};
 use crate::queue::{ByteQueue, WhenFull};
@@ -103,11 +103,15 @@ impl Health {
 }
 
 impl<S: AsSource, K: AsSink> Graph<S, K> {
-    /// Checks wiring and each component; pure.
-    pub fn validate(&self, role: &str) -> Result<(), BuildError> {
+    /// Checks wiring and each component, and prepares each sink; pure. Errors name the key
+    /// (`collector.sinks.<name>.<setting>`).
+    pub fn validate(&self, role: &str) -> Result<Prepared, BuildError> {
         for (name, source) in &self.sources {
-            source.source().validate(name)?;
+            source
+                .source()
+                .validate(&format!("{role}.sources.{name}"))?;
         }
+        let mut prepared = Prepared::default();
         for (name, sink) in &self.sinks {
             let sink = sink.sink();
             if sink.inputs().is_empty() {
@@ -141,9 +145,10 @@ impl<S: AsSource, K: AsSink> Graph<S, K> {
                 ));
             }
             if let Some(disk) = &sink.queue().disk {
-                disk.validate(name)?;
+                disk.validate(&format!("{role}.sinks.{name}.queue.disk"))?;
             }
-            sink.validate(name)?;
+            let ready = sink.prepare(&format!("{role}.sinks.{name}"))?;
+            prepared.sinks.insert(name.clone(), ready);
         }
         // A source nobody reads would take input (and checkpoint it) for nowhere.
         for name in self.sources.keys() {
@@ -158,8 +163,14 @@ impl<S: AsSource, K: AsSink> Graph<S, K> {
                 ));
             }
         }
-        Ok(())
+        Ok(prepared)
     }
+}
+
+/// What [`Graph::validate`] made of each sink's settings: built from, never checked again.
+#[derive(Default)]
+pub struct Prepared {
+    sinks: BTreeMap<String, Arc<dyn PreparedSink>>,
 }
 
 struct SourceRun<S> {
@@ -255,7 +266,12 @@ impl<
         format!("{}.{kind}.{name}", self.role)
     }
 
-    fn build_sink(&self, name: &str, config: &K) -> Result<SinkRun<K>, BuildError> {
+    fn build_sink(
+        &self,
+        name: &str,
+        config: &K,
+        prepared: Arc<dyn PreparedSink>,
+    ) -> Result<SinkRun<K>, BuildError> {
         let sink = config.sink();
         let metrics = ComponentMetrics::new(name, sink.kind());
         let (trigger, shutdown) = ShutdownTrigger::new();
@@ -312,12 +328,11 @@ impl<
                 metrics: metrics.clone(),
             }
         };
-        let first = sink.build(context())?;
+        let first = prepared.build(context())?;
         let sink_task = {
-            let config = config.clone();
             crate::supervise::supervise(
                 first,
-                move || config.sink().build(context()),
+                move || prepared.build(context()),
                 metrics.clone(),
                 shutdown.clone(),
                 self.restart_delay,
@@ -420,7 +435,7 @@ impl<
         graph: &Graph<S, K>,
         deadline: Duration,
     ) -> Result<ReloadSummary, BuildError> {
-        graph.validate(&self.role)?;
+        let prepared = graph.validate(&self.role)?;
         let mut summary = ReloadSummary::default();
 
         // 1. New and changed sinks, built beside the old ones.
@@ -433,7 +448,10 @@ impl<
             {
                 continue;
             }
-            match self.build_sink(name, config) {
+            let Some(ready) = prepared.sinks.get(name) else {
+                continue;
+            };
+            match self.build_sink(name, config, ready.clone()) {
                 Ok(run) => {
                     fresh_sinks.insert(name.clone(), run);
                 }
@@ -825,6 +843,12 @@ mod tests {
         fn queue(&self) -> &crate::component::QueueSettings {
             &self.queue
         }
+        fn prepare(&self, _key: &str) -> Result<Arc<dyn PreparedSink>, BuildError> {
+            Ok(Arc::new(self.clone()))
+        }
+    }
+
+    impl PreparedSink for Panicky {
         #[allow(clippy::panic)] // the failure under test
         fn build(&self, cx: SinkContext) -> Result<Task, BuildError> {
             let this = self.clone();

@@ -77,18 +77,21 @@ impl Default for DiskBufferSettings {
 }
 
 impl DiskBufferSettings {
-    pub fn validate(&self, name: &str) -> Result<(), BuildError> {
+    /// Checks the settings at `key` (`collector.sinks.<name>.queue.disk`).
+    pub fn validate(&self, key: &str) -> Result<(), BuildError> {
         let (max, segment) = (self.max_bytes.0, self.max_segment_bytes.0);
         if segment < 64 * 1024 {
-            return Err(BuildError::invalid(
-                name,
-                "queue.disk.max_segment_bytes must be at least 64KiB",
+            return Err(BuildError::at(
+                key,
+                "max_segment_bytes",
+                "must be at least 64KiB",
             ));
         }
         if max < 2 * segment {
-            return Err(BuildError::invalid(
-                name,
-                format!("queue.disk.max_bytes ({max} bytes) must be at least twice max_segment_bytes ({segment} bytes)"),
+            return Err(BuildError::at(
+                key,
+                "max_bytes",
+                format!("({max} bytes) must be at least twice max_segment_bytes ({segment} bytes)"),
             ));
         }
         Ok(())

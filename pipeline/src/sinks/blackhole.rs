@@ -35,5 +35,5 @@ crate::sink_config!(
     BlackholeSinkConfig,
     "blackhole",
     crate::event::Signals::ALL,
-    build
+    build = build
 );

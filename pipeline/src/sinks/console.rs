@@ -53,5 +53,5 @@ crate::sink_config!(
     ConsoleSinkConfig,
     "console",
     crate::event::Signals::ALL,
-    build
+    build = build
 );

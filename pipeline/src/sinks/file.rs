@@ -156,7 +156,12 @@ pub fn build(config: &FileSinkConfig, cx: SinkContext) -> Result<Task, BuildErro
     )))
 }
 
-crate::sink_config!(FileSinkConfig, "file", crate::event::Signals::ALL, build);
+crate::sink_config!(
+    FileSinkConfig,
+    "file",
+    crate::event::Signals::ALL,
+    build = build
+);
 
 #[cfg(test)]
 mod tests {

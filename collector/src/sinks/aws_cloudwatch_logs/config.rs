@@ -73,33 +73,40 @@ fn default_batch() -> BatchSettings {
 }
 
 impl CloudWatchLogsConfig {
-    pub fn templates(&self, name: &str) -> Result<(Template, Template), BuildError> {
-        let group = Template::parse(&self.log_group)
-            .map_err(|e| BuildError::invalid(name, format!("log_group: {e}")))?;
-        let stream = Template::parse(&self.log_stream)
-            .map_err(|e| BuildError::invalid(name, format!("log_stream: {e}")))?;
+    fn templates(&self, key: &str) -> Result<(Template, Template), BuildError> {
+        let group =
+            Template::parse(&self.log_group).map_err(|e| BuildError::at(key, "log_group", e))?;
+        let stream =
+            Template::parse(&self.log_stream).map_err(|e| BuildError::at(key, "log_stream", e))?;
         Ok((group, stream))
     }
 
     /// Checks the settings and compiles the templates the sink runs with.
-    pub(crate) fn prepare(&self, name: &str) -> Result<super::LogsEncoder, BuildError> {
-        let (group, stream) = self.templates(name)?;
-        self.encoding.validate(name)?;
-        if let Some(days) = self.retention_days {
-            if !RETENTION_DAYS.contains(&days) {
-                return Err(BuildError::invalid(name, format!("retention_days {days} is not one CloudWatch Logs accepts ({RETENTION_DAYS:?})")));
-            }
-        }
-        Ok(super::LogsEncoder {
-            group,
-            stream,
-            missing: self.missing_value.clone(),
-            encoding: self.encoding.clone(),
+    pub fn prepare(&self, key: &str) -> Result<super::PreparedLogs, BuildError> {
+        let (group, stream) = self.templates(key)?;
+        self.encoding.validate(key)?;
+        check_retention(key, "retention_days", self.retention_days)?;
+        Ok(super::PreparedLogs {
+            config: self.clone(),
+            encoder: super::LogsEncoder {
+                group,
+                stream,
+                missing: self.missing_value.clone(),
+                encoding: self.encoding.clone(),
+            },
         })
     }
+}
 
-    pub fn validate(&self, name: &str) -> Result<(), BuildError> {
-        self.prepare(name).map(drop)
+/// Whether CloudWatch Logs accepts `days` as a retention (`key.field`).
+pub(crate) fn check_retention(key: &str, field: &str, days: Option<i32>) -> Result<(), BuildError> {
+    match days {
+        Some(days) if !RETENTION_DAYS.contains(&days) => Err(BuildError::at(
+            key,
+            field,
+            format!("{days} is not one CloudWatch Logs accepts ({RETENTION_DAYS:?})"),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -107,6 +114,5 @@ sextant_pipeline::sink_config!(
     CloudWatchLogsConfig,
     "aws_cloudwatch_logs",
     sextant_pipeline::event::Signals::LOGS,
-    super::build,
-    CloudWatchLogsConfig::validate
+    prepare = CloudWatchLogsConfig::prepare
 );

@@ -52,18 +52,20 @@ impl Default for EncodingSettings {
 
 impl EncodingSettings {
     /// Settings of one codec given to the other are refused, not ignored.
-    pub fn validate(&self, name: &str) -> Result<(), BuildError> {
+    pub fn validate(&self, key: &str) -> Result<(), BuildError> {
         match self.codec {
-            Codec::Json if self.message_key.is_some() => Err(BuildError::invalid(
-                name,
-                "encoding.message_key is for codec: text (json sends every field)",
+            Codec::Json if self.message_key.is_some() => Err(BuildError::at(
+                key,
+                "encoding.message_key",
+                "is for codec: text (json sends every field)",
             )),
-            Codec::Text if !self.resource_attributes.is_empty() => Err(BuildError::invalid(
-                name,
-                "encoding.resource_attributes is for codec: json",
+            Codec::Text if !self.resource_attributes.is_empty() => Err(BuildError::at(
+                key,
+                "encoding.resource_attributes",
+                "is for codec: json",
             )),
             Codec::Json if self.body_key.is_empty() => {
-                Err(BuildError::invalid(name, "encoding.body_key is empty"))
+                Err(BuildError::at(key, "encoding.body_key", "is empty"))
             }
             _ => Ok(()),
         }

@@ -37,8 +37,20 @@ use request_builder::{Builder, PutRequest, StreamKey};
 use service::{CloudWatchLogsService, Rejected};
 use template::Template;
 
-pub fn build(config: &CloudWatchLogsConfig, cx: SinkContext) -> Result<Task, BuildError> {
-    let encoder = config.prepare(&cx.name)?;
+/// Checked settings and compiled templates.
+pub struct PreparedLogs {
+    config: CloudWatchLogsConfig,
+    encoder: LogsEncoder,
+}
+
+impl sextant_pipeline::component::PreparedSink for PreparedLogs {
+    fn build(&self, cx: SinkContext) -> Result<Task, BuildError> {
+        build(self, cx)
+    }
+}
+
+fn build(prepared: &PreparedLogs, cx: SinkContext) -> Result<Task, BuildError> {
+    let (config, encoder) = (&prepared.config, prepared.encoder.clone());
     let dead_letter = config
         .dead_letter
         .as_ref()
@@ -58,6 +70,7 @@ pub fn build(config: &CloudWatchLogsConfig, cx: SinkContext) -> Result<Task, Bui
 }
 
 /// Log events into PutLogEvents requests, one group of requests per stream.
+#[derive(Clone)]
 pub(crate) struct LogsEncoder {
     pub group: Template,
     pub stream: Template,

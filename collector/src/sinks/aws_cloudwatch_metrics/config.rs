@@ -136,72 +136,75 @@ fn check_namespace(name: &str) -> Result<(), String> {
 }
 
 impl CloudWatchMetricsConfig {
-    pub fn emf_templates(&self, name: &str) -> Result<Option<(Template, Template)>, BuildError> {
-        let Some(emf) = &self.emf else {
-            return Ok(None);
-        };
-        let group = Template::parse(&emf.log_group)
-            .map_err(|e| BuildError::invalid(name, format!("emf.log_group: {e}")))?;
-        let stream = Template::parse(&emf.log_stream)
-            .map_err(|e| BuildError::invalid(name, format!("emf.log_stream: {e}")))?;
-        Ok(Some((group, stream)))
-    }
-
-    pub fn validate(&self, name: &str) -> Result<(), BuildError> {
-        check_namespace(&self.namespace).map_err(|e| BuildError::invalid(name, e))?;
+    /// Checks the settings and compiles the dimension plan and the EMF destination's templates.
+    pub fn prepare(&self, key: &str) -> Result<super::PreparedMetrics, BuildError> {
+        check_namespace(&self.namespace).map_err(|e| BuildError::at(key, "namespace", e))?;
         if let Some(sets) = &self.dimensions {
             if sets.is_empty() {
-                return Err(BuildError::invalid(
-                    name,
-                    "dimensions: give at least one set (`[[]]` publishes without dimensions)",
+                return Err(BuildError::at(
+                    key,
+                    "dimensions",
+                    "give at least one set (`[[]]` publishes without dimensions)",
                 ));
             }
-            for set in sets {
+            for (i, set) in sets.iter().enumerate() {
                 if set.len() > MAX_DIMENSIONS {
-                    return Err(BuildError::invalid(
-                        name,
+                    return Err(BuildError::at(
+                        key,
+                        &format!("dimensions[{i}]"),
                         format!(
-                            "dimensions: a set has {} names; CloudWatch allows {MAX_DIMENSIONS}",
+                            "a set has {} names; CloudWatch allows {MAX_DIMENSIONS}",
                             set.len()
                         ),
                     ));
                 }
             }
         }
-        for (key, renamed) in &self.dimension_names {
+        for (name, renamed) in &self.dimension_names {
             if renamed.is_empty() || renamed.len() > 255 || renamed.starts_with(':') {
-                return Err(BuildError::invalid(
-                    name,
-                    format!("dimension_names: {key} -> {renamed:?} is not a name CloudWatch accepts (1-255 characters, not starting with ':')"),
+                return Err(BuildError::at(
+                    key,
+                    &format!("dimension_names.{name}"),
+                    format!("{renamed:?} is not a name CloudWatch accepts (1-255 characters, not starting with ':')"),
                 ));
             }
         }
         if self.storage_resolution != 1 && self.storage_resolution != 60 {
-            return Err(BuildError::invalid(
-                name,
-                "storage_resolution must be 1 or 60",
-            ));
+            return Err(BuildError::at(key, "storage_resolution", "must be 1 or 60"));
         }
         if self.max_series == 0 {
-            return Err(BuildError::invalid(name, "max_series must be at least 1"));
+            return Err(BuildError::at(key, "max_series", "must be at least 1"));
         }
-        match (self.mode, &self.emf) {
+        let emf = match (self.mode, &self.emf) {
             (Mode::Emf, None) => {
-                return Err(BuildError::invalid(
-                    name,
+                return Err(BuildError::at(
+                    key,
+                    "emf",
                     "mode: emf needs emf: {log_group, log_stream}",
                 ))
             }
             (Mode::PutMetricData, Some(_)) => {
-                return Err(BuildError::invalid(
-                    name,
-                    "emf: is only used with mode: emf",
-                ))
+                return Err(BuildError::at(key, "emf", "is only used with mode: emf"))
             }
-            _ => {}
-        }
-        self.emf_templates(name)?;
-        Ok(())
+            (Mode::Emf, Some(emf)) => {
+                let group = Template::parse(&emf.log_group)
+                    .map_err(|e| BuildError::at(key, "emf.log_group", e))?;
+                let stream = Template::parse(&emf.log_stream)
+                    .map_err(|e| BuildError::at(key, "emf.log_stream", e))?;
+                crate::sinks::aws_cloudwatch_logs::config::check_retention(
+                    key,
+                    "emf.retention_days",
+                    emf.retention_days,
+                )?;
+                Some((emf.clone(), group, stream))
+            }
+            (Mode::PutMetricData, None) => None,
+        };
+        Ok(super::PreparedMetrics {
+            config: self.clone(),
+            plan: super::dimensions::Plan::new(self.dimensions.as_deref(), &self.dimension_names),
+            emf,
+        })
     }
 }
 
@@ -209,6 +212,5 @@ sextant_pipeline::sink_config!(
     CloudWatchMetricsConfig,
     "aws_cloudwatch_metrics",
     sextant_pipeline::event::Signals::METRICS,
-    super::build,
-    CloudWatchMetricsConfig::validate
+    prepare = CloudWatchMetricsConfig::prepare
 );

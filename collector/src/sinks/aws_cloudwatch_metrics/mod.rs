@@ -38,9 +38,9 @@ use sextant_pipeline::sender::{self, Drive, Encoder, Groups, Sender, Service};
 use sextant_pipeline::telemetry::ComponentMetrics;
 
 use crate::sinks::aws::{AwsError, AwsSettings};
+use crate::sinks::aws_cloudwatch_logs::template::Template;
 use crate::sinks::aws_cloudwatch_logs::{CloudWatchLogs, LogsEncoder};
 pub use config::CloudWatchMetricsConfig;
-use config::Mode;
 use convert::Converter;
 use datum::Datum;
 use request_builder::PutRequest;
@@ -52,12 +52,24 @@ fn now_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-pub fn build(config: &CloudWatchMetricsConfig, cx: SinkContext) -> Result<Task, BuildError> {
-    config.validate(&cx.name)?;
-    let plan = dimensions::Plan::new(config.dimensions.as_deref(), &config.dimension_names);
+/// Checked settings, the dimension plan, and for `mode: emf` where the documents go.
+pub struct PreparedMetrics {
+    config: CloudWatchMetricsConfig,
+    plan: dimensions::Plan,
+    emf: Option<(config::EmfSettings, Template, Template)>,
+}
+
+impl sextant_pipeline::component::PreparedSink for PreparedMetrics {
+    fn build(&self, cx: SinkContext) -> Result<Task, BuildError> {
+        build(self, cx)
+    }
+}
+
+fn build(prepared: &PreparedMetrics, cx: SinkContext) -> Result<Task, BuildError> {
+    let config = &prepared.config;
     let conversion = Conversion {
         converter: Mutex::new(Converter::new(
-            plan,
+            prepared.plan.clone(),
             config.histograms,
             config.max_series,
             config.series_ttl.0.as_millis() as i64,
@@ -68,19 +80,13 @@ pub fn build(config: &CloudWatchMetricsConfig, cx: SinkContext) -> Result<Task, 
     };
     // Batches one at a time, in order: deltas depend on the order of points.
     let (batch, drive) = (config.batch.clone(), Drive::Batches(1));
-    if let (Mode::Emf, Some(emf)) = (&config.mode, &config.emf) {
-        let Some((group, stream)) = config.emf_templates(&cx.name)? else {
-            return Err(BuildError::invalid(
-                &cx.name,
-                "mode: emf needs emf settings",
-            ));
-        };
+    if let Some((emf, group, stream)) = &prepared.emf {
         let encoder = EmfEncoder {
             conversion,
             // The documents are the messages, as they are.
             logs: LogsEncoder {
-                group,
-                stream,
+                group: group.clone(),
+                stream: stream.clone(),
                 missing: "unknown".into(),
                 encoding: crate::sinks::aws_cloudwatch_logs::encoding::EncodingSettings {
                     codec: crate::sinks::aws_cloudwatch_logs::encoding::Codec::Text,

@@ -532,19 +532,26 @@ fn a_dimension_set_of_30_is_accepted_and_31_refused_at_start_up() {
         ))
         .unwrap()
     };
-    assert!(config(MAX_DIMENSIONS).validate("m").is_ok());
+    let key = "collector.sinks.m";
+    assert!(config(MAX_DIMENSIONS).prepare(key).is_ok());
     let err = config(MAX_DIMENSIONS + 1)
-        .validate("m")
-        .map_err(|e| e.to_string());
-    assert!(
-        err.as_ref()
-            .is_err_and(|e| e.contains("CloudWatch allows 30")),
-        "{err:?}"
+        .prepare(key)
+        .err()
+        .map(|e| e.to_string());
+    assert_eq!(
+        err.as_deref(),
+        Some("collector.sinks.m.dimensions[0]: a set has 31 names; CloudWatch allows 30"),
+        "the error names the key"
     );
     // A namespace CloudWatch refuses is refused here too.
     let mut bad = config(1);
     bad.namespace = "AWS/EC2".into();
-    assert!(bad.validate("m").is_err());
+    let err = bad.prepare(key).err().map(|e| e.to_string());
+    assert!(
+        err.as_deref()
+            .is_some_and(|e| e.starts_with("collector.sinks.m.namespace: ")),
+        "{err:?}"
+    );
 }
 
 #[test]

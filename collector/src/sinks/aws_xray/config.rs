@@ -9,6 +9,7 @@ use sextant_pipeline::component::{BuildError, QueueSettings};
 use sextant_pipeline::config::units::{ByteSizeValue, DurationValue};
 use sextant_pipeline::request::RequestSettings;
 
+use super::segment::Indexing;
 use crate::sinks::aws::AwsSettings;
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -44,14 +45,27 @@ fn default_batch() -> BatchSettings {
 }
 
 impl XRayConfig {
-    pub fn validate(&self, name: &str) -> Result<(), BuildError> {
-        if self.index_all_attributes && !self.indexed_attributes.is_empty() {
-            return Err(BuildError::invalid(
-                name,
-                "give indexed_attributes or index_all_attributes, not both",
-            ));
-        }
-        Ok(())
+    /// Checks the settings and decides which attributes become annotations.
+    pub fn prepare(&self, key: &str) -> Result<super::PreparedXRay, BuildError> {
+        let indexing = match (
+            self.index_all_attributes,
+            self.indexed_attributes.is_empty(),
+        ) {
+            (true, false) => {
+                return Err(BuildError::at(
+                    key,
+                    "indexed_attributes",
+                    "give indexed_attributes or index_all_attributes, not both",
+                ))
+            }
+            (true, true) => Indexing::All,
+            (false, true) => Indexing::None,
+            (false, false) => Indexing::Keys(self.indexed_attributes.clone()),
+        };
+        Ok(super::PreparedXRay {
+            config: self.clone(),
+            indexing,
+        })
     }
 }
 
@@ -59,6 +73,5 @@ sextant_pipeline::sink_config!(
     XRayConfig,
     "aws_xray",
     sextant_pipeline::event::Signals::TRACES,
-    super::build,
-    XRayConfig::validate
+    prepare = XRayConfig::prepare
 );

@@ -39,15 +39,20 @@ use service::{Unprocessed, XRayService};
 /// Rounds of resending unprocessed documents before they are given up.
 pub const MAX_UNPROCESSED_ROUNDS: u32 = 5;
 
-pub fn build(config: &XRayConfig, cx: SinkContext) -> Result<Task, BuildError> {
-    config.validate(&cx.name)?;
-    let indexing = if config.index_all_attributes {
-        Indexing::All
-    } else if config.indexed_attributes.is_empty() {
-        Indexing::None
-    } else {
-        Indexing::Keys(config.indexed_attributes.clone())
-    };
+/// Checked settings and the annotation choice.
+pub struct PreparedXRay {
+    config: XRayConfig,
+    indexing: Indexing,
+}
+
+impl sextant_pipeline::component::PreparedSink for PreparedXRay {
+    fn build(&self, cx: SinkContext) -> Result<Task, BuildError> {
+        build(self, cx)
+    }
+}
+
+fn build(prepared: &PreparedXRay, cx: SinkContext) -> Result<Task, BuildError> {
+    let (config, indexing) = (&prepared.config, prepared.indexing.clone());
     let service = XRay {
         client: OnceCell::new(),
         aws: config.aws.clone(),

@@ -26,6 +26,7 @@ use super::ids::{segment_id, trace_id};
 pub const MAX_NAME_LEN: usize = 200;
 
 /// How attributes are chosen as annotations.
+#[derive(Clone, Debug)]
 pub enum Indexing {
     None,
     All,

@@ -120,62 +120,69 @@ impl OtlpSinkConfig {
             .collect()
     }
 
-    pub fn validate(&self, name: &str) -> Result<(), BuildError> {
+    /// Checks the settings and parses the headers; see [`crate::component::SinkConfig::prepare`].
+    pub fn prepare(&self, key: &str) -> Result<super::PreparedOtlp, BuildError> {
         if self.endpoint.is_some() != self.endpoints.is_empty() {
-            return Err(BuildError::invalid(
-                name,
+            return Err(BuildError::at(
+                key,
+                "endpoint",
                 "give either endpoint or endpoints (a list), not both or neither",
             ));
         }
+        let field = if self.endpoint.is_some() {
+            "endpoint"
+        } else {
+            "endpoints"
+        };
         for url in self.urls() {
-            self.validate_url(name, &url)?;
+            self.validate_url(key, field, &url)?;
         }
         if self.protocol == Protocol::Grpc && self.compression == Compression::Zstd {
-            return Err(BuildError::invalid(
-                name,
+            return Err(BuildError::at(
+                key,
+                "compression",
                 "protocol: grpc supports compression gzip or none (zstd is not a standard grpc-encoding)",
             ));
         }
         if self.balance.eject_after == 0 {
-            return Err(BuildError::invalid(
-                name,
-                "balance.eject_after must be at least 1",
+            return Err(BuildError::at(
+                key,
+                "balance.eject_after",
+                "must be at least 1",
             ));
         }
+        let mut headers = Vec::with_capacity(self.headers.len());
         for (k, v) in &self.headers {
-            http::HeaderName::from_bytes(k.as_bytes())
-                .map_err(|_| BuildError::invalid(name, format!("bad header name {k:?}")))?;
-            http::HeaderValue::from_str(v)
-                .map_err(|_| BuildError::invalid(name, format!("bad value for header {k:?}")))?;
+            let field = format!("headers.{k}");
+            let name = http::HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| BuildError::at(key, &field, "not a header name"))?;
+            let value = http::HeaderValue::from_str(v)
+                .map_err(|_| BuildError::at(key, &field, "not a header value"))?;
+            headers.push((name, value));
         }
-        Ok(())
+        Ok(super::PreparedOtlp {
+            config: self.clone(),
+            headers,
+        })
     }
 
-    fn validate_url(&self, name: &str, url: &str) -> Result<(), BuildError> {
-        let uri: http::Uri = url.parse().map_err(|e| {
-            BuildError::invalid(name, format!("endpoint {url:?} is not a URL: {e}"))
-        })?;
+    fn validate_url(&self, key: &str, field: &str, url: &str) -> Result<(), BuildError> {
+        let bad = |message: String| BuildError::at(key, field, message);
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| bad(format!("{url:?} is not a URL: {e}")))?;
         if uri.host().is_none() {
-            return Err(BuildError::invalid(
-                name,
-                format!("endpoint {url:?} has no host"),
-            ));
+            return Err(bad(format!("{url:?} has no host")));
         }
         match uri.scheme_str() {
             Some("https") => {}
             Some("http") if self.tls.is_none() => {}
             Some("http") => {
-                return Err(BuildError::invalid(
-                    name,
-                    "tls is set but the endpoint is http://; use https://",
-                ))
+                return Err(bad(format!(
+                    "{url:?}: tls is set but the endpoint is http://; use https://"
+                )))
             }
-            _ => {
-                return Err(BuildError::invalid(
-                    name,
-                    format!("endpoint {url:?} needs http:// or https://"),
-                ))
-            }
+            _ => return Err(bad(format!("{url:?} needs http:// or https://"))),
         }
         Ok(())
     }
@@ -185,6 +192,5 @@ crate::sink_config!(
     OtlpSinkConfig,
     "otlp",
     crate::event::Signals::ALL,
-    super::build,
-    OtlpSinkConfig::validate
+    prepare = OtlpSinkConfig::prepare
 );

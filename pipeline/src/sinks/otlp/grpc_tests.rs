@@ -33,6 +33,6 @@ fn zstd_over_grpc_is_refused_at_start_up() {
     let config: Result<super::OtlpSinkConfig, _> = serde_yaml_ng::from_str(
         "{inputs: [x], endpoint: 'http://127.0.0.1:4317', protocol: grpc, compression: zstd}",
     );
-    let err = config.map(|c| c.validate("s").is_err());
+    let err = config.map(|c| c.prepare("s").is_err());
     assert_eq!(err.ok(), Some(true));
 }

@@ -29,18 +29,21 @@ pub use config::OtlpSinkConfig;
 use request_builder::OtlpRequest;
 use retry::OtlpError;
 
-pub fn build(config: &OtlpSinkConfig, cx: SinkContext) -> Result<Task, BuildError> {
-    config.validate(&cx.name)?;
-    let headers = config
-        .headers
-        .iter()
-        .filter_map(|(k, v)| {
-            Some((
-                http::HeaderName::from_bytes(k.as_bytes()).ok()?,
-                http::HeaderValue::from_str(v).ok()?,
-            ))
-        })
-        .collect();
+/// Checked settings and parsed headers.
+pub struct PreparedOtlp {
+    config: OtlpSinkConfig,
+    headers: Vec<(http::HeaderName, http::HeaderValue)>,
+}
+
+impl crate::component::PreparedSink for PreparedOtlp {
+    fn build(&self, cx: SinkContext) -> Result<Task, BuildError> {
+        build(self, cx)
+    }
+}
+
+fn build(prepared: &PreparedOtlp, cx: SinkContext) -> Result<Task, BuildError> {
+    let config = &prepared.config;
+    let headers = prepared.headers.clone();
     let urls = config.urls();
     let tls = if urls.iter().any(|u| u.starts_with("https://")) {
         let client = config

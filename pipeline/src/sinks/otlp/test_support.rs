@@ -128,7 +128,7 @@ impl Sink {
         let metrics = ComponentMetrics::new(name, "otlp");
         let task = tokio::spawn(
             super::build(
-                &config,
+                &config.prepare(name).unwrap(),
                 SinkContext {
                     name: name.into(),
                     data_dir: data.path().to_owned(),
