@@ -12,6 +12,8 @@
 //!   read again. After a crash, reading resumes at the oldest unacknowledged record. The ledger
 //!   is written as acknowledgements come, and once more when the stage's last reference goes
 //!   (after the sink's final flush at shutdown), so a clean stop resends nothing.
+//! - All file I/O (writes, fsyncs, rolls, reads, deletions, the ledger) runs on the buffer's own
+//!   thread ([`io`]), never on the async workers or in an acknowledgement callback.
 //! - `sextant_buffer_bytes` is what is not yet acknowledged, not the files' size.
 //! - Bounded by `max_bytes` on disk. `when_full: block` stops taking from the input, so the
 //!   input queue fills and sources pause (files wait on disk, receivers answer retry-later);
@@ -28,14 +30,15 @@
 //!   longer takes is spilled too, and delivered after the restart.
 
 pub mod codec;
+mod io;
 pub mod record;
 pub mod segments;
 #[cfg(test)]
 mod tests;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -49,6 +52,7 @@ use crate::queue::{ByteQueue, Pushed};
 use crate::shutdown::Shutdown;
 use crate::telemetry::{ComponentMetrics, LogLimiter};
 
+use io::{Disk, View};
 use segments::{AppendError, Damage, Segments};
 
 /// `queue.disk:` of a sink.
@@ -118,23 +122,14 @@ pub enum Mode {
     Spill,
 }
 
+/// What the writer, the reader and the acknowledgements share.
 struct Shared {
-    segments: Mutex<Segments>,
-    /// The reader holds a record it has not yet handed to the sink.
-    reader_holding: AtomicBool,
-    /// Bytes were freed (acknowledged segments deleted).
-    space: tokio::sync::Notify,
-    /// Something new to read: appended, or a failed record to read again.
-    readable: tokio::sync::Notify,
+    disk: Disk,
     metrics: ComponentMetrics,
     log: LogLimiter,
 }
 
 impl Shared {
-    fn segments(&self) -> MutexGuard<'_, Segments> {
-        self.segments.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     fn report(&self, damage: &Damage) {
         for (kind, bytes) in [
             ("buffer_corrupted", damage.corrupted_bytes),
@@ -150,27 +145,8 @@ impl Shared {
         }
     }
 
-    /// Nothing written to disk waits to be handed to the sink.
-    fn read_out(&self) -> bool {
-        let segments = self.segments();
-        segments.is_read_out() && !self.reader_holding.load(Ordering::Acquire)
-    }
-
-    fn update_gauge(&self, unacknowledged: u64) {
-        self.metrics.buffer_bytes.set(unacknowledged as i64);
-    }
-}
-
-/// The last one out writes the ledger: the sink's final acknowledgements (its last flush at
-/// shutdown, or a reload's drain) come after the writer's last sync, and a ledger left behind
-/// them would have the next start send those records again.
-impl Drop for Shared {
-    fn drop(&mut self) {
-        let written = self.segments().sync_metadata();
-        if let Err(e) = written {
-            self.metrics.error("buffer_sync");
-            tracing::error!(component = %self.metrics.name, error = %e, "cannot write the disk buffer's ledger at stop; acknowledged records will be sent again");
-        }
+    fn view(&self) -> &View {
+        &self.disk.view
     }
 }
 
@@ -198,11 +174,10 @@ pub fn spawn(
         tracing::info!(component = %metrics.name, bytes = held, "disk buffer holds data from before; delivering it first");
     }
     metrics.buffer_bytes.set(held as i64);
+    let disk =
+        Disk::start(segments, metrics.clone()).map_err(|e| BuildError::io(&metrics.name, e))?;
     let shared = Arc::new(Shared {
-        segments: Mutex::new(segments),
-        reader_holding: AtomicBool::new(false),
-        space: tokio::sync::Notify::new(),
-        readable: tokio::sync::Notify::new(),
+        disk,
         metrics,
         log: LogLimiter::default(),
     });
@@ -271,7 +246,7 @@ async fn write_loop(
 /// records wait to be read; gives it back to be spilled otherwise, and when spilling starts
 /// while it waits for room or the sink's queue has closed (shutdown).
 async fn pass_in_memory(shared: &Shared, output: &ByteQueue<Batch>, batch: Batch) -> Option<Batch> {
-    if crate::memory::spilling() || !shared.read_out() {
+    if crate::memory::spilling() || !shared.view().read_out() {
         return Some(batch);
     }
     match output
@@ -290,7 +265,7 @@ async fn write_batch(
     when_full: DiskWhenFull,
 ) {
     let Batch { events, acks, .. } = batch;
-    let limit = shared.segments().max_payload_len();
+    let limit = shared.view().max_payload_len;
     let mut records = Vec::new();
     let unstorable = records_within(events, limit, &mut records);
     if unstorable > 0 {
@@ -301,7 +276,7 @@ async fn write_batch(
     }
     // The batch is acknowledged once all its records are written (and synced).
     for (payload, n) in records {
-        if !write_record(shared, &payload, n, pending, when_full).await {
+        if !write_record(shared, payload, n, pending, when_full).await {
             acks.finish(AckStatus::Failed);
             return;
         }
@@ -334,23 +309,21 @@ fn records_within(events: Events, limit: usize, out: &mut Vec<(Vec<u8>, u32)>) -
 /// back to its source).
 async fn write_record(
     shared: &Shared,
-    payload: &[u8],
+    payload: Vec<u8>,
     n: u32,
     pending: &mut Vec<Acks>,
     when_full: DiskWhenFull,
 ) -> bool {
+    let mut payload = payload;
     loop {
-        let (appended, total) = {
-            let mut segments = shared.segments();
-            let appended = segments.append(payload, n);
-            (appended, segments.unacknowledged_bytes())
-        };
+        // Listening before the attempt: room freed after a `Full` answer wakes the wait below.
+        let space = shared.view().space.notified();
+        tokio::pin!(space);
+        space.as_mut().enable();
+        let (appended, back) = shared.disk.append(payload, n).await;
+        payload = back;
         match appended {
-            Ok(Ok(())) => {
-                shared.update_gauge(total);
-                shared.readable.notify_one();
-                return true;
-            }
+            Ok(Ok(())) => return true,
             Ok(Err(e)) => {
                 shared.metrics.error("buffer_write");
                 if let Some(suppressed) = shared.log.allow() {
@@ -365,46 +338,28 @@ async fn write_record(
                 return false;
             }
             Err(AppendError::Full) => match when_full {
-                DiskWhenFull::DropOldest => {
-                    let dropped = shared.segments().drop_oldest();
-                    match dropped {
-                        Ok(events) => shared.metrics.dropped("buffer_full", events),
-                        Err(e) => {
-                            shared.metrics.error("buffer_write");
-                            tracing::error!(component = %shared.metrics.name, error = %e, "cannot drop the oldest segment");
-                            tokio::time::sleep(Duration::from_millis(200)).await;
-                        }
+                DiskWhenFull::DropOldest => match shared.disk.drop_oldest().await {
+                    Ok(events) => shared.metrics.dropped("buffer_full", events),
+                    Err(e) => {
+                        shared.metrics.error("buffer_write");
+                        tracing::error!(component = %shared.metrics.name, error = %e, "cannot drop the oldest segment");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
                     }
-                }
+                },
                 DiskWhenFull::Block => {
                     // What waits must not keep its sources waiting for a sync.
                     sync(shared, pending).await;
-                    let space = shared.space.notified();
-                    tokio::pin!(space);
-                    space.as_mut().enable();
-                    if !shared.segments().has_room(payload.len()) {
-                        let _ = tokio::time::timeout(Duration::from_secs(1), space).await;
-                    }
+                    let _ = tokio::time::timeout(Duration::from_secs(1), space).await;
                 }
             },
         }
     }
 }
 
-/// Makes what was written durable, then acknowledges its sources.
+/// Makes what was written durable, then acknowledges its sources. With nothing pending, writes
+/// the ledger only (the sink's acknowledgements move it).
 async fn sync(shared: &Shared, pending: &mut Vec<Acks>) {
-    let synced = if pending.is_empty() {
-        Ok(())
-    } else {
-        let handle = shared.segments().writer_handle();
-        match handle {
-            Ok(file) => tokio::task::spawn_blocking(move || file.sync_data())
-                .await
-                .unwrap_or_else(|e| Err(std::io::Error::other(e))),
-            Err(e) => Err(e),
-        }
-    };
-    let synced = synced.and_then(|()| shared.segments().sync_metadata());
+    let synced = shared.disk.sync(!pending.is_empty()).await;
     let status = match synced {
         Ok(()) => AckStatus::Delivered,
         Err(e) => {
@@ -425,52 +380,31 @@ async fn read_loop(shared: Arc<Shared>, output: Arc<ByteQueue<Batch>>, shutdown:
         if shutdown.is_stopping() {
             break;
         }
-        let readable = shared.readable.notified();
+        let readable = shared.view().readable.notified();
         tokio::pin!(readable);
         readable.as_mut().enable();
-        let mut damage = Damage::default();
-        let next = {
-            let mut segments = shared.segments();
-            let next = segments.next(&mut damage);
-            if matches!(next, Ok(Some(_))) {
-                shared.reader_holding.store(true, Ordering::Release);
-            }
-            next
-        };
+        let (next, damage) = shared.disk.next().await;
         shared.report(&damage);
         match next {
             Ok(Some(rec)) => {
                 let id = rec.id;
                 let Some(events) = codec::decode(&rec.payload) else {
-                    shared.reader_holding.store(false, Ordering::Release);
+                    shared.view().reader_holding.store(false, Ordering::Release);
                     shared.report(&Damage {
                         corrupted_bytes: id.end - id.start,
                         ..Default::default()
                     });
-                    shared.segments().resolve(id, true);
+                    shared.disk.resolve(id, true);
                     continue;
                 };
                 let owner = shared.clone();
-                let ack = Ack::new(move |status| {
-                    let done = status.is_final();
-                    let (freed, unacknowledged) = {
-                        let mut segments = owner.segments();
-                        (segments.resolve(id, done), segments.unacknowledged_bytes())
-                    };
-                    if !done {
-                        owner.readable.notify_one();
-                    }
-                    owner.update_gauge(unacknowledged);
-                    if freed > 0 {
-                        owner.space.notify_one();
-                    }
-                });
+                let ack = Ack::new(move |status| owner.disk.resolve(id, status.is_final()));
                 let batch = Batch::new(events, Acks::one(ack));
                 let handed = tokio::select! {
                     pushed = output.push(batch) => matches!(pushed, Pushed::Queued),
                     () = shutdown.stopped() => false,
                 };
-                shared.reader_holding.store(false, Ordering::Release);
+                shared.view().reader_holding.store(false, Ordering::Release);
                 if !handed {
                     break;
                 }
