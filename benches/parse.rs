@@ -44,7 +44,7 @@ fn parse(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(data.len() as u64));
     group.sample_size(20);
     let origin = Arc::new(Origin::default());
-    let metrics = ComponentMetrics::new("bench_parse", "bench");
+    let metrics = ComponentMetrics::new("bench", "bench_parse", "bench");
     let limiter = LogLimiter::default();
     for (name, json) in [
         (

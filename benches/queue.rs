@@ -35,7 +35,7 @@ fn queue() -> Arc<ByteQueue<Batch>> {
     Arc::new(ByteQueue::new(
         64 << 20,
         WhenFull::Block,
-        QueueMetrics::new("bench_queue"),
+        QueueMetrics::new("bench", "bench_queue"),
     ))
 }
 

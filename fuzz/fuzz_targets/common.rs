@@ -14,7 +14,7 @@ pub const MAX_RECORD: usize = 64;
 pub fn run(data: &[u8], decoder: &mut dyn LineDecoder, bounded: bool) {
     let Some((&cut, data)) = data.split_first() else { return };
     let origin = Arc::new(Origin::default());
-    let metrics = ComponentMetrics::new("fuzz", "fuzz");
+    let metrics = ComponentMetrics::new("fuzz", "fuzz", "fuzz");
     let limiter = LogLimiter::default();
     let cx = DecodeContext {
         origin: &origin,

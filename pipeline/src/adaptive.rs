@@ -203,7 +203,7 @@ mod tests {
     async fn the_limit_climbs_to_what_the_backend_takes_and_backs_off_past_it() {
         let limiter = Arc::new(AdaptiveConcurrency::new(
             32,
-            ComponentMetrics::new("adaptive_test", "test"),
+            ComponentMetrics::new("test", "adaptive_test", "test"),
         ));
         let in_flight = Arc::new(AtomicUsize::new(0));
         let refused = Arc::new(AtomicUsize::new(0));
@@ -252,7 +252,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn timeouts_cut_the_limit_down_to_one() {
         let limiter =
-            AdaptiveConcurrency::new(16, ComponentMetrics::new("adaptive_test_2", "test"));
+            AdaptiveConcurrency::new(16, ComponentMetrics::new("test", "adaptive_test_2", "test"));
         {
             let mut s = limiter.state();
             s.limit = 16;

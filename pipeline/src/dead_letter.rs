@@ -132,8 +132,11 @@ mod tests {
             path: dir.path().join("dlq/refused.jsonl"),
             max_file_bytes: ByteSizeValue(400),
         };
-        let dl =
-            DeadLetter::open(&config, ComponentMetrics::new("dead_letter_test", "test")).unwrap();
+        let dl = DeadLetter::open(
+            &config,
+            ComponentMetrics::new("test", "dead_letter_test", "test"),
+        )
+        .unwrap();
         for i in 0..10 {
             dl.write(
                 "too_old",
@@ -157,8 +160,10 @@ mod tests {
             path: PathBuf::from("/proc/sextant-cannot-write/x.jsonl"),
             max_file_bytes: default_max_file_bytes(),
         };
-        assert!(
-            DeadLetter::open(&config, ComponentMetrics::new("dead_letter_bad", "test")).is_err()
-        );
+        assert!(DeadLetter::open(
+            &config,
+            ComponentMetrics::new("test", "dead_letter_bad", "test")
+        )
+        .is_err());
     }
 }

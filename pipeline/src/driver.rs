@@ -145,7 +145,7 @@ mod tests {
             data_dir: std::env::temp_dir(),
             input: input.clone(),
             shutdown: Shutdown::never(),
-            metrics: ComponentMetrics::new(name, "test"),
+            metrics: ComponentMetrics::new("test", name, "test"),
         };
         (input, cx)
     }

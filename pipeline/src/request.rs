@@ -265,7 +265,7 @@ mod tests {
             rate_limit_per_second: Some(10.0),
             ..settings()
         };
-        let m = ComponentMetrics::new("request_test_rate", "test");
+        let m = ComponentMetrics::new("test", "request_test_rate", "test");
         let gate = std::sync::Arc::new(RequestGate::for_settings(&s, &m));
         let start = tokio::time::Instant::now();
         let tasks: Vec<_> = (0..20)
@@ -308,7 +308,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn retries_transient_errors_then_succeeds_and_counts_retries() {
-        let m = ComponentMetrics::new("request_test_retry", "test");
+        let m = ComponentMetrics::new("test", "request_test_retry", "test");
         let calls = AtomicU32::new(0);
         let r: Result<u32, CallError<String>> = call_with_retry(
             &settings(),
@@ -355,7 +355,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn honours_the_throttling_hint() {
-        let m = ComponentMetrics::new("request_test_hint", "test");
+        let m = ComponentMetrics::new("test", "request_test_hint", "test");
         let calls = AtomicU32::new(0);
         let start = tokio::time::Instant::now();
         let _ = call_with_retry(
@@ -381,7 +381,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn permanent_errors_are_not_retried_and_timeouts_are() {
-        let m = ComponentMetrics::new("request_test_perm", "test");
+        let m = ComponentMetrics::new("test", "request_test_perm", "test");
         let calls = AtomicU32::new(0);
         let r: Result<(), _> = call_with_retry(
             &settings(),

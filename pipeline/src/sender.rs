@@ -375,7 +375,7 @@ mod tests {
             data_dir: std::env::temp_dir(),
             input,
             shutdown,
-            metrics: ComponentMetrics::new(name, "test"),
+            metrics: ComponentMetrics::new("test", name, "test"),
         };
         let settings = RequestSettings {
             max_attempts: Some(2),
@@ -393,7 +393,7 @@ mod tests {
     async fn each_request_is_counted_once_as_sent_or_dropped_and_the_batch_gets_the_worst_status() {
         let dir = tempfile::tempdir().unwrap();
         let name = "sender_test_counts";
-        let metrics = ComponentMetrics::new(name, "test");
+        let metrics = ComponentMetrics::new("test", name, "test");
         let dl = DeadLetter::open(
             &crate::dead_letter::DeadLetterConfig {
                 path: dir.path().join("dead.jsonl"),

@@ -1,6 +1,6 @@
 //! Self-telemetry: every metric Sextant exports about itself is named here and nowhere else.
 //!
-//! Components get a [`ComponentMetrics`] (counters with `component` and `kind` labels, bound once
+//! Components get a [`ComponentMetrics`] (counters with `component`, `kind` and `role` labels, bound once
 //! at build time so the hot path is an atomic add), queues a [`QueueMetrics`]. The registry is
 //! process-wide and served by the admin listener's `/metrics`.
 
@@ -105,7 +105,13 @@ fn unreachable_metric() -> ! {
     panic!("invalid metric definition in telemetry.rs")
 }
 
-const CL: &[&str] = &["component", "kind"];
+/// The labels of every component metric: `role` keeps the agent's and the collector's
+/// same-named components apart in `sextant run`.
+const CL: &[&str] = &["component", "kind", "role"];
+/// [`CL`] and a reason or error type.
+const CL_REASON: &[&str] = &["component", "kind", "role", "reason"];
+/// The labels of a sink's input queue.
+const QL: &[&str] = &["component", "role"];
 
 static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
     let r = Registry::new();
@@ -136,7 +142,7 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
             &r,
             names::DROPPED_EVENTS,
             "Events dropped on purpose (when_full: drop_newest, permanent refusals).",
-            &["component", "kind", "reason"],
+            CL_REASON,
         ),
         failed: counter(
             &r,
@@ -148,7 +154,7 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
             &r,
             names::ERRORS,
             "Errors by type.",
-            &["component", "kind", "error_type"],
+            &["component", "kind", "role", "error_type"],
         ),
         retries: counter(&r, names::RETRIES, "Requests retried.", CL),
         restarts: counter(
@@ -161,7 +167,7 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
             &r,
             names::DISCARDED_EVENTS,
             "Malformed input skipped, by reason.",
-            &["component", "kind", "reason"],
+            CL_REASON,
         ),
         request_duration: histogram(
             &r,
@@ -188,13 +194,13 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
             &r,
             names::QUEUE_EVENTS,
             "Events waiting in a component's input queue.",
-            &["component"],
+            QL,
         ),
         queue_bytes: gauge(
             &r,
             names::QUEUE_BYTES,
             "Bytes waiting in a component's input queue.",
-            &["component"],
+            QL,
         ),
         queue_blocked: {
             let c = prometheus::CounterVec::new(
@@ -202,7 +208,7 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
                     names::QUEUE_BLOCKED_SECONDS,
                     "Time producers spent waiting for room in a full queue.",
                 ),
-                &["component"],
+                QL,
             )
             .unwrap_or_else(|_| unreachable_metric());
             let _ = r.register(Box::new(c.clone()));
@@ -255,7 +261,7 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
             &r,
             names::SKIPPED_BYTES,
             "Input bytes skipped on purpose without being read, by reason.",
-            &["component", "kind", "reason"],
+            CL_REASON,
         ),
         registry: r,
     }
@@ -282,6 +288,8 @@ pub fn render() -> String {
 pub struct ComponentMetrics {
     pub name: String,
     pub kind: &'static str,
+    /// `agent` or `collector`.
+    pub role: Arc<str>,
     pub received_events: IntCounter,
     pub received_bytes: IntCounter,
     pub sent_events: IntCounter,
@@ -310,12 +318,13 @@ pub struct ComponentMetrics {
 }
 
 impl ComponentMetrics {
-    pub fn new(name: &str, kind: &'static str) -> Self {
+    pub fn new(role: &str, name: &str, kind: &'static str) -> Self {
         let f = &*FAMILIES;
-        let l = [name, kind];
+        let l = [name, kind, role];
         Self {
             name: name.to_owned(),
             kind,
+            role: role.into(),
             received_events: f.received_events.with_label_values(&l),
             received_bytes: f.received_bytes.with_label_values(&l),
             sent_events: f.sent_events.with_label_values(&l),
@@ -341,7 +350,7 @@ impl ComponentMetrics {
     pub fn dropped(&self, reason: &str, n: u64) {
         FAMILIES
             .dropped
-            .with_label_values(&[&self.name, self.kind, reason])
+            .with_label_values(&[&self.name, self.kind, &self.role, reason])
             .inc_by(n);
     }
 
@@ -349,7 +358,7 @@ impl ComponentMetrics {
     pub fn dropped_total(&self, reason: &str) -> u64 {
         FAMILIES
             .dropped
-            .with_label_values(&[&self.name, self.kind, reason])
+            .with_label_values(&[&self.name, self.kind, &self.role, reason])
             .get()
     }
 
@@ -357,7 +366,7 @@ impl ComponentMetrics {
     pub fn discarded(&self, reason: &str, n: u64) {
         FAMILIES
             .discarded
-            .with_label_values(&[&self.name, self.kind, reason])
+            .with_label_values(&[&self.name, self.kind, &self.role, reason])
             .inc_by(n);
     }
 
@@ -365,7 +374,7 @@ impl ComponentMetrics {
     pub fn skipped_bytes(&self, reason: &str, n: u64) {
         FAMILIES
             .skipped_bytes
-            .with_label_values(&[&self.name, self.kind, reason])
+            .with_label_values(&[&self.name, self.kind, &self.role, reason])
             .inc_by(n);
     }
 
@@ -373,7 +382,7 @@ impl ComponentMetrics {
     pub fn error(&self, error_type: &str) {
         FAMILIES
             .errors
-            .with_label_values(&[&self.name, self.kind, error_type])
+            .with_label_values(&[&self.name, self.kind, &self.role, error_type])
             .inc();
     }
 
@@ -391,7 +400,7 @@ impl ComponentMetrics {
             .store(!healthy, std::sync::atomic::Ordering::Relaxed);
         FAMILIES
             .healthy
-            .with_label_values(&[self.name.as_str(), self.kind])
+            .with_label_values(&[self.name.as_str(), self.kind, &self.role])
             .set(i64::from(healthy));
     }
 
@@ -424,15 +433,16 @@ pub struct QueueMetrics {
 }
 
 impl QueueMetrics {
-    pub fn new(component: &str) -> Self {
+    pub fn new(role: &str, component: &str) -> Self {
         let f = &*FAMILIES;
+        let l = [component, role];
         Self {
-            events: Some(f.queue_events.with_label_values(&[component])),
-            bytes: Some(f.queue_bytes.with_label_values(&[component])),
-            blocked: Some(f.queue_blocked.with_label_values(&[component])),
+            events: Some(f.queue_events.with_label_values(&l)),
+            bytes: Some(f.queue_bytes.with_label_values(&l)),
+            blocked: Some(f.queue_blocked.with_label_values(&l)),
             dropped: Some(
                 f.dropped
-                    .with_label_values(&[component, "queue", "queue_full"]),
+                    .with_label_values(&[component, "queue", role, "queue_full"]),
             ),
         }
     }
@@ -519,15 +529,15 @@ mod tests {
 
     #[test]
     fn all_families_register_and_render() {
-        let m = ComponentMetrics::new("telemetry_test", "test");
+        let m = ComponentMetrics::new("test", "telemetry_test", "test");
         m.received_events.inc_by(3);
         m.discarded("invalid_utf8", 2);
         let text = render();
         assert!(text.contains(
-            "sextant_component_received_events_total{component=\"telemetry_test\",kind=\"test\"} 3"
+            "sextant_component_received_events_total{component=\"telemetry_test\",kind=\"test\",role=\"test\"} 3"
         ));
         assert!(text.contains(
-            "sextant_events_discarded_total{component=\"telemetry_test\",kind=\"test\",reason=\"invalid_utf8\"} 2"
+            "sextant_events_discarded_total{component=\"telemetry_test\",kind=\"test\",reason=\"invalid_utf8\",role=\"test\"} 2"
         ));
     }
 
@@ -538,5 +548,22 @@ mod tests {
         assert_eq!(l.allow(), None);
         assert_eq!(l.allow(), None);
         assert_eq!(l.suppressed.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn same_named_components_of_the_two_roles_count_apart() {
+        let agent = ComponentMetrics::new("agent", "telemetry_test_roles", "otlp");
+        let collector = ComponentMetrics::new("collector", "telemetry_test_roles", "otlp");
+        agent.received_events.inc_by(5);
+        collector.received_events.inc_by(7);
+        collector.dropped("refused", 2);
+        let text = render();
+        for line in [
+            r#"sextant_component_received_events_total{component="telemetry_test_roles",kind="otlp",role="agent"} 5"#,
+            r#"sextant_component_received_events_total{component="telemetry_test_roles",kind="otlp",role="collector"} 7"#,
+            r#"sextant_component_dropped_events_total{component="telemetry_test_roles",kind="otlp",reason="refused",role="collector"} 2"#,
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
     }
 }

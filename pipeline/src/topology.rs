@@ -273,7 +273,7 @@ impl<
         prepared: Arc<dyn PreparedSink>,
     ) -> Result<SinkRun<K>, BuildError> {
         let sink = config.sink();
-        let metrics = ComponentMetrics::new(name, sink.kind());
+        let metrics = ComponentMetrics::new(&self.role, name, sink.kind());
         let (trigger, shutdown) = ShutdownTrigger::new();
         let data_dir = component_dir(&self.data_dir, &self.role, name)?;
         let max_bytes = sink.queue().max_bytes.as_usize();
@@ -299,8 +299,11 @@ impl<
             }
             _ => (max_bytes, max_bytes),
         };
-        let mut queue =
-            ByteQueue::new(input_bytes, sink.queue().when_full, QueueMetrics::new(name));
+        let mut queue = ByteQueue::new(
+            input_bytes,
+            sink.queue().when_full,
+            QueueMetrics::new(&self.role, name),
+        );
         if stage.is_some() {
             queue = queue.with_spill_window(SPILL_WINDOW_BYTES);
         }
@@ -369,7 +372,7 @@ impl<
 
     fn build_source(&self, name: &str, config: &S) -> Result<SourceRun<S>, BuildError> {
         let source = config.source();
-        let metrics = ComponentMetrics::new(name, source.kind());
+        let metrics = ComponentMetrics::new(&self.role, name, source.kind());
         let (trigger, shutdown) = ShutdownTrigger::new();
         let out = Fanout::routed(self.outputs_of(name));
         let context = {
@@ -727,7 +730,7 @@ mod tests {
             vec![AckStatus::Delivered; 50],
             "delivered to the sink, not to nobody"
         );
-        let metrics = ComponentMetrics::new(name, "blackhole");
+        let metrics = ComponentMetrics::new("agent", name, "blackhole");
         assert_eq!(metrics.sent_events.get(), 50);
         assert_eq!(metrics.spilled_events.get(), 0);
         running.stop(Duration::from_secs(5)).await;
@@ -926,7 +929,7 @@ mod tests {
         assert!(health.ready(), "up again after the restart");
         let text = crate::telemetry::render();
         assert!(
-            text.contains(r#"sextant_component_restarts_total{component="topology_test_panicky",kind="panicky"} 1"#),
+            text.contains(r#"sextant_component_restarts_total{component="topology_test_panicky",kind="panicky",role="agent"} 1"#),
             "{text}"
         );
         running.stop(Duration::from_secs(5)).await;

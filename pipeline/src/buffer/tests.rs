@@ -240,7 +240,7 @@ fn start_stage_in(dir: &std::path::Path, max_bytes: u64, name: &str, mode: Mode)
         fsync_interval: DurationValue(Duration::from_millis(20)),
         ..Default::default()
     };
-    let metrics = ComponentMetrics::new(name, "test");
+    let metrics = ComponentMetrics::new("test", name, "test");
     let (trigger, shutdown) = ShutdownTrigger::new();
     let stage = spawn(
         &settings,

@@ -55,7 +55,7 @@ impl Running {
             QueueMetrics::detached(),
         ));
         let (trigger, shutdown) = ShutdownTrigger::new();
-        let metrics = ComponentMetrics::new(name, "kubernetes_logs");
+        let metrics = ComponentMetrics::new("test", name, "kubernetes_logs");
         let cx = SourceContext {
             name: name.into(),
             data_dir: state.to_owned(),

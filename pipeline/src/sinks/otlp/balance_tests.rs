@@ -56,7 +56,7 @@ async fn batches_spread_over_collectors_and_a_dead_one_is_ejected_without_loss()
 
 #[tokio::test]
 async fn a_name_resolves_to_every_address_and_unknown_names_keep_what_was_known() {
-    let metrics = ComponentMetrics::new("balance_dns_test", "otlp");
+    let metrics = ComponentMetrics::new("test", "balance_dns_test", "otlp");
     let settings = ClientSettings {
         headers: Vec::new(),
         tls: None,

@@ -32,7 +32,7 @@ impl Receiver {
             QueueMetrics::detached(),
         ));
         let (trigger, shutdown) = ShutdownTrigger::new();
-        let metrics = ComponentMetrics::new(name, "otlp");
+        let metrics = ComponentMetrics::new("test", name, "otlp");
         let data = tempfile::tempdir().unwrap();
         let receiver = tokio::spawn(
             crate::sources::otlp::build(
@@ -125,7 +125,7 @@ impl Sink {
         ));
         let (trigger, shutdown) = ShutdownTrigger::new();
         let data = tempfile::tempdir().unwrap();
-        let metrics = ComponentMetrics::new(name, "otlp");
+        let metrics = ComponentMetrics::new("test", name, "otlp");
         let task = tokio::spawn(
             super::build(
                 &config.prepare(name).unwrap(),

@@ -238,7 +238,7 @@ async fn a_thousand_files_with_a_hundred_descriptors_are_all_read_once() {
     let mut cfg = config(dir.path());
     cfg.tail.max_open_files = 100;
     let h = start("file_test_thousand", &cfg, state.path());
-    let metrics = ComponentMetrics::new("file_test_thousand", "file");
+    let metrics = ComponentMetrics::new("test", "file_test_thousand", "file");
     let mut got = collect_checking_open(&h, 5000, &metrics, 100).await;
     got.sort();
     let mut want: Vec<String> = (0..1000)
@@ -377,7 +377,7 @@ async fn nul_padding_after_copytruncate_is_skipped_and_counted() {
     drop(f);
     assert_eq!(collect(&h, 1, true).await, vec!["after truncation"]);
     let text = crate::telemetry::render();
-    assert!(text.contains("sextant_events_discarded_total{component=\"file_test_nul\",kind=\"file\",reason=\"nul_bytes\"}"), "NUL run counted");
+    assert!(text.contains("sextant_events_discarded_total{component=\"file_test_nul\",kind=\"file\",reason=\"nul_bytes\",role=\"test\"}"), "NUL run counted");
     stop(h).await;
 }
 
@@ -486,7 +486,7 @@ fn start_throttled(
         data_dir: state.to_owned(),
         out: Fanout::new(vec![queue.clone()]),
         shutdown,
-        metrics: ComponentMetrics::new(name, "file"),
+        metrics: ComponentMetrics::new("test", name, "file"),
     };
     let task = tokio::spawn(build(config, cx).unwrap());
     Harness {
@@ -594,12 +594,12 @@ async fn a_copytruncate_while_reading_is_paused_is_seen_though_the_file_grew_pas
     assert_eq!(count_of(&got, "first "), 0, "nothing read twice");
     let text = crate::telemetry::render();
     assert!(
-        text.contains(r#"sextant_component_errors_total{component="file_test_paused_truncate",error_type="truncated",kind="file"} 1"#),
+        text.contains(r#"sextant_component_errors_total{component="file_test_paused_truncate",error_type="truncated",kind="file",role="test"} 1"#),
         "{text}"
     );
     // What was lost to the truncation unread is counted.
     assert!(
-        text.contains(r#"sextant_source_skipped_bytes_total{component="file_test_paused_truncate",kind="file",reason="truncated"}"#),
+        text.contains(r#"sextant_source_skipped_bytes_total{component="file_test_paused_truncate",kind="file",reason="truncated",role="test"}"#),
         "{text}"
     );
     stop(h).await;

@@ -85,7 +85,7 @@ fn start_with_queue(name: &str, queue_bytes: usize) -> Started {
         QueueMetrics::detached(),
     ));
     let (trigger, shutdown) = ShutdownTrigger::new();
-    let metrics = ComponentMetrics::new(name, "otlp");
+    let metrics = ComponentMetrics::new("test", name, "otlp");
     let config = OtlpSourceConfig {
         address: ([127, 0, 0, 1], port).into(),
         max_request_bytes: ByteSizeValue(64 * 1024),
@@ -215,7 +215,7 @@ async fn answers_after_delivery_and_survives_malformed_requests() {
         "body_too_large_or_unreadable",
     ] {
         assert!(
-            text.contains(&format!("sextant_events_discarded_total{{component=\"otlp_receiver_test\",kind=\"otlp\",reason=\"{reason}\"}}")),
+            text.contains(&format!("sextant_events_discarded_total{{component=\"otlp_receiver_test\",kind=\"otlp\",reason=\"{reason}\",role=\"test\"}}")),
             "{reason} counted"
         );
     }
@@ -288,7 +288,7 @@ async fn requests_beyond_the_in_flight_bytes_are_answered_retry_later_until_room
     );
     let text = crate::telemetry::render();
     assert!(
-        text.contains(r#"sextant_component_errors_total{component="otlp_in_flight_test",error_type="memory_pressure",kind="otlp"} 1"#),
+        text.contains(r#"sextant_component_errors_total{component="otlp_in_flight_test",error_type="memory_pressure",kind="otlp",role="test"} 1"#),
         "{text}"
     );
     trigger.stop();

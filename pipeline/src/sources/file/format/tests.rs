@@ -39,7 +39,7 @@ fn run(
     name: &str,
 ) -> (Vec<LogEvent>, Vec<bool>) {
     let origin = Arc::new(Origin::default());
-    let metrics = ComponentMetrics::new(name, "test");
+    let metrics = ComponentMetrics::new("test", name, "test");
     let limiter = LogLimiter::default();
     let cx = cx(&origin, &metrics, &limiter, max);
     let mut out = Vec::new();
@@ -136,7 +136,7 @@ fn a_line_that_is_not_cri_passes_through_raw_and_is_counted() {
     assert_eq!(events[0].time_unix_nano, 42, "observed time stands in");
     assert_eq!(body(&events[1]), "fine");
     let text = crate::telemetry::render();
-    assert!(text.contains("sextant_events_discarded_total{component=\"cri_malformed\",kind=\"test\",reason=\"not_cri\"} 1"));
+    assert!(text.contains("sextant_events_discarded_total{component=\"cri_malformed\",kind=\"test\",reason=\"not_cri\",role=\"test\"} 1"));
 }
 
 #[test]
@@ -224,7 +224,7 @@ fn a_java_stack_trace_becomes_one_event_and_holding_points_at_its_first_line() {
         Some(&java_rules()),
     );
     let origin = Arc::new(Origin::default());
-    let metrics = ComponentMetrics::new("multiline_java", "test");
+    let metrics = ComponentMetrics::new("test", "multiline_java", "test");
     let limiter = LogLimiter::default();
     let cx = cx(&origin, &metrics, &limiter, 1 << 20);
     let mut out = Vec::new();
@@ -273,7 +273,7 @@ fn a_java_stack_trace_becomes_one_event_and_holding_points_at_its_first_line() {
 #[test]
 fn python_and_go_presets_and_start_patterns_join_their_records() {
     let origin = Arc::new(Origin::default());
-    let metrics = ComponentMetrics::new("multiline_presets", "test");
+    let metrics = ComponentMetrics::new("test", "multiline_presets", "test");
     let limiter = LogLimiter::default();
     let cx = cx(&origin, &metrics, &limiter, 1 << 20);
     let rules = |preset, start: Option<&str>| {
