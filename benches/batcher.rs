@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use sextant_pipeline::ack::{Ack, Acks};
-use sextant_pipeline::batch::Batch;
-use sextant_pipeline::batcher::{BatchSettings, Batcher};
 use sextant_pipeline::config::units::{ByteSizeValue, DurationValue};
-use sextant_pipeline::event::{Events, LogEvent};
-use sextant_pipeline::queue::{ByteQueue, WhenFull};
+use sextant_pipeline::flow::ack::{Ack, Acks};
+use sextant_pipeline::flow::batch::Batch;
+use sextant_pipeline::flow::batcher::{BatchSettings, Batcher};
+use sextant_pipeline::flow::event::{Events, LogEvent};
+use sextant_pipeline::flow::queue::{ByteQueue, WhenFull};
 use sextant_pipeline::telemetry::QueueMetrics;
 
 const SOURCE_BATCH: usize = 100;

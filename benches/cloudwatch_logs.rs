@@ -8,7 +8,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use sextant_collector::sinks::aws_cloudwatch_logs::encoding::EncodingSettings;
 use sextant_collector::sinks::aws_cloudwatch_logs::request_builder::Builder;
 use sextant_collector::sinks::aws_cloudwatch_logs::template::Template;
-use sextant_pipeline::event::{KeyValue, LogEvent, Origin, Resource};
+use sextant_pipeline::flow::event::{KeyValue, LogEvent, Origin, Resource};
 
 const EVENTS: usize = 10_000;
 

@@ -14,7 +14,7 @@ use sextant_collector::sinks::aws_cloudwatch_metrics::convert::Converter;
 use sextant_collector::sinks::aws_cloudwatch_metrics::dimensions::Plan;
 use sextant_collector::sinks::aws_cloudwatch_metrics::request_builder;
 use sextant_collector::sinks::aws_cloudwatch_metrics::service::sdk_datum;
-use sextant_pipeline::event::{
+use sextant_pipeline::flow::event::{
     KeyValue, Metric, MetricData, Number, NumberPoint, Origin, Resource, Temporality,
 };
 

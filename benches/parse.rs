@@ -10,7 +10,7 @@ use std::sync::Arc;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use sextant_pipeline::event::Origin;
+use sextant_pipeline::flow::event::Origin;
 use sextant_pipeline::sources::file::config::InvalidUtf8;
 use sextant_pipeline::sources::file::format::{
     cri::CriDecoder, DecodeContext, JsonMessages, LineDecoder,

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use sextant_pipeline::ack::Acks;
-use sextant_pipeline::batch::Batch;
-use sextant_pipeline::event::{Events, LogEvent};
-use sextant_pipeline::queue::{ByteQueue, WhenFull};
+use sextant_pipeline::flow::ack::Acks;
+use sextant_pipeline::flow::batch::Batch;
+use sextant_pipeline::flow::event::{Events, LogEvent};
+use sextant_pipeline::flow::queue::{ByteQueue, WhenFull};
 use sextant_pipeline::telemetry::QueueMetrics;
 
 const EVENTS_PER_BATCH: usize = 1000;

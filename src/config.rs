@@ -8,8 +8,8 @@ use serde::Deserialize;
 
 use sextant_agent::config::AgentGraph;
 use sextant_collector::config::CollectorGraph;
-use sextant_pipeline::admin::AdminConfig;
 use sextant_pipeline::config::units::DurationValue;
+use sextant_pipeline::runtime::admin::AdminConfig;
 
 /// Used when no `--config` is given: tails the sample logs in `examples/logs`, ships them
 /// agent -> collector over OTLP on localhost, writes them to `./sextant-data/out`.

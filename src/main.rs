@@ -12,10 +12,10 @@ use clap::{Parser, Subcommand};
 
 use sextant_agent::config::{AgentSink, AgentSource};
 use sextant_collector::config::{CollectorSink, CollectorSource};
-use sextant_pipeline::admin;
-use sextant_pipeline::logging::{self, LogFormat};
+use sextant_pipeline::runtime::admin;
+use sextant_pipeline::runtime::logging::{self, LogFormat};
+use sextant_pipeline::runtime::topology::{Graph, Health, Running};
 use sextant_pipeline::shutdown::ShutdownTrigger;
-use sextant_pipeline::topology::{Graph, Health, Running};
 
 use config::{Config, DEFAULT_CONFIG};
 
@@ -210,7 +210,10 @@ impl Process {
 
 fn report(
     role: &str,
-    r: Result<sextant_pipeline::topology::ReloadSummary, sextant_pipeline::component::BuildError>,
+    r: Result<
+        sextant_pipeline::runtime::topology::ReloadSummary,
+        sextant_pipeline::component::BuildError,
+    >,
 ) {
     match r {
         Ok(s) if s.failed.is_empty() => {

@@ -1,7 +1,7 @@
 //! The agent's components, in closed enums: the ones every role has (see
 //! [`sextant_pipeline::role_sources!`]) and the agent's own.
 
-use sextant_pipeline::topology::Graph;
+use sextant_pipeline::runtime::topology::Graph;
 
 use crate::sources::kubernetes_logs::KubernetesLogsConfig;
 

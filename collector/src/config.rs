@@ -2,7 +2,7 @@
 //! [`sextant_pipeline::role_sinks!`]) and the collector's own. The compiler, not a registry,
 //! knows them all.
 
-use sextant_pipeline::topology::Graph;
+use sextant_pipeline::runtime::topology::Graph;
 
 use crate::sinks::aws_cloudwatch_logs::CloudWatchLogsConfig;
 use crate::sinks::aws_cloudwatch_metrics::CloudWatchMetricsConfig;

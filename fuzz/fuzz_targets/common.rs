@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use sextant_pipeline::event::{Origin, Value};
+use sextant_pipeline::flow::event::{Origin, Value};
 use sextant_pipeline::sources::file::config::InvalidUtf8;
 use sextant_pipeline::sources::file::format::{DecodeContext, LineDecoder};
 use sextant_pipeline::sources::file::lines::LineSplitter;

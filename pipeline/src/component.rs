@@ -12,51 +12,17 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::batch::Batch;
+pub use crate::config::error::BuildError;
 use crate::config::units::ByteSizeValue;
-use crate::event::Signals;
-use crate::fanout::Fanout;
-use crate::queue::{ByteQueue, WhenFull};
+use crate::flow::batch::Batch;
+use crate::flow::event::Signals;
+use crate::flow::fanout::Fanout;
+use crate::flow::queue::{ByteQueue, WhenFull};
 use crate::shutdown::Shutdown;
 use crate::telemetry::ComponentMetrics;
 
 /// A running component.
 pub type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
-
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    #[error("{component}: {message}")]
-    Invalid { component: String, message: String },
-    #[error("{component}: {source}")]
-    Io {
-        component: String,
-        source: std::io::Error,
-    },
-}
-
-impl BuildError {
-    pub fn invalid(component: &str, message: impl Into<String>) -> Self {
-        BuildError::Invalid {
-            component: component.to_owned(),
-            message: message.into(),
-        }
-    }
-
-    /// A bad value at `key.field` (`collector.sinks.cwl` and `retention_days`).
-    pub fn at(key: &str, field: &str, message: impl std::fmt::Display) -> Self {
-        BuildError::Invalid {
-            component: format!("{key}.{field}"),
-            message: message.to_string(),
-        }
-    }
-
-    pub fn io(component: &str, source: std::io::Error) -> Self {
-        BuildError::Io {
-            component: component.to_owned(),
-            source,
-        }
-    }
-}
 
 /// What a source gets to run with.
 pub struct SourceContext {
@@ -92,7 +58,7 @@ pub trait SourceConfig {
 
 pub trait SinkConfig {
     fn kind(&self) -> &'static str;
-    /// The signals it sends: the fan-out hands it only these (see [`crate::fanout`]).
+    /// The signals it sends: the fan-out hands it only these (see [`crate::flow::fanout`]).
     fn signals(&self) -> Signals;
     /// The sources this sink reads.
     fn inputs(&self) -> &[String];
@@ -140,7 +106,7 @@ pub struct QueueSettings {
     pub max_bytes: ByteSizeValue,
     pub when_full: WhenFull,
     /// A crash-safe disk buffer behind the queue (see [`crate::buffer`]).
-    pub disk: Option<crate::buffer::DiskBufferSettings>,
+    pub disk: Option<crate::config::disk_buffer::DiskBufferSettings>,
 }
 
 impl Default for QueueSettings {
@@ -162,7 +128,7 @@ macro_rules! sink_config {
         fn kind(&self) -> &'static str {
             $kind
         }
-        fn signals(&self) -> $crate::event::Signals {
+        fn signals(&self) -> $crate::flow::event::Signals {
             $signals
         }
         fn inputs(&self) -> &[String] {
@@ -202,7 +168,7 @@ macro_rules! source_config {
             fn kind(&self) -> &'static str {
                 $kind
             }
-            fn signals(&self) -> $crate::event::Signals {
+            fn signals(&self) -> $crate::flow::event::Signals {
                 $signals
             }
             fn validate(&self, name: &str) -> Result<(), $crate::component::BuildError> {
@@ -213,71 +179,6 @@ macro_rules! source_config {
                 cx: $crate::component::SourceContext,
             ) -> Result<$crate::component::Task, $crate::component::BuildError> {
                 $build(self, cx)
-            }
-        }
-    };
-}
-
-/// Declares a role's closed enum of sources: the sources every role has (`otlp`, `file`,
-/// `xray_udp`), named here once, then the role's own. The enum is the `type:`-tagged config
-/// of a source, with [`AsSource`].
-#[macro_export]
-macro_rules! role_sources {
-    ($vis:vis enum $name:ident { $($variant:ident($ty:ty)),* $(,)? }) => {
-        $crate::closed_enum!(source, $vis enum $name {
-            Otlp($crate::sources::otlp::OtlpSourceConfig),
-            File($crate::sources::file::FileSourceConfig),
-            XrayUdp($crate::sources::xray_udp::XRayUdpSourceConfig),
-            $($variant($ty),)*
-        });
-    };
-}
-
-/// Declares a role's closed enum of sinks: the sinks every role has (`otlp`, `file`, `console`,
-/// `blackhole`), named here once, then the role's own; with [`AsSink`].
-#[macro_export]
-macro_rules! role_sinks {
-    ($vis:vis enum $name:ident { $($variant:ident($ty:ty)),* $(,)? }) => {
-        $crate::closed_enum!(sink, $vis enum $name {
-            Otlp($crate::sinks::otlp::OtlpSinkConfig),
-            File($crate::sinks::file::FileSinkConfig),
-            Console($crate::sinks::console::ConsoleSinkConfig),
-            Blackhole($crate::sinks::blackhole::BlackholeSinkConfig),
-            $($variant($ty),)*
-        });
-    };
-}
-
-/// The enum behind [`role_sources!`] and [`role_sinks!`].
-#[doc(hidden)]
-#[macro_export]
-macro_rules! closed_enum {
-    (@enum $vis:vis enum $name:ident { $($variant:ident($ty:ty),)* }) => {
-        // Parsed once per (re)load and kept in a map: the size of a variant does not matter.
-        #[allow(clippy::large_enum_variant)]
-        #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
-        #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-        $vis enum $name {
-            $($variant($ty),)*
-        }
-    };
-    (source, $vis:vis enum $name:ident { $($variant:ident($ty:ty),)* }) => {
-        $crate::closed_enum!(@enum $vis enum $name { $($variant($ty),)* });
-        impl $crate::component::AsSource for $name {
-            fn source(&self) -> &dyn $crate::component::SourceConfig {
-                match self {
-                    $($name::$variant(c) => c,)*
-                }
-            }
-        }
-    };
-    (sink, $vis:vis enum $name:ident { $($variant:ident($ty:ty),)* }) => {
-        $crate::closed_enum!(@enum $vis enum $name { $($variant($ty),)* });
-        impl $crate::component::AsSink for $name {
-            fn sink(&self) -> &dyn $crate::component::SinkConfig {
-                match self {
-                    $($name::$variant(c) => c,)*
-                }
             }
         }
     };

@@ -296,7 +296,7 @@ pub struct ComponentMetrics {
     pub sent_bytes: IntCounter,
     pub failed_events: IntCounter,
     pub retries: IntCounter,
-    /// Restarts after a panic or fatal error (see [`crate::topology`]'s supervision).
+    /// Restarts after a panic or fatal error (see [`crate::runtime::topology`]'s supervision).
     pub restarts: IntCounter,
     pub request_duration: Histogram,
     pub batch_events: Histogram,
@@ -313,7 +313,7 @@ pub struct ComponentMetrics {
     pub concurrency_limit: IntGauge,
     up: IntGauge,
     /// Its backend's health check failed and nothing was delivered since (see
-    /// [`crate::healthcheck`]).
+    /// [`crate::sink::healthcheck`]).
     unhealthy: Arc<std::sync::atomic::AtomicBool>,
 }
 

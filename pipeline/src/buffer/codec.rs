@@ -3,8 +3,8 @@
 
 use prost::Message;
 
-use crate::event::otlp;
-use crate::event::Events;
+use crate::flow::event::otlp;
+use crate::flow::event::Events;
 use opentelemetry_proto::tonic::collector::{
     logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest,
     trace::v1::ExportTraceServiceRequest,

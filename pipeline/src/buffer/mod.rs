@@ -13,7 +13,7 @@
 //!   is written as acknowledgements come, and once more when the stage's last reference goes
 //!   (after the sink's final flush at shutdown), so a clean stop resends nothing.
 //! - All file I/O (writes, fsyncs, rolls, reads, deletions, the ledger) runs on the buffer's own
-//!   thread ([`io`]), never on the async workers or in an acknowledgement callback.
+//!   thread (`io.rs`), never on the async workers or in an acknowledgement callback.
 //! - `sextant_buffer_bytes` is what is not yet acknowledged, not the files' size.
 //! - Bounded by `max_bytes` on disk. `when_full: block` stops taking from the input, so the
 //!   input queue fills and sources pause (files wait on disk, receivers answer retry-later);
@@ -41,77 +41,17 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
-
-use crate::ack::{Ack, AckStatus, Acks};
-use crate::batch::Batch;
-use crate::component::BuildError;
-use crate::config::units::{ByteSizeValue, DurationValue};
-use crate::event::Events;
-use crate::queue::{ByteQueue, Pushed};
+pub use crate::config::disk_buffer::{DiskBufferSettings, DiskWhenFull};
+use crate::config::error::BuildError;
+use crate::flow::ack::{Ack, AckStatus, Acks};
+use crate::flow::batch::Batch;
+use crate::flow::event::Events;
+use crate::flow::queue::{ByteQueue, Pushed};
 use crate::shutdown::Shutdown;
 use crate::telemetry::{ComponentMetrics, LogLimiter};
 
 use io::{Disk, View};
 use segments::{AppendError, Damage, Segments};
-
-/// `queue.disk:` of a sink.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct DiskBufferSettings {
-    /// Bytes the buffer may hold on disk.
-    pub max_bytes: ByteSizeValue,
-    pub when_full: DiskWhenFull,
-    /// Most fsyncs per this interval: a write waits at most this long to be made durable (and
-    /// its source acknowledged), and a quiet buffer syncs at once; `0s`: every batch.
-    pub fsync_interval: DurationValue,
-    /// Size of one segment file; a larger batch is split into records that fit.
-    pub max_segment_bytes: ByteSizeValue,
-}
-
-impl Default for DiskBufferSettings {
-    fn default() -> Self {
-        Self {
-            max_bytes: ByteSizeValue(1 << 30),
-            when_full: DiskWhenFull::Block,
-            fsync_interval: DurationValue(Duration::from_millis(100)),
-            max_segment_bytes: ByteSizeValue(16 << 20),
-        }
-    }
-}
-
-impl DiskBufferSettings {
-    /// Checks the settings at `key` (`collector.sinks.<name>.queue.disk`).
-    pub fn validate(&self, key: &str) -> Result<(), BuildError> {
-        let (max, segment) = (self.max_bytes.0, self.max_segment_bytes.0);
-        if segment < 64 * 1024 {
-            return Err(BuildError::at(
-                key,
-                "max_segment_bytes",
-                "must be at least 64KiB",
-            ));
-        }
-        if max < 2 * segment {
-            return Err(BuildError::at(
-                key,
-                "max_bytes",
-                format!("({max} bytes) must be at least twice max_segment_bytes ({segment} bytes)"),
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// What a full disk buffer does.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum DiskWhenFull {
-    /// Stop taking input: back-pressure to the sources. Nothing is lost.
-    #[default]
-    Block,
-    /// Delete the oldest segment to make room, counting its events as dropped.
-    DropOldest,
-}
 
 /// What the stage does with the batches it takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

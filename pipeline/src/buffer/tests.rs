@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use super::segments::{Damage, Segments};
 use super::*;
-use crate::ack::Ack;
-use crate::event::{Events, LogEvent};
-use crate::queue::WhenFull;
+use crate::config::units::{ByteSizeValue, DurationValue};
+use crate::flow::ack::Ack;
+use crate::flow::event::{Events, LogEvent};
+use crate::flow::queue::WhenFull;
 use crate::shutdown::ShutdownTrigger;
 use crate::telemetry::QueueMetrics;
 
@@ -181,10 +182,10 @@ fn a_full_buffer_refuses_until_space_is_freed_or_drops_the_oldest_segment() {
     assert_eq!(got, (per_segment..=n).collect::<Vec<_>>());
 }
 
-fn log_batch(i: usize, pad: usize, acks: crate::ack::Acks) -> Batch {
+fn log_batch(i: usize, pad: usize, acks: crate::flow::ack::Acks) -> Batch {
     let e = LogEvent {
         body: format!("line {i}").into(),
-        attributes: vec![crate::event::KeyValue::new("pad", "x".repeat(pad))],
+        attributes: vec![crate::flow::event::KeyValue::new("pad", "x".repeat(pad))],
         ..Default::default()
     };
     Batch::new(Events::Logs(vec![e]), acks)
@@ -297,7 +298,7 @@ async fn a_batch_larger_than_a_segment_is_split_into_records_not_dropped() {
     let events: Vec<LogEvent> = (0..101)
         .map(|i| LogEvent {
             body: format!("line {i}").into(),
-            attributes: vec![crate::event::KeyValue::new(
+            attributes: vec![crate::flow::event::KeyValue::new(
                 "pad",
                 "x".repeat(if i == 50 { 300_000 } else { 10_000 }),
             )],
@@ -308,7 +309,7 @@ async fn a_batch_larger_than_a_segment_is_split_into_records_not_dropped() {
     input
         .push(Batch::new(
             Events::Logs(events),
-            crate::ack::Acks::one(share),
+            crate::flow::ack::Acks::one(share),
         ))
         .await;
     let mut got = Vec::new();
@@ -351,7 +352,7 @@ async fn push_logs(
     for i in range {
         let (share, rx) = Ack::channel();
         input
-            .push(log_batch(i, 20_000, crate::ack::Acks::one(share)))
+            .push(log_batch(i, 20_000, crate::flow::ack::Acks::one(share)))
             .await;
         acks.push(rx);
     }

@@ -5,6 +5,8 @@
 //! (`type: file`). Errors inside a tagged component lose the YAML parser's position, so the line
 //! is found again by walking the block structure of the text along the error's key path.
 
+pub mod disk_buffer;
+pub mod error;
 pub mod interpolate;
 pub mod units;
 

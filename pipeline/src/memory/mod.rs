@@ -28,7 +28,7 @@
 //!   allocator's freed memory back to the OS ([`give_back_while_pressed`]), so that what the
 //!   sinks freed stops counting against the budget.
 //! - While the process spills, a queue in front of a disk stage admits only a small window of
-//!   bytes (see [`crate::queue`]): sources then go at the disk's pace instead of filling memory.
+//!   bytes (see [`crate::flow::queue`]): sources then go at the disk's pace instead of filling memory.
 //! - Exported as `sextant_memory_resident_bytes`, `sextant_memory_over_soft_limit` and
 //!   `sextant_memory_spilling`. Without any limit nothing is sampled, nothing pauses, nothing
 //!   spills.

@@ -2,8 +2,8 @@
 
 use serde::Deserialize;
 
-use crate::buffer::DiskBufferSettings;
-use crate::component::BuildError;
+use crate::config::disk_buffer::DiskBufferSettings;
+use crate::config::error::BuildError;
 use crate::config::units::ByteSizeValue;
 
 /// `memory:` of the config file.

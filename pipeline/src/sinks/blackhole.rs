@@ -3,10 +3,10 @@
 
 use serde::Deserialize;
 
-use crate::ack::AckStatus;
-use crate::batcher::BatchSettings;
 use crate::component::{BuildError, QueueSettings, SinkContext, Task};
-use crate::driver;
+use crate::flow::ack::AckStatus;
+use crate::flow::batcher::BatchSettings;
+use crate::sink::driver;
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -34,6 +34,6 @@ pub fn build(config: &BlackholeSinkConfig, cx: SinkContext) -> Result<Task, Buil
 crate::sink_config!(
     BlackholeSinkConfig,
     "blackhole",
-    crate::event::Signals::ALL,
+    crate::flow::event::Signals::ALL,
     build = build
 );

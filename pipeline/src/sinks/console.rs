@@ -4,11 +4,11 @@ use std::io::Write;
 
 use serde::Deserialize;
 
-use crate::ack::AckStatus;
-use crate::batcher::BatchSettings;
 use crate::component::{BuildError, QueueSettings, SinkContext, Task};
-use crate::driver;
-use crate::event::json;
+use crate::flow::ack::AckStatus;
+use crate::flow::batcher::BatchSettings;
+use crate::flow::event::json;
+use crate::sink::driver;
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -52,6 +52,6 @@ pub fn build(config: &ConsoleSinkConfig, cx: SinkContext) -> Result<Task, BuildE
 crate::sink_config!(
     ConsoleSinkConfig,
     "console",
-    crate::event::Signals::ALL,
+    crate::flow::event::Signals::ALL,
     build = build
 );

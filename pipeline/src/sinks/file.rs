@@ -10,12 +10,12 @@ use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 
-use crate::ack::AckStatus;
-use crate::batcher::BatchSettings;
 use crate::component::{BuildError, QueueSettings, SinkContext, Task};
 use crate::config::units::ByteSizeValue;
-use crate::driver;
-use crate::event::{json, Events, Signal};
+use crate::flow::ack::AckStatus;
+use crate::flow::batcher::BatchSettings;
+use crate::flow::event::{json, Events, Signal};
+use crate::sink::driver;
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -159,14 +159,14 @@ pub fn build(config: &FileSinkConfig, cx: SinkContext) -> Result<Task, BuildErro
 crate::sink_config!(
     FileSinkConfig,
     "file",
-    crate::event::Signals::ALL,
+    crate::flow::event::Signals::ALL,
     build = build
 );
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::LogEvent;
+    use crate::flow::event::LogEvent;
 
     #[test]
     fn rotates_by_size_and_keeps_max_files() {

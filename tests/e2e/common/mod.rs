@@ -135,7 +135,7 @@ pub fn start_sextant(role: &str, config: &Path, log: &Path) -> Proc {
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "us-east-1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("SEXTANT_LOG", "info,sextant_pipeline::request=debug")
+        .env("SEXTANT_LOG", "info,sextant_pipeline::sink::request=debug")
         .stdout(Stdio::null())
         .stderr(log_file)
         .spawn()

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use sextant_pipeline::config::units::DurationValue;
-use sextant_pipeline::event::LogEvent;
+use sextant_pipeline::flow::event::LogEvent;
 use sextant_pipeline::sources::file::TailSettings;
 
 use super::config::{KubernetesApiSettings, KubernetesLogsConfig};

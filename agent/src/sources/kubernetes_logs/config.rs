@@ -147,7 +147,7 @@ impl KubernetesLogsConfig {
 sextant_pipeline::source_config!(
     KubernetesLogsConfig,
     "kubernetes_logs",
-    sextant_pipeline::event::Signals::LOGS,
+    sextant_pipeline::flow::event::Signals::LOGS,
     super::build,
     KubernetesLogsConfig::validate
 );

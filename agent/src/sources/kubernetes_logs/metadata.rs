@@ -28,7 +28,7 @@ use kube::runtime::WatchStreamExt;
 use kube::Api;
 
 use sextant_pipeline::component::BuildError;
-use sextant_pipeline::event::KeyValue;
+use sextant_pipeline::flow::event::KeyValue;
 use sextant_pipeline::shutdown::Shutdown;
 use sextant_pipeline::telemetry::{ComponentMetrics, LogLimiter};
 

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sextant_pipeline::component::{BuildError, SourceContext, Task};
-use sextant_pipeline::event::{KeyValue, LogEvent};
+use sextant_pipeline::flow::event::{KeyValue, LogEvent};
 use sextant_pipeline::sources::file::format::multiline::{self, MultilineRules};
 use sextant_pipeline::sources::file::format::{
     cri::CriDecoder, docker::DockerDecoder, DecodeContext, Disposition, FileFormat, Held,

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use sextant_pipeline::event::{KeyValue, Value};
+use sextant_pipeline::flow::event::{KeyValue, Value};
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct PodLogPath {

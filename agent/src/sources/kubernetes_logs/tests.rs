@@ -5,12 +5,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sextant_pipeline::batch::Batch;
 use sextant_pipeline::component::SourceContext;
 use sextant_pipeline::config::units::DurationValue;
-use sextant_pipeline::event::{Events, LogEvent, Value};
-use sextant_pipeline::fanout::Fanout;
-use sextant_pipeline::queue::{ByteQueue, WhenFull};
+use sextant_pipeline::flow::batch::Batch;
+use sextant_pipeline::flow::event::{Events, LogEvent, Value};
+use sextant_pipeline::flow::fanout::Fanout;
+use sextant_pipeline::flow::queue::{ByteQueue, WhenFull};
 use sextant_pipeline::shutdown::ShutdownTrigger;
 use sextant_pipeline::sources::file::TailSettings;
 use sextant_pipeline::telemetry::{ComponentMetrics, QueueMetrics};
@@ -159,7 +159,7 @@ async fn reads_cri_and_docker_pods_with_path_metadata_and_skips_excluded_namespa
     };
     assert_eq!(order.body, Value::Str("order placed".into()));
     assert_eq!(
-        sextant_pipeline::event::find_attribute(&order.attributes, "id"),
+        sextant_pipeline::flow::event::find_attribute(&order.attributes, "id"),
         Some(&Value::Int(7))
     );
     assert_eq!(

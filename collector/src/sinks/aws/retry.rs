@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use sextant_pipeline::request::Retry;
+use sextant_pipeline::sink::request::Retry;
 
 use super::{AwsError, AwsErrorKind};
 

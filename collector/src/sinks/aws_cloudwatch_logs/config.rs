@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use sextant_pipeline::batcher::BatchSettings;
 use sextant_pipeline::component::{BuildError, QueueSettings};
 use sextant_pipeline::config::units::{ByteSizeValue, DurationValue};
-use sextant_pipeline::request::RequestSettings;
+use sextant_pipeline::flow::batcher::BatchSettings;
+use sextant_pipeline::sink::request::RequestSettings;
 
 use super::encoding::EncodingSettings;
 use super::template::Template;
@@ -44,14 +44,14 @@ pub struct CloudWatchLogsConfig {
     pub aws: AwsSettings,
     /// Where events CloudWatch Logs refused for good are kept (else they are only counted).
     #[serde(default)]
-    pub dead_letter: Option<sextant_pipeline::dead_letter::DeadLetterConfig>,
+    pub dead_letter: Option<sextant_pipeline::sink::dead_letter::DeadLetterConfig>,
     #[serde(default = "default_batch")]
     pub batch: BatchSettings,
     #[serde(default)]
     pub request: RequestSettings,
     #[serde(default)]
     pub queue: QueueSettings,
-    /// Check the backend at start (see [`sextant_pipeline::healthcheck`]); `false` skips it.
+    /// Check the backend at start (see [`sextant_pipeline::sink::healthcheck`]); `false` skips it.
     #[serde(default = "default_true")]
     pub healthcheck: bool,
 }
@@ -113,6 +113,6 @@ pub(crate) fn check_retention(key: &str, field: &str, days: Option<i32>) -> Resu
 sextant_pipeline::sink_config!(
     CloudWatchLogsConfig,
     "aws_cloudwatch_logs",
-    sextant_pipeline::event::Signals::LOGS,
+    sextant_pipeline::flow::event::Signals::LOGS,
     prepare = CloudWatchLogsConfig::prepare
 );

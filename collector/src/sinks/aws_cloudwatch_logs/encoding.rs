@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 
 use sextant_pipeline::component::BuildError;
-use sextant_pipeline::event::{find_attribute, LogEvent, Value};
+use sextant_pipeline::flow::event::{find_attribute, LogEvent, Value};
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]

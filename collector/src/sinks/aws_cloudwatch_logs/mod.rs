@@ -22,12 +22,12 @@ use std::collections::BTreeMap;
 
 use tokio::sync::OnceCell;
 
-use sextant_pipeline::ack::AckStatus;
 use sextant_pipeline::component::{BuildError, SinkContext, Task};
-use sextant_pipeline::dead_letter::DeadLetter;
-use sextant_pipeline::event::{Events, LogEvent};
-use sextant_pipeline::request::Retry;
-use sextant_pipeline::sender::{self, Drive, Encoder, Groups, Sender, Service};
+use sextant_pipeline::flow::ack::AckStatus;
+use sextant_pipeline::flow::event::{Events, LogEvent};
+use sextant_pipeline::sink::dead_letter::DeadLetter;
+use sextant_pipeline::sink::request::Retry;
+use sextant_pipeline::sink::sender::{self, Drive, Encoder, Groups, Sender, Service};
 use sextant_pipeline::telemetry::ComponentMetrics;
 
 use crate::sinks::aws::{AwsError, AwsSettings};

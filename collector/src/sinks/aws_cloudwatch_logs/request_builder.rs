@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use sextant_pipeline::event::LogEvent;
+use sextant_pipeline::flow::event::LogEvent;
 
 use super::encoding::EncodingSettings;
 use super::template::{sanitize_group, sanitize_stream, Template};
@@ -42,7 +42,7 @@ pub struct PutRequest {
     pub bytes: usize,
 }
 
-impl sextant_pipeline::sender::Request for PutRequest {
+impl sextant_pipeline::sink::sender::Request for PutRequest {
     fn events(&self) -> usize {
         self.events.len()
     }

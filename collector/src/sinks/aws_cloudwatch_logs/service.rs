@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use aws_sdk_cloudwatchlogs::Client;
 
-use sextant_pipeline::sender::{Accepted, Refusal};
+use sextant_pipeline::sink::sender::{Accepted, Refusal};
 
 use super::request_builder::{PutRequest, StreamKey};
 use crate::sinks::aws::{sdk_config, AwsError, AwsErrorKind, AwsSettings};

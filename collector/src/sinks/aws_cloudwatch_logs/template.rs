@@ -3,7 +3,7 @@
 //! request): group names keep `[A-Za-z0-9_./#-]`, stream names lose `:` and `*`; other characters
 //! become `_`; both are cut to 512 bytes; an empty result becomes the missing value.
 
-use sextant_pipeline::event::LogEvent;
+use sextant_pipeline::flow::event::LogEvent;
 
 #[derive(Clone, Debug, PartialEq)]
 enum Part {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use sextant_pipeline::event::{KeyValue, LogEvent, Origin, Resource};
+use sextant_pipeline::flow::event::{KeyValue, LogEvent, Origin, Resource};
 
 use super::encoding::{Codec, EncodingSettings};
 use super::request_builder::*;
@@ -233,7 +233,7 @@ fn json_encoding_sends_the_body_attributes_and_chosen_resource_attributes_whole(
 
 #[test]
 fn refused_events_are_each_counted_under_one_reason() {
-    use sextant_pipeline::sender::Accepted;
+    use sextant_pipeline::sink::sender::Accepted;
     let rejected = super::service::Rejected {
         events: 10,
         too_old: 4,

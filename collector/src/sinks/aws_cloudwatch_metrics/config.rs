@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use sextant_pipeline::batcher::BatchSettings;
 use sextant_pipeline::component::{BuildError, QueueSettings};
 use sextant_pipeline::config::units::{ByteSizeValue, DurationValue};
-use sextant_pipeline::request::RequestSettings;
+use sextant_pipeline::flow::batcher::BatchSettings;
+use sextant_pipeline::sink::request::RequestSettings;
 
 use super::limits::MAX_DIMENSIONS;
 use crate::sinks::aws::AwsSettings;
@@ -61,7 +61,7 @@ pub struct CloudWatchMetricsConfig {
     pub request: RequestSettings,
     #[serde(default)]
     pub queue: QueueSettings,
-    /// Check the backend at start (see [`sextant_pipeline::healthcheck`]); `false` skips it.
+    /// Check the backend at start (see [`sextant_pipeline::sink::healthcheck`]); `false` skips it.
     #[serde(default = "default_true")]
     pub healthcheck: bool,
 }
@@ -211,6 +211,6 @@ impl CloudWatchMetricsConfig {
 sextant_pipeline::sink_config!(
     CloudWatchMetricsConfig,
     "aws_cloudwatch_metrics",
-    sextant_pipeline::event::Signals::METRICS,
+    sextant_pipeline::flow::event::Signals::METRICS,
     prepare = CloudWatchMetricsConfig::prepare
 );

@@ -16,7 +16,7 @@
 
 use std::hash::{BuildHasher, Hasher};
 
-use sextant_pipeline::event::{KeyValue, Metric, MetricData, Temporality, Value};
+use sextant_pipeline::flow::event::{KeyValue, Metric, MetricData, Temporality, Value};
 
 use super::config::HistogramMode;
 use super::datum::{clean_name, Datum, DatumValue, Text};
@@ -289,7 +289,7 @@ impl Converter {
                 temporality,
             } => {
                 for p in points {
-                    let run = |b: &Option<sextant_pipeline::event::ExponentialBuckets>| {
+                    let run = |b: &Option<sextant_pipeline::flow::event::ExponentialBuckets>| {
                         b.as_ref().map_or_else(Run::default, |b| Run {
                             offset: b.offset,
                             counts: b.bucket_counts.clone(),

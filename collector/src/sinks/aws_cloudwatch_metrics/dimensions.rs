@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use sextant_pipeline::event::{find_attribute, KeyValue, Value};
+use sextant_pipeline::flow::event::{find_attribute, KeyValue, Value};
 
 use super::datum::{clean_name, clean_value, Text};
 use super::limits::MAX_DIMENSIONS;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value as Json};
 
-use sextant_pipeline::event::{KeyValue, LogEvent, Origin, Value};
+use sextant_pipeline::flow::event::{KeyValue, LogEvent, Origin, Value};
 
 use super::datum::{Datum, DatumValue, Text};
 use super::limits::{EMF_MAX_METRICS, EMF_MAX_VALUES};

@@ -6,7 +6,7 @@
 //! then split into requests at AWS's limits ([`request_builder`]) sent in parallel up to
 //! `request.concurrency`, or into EMF documents ([`emf`]) written by the CloudWatch Logs writer.
 //! Batches are converted one at a time, in order, because deltas depend on the order of points.
-//! Sending, counting and acknowledging are [`sextant_pipeline::sender`]'s; this sink's requests
+//! Sending, counting and acknowledging are [`sextant_pipeline::sink::sender`]'s; this sink's requests
 //! count datums (PutMetricData) or documents (EMF), so `sent_events` and
 //! `dropped_events_total{reason="refused"}` are in those units.
 
@@ -30,11 +30,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::OnceCell;
 
-use sextant_pipeline::ack::AckStatus;
 use sextant_pipeline::component::{BuildError, SinkContext, Task};
-use sextant_pipeline::event::Events;
-use sextant_pipeline::request::Retry;
-use sextant_pipeline::sender::{self, Drive, Encoder, Groups, Sender, Service};
+use sextant_pipeline::flow::ack::AckStatus;
+use sextant_pipeline::flow::event::Events;
+use sextant_pipeline::sink::request::Retry;
+use sextant_pipeline::sink::sender::{self, Drive, Encoder, Groups, Sender, Service};
 use sextant_pipeline::telemetry::ComponentMetrics;
 
 use crate::sinks::aws::{AwsError, AwsSettings};

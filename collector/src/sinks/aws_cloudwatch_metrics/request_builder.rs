@@ -62,7 +62,7 @@ pub struct PutRequest {
     pub bytes: usize,
 }
 
-impl sextant_pipeline::sender::Request for PutRequest {
+impl sextant_pipeline::sink::sender::Request for PutRequest {
     fn events(&self) -> usize {
         self.datums.len()
     }

@@ -2,7 +2,7 @@
 //! invalid or missing parameters are permanent (the request builder should never produce them);
 //! everything else as in [`crate::sinks::aws::retry`].
 
-use sextant_pipeline::request::Retry;
+use sextant_pipeline::sink::request::Retry;
 
 use crate::sinks::aws::{retry as aws_retry, AwsError};
 

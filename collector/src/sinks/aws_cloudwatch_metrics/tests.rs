@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use sextant_pipeline::event::{
+use sextant_pipeline::flow::event::{
     HistogramPoint, KeyValue, Metric, MetricData, Number, NumberPoint, Origin, Resource,
     SummaryPoint, Temporality,
 };

@@ -9,7 +9,7 @@
 
 use serde_json::{Map, Value as Json};
 
-use sextant_pipeline::event::{KeyValue, Value};
+use sextant_pipeline::flow::event::{KeyValue, Value};
 
 pub const MAX_ANNOTATIONS: usize = 50;
 pub const MAX_KEY_LEN: usize = 500;

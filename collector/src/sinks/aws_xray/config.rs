@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use sextant_pipeline::batcher::BatchSettings;
 use sextant_pipeline::component::{BuildError, QueueSettings};
 use sextant_pipeline::config::units::{ByteSizeValue, DurationValue};
-use sextant_pipeline::request::RequestSettings;
+use sextant_pipeline::flow::batcher::BatchSettings;
+use sextant_pipeline::sink::request::RequestSettings;
 
 use super::segment::Indexing;
 use crate::sinks::aws::AwsSettings;
@@ -31,7 +31,7 @@ pub struct XRayConfig {
     pub request: RequestSettings,
     #[serde(default)]
     pub queue: QueueSettings,
-    /// Check the backend at start (see [`sextant_pipeline::healthcheck`]); `false` skips it.
+    /// Check the backend at start (see [`sextant_pipeline::sink::healthcheck`]); `false` skips it.
     #[serde(default = "sextant_pipeline::config::default_true")]
     pub healthcheck: bool,
 }
@@ -72,6 +72,6 @@ impl XRayConfig {
 sextant_pipeline::sink_config!(
     XRayConfig,
     "aws_xray",
-    sextant_pipeline::event::Signals::TRACES,
+    sextant_pipeline::flow::event::Signals::TRACES,
     prepare = XRayConfig::prepare
 );

@@ -4,7 +4,7 @@
 //! October 2023 it accepts any value there, so every OTLP id converts, unchanged in its bits: the
 //! trace id in X-Ray is the one in the logs, read with dashes.
 
-use sextant_pipeline::event::{SpanId, TraceId};
+use sextant_pipeline::flow::event::{SpanId, TraceId};
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 

@@ -23,11 +23,13 @@ use std::sync::Mutex;
 
 use tokio::sync::OnceCell;
 
-use sextant_pipeline::ack::AckStatus;
 use sextant_pipeline::component::{BuildError, SinkContext, Task};
-use sextant_pipeline::event::Events;
-use sextant_pipeline::request::Retry;
-use sextant_pipeline::sender::{self, Accepted, Drive, Encoder, Groups, Refusal, Sender, Service};
+use sextant_pipeline::flow::ack::AckStatus;
+use sextant_pipeline::flow::event::Events;
+use sextant_pipeline::sink::request::Retry;
+use sextant_pipeline::sink::sender::{
+    self, Accepted, Drive, Encoder, Groups, Refusal, Sender, Service,
+};
 use sextant_pipeline::telemetry::ComponentMetrics;
 
 use crate::sinks::aws::{AwsError, AwsErrorKind, AwsSettings};
@@ -133,7 +135,7 @@ impl SegmentsRequest {
     }
 }
 
-impl sextant_pipeline::sender::Request for SegmentsRequest {
+impl sextant_pipeline::sink::sender::Request for SegmentsRequest {
     fn events(&self) -> usize {
         self.documents.len()
     }

@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value as Json};
 
-use sextant_pipeline::event::{find_attribute, Span};
+use sextant_pipeline::flow::event::{find_attribute, Span};
 
 use super::annotations::AnnotationStats;
 use super::ids::segment_id;

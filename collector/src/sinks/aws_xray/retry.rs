@@ -2,7 +2,7 @@
 //! a request with unprocessed documents is retried with just those; everything else as in
 //! [`crate::sinks::aws::retry`].
 
-use sextant_pipeline::request::Retry;
+use sextant_pipeline::sink::request::Retry;
 
 use crate::sinks::aws::{retry as aws_retry, AwsError};
 

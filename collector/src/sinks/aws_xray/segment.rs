@@ -18,7 +18,7 @@
 
 use serde_json::{json, Map, Value as Json};
 
-use sextant_pipeline::event::{find_attribute, Span, SpanKind, StatusCode, Value};
+use sextant_pipeline::flow::event::{find_attribute, Span, SpanKind, StatusCode, Value};
 
 use super::annotations::{split, AnnotationStats};
 use super::ids::{segment_id, trace_id};

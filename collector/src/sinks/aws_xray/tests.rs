@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value as Json};
 
-use sextant_pipeline::event::{
+use sextant_pipeline::flow::event::{
     KeyValue, Origin, Resource, Span, SpanEvent, SpanKind, StatusCode, Value,
 };
 

@@ -215,9 +215,9 @@ impl Balancer {
             // Overloaded or not answering; a refusal of the data says nothing of the backend.
             Err(OtlpError::Grpc(s)) => !matches!(
                 s.code,
-                crate::grpc::code::UNAVAILABLE
-                    | crate::grpc::code::RESOURCE_EXHAUSTED
-                    | crate::grpc::code::DEADLINE_EXCEEDED
+                crate::net::grpc::code::UNAVAILABLE
+                    | crate::net::grpc::code::RESOURCE_EXHAUSTED
+                    | crate::net::grpc::code::DEADLINE_EXCEEDED
             ),
         };
         attempt.settle(healthy);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::balance::{Balancer, ClientSettings};
 use super::test_support::{free_port, Receiver, Sink};
-use crate::ack::AckStatus;
+use crate::flow::ack::AckStatus;
 use crate::telemetry::ComponentMetrics;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::batcher::BatchSettings;
 use crate::component::{BuildError, QueueSettings};
-use crate::request::RequestSettings;
+use crate::flow::batcher::BatchSettings;
+use crate::sink::request::RequestSettings;
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -24,7 +24,7 @@ pub enum Compression {
 #[serde(rename_all = "snake_case")]
 pub enum Ordering {
     /// Each resource's records (a file's lines) in order, across failures and retries:
-    /// `request.concurrency` lanes of one request each (see [`crate::lanes`]). One busy file
+    /// `request.concurrency` lanes of one request each (see [`crate::sink::lanes`]). One busy file
     /// then has one request in flight, so its throughput is a batch per round trip.
     PerResource,
     /// Up to `request.concurrency` requests of any records at once, the most throughput for
@@ -70,14 +70,14 @@ pub struct OtlpSinkConfig {
     pub headers: BTreeMap<String, String>,
     /// TLS for `https://` endpoints: the CA to trust, and a client certificate for mutual TLS.
     #[serde(default)]
-    pub tls: Option<crate::tls::ClientTls>,
+    pub tls: Option<crate::net::tls::ClientTls>,
     #[serde(default = "default_batch")]
     pub batch: BatchSettings,
     #[serde(default)]
     pub request: RequestSettings,
     #[serde(default)]
     pub queue: QueueSettings,
-    /// Check the backend at start (see [`crate::healthcheck`]); `false` skips it.
+    /// Check the backend at start (see [`crate::sink::healthcheck`]); `false` skips it.
     #[serde(default = "crate::config::default_true")]
     pub healthcheck: bool,
 }
@@ -191,6 +191,6 @@ impl OtlpSinkConfig {
 crate::sink_config!(
     OtlpSinkConfig,
     "otlp",
-    crate::event::Signals::ALL,
+    crate::flow::event::Signals::ALL,
     prepare = OtlpSinkConfig::prepare
 );

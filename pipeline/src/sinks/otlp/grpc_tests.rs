@@ -2,7 +2,7 @@
 //! end-to-end tests check each side against the OpenTelemetry Python SDK and grpcio).
 
 use super::test_support::{free_port, Receiver, Sink};
-use crate::ack::AckStatus;
+use crate::flow::ack::AckStatus;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_delivers_every_batch_plain_and_gzipped() {

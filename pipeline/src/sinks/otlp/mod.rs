@@ -18,11 +18,11 @@ mod tls_tests;
 
 use std::sync::Arc;
 
-use crate::ack::AckStatus;
 use crate::component::{BuildError, SinkContext, Task};
-use crate::event::Events;
-use crate::request::Retry;
-use crate::sender::{Drive, Encoder, Groups, Sender, Service};
+use crate::flow::ack::AckStatus;
+use crate::flow::event::Events;
+use crate::sink::request::Retry;
+use crate::sink::sender::{Drive, Encoder, Groups, Sender, Service};
 use crate::telemetry::ComponentMetrics;
 
 pub use config::OtlpSinkConfig;
@@ -95,7 +95,7 @@ fn build(prepared: &PreparedOtlp, cx: SinkContext) -> Result<Task, BuildError> {
         config::Ordering::PerResource => Drive::Lanes(concurrency),
         config::Ordering::None => Drive::Batches(concurrency),
     };
-    Ok(crate::sender::run(
+    Ok(crate::sink::sender::run(
         cx,
         config.batch.clone(),
         drive,
@@ -151,6 +151,6 @@ impl Service for Otlp {
     }
 
     async fn healthcheck(&self) -> Result<(), String> {
-        crate::healthcheck::connect_all(self.urls.clone()).await
+        crate::sink::healthcheck::connect_all(self.urls.clone()).await
     }
 }

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use prost::Message;
 
 use super::config::{Compression, Protocol};
-use crate::event::{otlp, Events};
+use crate::flow::event::{otlp, Events};
 
 /// A request ready to send.
 #[derive(Debug)]
@@ -24,7 +24,7 @@ pub struct OtlpRequest {
     pub events: usize,
 }
 
-impl crate::sender::Request for OtlpRequest {
+impl crate::sink::sender::Request for OtlpRequest {
     fn events(&self) -> usize {
         self.events
     }
@@ -49,8 +49,8 @@ pub fn build(
     if protocol == Protocol::Grpc {
         let gzip = compression == Compression::Gzip;
         return Ok(OtlpRequest {
-            path: crate::grpc::otlp_path(signal),
-            body: crate::grpc::frame(&raw, gzip)?,
+            path: crate::net::grpc::otlp_path(signal),
+            body: crate::net::grpc::frame(&raw, gzip)?,
             encoding: gzip.then_some("gzip"),
             protocol,
             raw_len,
@@ -82,7 +82,7 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::LogEvent;
+    use crate::flow::event::LogEvent;
     use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
     use std::io::Read;
 

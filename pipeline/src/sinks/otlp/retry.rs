@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::request::Retry;
+use crate::sink::request::Retry;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OtlpError {
@@ -17,7 +17,7 @@ pub enum OtlpError {
         body: String,
     },
     #[error("grpc status {}: {}", .0.code, .0.message)]
-    Grpc(crate::grpc::Status),
+    Grpc(crate::net::grpc::Status),
     #[error("transport: {0}")]
     Transport(String),
 }
@@ -57,8 +57,8 @@ pub fn classify(e: &OtlpError) -> Retry {
     }
 }
 
-fn classify_grpc(status: &crate::grpc::Status) -> Retry {
-    use crate::grpc::code;
+fn classify_grpc(status: &crate::net::grpc::Status) -> Retry {
+    use crate::net::grpc::code;
     let after = status.retry_delay;
     match status.code {
         code::CANCELLED
@@ -119,7 +119,7 @@ mod tests {
                 Retry::Permanent { .. }
             ));
         }
-        use crate::grpc::{code, Status};
+        use crate::net::grpc::{code, Status};
         let grpc = |s: Status| classify(&OtlpError::Grpc(s));
         assert_eq!(
             grpc(Status::new(code::UNAVAILABLE, "").with_retry_delay(Duration::from_secs(2))),

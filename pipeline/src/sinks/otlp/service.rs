@@ -11,7 +11,7 @@ use hyper_util::rt::TokioExecutor;
 use super::config::Protocol;
 use super::request_builder::OtlpRequest;
 use super::retry::{parse_retry_after, OtlpError};
-use crate::grpc;
+use crate::net::grpc;
 
 /// A "resolver" that always answers one address: each backend of a balanced sink connects to
 /// its own collector, while the URL keeps the DNS name (for `Host`, SNI and certificate checks).

@@ -4,12 +4,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::ack::{Ack, AckStatus, Acks};
-use crate::batch::Batch;
 use crate::component::{SinkContext, SourceContext};
-use crate::event::{Events, LogEvent};
-use crate::fanout::Fanout;
-use crate::queue::{ByteQueue, WhenFull};
+use crate::flow::ack::{Ack, AckStatus, Acks};
+use crate::flow::batch::Batch;
+use crate::flow::event::{Events, LogEvent};
+use crate::flow::fanout::Fanout;
+use crate::flow::queue::{ByteQueue, WhenFull};
 use crate::shutdown::ShutdownTrigger;
 use crate::telemetry::{ComponentMetrics, QueueMetrics};
 

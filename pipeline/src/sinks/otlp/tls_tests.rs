@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::test_support::{free_port, send, Receiver};
-use crate::ack::AckStatus;
+use crate::flow::ack::AckStatus;
 
 struct Pki {
     ca: rcgen::Certificate,

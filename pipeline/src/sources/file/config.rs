@@ -133,7 +133,7 @@ impl FileSourceConfig {
 crate::source_config!(
     FileSourceConfig,
     "file",
-    crate::event::Signals::LOGS,
+    crate::flow::event::Signals::LOGS,
     super::build,
     FileSourceConfig::validate
 );

@@ -47,11 +47,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_queue::SegQueue;
 
-use crate::ack::{Ack, AckStatus, Acks};
-use crate::batch::Batch;
 use crate::component::{BuildError, SourceContext, Task};
-use crate::event::{Events, Origin, Scope};
-use crate::fanout::Fanout;
+use crate::flow::ack::{Ack, AckStatus, Acks};
+use crate::flow::batch::Batch;
+use crate::flow::event::{Events, Origin, Scope};
+use crate::flow::fanout::Fanout;
 use crate::shutdown::Shutdown;
 use crate::telemetry::{ComponentMetrics, LogLimiter};
 

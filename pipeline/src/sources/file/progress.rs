@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::ack::AckStatus;
+use crate::flow::ack::AckStatus;
 
 #[derive(Debug, Default)]
 pub struct Progress {

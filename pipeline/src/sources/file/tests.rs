@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::batch::Batch;
 use crate::config::units::DurationValue;
-use crate::queue::{ByteQueue, WhenFull};
+use crate::flow::batch::Batch;
+use crate::flow::queue::{ByteQueue, WhenFull};
 use crate::shutdown::ShutdownTrigger;
 use crate::telemetry::QueueMetrics;
 

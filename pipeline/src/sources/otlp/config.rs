@@ -26,7 +26,7 @@ pub struct OtlpSourceConfig {
     /// How long a request waits for its batch's delivery before the sender is told to retry.
     pub ack_timeout: DurationValue,
     /// Serve HTTPS (and require client certificates with `client_ca_file`).
-    pub tls: Option<crate::tls::ServerTls>,
+    pub tls: Option<crate::net::tls::ServerTls>,
 }
 
 impl Default for OtlpSourceConfig {
@@ -70,7 +70,7 @@ impl OtlpSourceConfig {
 crate::source_config!(
     OtlpSourceConfig,
     "otlp",
-    crate::event::Signals::ALL,
+    crate::flow::event::Signals::ALL,
     super::build,
     OtlpSourceConfig::validate
 );

@@ -1,6 +1,6 @@
 //! Source `otlp`: receives OTLP/HTTP (`/v1/logs`, `/v1/metrics`, `/v1/traces`, protobuf; gzip,
 //! zstd or not) and OTLP/gRPC (the three Export methods, on the same listener by HTTP/2 and
-//! `application/grpc`, see [`crate::grpc`]) and answers each request only when the batch's delivery is known:
+//! `application/grpc`, see [`crate::net::grpc`]) and answers each request only when the batch's delivery is known:
 //! `200` (with a partial success naming malformed records that were skipped) once every sink
 //! delivered it or refused it for good; `503` with `Retry-After` when it failed, or when
 //! `ack_timeout` passed (the sender retries: at least once, with bounded duplicates). A request
@@ -11,7 +11,7 @@
 //! Memory: requests being read and decoded hold a share of `max_in_flight_bytes` (their
 //! declared length, and as much again up to the connection's read buffer, while read; then each
 //! chunk of their decompressed output before it is
-//! allocated, see [`crate::inflate`]) until their batch is in the sinks' queues; one that does
+//! allocated, see [`crate::net::inflate`]) until their batch is in the sinks' queues; one that does
 //! not fit, or any while memory is over its soft limit, is answered retry-later
 //! (`sextant_component_errors_total{error_type="memory_pressure"}`). Twice that share counts
 //! towards the memory estimate (the body and what it decodes to). A body over
@@ -38,14 +38,14 @@ use opentelemetry_proto::tonic::collector::{
     trace::v1::{ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse},
 };
 
-use crate::ack::{Ack, AckStatus, Acks};
-use crate::batch::Batch;
 use crate::component::{BuildError, SourceContext, Task};
-use crate::event::{otlp, Events, Signal};
-use crate::fanout::Fanout;
-use crate::grpc;
-use crate::http::{self, Body};
-use crate::inflate::{self, Chunks, Encoding, InflateError};
+use crate::flow::ack::{Ack, AckStatus, Acks};
+use crate::flow::batch::Batch;
+use crate::flow::event::{otlp, Events, Signal};
+use crate::flow::fanout::Fanout;
+use crate::net::grpc;
+use crate::net::http::{self, Body};
+use crate::net::inflate::{self, Chunks, Encoding, InflateError};
 use crate::telemetry::{ComponentMetrics, LogLimiter};
 
 pub use config::OtlpSourceConfig;

@@ -10,7 +10,7 @@ use prost::Message;
 
 use super::*;
 use crate::config::units::{ByteSizeValue, DurationValue};
-use crate::queue::{ByteQueue, WhenFull};
+use crate::flow::queue::{ByteQueue, WhenFull};
 use crate::shutdown::ShutdownTrigger;
 use crate::telemetry::QueueMetrics;
 

@@ -16,11 +16,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::ack::Acks;
-use crate::batch::Batch;
 use crate::component::{BuildError, SourceContext, Task};
 use crate::config::units::ByteSizeValue;
-use crate::event::Origin;
+use crate::flow::ack::Acks;
+use crate::flow::batch::Batch;
+use crate::flow::event::Origin;
 use crate::telemetry::LogLimiter;
 
 const MAX_BATCH_SPANS: usize = 1000;
@@ -55,7 +55,7 @@ impl XRayUdpSourceConfig {
 crate::source_config!(
     XRayUdpSourceConfig,
     "xray_udp",
-    crate::event::Signals::TRACES,
+    crate::flow::event::Signals::TRACES,
     build,
     XRayUdpSourceConfig::validate
 );

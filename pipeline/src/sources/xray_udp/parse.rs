@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::event::{KeyValue, Origin, Span, SpanId, SpanKind, TraceId, Value};
+use crate::flow::event::{KeyValue, Origin, Span, SpanId, SpanKind, TraceId, Value};
 
 /// The attribute that carries the original document.
 pub const RAW_SEGMENT_ATTRIBUTE: &str = "aws.xray.raw_segment";

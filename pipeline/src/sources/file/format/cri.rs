@@ -5,7 +5,7 @@
 //! record takes the first part's time; the stream becomes `log.iostream`. A line that is not CRI
 //! passes through raw with a `parse_error` attribute and is counted.
 
-use crate::event::{KeyValue, LogEvent};
+use crate::flow::event::{KeyValue, LogEvent};
 
 use super::super::lines::Line;
 use super::{

@@ -3,7 +3,7 @@
 //! does not end in a newline; they are merged like CRI partial lines. A line that is not such a
 //! record passes through raw with a `parse_error` attribute and is counted.
 
-use crate::event::{KeyValue, LogEvent};
+use crate::flow::event::{KeyValue, LogEvent};
 
 use super::super::lines::Line;
 use super::{

@@ -3,7 +3,7 @@
 
 use simd_json::tape::Node;
 
-use crate::event::{KeyValue, Text, Value};
+use crate::flow::event::{KeyValue, Text, Value};
 
 use super::{DecodeContext, JsonMessages};
 

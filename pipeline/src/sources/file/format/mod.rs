@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use super::config::InvalidUtf8;
 use super::lines::Line;
-use crate::event::{KeyValue, LogEvent, Origin, Resource, Value};
+use crate::flow::event::{KeyValue, LogEvent, Origin, Resource, Value};
 use crate::telemetry::{ComponentMetrics, LogLimiter};
 
 /// What a decoder needs besides the line.

@@ -14,7 +14,7 @@ use regex::Regex;
 use serde::Deserialize;
 
 use crate::config::units::DurationValue;
-use crate::event::{LogEvent, Value};
+use crate::flow::event::{LogEvent, Value};
 
 use super::super::lines::Line;
 use super::{DecodeContext, Held, LineDecoder};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::super::lines::Line;
 use super::*;
-use crate::event::{find_attribute, Origin};
+use crate::flow::event::{find_attribute, Origin};
 
 fn cx<'a>(
     origin: &'a Arc<Origin>,
@@ -157,11 +157,11 @@ fn json_messages_become_attributes() {
     assert_eq!(attr(e, "level").as_deref(), Some("error"));
     assert_eq!(
         find_attribute(&e.attributes, "n"),
-        Some(&crate::event::Value::Int(3))
+        Some(&crate::flow::event::Value::Int(3))
     );
     assert!(matches!(
         find_attribute(&e.attributes, "ctx"),
-        Some(crate::event::Value::Map(_))
+        Some(crate::flow::event::Value::Map(_))
     ));
     let mut keep = cri::CriDecoder::new(JsonMessages {
         parse: true,

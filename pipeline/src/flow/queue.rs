@@ -20,7 +20,7 @@ use crossbeam_queue::SegQueue;
 use serde::Deserialize;
 use tokio::sync::Notify;
 
-use crate::batch::Batch;
+use crate::flow::batch::Batch;
 use crate::telemetry::QueueMetrics;
 
 /// What a full queue does with one more item.

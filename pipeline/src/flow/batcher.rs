@@ -15,9 +15,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use crate::batch::Batch;
 use crate::config::units::{ByteSizeValue, DurationValue};
-use crate::queue::ByteQueue;
+use crate::flow::batch::Batch;
+use crate::flow::queue::ByteQueue;
 
 /// `batch:` settings of a sink.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -98,9 +98,9 @@ impl Batcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ack::Acks;
-    use crate::event::{Events, LogEvent, Span};
-    use crate::queue::WhenFull;
+    use crate::flow::ack::Acks;
+    use crate::flow::event::{Events, LogEvent, Span};
+    use crate::flow::queue::WhenFull;
     use crate::telemetry::QueueMetrics;
     use proptest::prelude::*;
 
@@ -179,11 +179,11 @@ mod tests {
         q.push(logs(2, 10)).await;
         assert_eq!(
             b.next().await.unwrap().events.signal(),
-            crate::event::Signal::Logs
+            crate::flow::event::Signal::Logs
         );
         assert_eq!(
             b.next().await.unwrap().events.signal(),
-            crate::event::Signal::Traces
+            crate::flow::event::Signal::Traces
         );
         assert_eq!(b.next().await.unwrap().len(), 2);
     }

@@ -3,9 +3,9 @@
 //! A sink supplies three things: an [`Encoder`] (a batch's events into requests, at the
 //! backend's limits), a [`Service`] (one call to the backend, and what its errors mean), and its
 //! config. [`run`] does the rest:
-//! - the batch loop ([`crate::driver`], or per-resource lanes, [`crate::lanes`]);
+//! - the batch loop ([`crate::sink::driver`], or per-resource lanes, [`crate::sink::lanes`]);
 //! - encoding on a blocking thread, off the async workers;
-//! - each request through [`crate::request::call_with_retry`]: timeout, retry with the backend's
+//! - each request through [`crate::sink::request::call_with_retry`]: timeout, retry with the backend's
 //!   hints, rate limit, adaptive concurrency;
 //! - counting, per request: sent events and bytes when accepted, events the backend refused
 //!   inside an accepted request by their reason, a request refused for good as
@@ -16,19 +16,19 @@
 //!   handed back after retries at `warn`;
 //! - the batch's acknowledgement: delivered when every request was accepted, rejected when one
 //!   was refused for good, failed (sent again by its source) when one was not delivered;
-//! - the backend health check at start ([`crate::healthcheck`]), unless `healthcheck: false`.
+//! - the backend health check at start ([`crate::sink::healthcheck`]), unless `healthcheck: false`.
 
 use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
 
-use crate::ack::AckStatus;
-use crate::batcher::BatchSettings;
 use crate::component::{SinkContext, Task};
-use crate::dead_letter::DeadLetter;
-use crate::event::Events;
-use crate::request::{call_with_retry, CallError, RequestGate, RequestSettings, Retry};
+use crate::flow::ack::AckStatus;
+use crate::flow::batcher::BatchSettings;
+use crate::flow::event::Events;
 use crate::shutdown::Shutdown;
+use crate::sink::dead_letter::DeadLetter;
+use crate::sink::request::{call_with_retry, CallError, RequestGate, RequestSettings, Retry};
 use crate::telemetry::{ComponentMetrics, LogLimiter};
 
 /// One request to a backend, as the sender counts it.
@@ -113,7 +113,7 @@ pub trait Encoder: Send + Sync + 'static {
 pub enum Drive {
     /// Up to this many batches at once (1: in order, for sinks whose encoding keeps state).
     Batches(usize),
-    /// Per-resource lanes ([`crate::lanes`]): each resource's batches in order.
+    /// Per-resource lanes ([`crate::sink::lanes`]): each resource's batches in order.
     Lanes(usize),
 }
 
@@ -218,7 +218,7 @@ impl<S: Service> Sender<S> {
     /// Sends one batch's groups (see [`Groups`]), `request.concurrency` requests at once; the
     /// batch's status is the worst of its requests'.
     pub async fn send_groups(self: &Arc<Self>, groups: Groups<S::Request>) -> AckStatus {
-        crate::driver::settle_all(self.settings.concurrency, groups, |group| {
+        crate::sink::driver::settle_all(self.settings.concurrency, groups, |group| {
             let sender = self.clone();
             async move {
                 let mut status = AckStatus::Delivered;
@@ -261,7 +261,7 @@ impl<S: Service> Sender<S> {
 
     fn spawn_healthcheck(self: &Arc<Self>) {
         let sender = self.clone();
-        crate::healthcheck::spawn(self.metrics.clone(), self.shutdown.clone(), move || {
+        crate::sink::healthcheck::spawn(self.metrics.clone(), self.shutdown.clone(), move || {
             let sender = sender.clone();
             Box::pin(async move { sender.service.healthcheck().await })
         });
@@ -291,8 +291,8 @@ where
         async move { sender.process(&encoder, events).await }
     };
     match drive {
-        Drive::Batches(n) => Box::pin(crate::driver::drive(cx, batch, n, process)),
-        Drive::Lanes(n) => Box::pin(crate::lanes::drive_in_lanes(cx, batch, n, process)),
+        Drive::Batches(n) => Box::pin(crate::sink::driver::drive(cx, batch, n, process)),
+        Drive::Lanes(n) => Box::pin(crate::sink::lanes::drive_in_lanes(cx, batch, n, process)),
     }
 }
 
@@ -363,9 +363,9 @@ mod tests {
 
     fn sender(name: &str, dead_letter: Option<Arc<DeadLetter>>) -> Arc<Sender<Fake>> {
         let (input, shutdown) = (
-            Arc::new(crate::queue::ByteQueue::new(
+            Arc::new(crate::flow::queue::ByteQueue::new(
                 1 << 20,
-                crate::queue::WhenFull::Block,
+                crate::flow::queue::WhenFull::Block,
                 crate::telemetry::QueueMetrics::detached(),
             )),
             Shutdown::never(),
@@ -395,7 +395,7 @@ mod tests {
         let name = "sender_test_counts";
         let metrics = ComponentMetrics::new("test", name, "test");
         let dl = DeadLetter::open(
-            &crate::dead_letter::DeadLetterConfig {
+            &crate::sink::dead_letter::DeadLetterConfig {
                 path: dir.path().join("dead.jsonl"),
                 max_file_bytes: crate::config::units::ByteSizeValue(1 << 20),
             },

@@ -6,7 +6,7 @@
 //! from one pod share one `Origin`, batches can be split, merged and routed freely, and converting
 //! back to OTLP regroups records by origin.
 //!
-//! Events never travel one by one: a [`Batch`](crate::batch::Batch) carries [`Events`] of one signal.
+//! Events never travel one by one: a [`Batch`](crate::flow::batch::Batch) carries [`Events`] of one signal.
 
 pub mod json;
 pub mod otlp;

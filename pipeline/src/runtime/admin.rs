@@ -6,9 +6,9 @@ use std::net::SocketAddr;
 
 use serde::Deserialize;
 
-use crate::http;
+use crate::net::http;
+use crate::runtime::topology::Health;
 use crate::shutdown::Shutdown;
-use crate::topology::Health;
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]

@@ -1,7 +1,7 @@
 //! The loop every sink runs: batcher -> up to `concurrency` requests in flight -> acknowledge.
 //!
 //! A sink supplies `process`, which sends one batch's events (a network sink through
-//! [`crate::sender`]) and says how it ended. The driver finishes the batch's acknowledgements
+//! [`crate::sink::sender`]) and says how it ended. The driver finishes the batch's acknowledgements
 //! with that status and counts what it received and, on `Failed`, the events handed back to
 //! their sources. What was sent or dropped is counted where it is known: per request by the
 //! sender, by the local sinks themselves. It returns when the input is closed and drained and
@@ -13,11 +13,11 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::ack::AckStatus;
-use crate::batch::Batch;
-use crate::batcher::{BatchSettings, Batcher};
 use crate::component::SinkContext;
-use crate::event::Events;
+use crate::flow::ack::AckStatus;
+use crate::flow::batch::Batch;
+use crate::flow::batcher::{BatchSettings, Batcher};
+use crate::flow::event::Events;
 
 pub async fn drive<F, Fut>(cx: SinkContext, batch: BatchSettings, concurrency: usize, process: F)
 where
@@ -126,9 +126,9 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ack::{Ack, Acks};
-    use crate::event::LogEvent;
-    use crate::queue::{ByteQueue, WhenFull};
+    use crate::flow::ack::{Ack, Acks};
+    use crate::flow::event::LogEvent;
+    use crate::flow::queue::{ByteQueue, WhenFull};
     use crate::shutdown::Shutdown;
     use crate::telemetry::{ComponentMetrics, QueueMetrics};
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -177,7 +177,7 @@ mod tests {
             answers.push(rx);
         }
         input.close();
-        let one_each = crate::batcher::BatchSettings {
+        let one_each = crate::flow::batcher::BatchSettings {
             max_events: 1,
             ..Default::default()
         };
@@ -220,7 +220,7 @@ mod tests {
         }
         input.close();
         let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let settings = crate::batcher::BatchSettings {
+        let settings = crate::flow::batcher::BatchSettings {
             max_events: 1,
             ..Default::default()
         };

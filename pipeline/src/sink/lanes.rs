@@ -16,22 +16,22 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
-use crate::ack::AckStatus;
-use crate::batch::Batch;
-use crate::batcher::BatchSettings;
 use crate::component::SinkContext;
-use crate::event::{Events, Origin, Value};
-use crate::queue::{ByteQueue, WhenFull};
+use crate::flow::ack::AckStatus;
+use crate::flow::batch::Batch;
+use crate::flow::batcher::BatchSettings;
+use crate::flow::event::{Events, Origin, Value};
+use crate::flow::queue::{ByteQueue, WhenFull};
 use crate::telemetry::QueueMetrics;
 
-/// Runs [`crate::driver::drive`] in `lanes` lanes of one request each; see the module doc.
+/// Runs [`crate::sink::driver::drive`] in `lanes` lanes of one request each; see the module doc.
 pub async fn drive_in_lanes<F, Fut>(cx: SinkContext, batch: BatchSettings, lanes: usize, process: F)
 where
     F: Fn(Events) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = AckStatus> + Send + 'static,
 {
     if lanes <= 1 {
-        return crate::driver::drive(cx, batch, 1, process).await;
+        return crate::sink::driver::drive(cx, batch, 1, process).await;
     }
     let lane_bytes = batch.max_bytes.as_usize().saturating_mul(2).max(1 << 20);
     let queues: Vec<Arc<ByteQueue<Batch>>> = (0..lanes)
@@ -54,7 +54,7 @@ where
             metrics: cx.metrics.clone(),
         };
         let process = process.clone();
-        drivers.spawn(crate::driver::drive(
+        drivers.spawn(crate::sink::driver::drive(
             lane,
             batch.clone(),
             1,
@@ -142,7 +142,7 @@ fn split_by_lane(b: Batch, lanes: usize) -> Vec<(usize, Batch)> {
             acks.take().unwrap_or_default()
         } else {
             acks.as_ref()
-                .map(crate::ack::Acks::split)
+                .map(crate::flow::ack::Acks::split)
                 .unwrap_or_default()
         };
         let mut part = Batch::new(events, part_acks);
@@ -155,8 +155,8 @@ fn split_by_lane(b: Batch, lanes: usize) -> Vec<(usize, Batch)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ack::{Ack, Acks};
-    use crate::event::{KeyValue, LogEvent, Resource};
+    use crate::flow::ack::{Ack, Acks};
+    use crate::flow::event::{KeyValue, LogEvent, Resource};
 
     fn origin(file: &str) -> Arc<Origin> {
         Arc::new(Origin {

@@ -15,9 +15,9 @@
 
 use std::sync::{Arc, RwLock};
 
-use crate::batch::Batch;
-use crate::event::{Signal, Signals};
-use crate::queue::{ByteQueue, Pushed};
+use crate::flow::batch::Batch;
+use crate::flow::event::{Signal, Signals};
+use crate::flow::queue::{ByteQueue, Pushed};
 
 /// A sink's input as a source sees it.
 #[derive(Clone)]
@@ -132,9 +132,9 @@ impl Fanout {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ack::{Ack, AckStatus, Acks};
-    use crate::event::LogEvent;
-    use crate::queue::WhenFull;
+    use crate::flow::ack::{Ack, AckStatus, Acks};
+    use crate::flow::event::LogEvent;
+    use crate::flow::queue::WhenFull;
     use crate::telemetry::QueueMetrics;
 
     fn queue() -> Arc<ByteQueue<Batch>> {
@@ -200,9 +200,9 @@ mod tests {
 #[cfg(test)]
 mod routing_tests {
     use super::*;
-    use crate::ack::{Ack, AckStatus, Acks};
-    use crate::event::{LogEvent, Span};
-    use crate::queue::WhenFull;
+    use crate::flow::ack::{Ack, AckStatus, Acks};
+    use crate::flow::event::{LogEvent, Span};
+    use crate::flow::queue::WhenFull;
     use crate::telemetry::QueueMetrics;
 
     fn output(signals: Signals) -> Output {

@@ -24,7 +24,7 @@ pub struct RequestSettings {
     /// Requests in flight at once (with `adaptive_concurrency`, the most it may grow to).
     pub concurrency: usize,
     /// Let the number of attempts in flight follow the backend's latency and push-back (AIMD,
-    /// from 1 up to `concurrency`); see [`crate::adaptive`].
+    /// from 1 up to `concurrency`); see [`crate::sink::adaptive`].
     pub adaptive_concurrency: bool,
     /// First retry delay; doubles each attempt, with jitter.
     pub initial_backoff: DurationValue,
@@ -56,7 +56,7 @@ impl Default for RequestSettings {
 #[derive(Default)]
 pub struct RequestGate {
     rate: Option<RateLimiter>,
-    adaptive: Option<crate::adaptive::AdaptiveConcurrency>,
+    adaptive: Option<crate::sink::adaptive::AdaptiveConcurrency>,
     /// One `warn` per sink at a rate limit while it retries, with the error.
     retrying: crate::telemetry::LogLimiter,
 }
@@ -66,7 +66,10 @@ impl RequestGate {
         Self {
             rate: RateLimiter::for_settings(settings),
             adaptive: settings.adaptive_concurrency.then(|| {
-                crate::adaptive::AdaptiveConcurrency::new(settings.concurrency, metrics.clone())
+                crate::sink::adaptive::AdaptiveConcurrency::new(
+                    settings.concurrency,
+                    metrics.clone(),
+                )
             }),
             retrying: crate::telemetry::LogLimiter::default(),
         }
@@ -202,7 +205,7 @@ where
         metrics
             .request_duration
             .observe(started.elapsed().as_secs_f64());
-        use crate::adaptive::Outcome;
+        use crate::sink::adaptive::Outcome;
         let (kind, hint, last) = match outcome {
             Ok(Ok(v)) => {
                 settle(Outcome::Success);

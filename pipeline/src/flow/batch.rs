@@ -5,14 +5,14 @@
 //!
 //! A batch may be *awaited*: a sender is waiting for its acknowledgement to answer its own
 //! client (the OTLP receiver). Batchers flush such a batch as soon as nothing more is queued,
-//! so the round trip is the backend's, not a batch timer's ([`crate::batcher`]).
+//! so the round trip is the backend's, not a batch timer's ([`crate::flow::batcher`]).
 //!
 //! A batch counts its size in the process's memory estimate ([`crate::memory::Held`]) from
 //! when it is made until it is dropped, wherever it is then: a queue, a batcher, a request in
 //! flight, a retry.
 
-use crate::ack::Acks;
-use crate::event::{ByteSize, Events, LogEvent, Metric, Span};
+use crate::flow::ack::Acks;
+use crate::flow::event::{ByteSize, Events, LogEvent, Metric, Span};
 use crate::memory::Held;
 
 #[derive(Debug)]

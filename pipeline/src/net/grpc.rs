@@ -35,13 +35,15 @@ pub mod code {
 }
 
 /// The OTLP service method behind an HTTP/2 path, and back.
-pub fn otlp_path(signal: crate::event::Signal) -> &'static str {
+pub fn otlp_path(signal: crate::flow::event::Signal) -> &'static str {
     match signal {
-        crate::event::Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
-        crate::event::Signal::Metrics => {
+        crate::flow::event::Signal::Logs => {
+            "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+        }
+        crate::flow::event::Signal::Metrics => {
             "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
         }
-        crate::event::Signal::Traces => {
+        crate::flow::event::Signal::Traces => {
             "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
         }
     }
@@ -109,7 +111,7 @@ pub fn frame(message: &[u8], gzip: bool) -> std::io::Result<Bytes> {
 }
 
 /// The one message of a unary body: whether its compressed flag is set, and its bytes (still
-/// compressed per `grpc-encoding` if so; see [`crate::inflate`]).
+/// compressed per `grpc-encoding` if so; see [`crate::net::inflate`]).
 pub fn unframe(body: &Bytes) -> Result<(bool, Bytes), String> {
     if body.len() < 5 {
         return Err("body shorter than a gRPC frame header".into());
@@ -268,8 +270,8 @@ mod tests {
             let (compressed, payload) = unframe(&framed).unwrap_or_default();
             assert_eq!(compressed, gzip);
             let back = if gzip {
-                crate::inflate::inflate(
-                    crate::inflate::Encoding::Gzip,
+                crate::net::inflate::inflate(
+                    crate::net::inflate::Encoding::Gzip,
                     &payload,
                     1 << 20,
                     &mut |_| true,

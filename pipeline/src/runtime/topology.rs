@@ -30,12 +30,12 @@ use serde::Deserialize;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::batch::Batch;
 use crate::buffer::{DiskBufferSettings, Mode};
 use crate::component::{AsSink, AsSource, BuildError, PreparedSink, SinkContext, SourceContext};
-use crate::event::Signals;
-use crate::fanout::{Fanout, Output};
-use crate::queue::{ByteQueue, WhenFull};
+use crate::flow::batch::Batch;
+use crate::flow::event::Signals;
+use crate::flow::fanout::{Fanout, Output};
+use crate::flow::queue::{ByteQueue, WhenFull};
 use crate::shutdown::ShutdownTrigger;
 use crate::telemetry::{ComponentMetrics, QueueMetrics};
 
@@ -333,7 +333,7 @@ impl<
         };
         let first = prepared.build(context())?;
         let sink_task = {
-            crate::supervise::supervise(
+            crate::runtime::supervise::supervise(
                 first,
                 move || prepared.build(context()),
                 metrics.clone(),
@@ -396,7 +396,7 @@ impl<
             let config = config.clone();
             move || config.source().build(context())
         };
-        let task = tokio::spawn(crate::supervise::supervise(
+        let task = tokio::spawn(crate::runtime::supervise::supervise(
             first,
             rebuild,
             metrics.clone(),
@@ -614,9 +614,9 @@ impl<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ack::{Ack, AckStatus, Acks};
     use crate::component::{SinkConfig, SourceConfig, Task};
-    use crate::event::LogEvent;
+    use crate::flow::ack::{Ack, AckStatus, Acks};
+    use crate::flow::event::LogEvent;
     use crate::sinks::blackhole::BlackholeSinkConfig;
     use std::sync::Mutex;
 
@@ -647,8 +647,8 @@ mod tests {
         fn kind(&self) -> &'static str {
             "burst"
         }
-        fn signals(&self) -> crate::event::Signals {
-            crate::event::Signals::LOGS
+        fn signals(&self) -> crate::flow::event::Signals {
+            crate::flow::event::Signals::LOGS
         }
         fn build(&self, cx: SourceContext) -> Result<Task, BuildError> {
             let (n, seen) = (self.batches, self.seen.clone());
@@ -657,7 +657,7 @@ mod tests {
                     let seen = seen.clone();
                     let share = Ack::new(move |s| seen.lock().unwrap().push(s));
                     cx.out
-                        .send(crate::batch::Batch::logs(
+                        .send(crate::flow::batch::Batch::logs(
                             vec![LogEvent::default()],
                             Acks::one(share),
                         ))
@@ -784,8 +784,8 @@ mod tests {
         fn kind(&self) -> &'static str {
             "resender"
         }
-        fn signals(&self) -> crate::event::Signals {
-            crate::event::Signals::LOGS
+        fn signals(&self) -> crate::flow::event::Signals {
+            crate::flow::event::Signals::LOGS
         }
         fn build(&self, cx: SourceContext) -> Result<Task, BuildError> {
             let n = self.n;
@@ -799,7 +799,10 @@ mod tests {
                             ..Default::default()
                         };
                         cx.out
-                            .send(crate::batch::Batch::logs(vec![event], Acks::one(share)))
+                            .send(crate::flow::batch::Batch::logs(
+                                vec![event],
+                                Acks::one(share),
+                            ))
                             .await;
                         if rx.await == Ok(AckStatus::Delivered) {
                             break;
@@ -837,8 +840,8 @@ mod tests {
         fn kind(&self) -> &'static str {
             "panicky"
         }
-        fn signals(&self) -> crate::event::Signals {
-            crate::event::Signals::LOGS
+        fn signals(&self) -> crate::flow::event::Signals {
+            crate::flow::event::Signals::LOGS
         }
         fn inputs(&self) -> &[String] {
             &self.inputs
@@ -858,7 +861,7 @@ mod tests {
             Ok(Box::pin(async move {
                 cx.metrics.set_up(true);
                 while let Some(b) = cx.input.pop().await {
-                    let crate::event::Events::Logs(logs) = &b.events else {
+                    let crate::flow::event::Events::Logs(logs) = &b.events else {
                         continue;
                     };
                     let bodies: Vec<String> =
