@@ -1,6 +1,6 @@
 //! The collector's sinks: AWS backends.
 
-pub mod aws;
+pub(crate) mod aws;
 pub mod aws_cloudwatch_logs;
 pub mod aws_cloudwatch_metrics;
 pub mod aws_xray;

@@ -29,10 +29,10 @@
 //!   sink's queue when spilling starts is spilled instead. At shutdown, what the sink's queue no
 //!   longer takes is spilled too, and delivered after the restart.
 
-pub mod codec;
+pub(crate) mod codec;
 mod io;
-pub mod record;
-pub mod segments;
+pub(crate) mod record;
+pub(crate) mod segments;
 #[cfg(test)]
 mod tests;
 

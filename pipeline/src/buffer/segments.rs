@@ -37,7 +37,6 @@ pub struct RecordId {
 #[derive(Debug)]
 pub struct ReadRecord {
     pub id: RecordId,
-    pub events: u32,
     pub payload: Vec<u8>,
 }
 
@@ -206,6 +205,7 @@ impl Segments {
     }
 
     /// Bytes held on disk.
+    #[cfg(test)]
     pub fn total_bytes(&self) -> u64 {
         self.total_bytes
     }
@@ -222,11 +222,6 @@ impl Segments {
                     || (self.read_seq == last.seq && self.read_offset >= last.size)
             }
         }
-    }
-
-    /// Whether a record of `payload_len` bytes fits under `max_bytes` now.
-    pub fn has_room(&self, payload_len: usize) -> bool {
-        self.total_bytes + (HEADER_BYTES + payload_len) as u64 <= self.max_bytes
     }
 
     /// The largest payload one record can carry (a record fits in one segment).
@@ -290,19 +285,14 @@ impl Segments {
         Ok(())
     }
 
-    /// A handle on the active segment, to fsync it without holding the buffer.
-    pub fn writer_handle(&self) -> io::Result<File> {
-        self.writer.try_clone()
-    }
-
     /// Makes appends durable: the active segment, new directory entries, and the ledger.
     pub fn sync(&mut self) -> io::Result<()> {
         self.writer.sync_data()?;
         self.sync_metadata()
     }
 
-    /// The directory and ledger part of [`sync`](Self::sync), for after an fsync of the
-    /// [`writer_handle`](Self::writer_handle) done elsewhere.
+    /// The directory and ledger part of [`sync`](Self::sync): persists what acknowledgements
+    /// released without an fsync of the data.
     pub fn sync_metadata(&mut self) -> io::Result<()> {
         if self.dir_dirty {
             File::open(&self.dir)?.sync_all()?;
@@ -369,11 +359,7 @@ impl Segments {
                 if let Some(payload) = bytes.get(HEADER_BYTES..) {
                     if record::verify(&h, payload) {
                         let payload = payload.to_vec();
-                        return Ok(Some(ReadRecord {
-                            id,
-                            events: h.events,
-                            payload,
-                        }));
+                        return Ok(Some(ReadRecord { id, payload }));
                     }
                 }
             }
@@ -429,11 +415,7 @@ impl Segments {
                             seg.outstanding.push_back((id, false));
                         }
                         self.read_offset = end;
-                        return Ok(Some(ReadRecord {
-                            id,
-                            events: h.events,
-                            payload,
-                        }));
+                        return Ok(Some(ReadRecord { id, payload }));
                     }
                 }
             }

@@ -178,14 +178,6 @@ impl PodCache {
             self.bump();
         }
     }
-
-    pub fn len(&self) -> usize {
-        self.pods.read().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// The resource attributes the API adds for a pod, following the OpenTelemetry semantic

@@ -11,11 +11,11 @@
 
 #[cfg(test)]
 mod api_tests;
-pub mod config;
+pub(crate) mod config;
 #[cfg(test)]
 mod fake_api;
-pub mod metadata;
-pub mod path;
+pub(crate) mod metadata;
+pub(crate) mod path;
 #[cfg(test)]
 mod tests;
 

@@ -4,7 +4,7 @@
 //! classifies. The SDK's own retries are turned off: Sextant's request wrapper retries, so that
 //! retries are counted and honour shutdown.
 
-pub mod retry;
+pub(crate) mod retry;
 
 use serde::Deserialize;
 

@@ -9,11 +9,11 @@
 //! batch is acknowledged rejected. Either way the refused events go to the dead-letter file when
 //! one is configured.
 
-pub mod config;
+pub(crate) mod config;
 pub mod encoding;
 pub mod request_builder;
-pub mod retry;
-pub mod service;
+pub(crate) mod retry;
+pub(crate) mod service;
 pub mod template;
 #[cfg(test)]
 mod tests;

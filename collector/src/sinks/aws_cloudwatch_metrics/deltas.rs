@@ -75,10 +75,6 @@ impl<T: Cumulative> DeltaTracker<T> {
         self.series.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.series.is_empty()
-    }
-
     /// The delta of series `key` at `time_ns`, given its cumulative `value` and start time
     /// (0: unknown). `now_ms` drives expiry.
     pub fn delta(

@@ -12,18 +12,18 @@
 
 pub mod config;
 pub mod convert;
-pub mod datum;
-pub mod deltas;
+pub(crate) mod datum;
+pub(crate) mod deltas;
 pub mod dimensions;
-pub mod emf;
-pub mod histogram;
-pub mod limits;
+pub(crate) mod emf;
+pub(crate) mod histogram;
+pub(crate) mod limits;
 pub mod request_builder;
-pub mod retry;
+pub(crate) mod retry;
 pub mod service;
 #[cfg(test)]
 mod tests;
-pub mod units;
+pub(crate) mod units;
 
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -7,13 +7,13 @@
 //! (`reason="unprocessed"`) with X-Ray's error code logged, so one document X-Ray will never
 //! take cannot hold the queue. A request refused for good is counted and the batch rejected.
 
-pub mod annotations;
-pub mod config;
-pub mod ids;
-pub mod request_builder;
-pub mod retry;
-pub mod segment;
-pub mod service;
+pub(crate) mod annotations;
+pub(crate) mod config;
+pub(crate) mod ids;
+pub(crate) mod request_builder;
+pub(crate) mod retry;
+pub(crate) mod segment;
+pub(crate) mod service;
 #[cfg(test)]
 mod tests;
 

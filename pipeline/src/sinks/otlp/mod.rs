@@ -2,15 +2,15 @@
 //! specification calls retryable. A batch is acknowledged delivered only on a 2xx answer, which
 //! from a Sextant collector means the batch is safe on its side.
 
-pub mod balance;
+pub(crate) mod balance;
 #[cfg(test)]
 mod balance_tests;
-pub mod config;
+pub(crate) mod config;
 #[cfg(test)]
 mod grpc_tests;
-pub mod request_builder;
-pub mod retry;
-pub mod service;
+pub(crate) mod request_builder;
+pub(crate) mod retry;
+pub(crate) mod service;
 #[cfg(test)]
 mod test_support;
 #[cfg(test)]

@@ -18,8 +18,6 @@ pub struct OtlpRequest {
     /// The `Content-Encoding` (HTTP) or `grpc-encoding` (gRPC) of the body, if compressed.
     pub encoding: Option<&'static str>,
     pub protocol: Protocol,
-    /// Protobuf bytes before compression, for the compression-ratio metric.
-    pub raw_len: usize,
     /// Records it carries.
     pub events: usize,
 }
@@ -45,7 +43,6 @@ pub fn build(
         Events::Metrics(m) => ("/v1/metrics", otlp::metrics_to_proto(m).encode_to_vec()),
         Events::Spans(s) => ("/v1/traces", otlp::spans_to_proto(s).encode_to_vec()),
     };
-    let raw_len = raw.len();
     if protocol == Protocol::Grpc {
         let gzip = compression == Compression::Gzip;
         return Ok(OtlpRequest {
@@ -53,7 +50,6 @@ pub fn build(
             body: crate::net::grpc::frame(&raw, gzip)?,
             encoding: gzip.then_some("gzip"),
             protocol,
-            raw_len,
             events: count,
         });
     }
@@ -74,7 +70,6 @@ pub fn build(
         body,
         encoding,
         protocol,
-        raw_len,
         events: count,
     })
 }
@@ -102,7 +97,7 @@ mod tests {
         let z = build(events(), Compression::Zstd, Protocol::Http).unwrap();
         let g = build(events(), Compression::Gzip, Protocol::Http).unwrap();
         assert_eq!(z.encoding, Some("zstd"));
-        let raw = zstd::bulk::decompress(&z.body, z.raw_len).unwrap();
+        let raw = zstd::stream::decode_all(&z.body[..]).unwrap();
         let decoded = ExportLogsServiceRequest::decode(&raw[..]).unwrap();
         assert_eq!(
             decoded.resource_logs[0].scope_logs[0].log_records.len(),
@@ -128,11 +123,11 @@ mod tests {
         );
         let req = build(events, Compression::Gzip, Protocol::Http).unwrap();
         assert_eq!(req.path, "/v1/logs");
-        assert!(req.body.len() < req.raw_len);
         let mut raw = Vec::new();
         flate2::read::GzDecoder::new(&req.body[..])
             .read_to_end(&mut raw)
             .unwrap();
+        assert!(req.body.len() < raw.len());
         let decoded = ExportLogsServiceRequest::decode(&raw[..]).unwrap();
         let records = &decoded.resource_logs[0].scope_logs[0].log_records;
         assert_eq!(records.len(), 100);

@@ -28,15 +28,15 @@
 //! Each file's events share one `Origin` whose resource carries `host.name`, `log.file.path` and
 //! `log.file.name`, so per-line events carry no per-line copies of them.
 
-pub mod checkpoint;
+pub(crate) mod checkpoint;
 pub mod config;
 pub mod format;
-pub mod identity;
+pub(crate) mod identity;
 pub mod lines;
-pub mod progress;
+pub(crate) mod progress;
 #[cfg(test)]
 mod tests;
-pub mod watch;
+pub(crate) mod watch;
 
 use std::collections::HashMap;
 use std::fs::File;

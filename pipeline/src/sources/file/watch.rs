@@ -66,6 +66,7 @@ impl Wakeup {
         }
     }
 
+    #[cfg(test)]
     pub fn is_watching(&self) -> bool {
         self._watcher.is_some()
     }

@@ -19,7 +19,7 @@
 //! `max_decompressed_bytes` once inflated, or one that could never fit `max_in_flight_bytes`,
 //! is answered 413 (`RESOURCE_EXHAUSTED`); decompression runs off the async threads.
 
-pub mod config;
+pub(crate) mod config;
 #[cfg(test)]
 mod tests;
 
