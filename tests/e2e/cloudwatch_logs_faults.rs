@@ -314,8 +314,9 @@ collector:
     };
     let readyz = || http_get(&format!("http://127.0.0.1:{admin}/readyz"));
     let healthy = || {
-        http_get(&format!("http://127.0.0.1:{admin}/metrics")).map(|(_, m)| {
-            metric_sum(
+        // None until the first check has finished.
+        http_get(&format!("http://127.0.0.1:{admin}/metrics")).and_then(|(_, m)| {
+            metric_read(
                 &m,
                 "sextant_component_healthcheck_ok",
                 &["component=\"cloudwatch\""],

@@ -84,7 +84,7 @@ collector:
     assert!(
         eventually(Duration::from_secs(20), || http_get(&metrics_url)
             .is_some_and(|(_, m)| {
-                metric_sum(
+                metric_sum_or_zero(
                     &m,
                     "sextant_component_errors_total",
                     &["component=\"cloudwatch\"", "error_type=\"dispatch\""],

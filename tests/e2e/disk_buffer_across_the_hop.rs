@@ -89,7 +89,7 @@ async fn a_kill_9_of_the_agent_with_its_buffer_full_and_no_collector_loses_nothi
     let got = wait_delivered(&out, expected.len());
     assert_eq!(got, expected, "every line once, in order");
     assert_eq!(
-        metric(
+        metric_or_zero(
             agent_admin,
             "sextant_component_errors_total",
             &["error_type=\"buffer_corrupted\""]
@@ -152,12 +152,12 @@ async fn a_corrupted_buffer_is_counted_skipped_and_the_rest_delivered() {
     let mut collector = start_sextant("collector", &collector_cfg, &hop.path("c.log"));
     assert!(
         eventually(Duration::from_secs(30), || {
-            metric(
+            metric_or_zero(
                 agent_admin,
                 "sextant_component_errors_total",
                 &["error_type=\"buffer_corrupted\""],
             ) >= 1.0
-                && metric(
+                && metric_or_zero(
                     agent_admin,
                     "sextant_component_errors_total",
                     &["error_type=\"buffer_torn_tail\""],

@@ -117,6 +117,7 @@ server.wait_for_termination()
 #[test]
 fn the_agent_exports_over_grpc_to_a_grpcio_server_and_retries_unavailable() {
     let hop = Hop::new();
+    crate::common::release_port(hop.otlp);
     let mut server = Command::new(python())
         .args(["-c", GRPC_COLLECTOR, &hop.otlp.to_string()])
         .stdout(Stdio::piped())

@@ -230,7 +230,7 @@ async fn spans_reach_xray_as_segments_through_faults_and_unprocessed_documents()
     let metrics_url = format!("http://127.0.0.1:{admin}/metrics");
     let dropped = || {
         http_get(&metrics_url).map_or(0.0, |(_, m)| {
-            metric_sum(
+            metric_sum_or_zero(
                 &m,
                 "sextant_component_dropped_events_total",
                 &["component=\"xray\"", "reason=\"unprocessed\""],

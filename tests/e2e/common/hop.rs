@@ -84,9 +84,18 @@ collector:
     path
 }
 
+/// A metric of the process whose admin port is `admin` (see [`metric_sum`]: a series that does
+/// not exist fails the test); -1 while the process does not answer.
 pub fn metric(admin: u16, name: &str, labels: &[&str]) -> f64 {
     http_get(&format!("http://127.0.0.1:{admin}/metrics"))
         .map(|(_, m)| metric_sum(&m, name, labels))
+        .unwrap_or(-1.0)
+}
+
+/// [`metric`] for a series that may rightly not exist yet (an error type never counted): 0.
+pub fn metric_or_zero(admin: u16, name: &str, labels: &[&str]) -> f64 {
+    http_get(&format!("http://127.0.0.1:{admin}/metrics"))
+        .map(|(_, m)| super::metric_sum_or_zero(&m, name, labels))
         .unwrap_or(-1.0)
 }
 

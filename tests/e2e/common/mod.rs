@@ -9,13 +9,49 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A free port on 127.0.0.1 (bound and released; good enough for tests on one machine).
+/// A free port on 127.0.0.1, held by this test until the process that listens on it starts
+/// ([`start_sextant`] and [`start_moto`] let go of the ports they are given).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    // Bound, never listening: other tests and outgoing connections cannot take the port, and a
+    // connection to it is refused as to a closed port. Its listener binds it with SO_REUSEADDR
+    // (as tokio does), and the hold ends when the process that listens on it starts.
+    socket.set_reuse_address(true).unwrap();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    socket.bind(&any.into()).unwrap();
+    let port = socket
         .local_addr()
         .unwrap()
-        .port()
+        .as_socket()
+        .map(|a| a.port())
+        .unwrap();
+    held().insert(port, socket);
+    port
+}
+
+fn held() -> std::sync::MutexGuard<'static, std::collections::HashMap<u16, socket2::Socket>> {
+    static HELD: std::sync::LazyLock<
+        std::sync::Mutex<std::collections::HashMap<u16, socket2::Socket>>,
+    > = std::sync::LazyLock::new(std::sync::Mutex::default);
+    HELD.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Lets go of `port` for the process about to listen on it.
+pub fn release_port(port: u16) {
+    held().remove(&port);
+}
+
+/// Lets go of every held port that `text` (a config) names as `:PORT`.
+pub fn release_ports_in(text: &str) {
+    held().retain(|port, _| {
+        let needle = format!(":{port}");
+        !text.match_indices(&needle).any(|(i, m)| {
+            !text[i + m.len()..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_digit())
+        })
+    });
 }
 
 /// A child process killed (SIGKILL) when dropped.
@@ -76,6 +112,7 @@ pub fn moto_server_binary() -> PathBuf {
 
 /// Starts moto on `port` and waits until it answers.
 pub fn start_moto(port: u16) -> Proc {
+    release_port(port);
     let child = Command::new(moto_server_binary())
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
@@ -128,6 +165,7 @@ pub fn http_get(url: &str) -> Option<(u16, String)> {
 
 /// Starts `sextant <role> --config <file>` with moto's fake credentials in its environment.
 pub fn start_sextant(role: &str, config: &Path, log: &Path) -> Proc {
+    release_ports_in(&std::fs::read_to_string(config).unwrap_or_default());
     let log_file = std::fs::File::create(log).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_sextant"))
         .args([role, "--config", config.to_str().unwrap()])
@@ -159,11 +197,29 @@ pub fn committed_offset(store: &Path) -> u64 {
 /// A counter's value from a Prometheus exposition, summed over series whose labels contain
 /// every `label="value"` pair given.
 pub fn metric_sum(exposition: &str, name: &str, labels: &[&str]) -> f64 {
-    exposition
+    metric_read(exposition, name, labels).unwrap_or_else(|| {
+        panic!("no series of {name} with {labels:?} in the exposition: a typo, or it never existed")
+    })
+}
+
+/// [`metric_sum`] for a series that may rightly not exist yet (a drop reason never counted,
+/// a component still starting): 0 then.
+pub fn metric_sum_or_zero(exposition: &str, name: &str, labels: &[&str]) -> f64 {
+    metric_read(exposition, name, labels).unwrap_or(0.0)
+}
+
+/// The sum of the series of `name` carrying every label in `labels`; `None` when none does.
+pub fn metric_read(exposition: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    let values: Vec<f64> = exposition
         .lines()
-        .filter(|l| l.starts_with(name) && labels.iter().all(|p| l.contains(p)))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+                && labels.iter().all(|p| l.contains(p))
+        })
         .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
-        .sum()
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
 }
 
 /// Polls `f` until it returns true or `timeout` passes.
