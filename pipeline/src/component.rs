@@ -76,15 +76,16 @@ pub trait PreparedSink: Send + Sync {
     fn build(&self, cx: SinkContext) -> Result<Task, BuildError>;
 }
 
-/// A sink with nothing to compile: built from its config.
-pub struct AsConfigured<C> {
-    pub config: C,
-    pub build: fn(&C, SinkContext) -> Result<Task, BuildError>,
+/// A sink's prepared value and the function that builds the sink from it (for a sink with
+/// nothing to compile, its config).
+pub struct Ready<P> {
+    pub prepared: P,
+    pub build: fn(&P, SinkContext) -> Result<Task, BuildError>,
 }
 
-impl<C: Send + Sync> PreparedSink for AsConfigured<C> {
+impl<P: Send + Sync> PreparedSink for Ready<P> {
     fn build(&self, cx: SinkContext) -> Result<Task, BuildError> {
-        (self.build)(&self.config, cx)
+        (self.build)(&self.prepared, cx)
     }
 }
 
@@ -121,7 +122,8 @@ impl Default for QueueSettings {
 
 /// Implements [`SinkConfig`] for a sink's config struct, which has `inputs` and `queue` fields:
 /// `sink_config!(Type, "kind", Signals::LOGS, build = build_fn)` for a sink built from its config
-/// as it is, or `prepare = prepare_fn` (`fn(&Type, key) -> Result<impl PreparedSink, _>`).
+/// as it is, or `prepare = prepare_fn, build = build_fn` (`prepare_fn(&Type, key) -> Result<P, _>`,
+/// `build_fn(&P, SinkContext)`).
 #[macro_export]
 macro_rules! sink_config {
     (@common $kind:literal, $signals:expr) => {
@@ -142,18 +144,21 @@ macro_rules! sink_config {
         impl $crate::component::SinkConfig for $ty {
             $crate::sink_config!(@common $kind, $signals);
             fn prepare(&self, _key: &str) -> Result<std::sync::Arc<dyn $crate::component::PreparedSink>, $crate::component::BuildError> {
-                Ok(std::sync::Arc::new($crate::component::AsConfigured {
-                    config: self.clone(),
+                Ok(std::sync::Arc::new($crate::component::Ready {
+                    prepared: self.clone(),
                     build: $build,
                 }))
             }
         }
     };
-    ($ty:ty, $kind:literal, $signals:expr, prepare = $prepare:path) => {
+    ($ty:ty, $kind:literal, $signals:expr, prepare = $prepare:path, build = $build:path) => {
         impl $crate::component::SinkConfig for $ty {
             $crate::sink_config!(@common $kind, $signals);
             fn prepare(&self, key: &str) -> Result<std::sync::Arc<dyn $crate::component::PreparedSink>, $crate::component::BuildError> {
-                Ok(std::sync::Arc::new($prepare(self, key)?))
+                Ok(std::sync::Arc::new($crate::component::Ready {
+                    prepared: $prepare(self, key)?,
+                    build: $build,
+                }))
             }
         }
     };

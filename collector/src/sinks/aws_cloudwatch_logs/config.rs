@@ -114,5 +114,6 @@ sextant_pipeline::sink_config!(
     CloudWatchLogsConfig,
     "aws_cloudwatch_logs",
     sextant_pipeline::flow::event::Signals::LOGS,
-    prepare = CloudWatchLogsConfig::prepare
+    prepare = CloudWatchLogsConfig::prepare,
+    build = super::build
 );

@@ -20,17 +20,15 @@ mod tests;
 
 use std::collections::BTreeMap;
 
-use tokio::sync::OnceCell;
-
 use sextant_pipeline::component::{BuildError, SinkContext, Task};
 use sextant_pipeline::flow::ack::AckStatus;
 use sextant_pipeline::flow::event::{Events, LogEvent};
 use sextant_pipeline::sink::dead_letter::DeadLetter;
 use sextant_pipeline::sink::request::Retry;
-use sextant_pipeline::sink::sender::{self, Drive, Encoder, Groups, Sender, Service};
+use sextant_pipeline::sink::sender::{self, Drive, Encoder, Groups, Sender};
 use sextant_pipeline::telemetry::ComponentMetrics;
 
-use crate::sinks::aws::{AwsError, AwsSettings};
+use crate::sinks::aws::{AwsApi, AwsError, AwsSettings, OnFirstUse};
 pub use config::CloudWatchLogsConfig;
 use encoding::EncodingSettings;
 use request_builder::{Builder, PutRequest, StreamKey};
@@ -43,20 +41,14 @@ pub struct PreparedLogs {
     encoder: LogsEncoder,
 }
 
-impl sextant_pipeline::component::PreparedSink for PreparedLogs {
-    fn build(&self, cx: SinkContext) -> Result<Task, BuildError> {
-        build(self, cx)
-    }
-}
-
-fn build(prepared: &PreparedLogs, cx: SinkContext) -> Result<Task, BuildError> {
+pub(crate) fn build(prepared: &PreparedLogs, cx: SinkContext) -> Result<Task, BuildError> {
     let (config, encoder) = (&prepared.config, prepared.encoder.clone());
     let dead_letter = config
         .dead_letter
         .as_ref()
         .map(|d| DeadLetter::open(d, cx.metrics.clone()))
         .transpose()?;
-    let service = CloudWatchLogs::new(&config.aws, config.create_missing, config.retention_days);
+    let service = cloudwatch_logs(&config.aws, config.create_missing, config.retention_days);
     let sender = Sender::new(service, &config.request, &cx).with_dead_letter(dead_letter);
     // One batch at a time keeps each stream's requests in order; streams run in parallel inside.
     Ok(sender::run(
@@ -123,56 +115,33 @@ impl Encoder for LogsEncoder {
     }
 }
 
-/// CloudWatch Logs, its client made on first use.
-pub(crate) struct CloudWatchLogs {
-    client: OnceCell<CloudWatchLogsService>,
-    aws: AwsSettings,
-    create_missing: bool,
-    retention_days: Option<i32>,
-}
-
-impl CloudWatchLogs {
-    pub(crate) fn new(
-        aws: &AwsSettings,
-        create_missing: bool,
-        retention_days: Option<i32>,
-    ) -> Self {
-        Self {
-            client: OnceCell::new(),
-            aws: aws.clone(),
-            create_missing,
-            retention_days,
-        }
-    }
-
-    async fn client(&self) -> &CloudWatchLogsService {
-        self.client
-            .get_or_init(|| {
-                CloudWatchLogsService::new(&self.aws, self.create_missing, self.retention_days)
-            })
-            .await
-    }
-}
-
-impl Service for CloudWatchLogs {
+impl AwsApi for CloudWatchLogsService {
     type Request = PutRequest;
     type Response = Rejected;
-    type Error = AwsError;
     const BACKEND: &'static str = "CloudWatch Logs";
 
-    async fn call(&self, request: &PutRequest) -> Result<Rejected, AwsError> {
-        self.client().await.put(request).await
+    async fn put(&self, request: &PutRequest) -> Result<Rejected, AwsError> {
+        CloudWatchLogsService::put(self, request).await
     }
 
-    fn classify(&self, error: &AwsError) -> Retry {
+    async fn healthcheck(&self) -> Result<(), AwsError> {
+        CloudWatchLogsService::healthcheck(self).await
+    }
+
+    fn classify(error: &AwsError) -> Retry {
         retry::classify(error)
     }
+}
 
-    async fn healthcheck(&self) -> Result<(), String> {
-        self.client()
-            .await
-            .healthcheck()
-            .await
-            .map_err(|e| e.to_string())
-    }
+/// CloudWatch Logs as a sink's service, its client made on first use.
+pub(crate) fn cloudwatch_logs(
+    aws: &AwsSettings,
+    create_missing: bool,
+    retention_days: Option<i32>,
+) -> OnFirstUse<CloudWatchLogsService> {
+    let aws = aws.clone();
+    OnFirstUse::new(move || {
+        let aws = aws.clone();
+        async move { CloudWatchLogsService::new(&aws, create_missing, retention_days).await }
+    })
 }

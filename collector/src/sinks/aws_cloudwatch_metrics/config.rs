@@ -212,5 +212,6 @@ sextant_pipeline::sink_config!(
     CloudWatchMetricsConfig,
     "aws_cloudwatch_metrics",
     sextant_pipeline::flow::event::Signals::METRICS,
-    prepare = CloudWatchMetricsConfig::prepare
+    prepare = CloudWatchMetricsConfig::prepare,
+    build = super::build
 );

@@ -28,18 +28,16 @@ pub(crate) mod units;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio::sync::OnceCell;
-
 use sextant_pipeline::component::{BuildError, SinkContext, Task};
 use sextant_pipeline::flow::ack::AckStatus;
 use sextant_pipeline::flow::event::Events;
 use sextant_pipeline::sink::request::Retry;
-use sextant_pipeline::sink::sender::{self, Drive, Encoder, Groups, Sender, Service};
+use sextant_pipeline::sink::sender::{self, Drive, Encoder, Groups, Sender};
 use sextant_pipeline::telemetry::ComponentMetrics;
 
-use crate::sinks::aws::{AwsError, AwsSettings};
+use crate::sinks::aws::{AwsApi, AwsError, OnFirstUse};
 use crate::sinks::aws_cloudwatch_logs::template::Template;
-use crate::sinks::aws_cloudwatch_logs::{CloudWatchLogs, LogsEncoder};
+use crate::sinks::aws_cloudwatch_logs::{cloudwatch_logs, LogsEncoder};
 pub use config::CloudWatchMetricsConfig;
 use convert::Converter;
 use datum::Datum;
@@ -59,13 +57,7 @@ pub struct PreparedMetrics {
     emf: Option<(config::EmfSettings, Template, Template)>,
 }
 
-impl sextant_pipeline::component::PreparedSink for PreparedMetrics {
-    fn build(&self, cx: SinkContext) -> Result<Task, BuildError> {
-        build(self, cx)
-    }
-}
-
-fn build(prepared: &PreparedMetrics, cx: SinkContext) -> Result<Task, BuildError> {
+pub(crate) fn build(prepared: &PreparedMetrics, cx: SinkContext) -> Result<Task, BuildError> {
     let config = &prepared.config;
     let conversion = Conversion {
         converter: Mutex::new(Converter::new(
@@ -94,7 +86,7 @@ fn build(prepared: &PreparedMetrics, cx: SinkContext) -> Result<Task, BuildError
                 },
             },
         };
-        let service = CloudWatchLogs::new(&config.aws, emf.create_missing, emf.retention_days);
+        let service = cloudwatch_logs(&config.aws, emf.create_missing, emf.retention_days);
         let sender = Sender::new(service, &config.request, &cx);
         return Ok(sender::run(
             cx,
@@ -105,12 +97,15 @@ fn build(prepared: &PreparedMetrics, cx: SinkContext) -> Result<Task, BuildError
             sender,
         ));
     }
-    let service = CloudWatchMetrics {
-        client: OnceCell::new(),
-        aws: config.aws.clone(),
-        namespace: config.namespace.clone(),
-        storage_resolution: config.storage_resolution,
-    };
+    let (aws, namespace, resolution) = (
+        config.aws.clone(),
+        config.namespace.clone(),
+        config.storage_resolution,
+    );
+    let service = OnFirstUse::new(move || {
+        let (aws, namespace) = (aws.clone(), namespace.clone());
+        async move { CloudWatchMetricsService::new(&aws, namespace, resolution).await }
+    });
     let sender = Sender::new(service, &config.request, &cx);
     Ok(sender::run(
         cx,
@@ -208,47 +203,20 @@ impl Encoder for EmfEncoder {
     }
 }
 
-/// CloudWatch's PutMetricData, its client made on first use.
-struct CloudWatchMetrics {
-    client: OnceCell<CloudWatchMetricsService>,
-    aws: AwsSettings,
-    namespace: String,
-    storage_resolution: i32,
-}
-
-impl CloudWatchMetrics {
-    async fn client(&self) -> &CloudWatchMetricsService {
-        self.client
-            .get_or_init(|| {
-                CloudWatchMetricsService::new(
-                    &self.aws,
-                    self.namespace.clone(),
-                    self.storage_resolution,
-                )
-            })
-            .await
-    }
-}
-
-impl Service for CloudWatchMetrics {
+impl AwsApi for CloudWatchMetricsService {
     type Request = PutRequest;
     type Response = ();
-    type Error = AwsError;
     const BACKEND: &'static str = "CloudWatch";
 
-    async fn call(&self, request: &PutRequest) -> Result<(), AwsError> {
-        self.client().await.put(request).await
+    async fn put(&self, request: &PutRequest) -> Result<(), AwsError> {
+        CloudWatchMetricsService::put(self, request).await
     }
 
-    fn classify(&self, error: &AwsError) -> Retry {
+    async fn healthcheck(&self) -> Result<(), AwsError> {
+        CloudWatchMetricsService::healthcheck(self).await
+    }
+
+    fn classify(error: &AwsError) -> Retry {
         retry::classify(error)
-    }
-
-    async fn healthcheck(&self) -> Result<(), String> {
-        self.client()
-            .await
-            .healthcheck()
-            .await
-            .map_err(|e| e.to_string())
     }
 }

@@ -73,5 +73,6 @@ sextant_pipeline::sink_config!(
     XRayConfig,
     "aws_xray",
     sextant_pipeline::flow::event::Signals::TRACES,
-    prepare = XRayConfig::prepare
+    prepare = XRayConfig::prepare,
+    build = super::build
 );

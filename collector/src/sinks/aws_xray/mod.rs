@@ -21,18 +21,14 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
-use tokio::sync::OnceCell;
-
 use sextant_pipeline::component::{BuildError, SinkContext, Task};
 use sextant_pipeline::flow::ack::AckStatus;
 use sextant_pipeline::flow::event::Events;
 use sextant_pipeline::sink::request::Retry;
-use sextant_pipeline::sink::sender::{
-    self, Accepted, Drive, Encoder, Groups, Refusal, Sender, Service,
-};
+use sextant_pipeline::sink::sender::{self, Accepted, Drive, Encoder, Groups, Refusal, Sender};
 use sextant_pipeline::telemetry::ComponentMetrics;
 
-use crate::sinks::aws::{AwsError, AwsErrorKind, AwsSettings};
+use crate::sinks::aws::{AwsApi, AwsError, AwsErrorKind, OnFirstUse};
 pub use config::XRayConfig;
 use request_builder::{BuildStats, Document};
 use segment::Indexing;
@@ -47,18 +43,13 @@ pub struct PreparedXRay {
     indexing: Indexing,
 }
 
-impl sextant_pipeline::component::PreparedSink for PreparedXRay {
-    fn build(&self, cx: SinkContext) -> Result<Task, BuildError> {
-        build(self, cx)
-    }
-}
-
-fn build(prepared: &PreparedXRay, cx: SinkContext) -> Result<Task, BuildError> {
+pub(crate) fn build(prepared: &PreparedXRay, cx: SinkContext) -> Result<Task, BuildError> {
     let (config, indexing) = (&prepared.config, prepared.indexing.clone());
-    let service = XRay {
-        client: OnceCell::new(),
-        aws: config.aws.clone(),
-    };
+    let aws = config.aws.clone();
+    let service = OnFirstUse::new(move || {
+        let aws = aws.clone();
+        async move { XRayService::new(&aws).await }
+    });
     let sender = Sender::new(service, &config.request, &cx);
     // Segments are independent documents: batches may go in parallel.
     Ok(sender::run(
@@ -113,7 +104,7 @@ fn count(metrics: &ComponentMetrics, stats: &BuildStats) {
 
 /// One PutTraceSegments request, and which of its documents X-Ray has yet to process: a retry
 /// sends only those.
-struct SegmentsRequest {
+pub(crate) struct SegmentsRequest {
     documents: Vec<Document>,
     pending: Mutex<Vec<usize>>,
     rounds: AtomicU32,
@@ -146,7 +137,7 @@ impl sextant_pipeline::sink::sender::Request for SegmentsRequest {
 
 /// Documents given up after [`MAX_UNPROCESSED_ROUNDS`], by index, with what X-Ray said.
 #[derive(Default)]
-struct GivenUp(Vec<(usize, Unprocessed)>);
+pub(crate) struct GivenUp(Vec<(usize, Unprocessed)>);
 
 impl Accepted for GivenUp {
     fn refusals(&self) -> Vec<Refusal> {
@@ -164,35 +155,20 @@ impl Accepted for GivenUp {
     }
 }
 
-/// X-Ray, its client made on first use.
-struct XRay {
-    client: OnceCell<XRayService>,
-    aws: AwsSettings,
-}
-
-impl XRay {
-    async fn client(&self) -> &XRayService {
-        self.client
-            .get_or_init(|| XRayService::new(&self.aws))
-            .await
-    }
-}
-
-impl Service for XRay {
+impl AwsApi for XRayService {
     type Request = SegmentsRequest;
     type Response = GivenUp;
-    type Error = AwsError;
     const BACKEND: &'static str = "X-Ray";
 
     /// Sends the documents still pending; those X-Ray did not process stay pending and make the
     /// attempt fail (to be retried with backoff) until the last round, which gives them up.
-    async fn call(&self, request: &SegmentsRequest) -> Result<GivenUp, AwsError> {
+    async fn put(&self, request: &SegmentsRequest) -> Result<GivenUp, AwsError> {
         let pending = request.pending();
         let documents: Vec<Document> = pending
             .iter()
             .filter_map(|&i| request.documents.get(i).cloned())
             .collect();
-        let unprocessed = self.client().await.put(&documents).await?;
+        let unprocessed = XRayService::put(self, &documents).await?;
         if unprocessed.is_empty() {
             return Ok(GivenUp::default());
         }
@@ -214,16 +190,12 @@ impl Service for XRay {
         Err(unprocessed_error(&unprocessed))
     }
 
-    fn classify(&self, error: &AwsError) -> Retry {
-        retry::classify(error)
+    async fn healthcheck(&self) -> Result<(), AwsError> {
+        XRayService::healthcheck(self).await
     }
 
-    async fn healthcheck(&self) -> Result<(), String> {
-        self.client()
-            .await
-            .healthcheck()
-            .await
-            .map_err(|e| e.to_string())
+    fn classify(error: &AwsError) -> Retry {
+        retry::classify(error)
     }
 }
 

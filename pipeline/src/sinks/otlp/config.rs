@@ -192,5 +192,6 @@ crate::sink_config!(
     OtlpSinkConfig,
     "otlp",
     crate::flow::event::Signals::ALL,
-    prepare = OtlpSinkConfig::prepare
+    prepare = OtlpSinkConfig::prepare,
+    build = super::build
 );

@@ -35,13 +35,7 @@ pub struct PreparedOtlp {
     headers: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
-impl crate::component::PreparedSink for PreparedOtlp {
-    fn build(&self, cx: SinkContext) -> Result<Task, BuildError> {
-        build(self, cx)
-    }
-}
-
-fn build(prepared: &PreparedOtlp, cx: SinkContext) -> Result<Task, BuildError> {
+pub(crate) fn build(prepared: &PreparedOtlp, cx: SinkContext) -> Result<Task, BuildError> {
     let config = &prepared.config;
     let headers = prepared.headers.clone();
     let urls = config.urls();
