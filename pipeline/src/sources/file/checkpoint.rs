@@ -169,10 +169,18 @@ impl Checkpoints {
 
     /// The past whose content a file starting with `prefix` (of `size` bytes) continues, taken
     /// out of the store: its fingerprint covers `full_len` bytes, or the whole file.
-    pub fn take_past(&mut self, prefix: &[u8], size: u64, full_len: usize) -> Option<Entry> {
+    pub fn take_past(
+        &mut self,
+        prefix: &[u8],
+        size: u64,
+        full_len: usize,
+        dir: Option<&std::path::Path>,
+    ) -> Option<Entry> {
         let i = self.pasts.iter().rposition(|p| {
             let fp = p.fingerprint();
-            (fp.len as usize == full_len || u64::from(fp.len) == size) && fp.matches_prefix(prefix)
+            (fp.len as usize == full_len || u64::from(fp.len) == size)
+                && fp.matches_prefix(prefix)
+                && std::path::Path::new(&p.path).parent() == dir
         })?;
         self.dirty = true;
         Some(self.pasts.remove(i))

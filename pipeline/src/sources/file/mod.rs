@@ -16,7 +16,7 @@
 //! is shorter than what was read from it, or no longer starts with the bytes it was
 //! fingerprinted by (checked whenever it has new bytes to read, and at every scan), so a file
 //! truncated while reading was paused and rewritten past the old offset is still seen. A copy
-//! whose first bytes are a file's fingerprint is that file's past: while the original is intact
+//! beside a file (same directory) whose first bytes are that file's fingerprint is its past: while the original is intact
 //! the copy is not read (its lines come from the original); once the original is truncated,
 //! reading continues in the copy from the offset already reached (what was in flight stays in
 //! flight), and the truncated original is read from its start. Without a copy among the
@@ -509,7 +509,7 @@ impl Tailer {
                 };
                 let past = match start {
                     Some(_) => PastOf::Nothing,
-                    None => self.past_of(key, &file, &prefix, size)?,
+                    None => self.past_of(key, path, &file, &prefix, size)?,
                 };
                 match past {
                     PastOf::LiveCopy => return Ok(()),
@@ -559,10 +559,13 @@ impl Tailer {
 
     /// What a file without a checkpoint of its own (starting with `prefix`, `size` bytes long)
     /// is to the files known: see [`PastOf`]. A fingerprint identifies a copy only when it
-    /// covers `fingerprint_bytes`, or the whole copy.
+    /// covers `fingerprint_bytes`, or the whole copy, and only of a file in the same directory
+    /// (copytruncate copies beside the original; files of other containers or apps that begin,
+    /// or are, the same are files of their own).
     fn past_of(
         &mut self,
         key: FileKey,
+        path: &Path,
         file: &File,
         prefix: &[u8],
         size: u64,
@@ -573,7 +576,12 @@ impl Tailer {
         let mut crcs: HashMap<u32, u32> = HashMap::new();
         for (i, f) in self.files.iter().enumerate() {
             let fp = f.fingerprint;
-            if f.key == key || !covers(&fp) || fp.len == 0 || prefix.len() < fp.len as usize {
+            if f.key == key
+                || !covers(&fp)
+                || fp.len == 0
+                || prefix.len() < fp.len as usize
+                || f.path.parent() != path.parent()
+            {
                 continue;
             }
             let crc = *crcs
@@ -592,12 +600,15 @@ impl Tailer {
                 return Ok(PastOf::LiveCopy);
             }
         }
-        if let Some(past) = self.checkpoints.take_past(prefix, size, full) {
+        if let Some(past) = self
+            .checkpoints
+            .take_past(prefix, size, full, path.parent())
+        {
             return Ok(PastOf::Continues(past.offset));
         }
         // After a restart: the copy's original may not be open yet.
         for e in self.checkpoints.matching(prefix, &key) {
-            if !covers(&e.fingerprint()) {
+            if !covers(&e.fingerprint()) || Path::new(&e.path).parent() != path.parent() {
                 continue;
             }
             let original = File::open(&e.path).ok().filter(|o| {
@@ -651,7 +662,11 @@ impl Tailer {
                     continue;
                 };
                 let key = FileKey::of(&meta);
-                if !meta.is_file() || key == f.key || self.by_key.contains_key(&key) {
+                if !meta.is_file()
+                    || key == f.key
+                    || self.by_key.contains_key(&key)
+                    || path.parent() != f.path.parent()
+                {
                     continue;
                 }
                 let Ok(file) = File::open(&path) else {

@@ -679,3 +679,32 @@ async fn a_copytruncate_while_stopped_reads_only_what_the_copy_had_unread() {
     assert_each_once(&got, "new", 0..10);
     stop(h).await;
 }
+
+/// Found by the agent_e2e bench: containers' log files that begin the same, or are the same byte
+/// for byte (replicas of one image printing one banner), were taken for copytruncate copies of
+/// the first one found and never read. A copy is a copy only beside its original.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_files_in_different_directories_are_each_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let text: String = (0..50).map(|i| format!("same banner line {i}\n")).collect();
+    for pod in 0..20 {
+        let pod_dir = dir.path().join(format!("pod-{pod}"));
+        std::fs::create_dir_all(&pod_dir).unwrap();
+        append(&pod_dir.join("0.log"), &text);
+    }
+    let mut cfg = config(dir.path());
+    cfg.include = vec![format!("{}/*/0.log", dir.path().display())];
+    let h = start("file_test_identical_pods", &cfg, state.path());
+    let got = collect(&h, 20 * 50, true).await;
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for line in got {
+        *counts.entry(line).or_default() += 1;
+    }
+    assert_eq!(counts.len(), 50);
+    assert!(
+        counts.values().all(|&n| n == 20),
+        "every line of every file, once per file: {counts:?}"
+    );
+    stop(h).await;
+}
