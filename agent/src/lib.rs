@@ -6,4 +6,5 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod exposition;
 pub mod sources;

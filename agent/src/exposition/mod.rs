@@ -1,0 +1,165 @@
+//! Prometheus exposition formats: text 0.0.4 and OpenMetrics 1.0, read line by line without
+//! allocating ([`Lexer`]), the names and label sets of new series checked once ([`labels`]), and
+//! which part of a metric family a sample is ([`SampleRole`]).
+//!
+//! A malformed line fails the whole body with its line number, as Prometheus fails the scrape.
+//! What the lines mean (families, histograms, staleness) is the scraper's business
+//! (`sources::prometheus_scrape::series`).
+
+pub mod labels;
+mod lexer;
+pub mod number;
+
+pub use lexer::Lexer;
+
+/// The `Accept` header Prometheus 2.42 sends: OpenMetrics preferred, text 0.0.4 accepted.
+pub const ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+/// Which grammar a body is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Prometheus text 0.0.4 (also what a target answers with no or an unknown content type).
+    Text,
+    OpenMetrics,
+}
+
+impl Format {
+    /// The format of a response by its `Content-Type`, as Prometheus decides it.
+    pub fn from_content_type(content_type: Option<&str>) -> Self {
+        match content_type {
+            Some(ct) if ct.trim_start().starts_with("application/openmetrics-text") => {
+                Format::OpenMetrics
+            }
+            _ => Format::Text,
+        }
+    }
+}
+
+/// A family's type (`# TYPE`). Text's `untyped` is OpenMetrics' `unknown`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricType {
+    Counter,
+    Gauge,
+    Histogram,
+    GaugeHistogram,
+    Summary,
+    Info,
+    StateSet,
+    Unknown,
+}
+
+impl MetricType {
+    fn parse(text: &[u8], format: Format) -> Option<Self> {
+        Some(match (text, format) {
+            (b"counter", _) => MetricType::Counter,
+            (b"gauge", _) => MetricType::Gauge,
+            (b"histogram", _) => MetricType::Histogram,
+            (b"summary", _) => MetricType::Summary,
+            (b"untyped", Format::Text) | (b"unknown", Format::OpenMetrics) => MetricType::Unknown,
+            (b"gaugehistogram", Format::OpenMetrics) => MetricType::GaugeHistogram,
+            (b"info", Format::OpenMetrics) => MetricType::Info,
+            (b"stateset", Format::OpenMetrics) => MetricType::StateSet,
+            _ => return None,
+        })
+    }
+
+    /// The sample name suffixes a family of this type has (besides the bare name).
+    fn suffixes(self, format: Format) -> &'static [(&'static str, SampleRole)] {
+        use SampleRole as R;
+        match (self, format) {
+            (MetricType::Counter, Format::OpenMetrics) => {
+                &[("_total", R::Value), ("_created", R::Created)]
+            }
+            (MetricType::Counter, Format::Text) => &[],
+            (MetricType::Histogram, _) => &[
+                ("_bucket", R::Bucket),
+                ("_sum", R::Sum),
+                ("_count", R::Count),
+                ("_created", R::Created),
+            ],
+            (MetricType::GaugeHistogram, _) => &[
+                ("_bucket", R::Bucket),
+                ("_gsum", R::Sum),
+                ("_gcount", R::Count),
+            ],
+            (MetricType::Summary, _) => &[
+                ("_sum", R::Sum),
+                ("_count", R::Count),
+                ("_created", R::Created),
+            ],
+            (MetricType::Info, _) => &[("_info", R::Value)],
+            _ => &[],
+        }
+    }
+
+    /// Which part of a family named `family` of this type the sample `sample` is, if it belongs
+    /// to the family at all. A summary's bare name is a quantile.
+    pub fn role_of(self, family: &str, sample: &str, format: Format) -> Option<SampleRole> {
+        let rest = sample.strip_prefix(family)?;
+        if rest.is_empty() {
+            return match (self, format) {
+                (MetricType::Summary, _) => Some(SampleRole::Quantile),
+                (MetricType::Histogram | MetricType::GaugeHistogram, _) => None,
+                (MetricType::Info, Format::OpenMetrics) => None,
+                (MetricType::Counter, Format::OpenMetrics) => None,
+                _ => Some(SampleRole::Value),
+            };
+        }
+        self.suffixes(format)
+            .iter()
+            .find(|(suffix, _)| *suffix == rest)
+            .map(|&(_, role)| role)
+    }
+}
+
+/// What a sample is within its family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SampleRole {
+    /// The value of a counter, gauge, info, stateset or unknown series.
+    Value,
+    /// A histogram bucket (`le` label).
+    Bucket,
+    /// A summary quantile (`quantile` label).
+    Quantile,
+    Sum,
+    Count,
+    /// When the series began (OpenMetrics `_created`, seconds).
+    Created,
+}
+
+/// One line of a body.
+#[derive(Debug, PartialEq)]
+pub enum Line<'a> {
+    Sample(Sample<'a>),
+    Type { family: &'a str, kind: MetricType },
+    /// The help text as written (escapes not undone).
+    Help { family: &'a str, text: &'a [u8] },
+    Unit { family: &'a str, unit: &'a str },
+    /// OpenMetrics' `# EOF`.
+    Eof,
+}
+
+/// A sample line, as slices of the body.
+#[derive(Debug, PartialEq)]
+pub struct Sample<'a> {
+    /// The metric name and label set exactly as written: the key of the series cache.
+    pub series: &'a [u8],
+    pub name: &'a str,
+    /// The label set between the braces, unchecked (see [`labels::parse_labels`]).
+    pub labels: &'a [u8],
+    pub value: f64,
+    pub timestamp_ms: Option<i64>,
+    /// OpenMetrics: the exemplar after `#`, unparsed.
+    pub exemplar: Option<&'a [u8]>,
+}
+
+/// Why a body was refused, and where.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {reason}")]
+pub struct ParseError {
+    pub line: usize,
+    pub reason: &'static str,
+}
+
+#[cfg(test)]
+mod tests;
