@@ -17,7 +17,9 @@ pub fn valid_label_name(name: &str) -> bool {
     let b = name.as_bytes();
     !b.is_empty()
         && (b[0].is_ascii_alphabetic() || b[0] == b'_')
-        && b[1..].iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_')
+        && b[1..]
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
 /// A label set's text between the braces, as pairs in written order. Label names must be valid
@@ -35,14 +37,17 @@ pub fn parse_labels(text: &[u8], out: &mut Vec<(Text, Text)>) -> Result<(), &'st
             .iter()
             .position(|&b| !(b.is_ascii_alphanumeric() || b == b'_'))
             .unwrap_or(s.len());
-        let name = std::str::from_utf8(&s[..name_end]).map_err(|_| "a label name that is not UTF-8")?;
+        let name =
+            std::str::from_utf8(&s[..name_end]).map_err(|_| "a label name that is not UTF-8")?;
         if !valid_label_name(name) {
             return Err("an invalid label name");
         }
         s = skip_spaces(&s[name_end..]);
         s = s.strip_prefix(b"=").ok_or("a label without '='")?;
         s = skip_spaces(s);
-        s = s.strip_prefix(b"\"").ok_or("a label value without quotes")?;
+        s = s
+            .strip_prefix(b"\"")
+            .ok_or("a label value without quotes")?;
         let mut value = Vec::new();
         let mut i = 0;
         loop {
@@ -91,7 +96,10 @@ mod tests {
     fn labels(text: &str) -> Result<Vec<(String, String)>, &'static str> {
         let mut out = Vec::new();
         parse_labels(text.as_bytes(), &mut out)?;
-        Ok(out.into_iter().map(|(n, v)| (n.to_string(), v.to_string())).collect())
+        Ok(out
+            .into_iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect())
     }
 
     #[test]
@@ -105,11 +113,17 @@ mod tests {
                 ("c".into(), "\\t".into())
             ]
         );
-        assert_eq!(labels(r#"a="1",a="2""#), Err("a label name repeated in one series"));
+        assert_eq!(
+            labels(r#"a="1",a="2""#),
+            Err("a label name repeated in one series")
+        );
         assert_eq!(labels(r#"1a="1""#), Err("an invalid label name"));
         assert_eq!(labels(r#"a=1"#), Err("a label value without quotes"));
         assert_eq!(labels(r#"a="1" b="2""#), Err("labels not separated by ','"));
-        assert_eq!(labels(r#"a="1"#), Err("a label value without its closing quote"));
+        assert_eq!(
+            labels(r#"a="1"#),
+            Err("a label value without its closing quote")
+        );
         assert!(valid_metric_name("node:cpu_seconds:rate5m"));
         assert!(!valid_metric_name("0abc"));
         assert!(!valid_label_name("a:b"));

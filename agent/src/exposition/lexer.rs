@@ -31,6 +31,11 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    /// The number of the line last read (from 1).
+    pub fn line(&self) -> usize {
+        self.line
+    }
+
     fn error(&self, reason: &'static str) -> ParseError {
         ParseError {
             line: self.line,
@@ -110,7 +115,8 @@ impl<'a> Lexer<'a> {
             b"HELP" => Line::Help { family: name, text },
             b"UNIT" => Line::Unit {
                 family: name,
-                unit: std::str::from_utf8(text).map_err(|_| self.error("a unit that is not UTF-8"))?,
+                unit: std::str::from_utf8(text)
+                    .map_err(|_| self.error("a unit that is not UTF-8"))?,
             },
             _ => Line::Type {
                 family: name,
@@ -138,7 +144,8 @@ impl<'a> Lexer<'a> {
         let mut labels: &[u8] = &[];
         if line.get(pos) == Some(&b'{') {
             let start = pos + 1;
-            let close = find_closing_brace(line, start).ok_or_else(|| self.error("a label set without its closing brace"))?;
+            let close = find_closing_brace(line, start)
+                .ok_or_else(|| self.error("a label set without its closing brace"))?;
             labels = &line[start..close];
             pos = close + 1;
         }
@@ -149,7 +156,8 @@ impl<'a> Lexer<'a> {
             return Err(self.error("no space before the value"));
         }
         let (value_text, rest) = split_word(after);
-        let value = parse_value(value_text).ok_or_else(|| self.error("a value that is not a number"))?;
+        let value =
+            parse_value(value_text).ok_or_else(|| self.error("a value that is not a number"))?;
         let rest = trim_start(rest);
         let (mut timestamp_ms, mut exemplar) = (None, None);
         let rest = if self.format == Format::OpenMetrics {
@@ -168,11 +176,13 @@ impl<'a> Lexer<'a> {
             if !trim_end(tail).is_empty() {
                 return Err(self.error("text after the timestamp"));
             }
-            timestamp_ms = Some(match self.format {
-                Format::Text => parse_millis(ts),
-                Format::OpenMetrics => parse_seconds_as_millis(ts),
-            }
-            .ok_or_else(|| self.error("a timestamp that is not a number"))?);
+            timestamp_ms = Some(
+                match self.format {
+                    Format::Text => parse_millis(ts),
+                    Format::OpenMetrics => parse_seconds_as_millis(ts),
+                }
+                .ok_or_else(|| self.error("a timestamp that is not a number"))?,
+            );
         }
         Ok(Sample {
             series,

@@ -131,10 +131,19 @@ pub enum SampleRole {
 #[derive(Debug, PartialEq)]
 pub enum Line<'a> {
     Sample(Sample<'a>),
-    Type { family: &'a str, kind: MetricType },
+    Type {
+        family: &'a str,
+        kind: MetricType,
+    },
     /// The help text as written (escapes not undone).
-    Help { family: &'a str, text: &'a [u8] },
-    Unit { family: &'a str, unit: &'a str },
+    Help {
+        family: &'a str,
+        text: &'a [u8],
+    },
+    Unit {
+        family: &'a str,
+        unit: &'a str,
+    },
     /// OpenMetrics' `# EOF`.
     Eof,
 }

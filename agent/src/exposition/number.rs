@@ -30,7 +30,9 @@ fn fast_decimal(text: &[u8]) -> Option<f64> {
     let mut i = 0;
     let mut seen_digit = false;
     while i < digits.len() && digits[i].is_ascii_digit() {
-        mantissa = mantissa.checked_mul(10)?.checked_add(u64::from(digits[i] - b'0'))?;
+        mantissa = mantissa
+            .checked_mul(10)?
+            .checked_add(u64::from(digits[i] - b'0'))?;
         significant += 1;
         seen_digit = true;
         i += 1;
@@ -38,7 +40,9 @@ fn fast_decimal(text: &[u8]) -> Option<f64> {
     if i < digits.len() && digits[i] == b'.' {
         i += 1;
         while i < digits.len() && digits[i].is_ascii_digit() {
-            mantissa = mantissa.checked_mul(10)?.checked_add(u64::from(digits[i] - b'0'))?;
+            mantissa = mantissa
+                .checked_mul(10)?
+                .checked_add(u64::from(digits[i] - b'0'))?;
             significant += 1;
             scale -= 1;
             seen_digit = true;
@@ -58,7 +62,9 @@ fn fast_decimal(text: &[u8]) -> Option<f64> {
         let mut exp: i32 = 0;
         let mut j = start;
         while j < digits.len() && digits[j].is_ascii_digit() {
-            exp = exp.checked_mul(10)?.checked_add(i32::from(digits[j] - b'0'))?;
+            exp = exp
+                .checked_mul(10)?
+                .checked_add(i32::from(digits[j] - b'0'))?;
             j += 1;
         }
         if j == start || exp > 1000 {
@@ -160,9 +166,25 @@ mod tests {
     #[test]
     fn values_are_the_nearest_double_on_both_paths() {
         for text in [
-            "0", "1", "-1", "+2", "1.5", "0.001", "3.4359738368e+10", "1e-05", "123456789012345678",
-            "1.7976931348623157e308", "4.9e-324", "0.1", "2.5e22", "12345678901234567890123",
-            "9007199254740993", "1.0000000000000002", "-0.0", ".5", "5.",
+            "0",
+            "1",
+            "-1",
+            "+2",
+            "1.5",
+            "0.001",
+            "3.4359738368e+10",
+            "1e-05",
+            "123456789012345678",
+            "1.7976931348623157e308",
+            "4.9e-324",
+            "0.1",
+            "2.5e22",
+            "12345678901234567890123",
+            "9007199254740993",
+            "1.0000000000000002",
+            "-0.0",
+            ".5",
+            "5.",
         ] {
             let want: f64 = text.parse().unwrap();
             let got = parse_value(text.as_bytes()).unwrap();
@@ -178,7 +200,9 @@ mod tests {
         assert_eq!(parse_value(b"inf"), Some(f64::INFINITY));
         assert_eq!(parse_value(b"0x1p-2"), Some(0.25));
         assert_eq!(parse_value(b"-0X1.8p3"), Some(-12.0));
-        for bad in ["", "-", "1e", "e5", "1.2.3", "0x", "abc", "1 2", "1e+", "--1"] {
+        for bad in [
+            "", "-", "1e", "e5", "1.2.3", "0x", "abc", "1 2", "1e+", "--1",
+        ] {
             assert_eq!(parse_value(bad.as_bytes()), None, "{bad:?}");
         }
     }
@@ -189,7 +213,10 @@ mod tests {
         assert_eq!(parse_millis(b"-5"), Some(-5));
         assert_eq!(parse_millis(b"1.5"), None);
         assert_eq!(parse_millis(b"99999999999999999999"), None);
-        assert_eq!(parse_seconds_as_millis(b"1700000000.123"), Some(1_700_000_000_123));
+        assert_eq!(
+            parse_seconds_as_millis(b"1700000000.123"),
+            Some(1_700_000_000_123)
+        );
         assert_eq!(parse_seconds_as_millis(b"NaN"), None);
     }
 

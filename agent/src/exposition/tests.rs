@@ -29,14 +29,20 @@ fn text_lines_come_out_as_written_with_values_and_timestamps() {
         }
     );
     let Line::Sample(s) = &got[2] else { panic!() };
-    assert_eq!(s.series, b"http_requests_total{method=\"post\",code=\"200\"}");
+    assert_eq!(
+        s.series,
+        b"http_requests_total{method=\"post\",code=\"200\"}"
+    );
     assert_eq!(s.labels, b"method=\"post\",code=\"200\"");
     assert_eq!((s.value, s.timestamp_ms), (1027.0, Some(1_395_066_363_000)));
     let Line::Sample(s) = &got[3] else { panic!() };
     assert_eq!(s.labels, b"method=\"a}b\\\"c\",code=\"400\"");
     assert_eq!((s.value, s.timestamp_ms), (3.0, None));
     let Line::Sample(s) = &got[4] else { panic!() };
-    assert_eq!((s.name, s.labels, s.value), ("metric_without_labels", &b""[..], 12.47));
+    assert_eq!(
+        (s.name, s.labels, s.value),
+        ("metric_without_labels", &b""[..], 12.47)
+    );
     let Line::Sample(s) = &got[5] else { panic!() };
     assert_eq!((s.series, s.value), (&b"weird{}"[..], f64::INFINITY));
 }
@@ -45,9 +51,18 @@ fn text_lines_come_out_as_written_with_values_and_timestamps() {
 fn openmetrics_needs_eof_and_reads_exemplars_units_and_second_timestamps() {
     let body = "# TYPE foo histogram\n# UNIT foo seconds\nfoo_bucket{le=\"0.1\"} 8 # {trace_id=\"KOO5S4vxi0o\"} 0.067 1520879607.789\nfoo_count 17 1520879607.789\n# EOF\n";
     let got = lines(body, Format::OpenMetrics).unwrap();
-    assert_eq!(got[1], Line::Unit { family: "foo", unit: "seconds" });
+    assert_eq!(
+        got[1],
+        Line::Unit {
+            family: "foo",
+            unit: "seconds"
+        }
+    );
     let Line::Sample(s) = &got[2] else { panic!() };
-    assert_eq!(s.exemplar, Some(&b"{trace_id=\"KOO5S4vxi0o\"} 0.067 1520879607.789"[..]));
+    assert_eq!(
+        s.exemplar,
+        Some(&b"{trace_id=\"KOO5S4vxi0o\"} 0.067 1520879607.789"[..])
+    );
     assert_eq!(s.timestamp_ms, None);
     let Line::Sample(s) = &got[3] else { panic!() };
     assert_eq!(s.timestamp_ms, Some(1_520_879_607_789));
@@ -67,7 +82,11 @@ fn openmetrics_needs_eof_and_reads_exemplars_units_and_second_timestamps() {
 #[test]
 fn malformed_lines_name_their_line_and_reason() {
     let cases = [
-        ("ok 1\nbad{a=\"1\" 2\n", 2, "a label set without its closing brace"),
+        (
+            "ok 1\nbad{a=\"1\" 2\n",
+            2,
+            "a label set without its closing brace",
+        ),
         ("ok 1\nbad abc\n", 2, "a value that is not a number"),
         ("bad\n", 1, "no space before the value"),
         ("bad 1 2 3\n", 1, "text after the timestamp"),
@@ -91,7 +110,10 @@ fn sample_roles_follow_the_family_type() {
     use SampleRole as R;
     let t = Format::Text;
     let om = Format::OpenMetrics;
-    assert_eq!(T::Histogram.role_of("rpc", "rpc_bucket", t), Some(R::Bucket));
+    assert_eq!(
+        T::Histogram.role_of("rpc", "rpc_bucket", t),
+        Some(R::Bucket)
+    );
     assert_eq!(T::Histogram.role_of("rpc", "rpc", t), None);
     assert_eq!(T::Summary.role_of("rpc", "rpc", t), Some(R::Quantile));
     assert_eq!(T::Summary.role_of("rpc", "rpc_count", t), Some(R::Count));
@@ -102,9 +124,14 @@ fn sample_roles_follow_the_family_type() {
     assert_eq!(T::Info.role_of("build", "build_info", om), Some(R::Value));
     assert_eq!(T::Gauge.role_of("g", "g_other", t), None);
     assert_eq!(
-        Format::from_content_type(Some("application/openmetrics-text; version=1.0.0; charset=utf-8")),
+        Format::from_content_type(Some(
+            "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        )),
         Format::OpenMetrics
     );
-    assert_eq!(Format::from_content_type(Some("text/plain; version=0.0.4")), Format::Text);
+    assert_eq!(
+        Format::from_content_type(Some("text/plain; version=0.0.4")),
+        Format::Text
+    );
     assert_eq!(Format::from_content_type(None), Format::Text);
 }

@@ -1,3 +1,4 @@
 //! Sources only a node has.
 
 pub mod kubernetes_logs;
+pub mod prometheus_scrape;

@@ -1,0 +1,4 @@
+//! Source `prometheus_scrape` (under construction).
+
+pub mod relabel;
+pub mod series;

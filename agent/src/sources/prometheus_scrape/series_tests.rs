@@ -1,0 +1,289 @@
+use super::*;
+use crate::sources::prometheus_scrape::relabel::RelabelConfig;
+use sextant_pipeline::flow::event::{attributes_to_json, find_attribute};
+
+const T0: i64 = 1_700_000_000_000;
+
+fn target() -> Labels {
+    vec![
+        (Text::from("job"), Text::from("node")),
+        (Text::from("instance"), Text::from("10.0.0.1:9100")),
+        (Text::from("zone"), Text::from("a")),
+    ]
+}
+
+fn cache(settings: SeriesSettings) -> TargetSeries {
+    TargetSeries::new(settings, target())
+}
+
+fn scrape(
+    c: &mut TargetSeries,
+    body: &str,
+    now: i64,
+) -> (Result<Ingested, ScrapeFailure>, Vec<Metric>, Dropped) {
+    let r = c.ingest(body.as_bytes(), Format::Text, now);
+    let mut dropped = Dropped::default();
+    let origin = Arc::new(Origin::default());
+    let out = c.emit(&origin, r.is_err(), now, &mut dropped);
+    (r, out, dropped)
+}
+
+fn find<'a>(metrics: &'a [Metric], name: &str) -> &'a Metric {
+    metrics.iter().find(|m| m.name == name).unwrap_or_else(|| {
+        panic!(
+            "no {name} in {:?}",
+            metrics.iter().map(|m| &m.name).collect::<Vec<_>>()
+        )
+    })
+}
+
+fn numbers(m: &Metric) -> &[NumberPoint] {
+    match m.data.as_ref().unwrap() {
+        MetricData::Gauge(p) | MetricData::Sum { points: p, .. } => p,
+        other => panic!("{other:?}"),
+    }
+}
+
+const BODY: &str = r#"# HELP node_cpu_seconds_total Seconds the CPUs spent in each mode.
+# TYPE node_cpu_seconds_total counter
+node_cpu_seconds_total{cpu="0",mode="idle"} 100
+node_cpu_seconds_total{cpu="0",mode="user"} 20.5
+# HELP node_load1 1m load average.
+# TYPE node_load1 gauge
+node_load1 0.25
+# TYPE rpc_seconds histogram
+rpc_seconds_bucket{path="/a",le="0.1"} 2
+rpc_seconds_bucket{path="/a",le="1"} 5
+rpc_seconds_bucket{path="/a",le="+Inf"} 6
+rpc_seconds_sum{path="/a"} 3.5
+rpc_seconds_count{path="/a"} 6
+# TYPE gc_seconds summary
+gc_seconds{quantile="0.5"} 0.01
+gc_seconds{quantile="0.99"} 0.2
+gc_seconds_sum 1.5
+gc_seconds_count 40
+untyped_thing{job="other"} 7
+"#;
+
+#[test]
+fn every_family_becomes_its_otlp_kind_with_target_labels_and_the_scrape_stats() {
+    let mut c = cache(SeriesSettings::default());
+    let (r, out, dropped) = scrape(&mut c, BODY, T0);
+    assert_eq!(
+        r.unwrap(),
+        Ingested {
+            scraped: 13,
+            post_relabel: 13,
+            added: 13,
+            duplicates: 0
+        }
+    );
+    assert_eq!(dropped, Dropped::default());
+    let cpu = find(&out, "node_cpu_seconds_total");
+    assert_eq!(cpu.description, "Seconds the CPUs spent in each mode.");
+    assert!(matches!(
+        cpu.data,
+        Some(MetricData::Sum {
+            monotonic: true,
+            temporality: Temporality::Cumulative,
+            ..
+        })
+    ));
+    let points = numbers(cpu);
+    assert_eq!(points.len(), 2);
+    assert_eq!(
+        attributes_to_json(&points[1].attributes),
+        serde_json::json!({"cpu": "0", "mode": "user", "zone": "a"})
+    );
+    assert_eq!(points[1].value, Some(Number::Double(20.5)));
+    assert_eq!(points[1].time_unix_nano, T0 as u64 * 1_000_000);
+    assert_eq!(
+        points[1].start_time_unix_nano, points[1].time_unix_nano,
+        "first sight: a baseline"
+    );
+    assert!(matches!(
+        find(&out, "node_load1").data,
+        Some(MetricData::Gauge(_))
+    ));
+
+    let Some(MetricData::Histogram { points, .. }) = &find(&out, "rpc_seconds").data else {
+        panic!()
+    };
+    assert_eq!(points.len(), 1);
+    assert_eq!((points[0].count, points[0].sum), (6, Some(3.5)));
+    assert_eq!(points[0].bucket_counts, vec![2, 3, 1]);
+    assert_eq!(points[0].explicit_bounds, vec![0.1, 1.0]);
+    assert_eq!(
+        attributes_to_json(&points[0].attributes),
+        serde_json::json!({"path": "/a", "zone": "a"})
+    );
+
+    let Some(MetricData::Summary(points)) = &find(&out, "gc_seconds").data else {
+        panic!()
+    };
+    assert_eq!((points[0].count, points[0].sum), (40, 1.5));
+    assert_eq!(points[0].quantile_values, vec![(0.5, 0.01), (0.99, 0.2)]);
+
+    // An exposed `job` is renamed, not lost (honor_labels: false).
+    let untyped = &numbers(find(&out, "untyped_thing"))[0];
+    assert_eq!(
+        find_attribute(&untyped.attributes, "exported_job").and_then(|v| v.as_str()),
+        Some("other")
+    );
+    assert_eq!(
+        find_attribute(&untyped.attributes, "job"),
+        None,
+        "the target's job is the resource's"
+    );
+}
+
+#[test]
+fn series_that_go_are_marked_stale_once_and_counters_keep_their_start_across_a_failed_scrape() {
+    let mut c = cache(SeriesSettings::default());
+    scrape(&mut c, BODY, T0).0.unwrap();
+    let second = BODY
+        .replace("node_load1 0.25\n", "")
+        .replace("} 100\n", "} 130\n");
+    let (r, out, _) = scrape(&mut c, &second, T0 + 15_000);
+    assert_eq!(r.unwrap().added, 0);
+    let load = numbers(find(&out, "node_load1"));
+    assert_eq!(load.len(), 1);
+    assert_eq!(
+        (load[0].flags, load[0].value),
+        (FLAG_NO_RECORDED_VALUE, None)
+    );
+    let idle = &numbers(find(&out, "node_cpu_seconds_total"))[0];
+    assert_eq!(idle.value, Some(Number::Double(130.0)));
+    assert_eq!(idle.start_time_unix_nano, T0 as u64 * 1_000_000);
+
+    // A failed scrape: everything live goes stale, nothing of the body is kept.
+    let (r, out, _) = scrape(&mut c, "node_cpu_seconds_total{cpu=\"0\" 1\n", T0 + 30_000);
+    assert_eq!(
+        r.unwrap_err().to_string(),
+        "line 1: a label set without its closing brace"
+    );
+    let stale: usize = out
+        .iter()
+        .map(|m| m.data.as_ref().unwrap().point_count())
+        .sum();
+    assert_eq!(
+        stale, 5,
+        "every point of the last good scrape, once: {out:?}"
+    );
+
+    // Back: the counter's start is the same; then a reset moves it after the previous scrape.
+    let (_, out, _) = scrape(&mut c, &second, T0 + 45_000);
+    let idle = &numbers(find(&out, "node_cpu_seconds_total"))[0];
+    assert_eq!(idle.start_time_unix_nano, T0 as u64 * 1_000_000);
+    let reset = second.replace("} 130\n", "} 3\n");
+    let (_, out, _) = scrape(&mut c, &reset, T0 + 60_000);
+    let idle = &numbers(find(&out, "node_cpu_seconds_total"))[0];
+    assert_eq!(idle.start_time_unix_nano, (T0 + 45_001) as u64 * 1_000_000);
+    assert!(
+        out.iter().all(|m| m.name != "node_load1"),
+        "stale once, then forgotten"
+    );
+}
+
+#[test]
+fn limits_duplicates_and_bad_histograms_are_counted_or_fail_the_scrape() {
+    let mut c = cache(SeriesSettings {
+        sample_limit: 3,
+        ..Default::default()
+    });
+    let (r, _, _) = scrape(&mut c, BODY, T0);
+    assert_eq!(
+        r.unwrap_err(),
+        ScrapeFailure::SampleLimit {
+            samples: 13,
+            limit: 3
+        }
+    );
+
+    let mut c = cache(SeriesSettings {
+        label_value_length_limit: 3,
+        ..Default::default()
+    });
+    let (r, _, _) = scrape(&mut c, "a{x=\"long\"} 1\n", T0);
+    assert_eq!(
+        r.unwrap_err().to_string(),
+        "line 1: a label value longer than label_value_length_limit"
+    );
+
+    let mut c = cache(SeriesSettings::default());
+    let body = "a 1\na 2\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_count 1\n# TYPE d histogram\nd_bucket{le=\"1\"} 3\nd_bucket{le=\"+Inf\"} 2\n";
+    let (r, out, dropped) = scrape(&mut c, body, T0);
+    assert_eq!(r.unwrap().duplicates, 1);
+    assert_eq!(
+        numbers(find(&out, "a"))[0].value,
+        Some(Number::Double(1.0)),
+        "the first sample wins"
+    );
+    assert_eq!(
+        dropped,
+        Dropped {
+            histogram_without_inf: 1,
+            histogram_not_cumulative: 1,
+            gauge_histogram: 0
+        }
+    );
+    assert!(out.iter().all(|m| m.name != "h" && m.name != "d"));
+}
+
+#[test]
+fn metric_relabelling_sees_the_name_and_honor_labels_keeps_the_exposed_ones() {
+    let rules: Vec<RelabelConfig> = serde_yaml_ng::from_str(
+        "- {source_labels: [__name__], regex: 'node_cpu.*', action: drop}\n- {regex: path, action: labeldrop}\n",
+    )
+    .unwrap();
+    let rules: Arc<[Rule]> = rules.iter().map(|r| r.compile().unwrap()).collect();
+    let mut c = cache(SeriesSettings {
+        metric_relabel: rules,
+        honor_labels: true,
+        ..Default::default()
+    });
+    let (r, out, _) = scrape(&mut c, BODY, T0);
+    assert_eq!(r.unwrap().post_relabel, 11);
+    assert!(out.iter().all(|m| m.name != "node_cpu_seconds_total"));
+    let Some(MetricData::Histogram { points, .. }) = &find(&out, "rpc_seconds").data else {
+        panic!()
+    };
+    assert_eq!(
+        attributes_to_json(&points[0].attributes),
+        serde_json::json!({"zone": "a"})
+    );
+    let untyped = &numbers(find(&out, "untyped_thing"))[0];
+    assert_eq!(
+        find_attribute(&untyped.attributes, "job").and_then(|v| v.as_str()),
+        Some("other")
+    );
+    // The second scrape answers from the cache: the same output.
+    let (r, again, _) = scrape(&mut c, BODY, T0 + 1000);
+    assert_eq!(r.unwrap().added, 0);
+    assert_eq!(again.len(), out.len());
+}
+
+#[test]
+fn openmetrics_counters_take_their_start_from_created_and_keep_total_in_the_name() {
+    let mut c = cache(SeriesSettings {
+        honor_timestamps: true,
+        ..Default::default()
+    });
+    let body = "# TYPE req counter\n# UNIT req requests\nreq_total 5 1700000001.5\nreq_created 1600000000\n# TYPE build info\nbuild_info{version=\"1\"} 1\n# EOF\n";
+    c.ingest(body.as_bytes(), Format::OpenMetrics, T0).unwrap();
+    let out = c.emit(
+        &Arc::new(Origin::default()),
+        false,
+        T0,
+        &mut Dropped::default(),
+    );
+    let req = find(&out, "req_total");
+    assert_eq!(req.unit, "requests");
+    let p = &numbers(req)[0];
+    assert_eq!(p.start_time_unix_nano, 1_600_000_000_000_000_000);
+    assert_eq!(p.time_unix_nano, 1_700_000_001_500_000_000);
+    assert!(matches!(
+        find(&out, "build_info").data,
+        Some(MetricData::Gauge(_))
+    ));
+}
