@@ -6,6 +6,9 @@
 //! - the first point of a series is a baseline and publishes nothing — unless its start time is
 //!   after the tracker started, in which case the whole value happened while we watched and is
 //!   published;
+//! - a point whose start equals its time has an unknown start (OpenTelemetry's convention, and
+//!   what a scraper sends the first time it sees a counter): it is a baseline when first seen,
+//!   and after a known series (a restarted scraper) its increase is counted from the last value;
 //! - a value below the last one, or a new start time, is a reset: the new value is the increase;
 //! - a point older than the last one is out of order and dropped (the caller counts it);
 //! - the latest point seen again (a batch replayed after a failed send) publishes the same delta
@@ -90,7 +93,8 @@ impl<T: Cumulative> DeltaTracker<T> {
             if self.series.len() >= self.max_series {
                 return Delta::Untracked;
             }
-            let published = if start_ns != 0 && start_ns >= self.started_ns {
+            let unknown_start = start_ns == 0 || start_ns == time_ns;
+            let published = if !unknown_start && start_ns >= self.started_ns {
                 Delta::Value(value.clone())
             } else {
                 Delta::Baseline
@@ -115,16 +119,20 @@ impl<T: Cumulative> DeltaTracker<T> {
             return Delta::OutOfOrder;
         }
         let restarted = start_ns != 0 && s.start_ns != 0 && start_ns != s.start_ns;
-        let increase = if restarted {
-            value.clone()
+        let published = if restarted && start_ns == time_ns {
+            // Observed anew with an unknown start: what it gained since the last value, if
+            // it did not go down.
+            value.since(&s.value).map_or(Delta::Baseline, Delta::Value)
+        } else if restarted {
+            Delta::Value(value.clone())
         } else {
-            value.since(&s.value).unwrap_or_else(|| value.clone())
+            Delta::Value(value.since(&s.value).unwrap_or_else(|| value.clone()))
         };
         s.start_ns = start_ns;
         s.time_ns = time_ns;
         s.value = value;
-        s.published = Delta::Value(increase.clone());
-        Delta::Value(increase)
+        s.published = published.clone();
+        published
     }
 
     fn sweep(&mut self, now_ms: i64) {
@@ -162,6 +170,19 @@ mod tests {
         assert_eq!(t.delta(2, 105 * S, 110 * S, 4.0, 0), Delta::Value(4.0));
         // No start time known: a baseline.
         assert_eq!(t.delta(3, 0, 110 * S, 4.0, 0), Delta::Baseline);
+    }
+
+    #[test]
+    fn a_scraped_counter_with_an_unknown_start_is_a_baseline_then_counts_on_after_a_scraper_restart() {
+        let mut t = DeltaTracker::<f64>::new(10, 60_000, 100 * S);
+        // First seen by a scraper after the tracker started: start = time, a baseline.
+        assert_eq!(t.delta(1, 110 * S, 110 * S, 1000.0, 0), Delta::Baseline);
+        assert_eq!(t.delta(1, 110 * S, 125 * S, 1010.0, 0), Delta::Value(10.0));
+        // The scraper restarted and sees it anew: its gain since the last value.
+        assert_eq!(t.delta(1, 140 * S, 140 * S, 1030.0, 0), Delta::Value(20.0));
+        // Seen anew lower than it was: nothing can be said; a baseline.
+        assert_eq!(t.delta(1, 155 * S, 155 * S, 5.0, 0), Delta::Baseline);
+        assert_eq!(t.delta(1, 155 * S, 170 * S, 9.0, 0), Delta::Value(4.0));
     }
 
     #[test]
