@@ -4,10 +4,12 @@
 use sextant_pipeline::runtime::topology::Graph;
 
 use crate::sources::kubernetes_logs::KubernetesLogsConfig;
+use crate::sources::prometheus_scrape::PrometheusScrapeConfig;
 
 sextant_pipeline::role_sources!(
     pub enum AgentSource {
         KubernetesLogs(KubernetesLogsConfig),
+        PrometheusScrape(PrometheusScrapeConfig),
     }
 );
 

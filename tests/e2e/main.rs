@@ -16,5 +16,6 @@ mod otlp_grpc;
 mod otlp_hop_faults;
 mod otlp_receiver_limits;
 mod otlp_sequential_sender;
+mod prometheus_scrape;
 mod signal_routing;
 mod xray;

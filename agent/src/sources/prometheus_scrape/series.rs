@@ -27,15 +27,13 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 use sextant_pipeline::flow::event::{
     HistogramPoint, KeyValue, Metric, MetricData, Number, NumberPoint, Origin, SummaryPoint,
-    Temporality, Text,
+    Temporality, Text, FLAG_NO_RECORDED_VALUE,
 };
 
 use super::relabel::{relabel, Labels, Rule};
 use crate::exposition::labels::parse_labels;
 use crate::exposition::{Format, Lexer, Line, MetricType, ParseError, SampleRole};
 
-/// OTLP's `DataPointFlags.FLAG_NO_RECORDED_VALUE`: the series is stale.
-pub const FLAG_NO_RECORDED_VALUE: u32 = 1;
 const NO_TIMESTAMP: i64 = i64::MIN;
 
 /// The per-target settings that shape its series.

@@ -16,7 +16,9 @@
 
 use std::hash::{BuildHasher, Hasher};
 
-use sextant_pipeline::flow::event::{KeyValue, Metric, MetricData, Temporality, Value};
+use sextant_pipeline::flow::event::{
+    KeyValue, Metric, MetricData, Temporality, Value, FLAG_NO_RECORDED_VALUE,
+};
 
 use super::config::HistogramMode;
 use super::datum::{clean_name, Datum, DatumValue, Text};
@@ -261,6 +263,9 @@ impl Converter {
                 temporality,
             } => {
                 for p in points {
+                    if p.flags & FLAG_NO_RECORDED_VALUE != 0 {
+                        continue;
+                    }
                     let acc = Accumulated {
                         layout: bounds_layout(&p.explicit_bounds),
                         count: p.count,
@@ -289,6 +294,9 @@ impl Converter {
                 temporality,
             } => {
                 for p in points {
+                    if p.flags & FLAG_NO_RECORDED_VALUE != 0 {
+                        continue;
+                    }
                     let run = |b: &Option<sextant_pipeline::flow::event::ExponentialBuckets>| {
                         b.as_ref().map_or_else(Run::default, |b| Run {
                             offset: b.offset,
@@ -317,6 +325,9 @@ impl Converter {
             }
             MetricData::Summary(points) => {
                 for p in points {
+                    if p.flags & FLAG_NO_RECORDED_VALUE != 0 {
+                        continue;
+                    }
                     let acc = Accumulated {
                         layout: 3,
                         count: p.count,

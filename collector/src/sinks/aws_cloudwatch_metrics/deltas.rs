@@ -173,7 +173,8 @@ mod tests {
     }
 
     #[test]
-    fn a_scraped_counter_with_an_unknown_start_is_a_baseline_then_counts_on_after_a_scraper_restart() {
+    fn a_scraped_counter_with_an_unknown_start_is_a_baseline_then_counts_on_after_a_scraper_restart(
+    ) {
         let mut t = DeltaTracker::<f64>::new(10, 60_000, 100 * S);
         // First seen by a scraper after the tracker started: start = time, a baseline.
         assert_eq!(t.delta(1, 110 * S, 110 * S, 1000.0, 0), Delta::Baseline);

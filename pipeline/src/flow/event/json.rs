@@ -34,11 +34,11 @@ pub fn metric_to_json(m: &Metric) -> J {
         None => Vec::new(),
         Some(MetricData::Gauge(p)) | Some(MetricData::Sum { points: p, .. }) => p
             .iter()
-            .map(|p| json!({"time_unix_nano": p.time_unix_nano, "attributes": attributes_to_json(&p.attributes), "value": number(p.value)}))
+            .map(|p| json!({"start_time_unix_nano": p.start_time_unix_nano, "time_unix_nano": p.time_unix_nano, "attributes": attributes_to_json(&p.attributes), "value": number(p.value), "flags": p.flags}))
             .collect(),
         Some(MetricData::Histogram { points, .. }) => points
             .iter()
-            .map(|p| json!({"time_unix_nano": p.time_unix_nano, "attributes": attributes_to_json(&p.attributes), "count": p.count, "sum": p.sum, "bucket_counts": p.bucket_counts, "explicit_bounds": p.explicit_bounds}))
+            .map(|p| json!({"start_time_unix_nano": p.start_time_unix_nano, "time_unix_nano": p.time_unix_nano, "attributes": attributes_to_json(&p.attributes), "count": p.count, "sum": p.sum, "bucket_counts": p.bucket_counts, "explicit_bounds": p.explicit_bounds, "flags": p.flags}))
             .collect(),
         Some(MetricData::ExponentialHistogram { points, .. }) => points
             .iter()
@@ -46,7 +46,7 @@ pub fn metric_to_json(m: &Metric) -> J {
             .collect(),
         Some(MetricData::Summary(points)) => points
             .iter()
-            .map(|p| json!({"time_unix_nano": p.time_unix_nano, "attributes": attributes_to_json(&p.attributes), "count": p.count, "sum": p.sum, "quantiles": p.quantile_values}))
+            .map(|p| json!({"start_time_unix_nano": p.start_time_unix_nano, "time_unix_nano": p.time_unix_nano, "attributes": attributes_to_json(&p.attributes), "count": p.count, "sum": p.sum, "quantiles": p.quantile_values, "flags": p.flags}))
             .collect(),
     };
     let kind = match &m.data {
@@ -57,7 +57,7 @@ pub fn metric_to_json(m: &Metric) -> J {
         Some(MetricData::ExponentialHistogram { .. }) => "exponential_histogram",
         Some(MetricData::Summary(_)) => "summary",
     };
-    json!({"name": m.name, "unit": m.unit, "type": kind, "points": points, "resource": attributes_to_json(&m.origin.resource.attributes)})
+    json!({"name": m.name, "description": m.description, "unit": m.unit, "type": kind, "points": points, "resource": attributes_to_json(&m.origin.resource.attributes)})
 }
 
 pub fn span_to_json(s: &Span) -> J {

@@ -244,6 +244,10 @@ pub struct Exemplar {
     pub trace_id: Option<TraceId>,
 }
 
+/// OTLP's `DataPointFlags.FLAG_NO_RECORDED_VALUE`: the point carries no value; the series is
+/// stale (Prometheus's stale marker).
+pub const FLAG_NO_RECORDED_VALUE: u32 = 1;
+
 /// A gauge or sum point.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct NumberPoint {
