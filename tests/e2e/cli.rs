@@ -230,7 +230,35 @@ fn the_embedded_default_runs_writes_events_and_stops_cleanly() {
         "{} of {expected}",
         bodies(&out).len()
     );
-    // The sink counts a batch once it is written, which can be just after the lines show.
+    // Its own metrics, scraped from the admin endpoint, arrive too: `up` is 1 for job
+    // `sextant`, and the file sink's own counter is among the series.
+    let metrics = dir.path().join("sextant-data/out/metrics.jsonl");
+    let records = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&metrics)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    assert!(
+        eventually(Duration::from_secs(25), || records().iter().any(|r| r
+            ["name"]
+            == "up"
+            && r["resource"]["service.name"] == "sextant"
+            && r["points"][0]["value"] == 1.0)),
+        "no scrape of its own metrics"
+    );
+    assert!(records()
+        .iter()
+        .any(|r| r["name"] == "sextant_component_sent_events_total" && r["type"] == "sum"));
+    // The sink counts a batch once it is written, which can be just after the events show:
+    // every log line and every metric point, once.
+    let points = || -> u64 {
+        records()
+            .iter()
+            .map(|r| r["points"].as_array().map_or(0, |p| p.len() as u64))
+            .sum()
+    };
     let sent = || {
         http_get(&format!("http://127.0.0.1:{admin}/metrics")).map(|(_, m)| {
             metric_sum(
@@ -241,9 +269,11 @@ fn the_embedded_default_runs_writes_events_and_stops_cleanly() {
         })
     };
     assert!(
-        eventually(Duration::from_secs(5), || sent() == Some(expected as f64)),
-        "sent {:?} of {expected}",
-        sent()
+        eventually(Duration::from_secs(10), || sent()
+            == Some((expected as u64 + points()) as f64)),
+        "sent {:?} of {expected} lines and {} points",
+        sent(),
+        points()
     );
     assert_eq!(
         http_get(&format!("http://127.0.0.1:{admin}/readyz"))

@@ -287,3 +287,30 @@ fn openmetrics_counters_take_their_start_from_created_and_keep_total_in_the_name
         Some(MetricData::Gauge(_))
     ));
 }
+
+proptest::proptest! {
+    /// Bodies of exposition-like characters (the fuzz target's job, always run): ingesting and
+    /// emitting them never panics, and a scrape that fails leaves no point live.
+    #[test]
+    fn any_body_is_ingested_or_refused_without_panicking(
+        lines in proptest::collection::vec(
+            "[a-c_]{1,3}(\\{([a-c]{1,2}=\"[a-c\\\\\"} ]{0,4}\",?){0,3}\\})? [-+0-9.eInfNa]{1,5}( [0-9]{1,3})?|# (TYPE|HELP|UNIT) [a-c_]{1,3} (counter|gauge|histogram|summary|info|stateset|untyped|unknown)|# EOF|[a-c_]{1,3}_(bucket|sum|count|created|total)\\{le=\"[0-9.+Inf]{1,4}\"\\} [0-9]{1,2}|",
+            0..60,
+        ),
+        om in proptest::bool::ANY,
+        honor in proptest::bool::ANY,
+    ) {
+        let text = lines.join("\n") + "\n";
+        let format = if om { Format::OpenMetrics } else { Format::Text };
+        let mut c = cache(SeriesSettings { honor_labels: honor, honor_timestamps: honor, ..Default::default() });
+        let origin = Arc::new(Origin::default());
+        for (i, b) in [text.as_bytes(), text.as_bytes(), &text.as_bytes()[..text.len() / 2]].into_iter().enumerate() {
+            let now = T0 + i as i64 * 1000;
+            let failed = c.ingest(b, format, now).is_err();
+            c.emit(&origin, failed, now, &mut Dropped::default());
+            if failed {
+                proptest::prop_assert!(c.points.iter().all(|p| !p.live));
+            }
+        }
+    }
+}
