@@ -8,4 +8,5 @@
 
 pub mod config;
 pub mod exposition;
+pub mod kubernetes;
 pub mod sources;

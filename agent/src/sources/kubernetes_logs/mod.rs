@@ -68,14 +68,19 @@ pub fn build(config: &KubernetesLogsConfig, cx: SourceContext) -> Result<Task, B
     spawn_tailer(include, exclude, config.tail.clone(), Arc::new(format), cx)
 }
 
-/// Starts the pod watch when the API is to be used; it ends with the source's shutdown.
+/// Joins this node's pod watch when the API is to be used; it runs while a component holds it.
 fn start_metadata_watch(
     config: &KubernetesLogsConfig,
     node: Option<&str>,
     cx: &SourceContext,
 ) -> Result<Option<ApiMetadata>, BuildError> {
     let settings = &config.kubernetes_api;
-    let Some(source) = metadata::api_source(settings, &cx.name)? else {
+    let Some(source) = crate::kubernetes::api_source(
+        settings.enabled,
+        settings.kubeconfig.as_ref(),
+        &cx.name,
+    )?
+    else {
         return Ok(None);
     };
     let Some(node) = node else {
@@ -85,22 +90,8 @@ fn start_metadata_watch(
              or $NODE_NAME (from the downward API), or kubernetes_api.enabled: false",
         ));
     };
-    let cache = Arc::new(metadata::PodCache::new(settings));
-    let watch = tokio::spawn(metadata::watch_pods(
-        source,
-        node.to_owned(),
-        cache.clone(),
-        cx.metrics.clone(),
-        cx.shutdown.clone(),
-    ));
-    // Should the watch ever die, files stop waiting for metadata that will not come.
-    let (watched, name) = (cache.clone(), cx.name.clone());
-    tokio::spawn(async move {
-        if let Err(e) = watch.await {
-            tracing::error!(component = %name, error = %e, "the Kubernetes pod watch ended; logs go out with path metadata");
-            watched.set_failing(true);
-        }
-    });
+    let pods = crate::kubernetes::node_pods::shared(&source, node, settings.keep_deleted.0, &cx.metrics);
+    let cache = Arc::new(metadata::PodCache::new(pods, settings));
     Ok(Some(ApiMetadata {
         cache,
         wait: settings.wait_for_metadata.0,
