@@ -2,14 +2,31 @@
 
 use sextant_pipeline::flow::event::Text;
 
+/// Bytes that may appear in a metric name (`[a-zA-Z0-9_:]`).
+const NAME_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = c.is_ascii_alphanumeric() || c == b'_' || c == b':';
+        i += 1;
+    }
+    t
+};
+
+/// The length of the metric name `[a-zA-Z_:][a-zA-Z0-9_:]*` that `bytes` starts with (0 when
+/// it starts with none). A name found so is ASCII.
+#[inline]
+pub fn metric_name_len(bytes: &[u8]) -> usize {
+    match bytes.first() {
+        Some(c) if c.is_ascii_digit() => 0,
+        _ => bytes.iter().take_while(|&&c| NAME_BYTES[c as usize]).count(),
+    }
+}
+
 /// `[a-zA-Z_:][a-zA-Z0-9_:]*`
 pub fn valid_metric_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    !b.is_empty()
-        && (b[0].is_ascii_alphabetic() || b[0] == b'_' || b[0] == b':')
-        && b[1..]
-            .iter()
-            .all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b':')
+    !name.is_empty() && metric_name_len(name.as_bytes()) == name.len()
 }
 
 /// `[a-zA-Z_][a-zA-Z0-9_]*`

@@ -89,35 +89,34 @@ impl<'a> Lexer<'a> {
             self.seen_eof = true;
             return Ok(Some(Line::Eof));
         }
-        let body = trim_start(&line[1..]);
-        let (keyword, rest) = split_word(body);
+        // `# HELP name text`, `# TYPE name type` as every exporter writes them; other spacing
+        // the slow way.
+        let (keyword, rest) = match line.get(..7) {
+            Some(b"# HELP " | b"# TYPE " | b"# UNIT ") => (&line[2..6], &line[7..]),
+            _ => split_word(trim_start(&line[1..])),
+        };
         let kind = match keyword {
             b"HELP" | b"TYPE" => keyword,
             b"UNIT" if om => keyword,
             _ if om => return Err(self.error("a comment that is not HELP, TYPE, UNIT or EOF")),
             _ => return Ok(None),
         };
-        let (name, text) = split_word(trim_start(rest));
+        let rest = trim_start(rest);
+        let name_len = crate::exposition::labels::metric_name_len(rest);
+        let (name, after) = rest.split_at(name_len);
+        if !matches!(after.first(), None | Some(b' ' | b'\t')) {
+            return Err(self.error("an invalid metric name"));
+        }
         if name.is_empty() {
-            if om {
-                return Err(self.error("a metadata line without a metric name"));
+            if om || !after.is_empty() {
+                return Err(self.error("an invalid metric name"));
             }
             return Ok(None);
         }
-        let Ok(name) = std::str::from_utf8(name) else {
-            return Err(self.error("a metric name that is not UTF-8"));
-        };
-        if !super::labels::valid_metric_name(name) {
-            return Err(self.error("an invalid metric name"));
-        }
-        let text = trim_end(text);
+        let text = trim_end(trim_start(after));
         Ok(Some(match kind {
             b"HELP" => Line::Help { family: name, text },
-            b"UNIT" => Line::Unit {
-                family: name,
-                unit: std::str::from_utf8(text)
-                    .map_err(|_| self.error("a unit that is not UTF-8"))?,
-            },
+            b"UNIT" => Line::Unit { family: name, unit: text },
             _ => Line::Type {
                 family: name,
                 kind: MetricType::parse(text, self.format)
@@ -128,26 +127,24 @@ impl<'a> Lexer<'a> {
 
     #[inline]
     fn sample(&self, line: &'a [u8]) -> Result<Sample<'a>, ParseError> {
-        let name_end = line
-            .iter()
-            .position(|&b| b == b'{' || b == b' ' || b == b'\t')
-            .unwrap_or(line.len());
+        let name_end = crate::exposition::labels::metric_name_len(line);
         let name = &line[..name_end];
         if name.is_empty() {
             return Err(self.error("a sample without a metric name"));
         }
-        // Checked here, not only for new series: the name also finds the sample's family.
-        let Ok(name) = std::str::from_utf8(name) else {
-            return Err(self.error("a metric name that is not UTF-8"));
-        };
         let mut pos = name_end;
         let mut labels: &[u8] = &[];
-        if line.get(pos) == Some(&b'{') {
-            let start = pos + 1;
-            let close = find_closing_brace(line, start)
-                .ok_or_else(|| self.error("a label set without its closing brace"))?;
-            labels = &line[start..close];
-            pos = close + 1;
+        match line.get(pos) {
+            Some(b'{') => {
+                let start = pos + 1;
+                let close = find_closing_brace(line, start)
+                    .ok_or_else(|| self.error("a label set without its closing brace"))?;
+                labels = &line[start..close];
+                pos = close + 1;
+            }
+            Some(b' ' | b'\t') => {}
+            None => return Err(self.error("no space before the value")),
+            Some(_) => return Err(self.error("an invalid metric name")),
         }
         let series = &line[..pos];
         let rest = &line[pos..];

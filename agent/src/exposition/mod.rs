@@ -94,7 +94,7 @@ impl MetricType {
 
     /// Which part of a family named `family` of this type the sample `sample` is, if it belongs
     /// to the family at all. A summary's bare name is a quantile.
-    pub fn role_of(self, family: &str, sample: &str, format: Format) -> Option<SampleRole> {
+    pub fn role_of(self, family: &[u8], sample: &[u8], format: Format) -> Option<SampleRole> {
         let rest = sample.strip_prefix(family)?;
         if rest.is_empty() {
             return match (self, format) {
@@ -107,7 +107,7 @@ impl MetricType {
         }
         self.suffixes(format)
             .iter()
-            .find(|(suffix, _)| *suffix == rest)
+            .find(|(suffix, _)| suffix.as_bytes() == rest)
             .map(|&(_, role)| role)
     }
 }
@@ -131,18 +131,19 @@ pub enum SampleRole {
 #[derive(Debug, PartialEq)]
 pub enum Line<'a> {
     Sample(Sample<'a>),
+    /// Names are checked (and so ASCII), kept as bytes.
     Type {
-        family: &'a str,
+        family: &'a [u8],
         kind: MetricType,
     },
     /// The help text as written (escapes not undone).
     Help {
-        family: &'a str,
+        family: &'a [u8],
         text: &'a [u8],
     },
     Unit {
-        family: &'a str,
-        unit: &'a str,
+        family: &'a [u8],
+        unit: &'a [u8],
     },
     /// OpenMetrics' `# EOF`.
     Eof,
@@ -153,7 +154,8 @@ pub enum Line<'a> {
 pub struct Sample<'a> {
     /// The metric name and label set exactly as written: the key of the series cache.
     pub series: &'a [u8],
-    pub name: &'a str,
+    /// A checked metric name (ASCII).
+    pub name: &'a [u8],
     /// The label set between the braces, unchecked (see [`labels::parse_labels`]).
     pub labels: &'a [u8],
     pub value: f64,

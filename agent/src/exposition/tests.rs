@@ -17,14 +17,14 @@ fn text_lines_come_out_as_written_with_values_and_timestamps() {
     assert_eq!(
         got[0],
         Line::Help {
-            family: "http_requests_total",
+            family: b"http_requests_total",
             text: b"The total. \\n done"
         }
     );
     assert_eq!(
         got[1],
         Line::Type {
-            family: "http_requests_total",
+            family: b"http_requests_total",
             kind: MetricType::Counter
         }
     );
@@ -41,7 +41,7 @@ fn text_lines_come_out_as_written_with_values_and_timestamps() {
     let Line::Sample(s) = &got[4] else { panic!() };
     assert_eq!(
         (s.name, s.labels, s.value),
-        ("metric_without_labels", &b""[..], 12.47)
+        (&b"metric_without_labels"[..], &b""[..], 12.47)
     );
     let Line::Sample(s) = &got[5] else { panic!() };
     assert_eq!((s.series, s.value), (&b"weird{}"[..], f64::INFINITY));
@@ -54,8 +54,8 @@ fn openmetrics_needs_eof_and_reads_exemplars_units_and_second_timestamps() {
     assert_eq!(
         got[1],
         Line::Unit {
-            family: "foo",
-            unit: "seconds"
+            family: b"foo",
+            unit: b"seconds"
         }
     );
     let Line::Sample(s) = &got[2] else { panic!() };
@@ -111,18 +111,18 @@ fn sample_roles_follow_the_family_type() {
     let t = Format::Text;
     let om = Format::OpenMetrics;
     assert_eq!(
-        T::Histogram.role_of("rpc", "rpc_bucket", t),
+        T::Histogram.role_of(b"rpc", b"rpc_bucket", t),
         Some(R::Bucket)
     );
-    assert_eq!(T::Histogram.role_of("rpc", "rpc", t), None);
-    assert_eq!(T::Summary.role_of("rpc", "rpc", t), Some(R::Quantile));
-    assert_eq!(T::Summary.role_of("rpc", "rpc_count", t), Some(R::Count));
-    assert_eq!(T::Counter.role_of("c_total", "c_total", t), Some(R::Value));
-    assert_eq!(T::Counter.role_of("c", "c_total", om), Some(R::Value));
-    assert_eq!(T::Counter.role_of("c", "c_created", om), Some(R::Created));
-    assert_eq!(T::Counter.role_of("c", "c", om), None);
-    assert_eq!(T::Info.role_of("build", "build_info", om), Some(R::Value));
-    assert_eq!(T::Gauge.role_of("g", "g_other", t), None);
+    assert_eq!(T::Histogram.role_of(b"rpc", b"rpc", t), None);
+    assert_eq!(T::Summary.role_of(b"rpc", b"rpc", t), Some(R::Quantile));
+    assert_eq!(T::Summary.role_of(b"rpc", b"rpc_count", t), Some(R::Count));
+    assert_eq!(T::Counter.role_of(b"c_total", b"c_total", t), Some(R::Value));
+    assert_eq!(T::Counter.role_of(b"c", b"c_total", om), Some(R::Value));
+    assert_eq!(T::Counter.role_of(b"c", b"c_created", om), Some(R::Created));
+    assert_eq!(T::Counter.role_of(b"c", b"c", om), None);
+    assert_eq!(T::Info.role_of(b"build", b"build_info", om), Some(R::Value));
+    assert_eq!(T::Gauge.role_of(b"g", b"g_other", t), None);
     assert_eq!(
         Format::from_content_type(Some(
             "application/openmetrics-text; version=1.0.0; charset=utf-8"

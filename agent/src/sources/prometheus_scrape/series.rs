@@ -147,10 +147,10 @@ struct Family {
 /// The metadata lines in force while reading a body.
 #[derive(Default)]
 struct Current<'a> {
-    name: &'a str,
+    name: &'a [u8],
     kind: Option<MetricType>,
     help: &'a [u8],
-    unit: &'a str,
+    unit: &'a [u8],
 }
 
 /// One target's series cache. See the module documentation.
@@ -312,9 +312,8 @@ impl TargetSeries {
         line: usize,
     ) -> Result<u32, ScrapeFailure> {
         let fail = |reason| ScrapeFailure::Series { line, reason };
-        if !crate::exposition::labels::valid_metric_name(sample.name) {
-            return Err(fail("an invalid metric name"));
-        }
+        // The lexer checked the names: ASCII.
+        let ascii = |name: &[u8]| String::from_utf8_lossy(name).into_owned();
         let (family_name, kind, role) = match current.kind {
             Some(kind) => match kind.role_of(current.name, sample.name, format) {
                 Some(role) => (current.name, kind, role),
@@ -338,11 +337,11 @@ impl TargetSeries {
                     .ok_or_else(|| fail("a summary quantile without a numeric quantile"))?,
             ),
         };
-        let kept = self.finish_labels(&mut labels, sample.name);
+        let kept = self.finish_labels(&mut labels, &ascii(sample.name));
         if kept {
             self.check_label_limits(&labels).map_err(fail)?;
         }
-        let family = self.family(family_name, kind, current, format);
+        let family = self.family(&ascii(family_name), kind, current, format);
         let point = if kept {
             self.point_for(family, &mut labels)
         } else {
@@ -426,10 +425,10 @@ impl TargetSeries {
         current: &Current<'_>,
         format: Format,
     ) -> u32 {
-        let (help, unit) = if current.name == name {
-            (current.help, current.unit)
+        let (help, unit) = if current.name == name.as_bytes() {
+            (current.help, String::from_utf8_lossy(current.unit))
         } else {
-            (&b""[..], "")
+            (&b""[..], Default::default())
         };
         if let Some(i) = self
             .families
@@ -441,7 +440,7 @@ impl TargetSeries {
                 f.help = unescape_help(help);
             }
             if f.unit != unit {
-                f.unit = unit.to_string();
+                f.unit = unit.into_owned();
             }
             return i as u32;
         }
@@ -449,7 +448,7 @@ impl TargetSeries {
             name: name.into(),
             kind,
             help: unescape_help(help),
-            unit: unit.to_string(),
+            unit: unit.into_owned(),
             format,
         });
         (self.families.len() - 1) as u32
