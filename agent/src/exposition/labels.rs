@@ -20,7 +20,10 @@ const NAME_BYTES: [bool; 256] = {
 pub fn metric_name_len(bytes: &[u8]) -> usize {
     match bytes.first() {
         Some(c) if c.is_ascii_digit() => 0,
-        _ => bytes.iter().take_while(|&&c| NAME_BYTES[c as usize]).count(),
+        _ => bytes
+            .iter()
+            .take_while(|&&c| NAME_BYTES[c as usize])
+            .count(),
     }
 }
 

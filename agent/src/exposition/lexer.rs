@@ -116,7 +116,10 @@ impl<'a> Lexer<'a> {
         let text = trim_end(trim_start(after));
         Ok(Some(match kind {
             b"HELP" => Line::Help { family: name, text },
-            b"UNIT" => Line::Unit { family: name, unit: text },
+            b"UNIT" => Line::Unit {
+                family: name,
+                unit: text,
+            },
             _ => Line::Type {
                 family: name,
                 kind: MetricType::parse(text, self.format)

@@ -117,7 +117,10 @@ fn sample_roles_follow_the_family_type() {
     assert_eq!(T::Histogram.role_of(b"rpc", b"rpc", t), None);
     assert_eq!(T::Summary.role_of(b"rpc", b"rpc", t), Some(R::Quantile));
     assert_eq!(T::Summary.role_of(b"rpc", b"rpc_count", t), Some(R::Count));
-    assert_eq!(T::Counter.role_of(b"c_total", b"c_total", t), Some(R::Value));
+    assert_eq!(
+        T::Counter.role_of(b"c_total", b"c_total", t),
+        Some(R::Value)
+    );
     assert_eq!(T::Counter.role_of(b"c", b"c_total", om), Some(R::Value));
     assert_eq!(T::Counter.role_of(b"c", b"c_created", om), Some(R::Created));
     assert_eq!(T::Counter.role_of(b"c", b"c", om), None);

@@ -2,6 +2,8 @@
 //! ([`node_pods::NodePods`]), shared by every component that needs pods — `kubernetes_logs` for
 //! metadata, `prometheus_scrape` for discovery — so an agent lists and watches its pods once.
 
+#[cfg(test)]
+pub(crate) mod fake_api;
 pub mod node_pods;
 
 use std::path::PathBuf;

@@ -48,7 +48,9 @@ pub struct NodePods {
 
 impl std::fmt::Debug for NodePods {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NodePods").field("generation", &self.generation()).finish()
+        f.debug_struct("NodePods")
+            .field("generation", &self.generation())
+            .finish()
     }
 }
 
@@ -183,7 +185,12 @@ static REGISTRY: Registry = Mutex::new(Vec::new());
 
 /// This node's pods from `source`: the watch already running in this process, or a new one
 /// (its errors counted on `metrics`). Must be called within the runtime.
-pub fn shared(source: &ApiSource, node: &str, keep_deleted: Duration, metrics: &ComponentMetrics) -> Arc<NodePods> {
+pub fn shared(
+    source: &ApiSource,
+    node: &str,
+    keep_deleted: Duration,
+    metrics: &ComponentMetrics,
+) -> Arc<NodePods> {
     let key = (source.clone(), node.to_owned());
     let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
     registry.retain(|(_, w)| w.strong_count() > 0);
@@ -199,7 +206,12 @@ pub fn shared(source: &ApiSource, node: &str, keep_deleted: Duration, metrics: &
     registry.push((key, Arc::downgrade(&pods)));
     drop(registry);
     let watched = Arc::downgrade(&pods);
-    let task = tokio::spawn(watch(source.clone(), node.to_owned(), watched.clone(), metrics.clone()));
+    let task = tokio::spawn(watch(
+        source.clone(),
+        node.to_owned(),
+        watched.clone(),
+        metrics.clone(),
+    ));
     // Should the watch ever die, its users stop waiting for pods that will not come.
     let name = metrics.name.clone();
     tokio::spawn(async move {

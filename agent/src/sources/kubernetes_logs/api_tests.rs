@@ -10,9 +10,9 @@ use sextant_pipeline::flow::event::LogEvent;
 use sextant_pipeline::sources::file::TailSettings;
 
 use super::config::{KubernetesApiSettings, KubernetesLogsConfig};
-use super::fake_api::{kubeconfig_for, pod, FakeApi};
 use super::metadata::{pod_metadata, EXCLUDE_ANNOTATION};
 use super::tests::{resource, write, Running};
+use crate::kubernetes::fake_api::{kubeconfig_for, pod, FakeApi};
 
 fn config(root: &std::path::Path, kubeconfig: std::path::PathBuf) -> KubernetesLogsConfig {
     KubernetesLogsConfig {

@@ -160,4 +160,3 @@ pub fn pod_metadata(pod: &Pod, labels: bool, annotations: bool) -> PodMetadata {
             .is_some_and(|v| v.eq_ignore_ascii_case("true")),
     }
 }
-

@@ -12,8 +12,6 @@
 #[cfg(test)]
 mod api_tests;
 pub(crate) mod config;
-#[cfg(test)]
-mod fake_api;
 pub(crate) mod metadata;
 pub(crate) mod path;
 #[cfg(test)]
@@ -75,11 +73,8 @@ fn start_metadata_watch(
     cx: &SourceContext,
 ) -> Result<Option<ApiMetadata>, BuildError> {
     let settings = &config.kubernetes_api;
-    let Some(source) = crate::kubernetes::api_source(
-        settings.enabled,
-        settings.kubeconfig.as_ref(),
-        &cx.name,
-    )?
+    let Some(source) =
+        crate::kubernetes::api_source(settings.enabled, settings.kubeconfig.as_ref(), &cx.name)?
     else {
         return Ok(None);
     };
@@ -90,7 +85,8 @@ fn start_metadata_watch(
              or $NODE_NAME (from the downward API), or kubernetes_api.enabled: false",
         ));
     };
-    let pods = crate::kubernetes::node_pods::shared(&source, node, settings.keep_deleted.0, &cx.metrics);
+    let pods =
+        crate::kubernetes::node_pods::shared(&source, node, settings.keep_deleted.0, &cx.metrics);
     let cache = Arc::new(metadata::PodCache::new(pods, settings));
     Ok(Some(ApiMetadata {
         cache,

@@ -20,6 +20,18 @@ pub struct PrometheusScrapeConfig {
     /// Default for jobs that do not set theirs; at most the interval.
     pub scrape_timeout: DurationValue,
     pub scrape_configs: Vec<ScrapeJob>,
+    /// How jobs with `kubernetes_sd_configs` reach the API and which node is this one.
+    pub kubernetes: KubernetesSettings,
+}
+
+/// `kubernetes:` of `prometheus_scrape`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KubernetesSettings {
+    /// A kubeconfig to use instead of the in-cluster service account.
+    pub kubeconfig: Option<PathBuf>,
+    /// This node's name; default `$NODE_NAME` (from the downward API).
+    pub node_name: Option<String>,
 }
 
 impl Default for PrometheusScrapeConfig {
@@ -28,6 +40,7 @@ impl Default for PrometheusScrapeConfig {
             scrape_interval: DurationValue(Duration::from_secs(15)),
             scrape_timeout: DurationValue(Duration::from_secs(10)),
             scrape_configs: Vec::new(),
+            kubernetes: KubernetesSettings::default(),
         }
     }
 }
@@ -81,6 +94,9 @@ pub struct ScrapeJob {
     pub label_value_length_limit: usize,
     #[serde(default)]
     pub static_configs: Vec<StaticConfig>,
+    /// This node's pods as targets (see `discovery`).
+    #[serde(default)]
+    pub kubernetes_sd_configs: Vec<super::discovery::KubernetesSdConfig>,
     #[serde(default)]
     pub relabel_configs: Vec<RelabelConfig>,
     #[serde(default)]

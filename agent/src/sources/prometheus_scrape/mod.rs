@@ -1,7 +1,8 @@
 //! Source `prometheus_scrape` (agent): scrapes Prometheus endpoints and sends what they expose
 //! as OTLP metrics, through the same pipeline and hop as logs.
 //!
-//! Jobs use Prometheus's `scrape_configs` names and semantics: `static_configs`, target
+//! Jobs use Prometheus's `scrape_configs` names and semantics: `static_configs` and this node's
+//! pods (`kubernetes_sd_configs`, [`discovery`]), target
 //! relabelling (`relabel_configs`), `metric_relabel_configs`, `honor_labels`,
 //! `honor_timestamps`, limits (body size, samples, labels) that fail a scrape as Prometheus's
 //! do. Each target is scraped on its own stable offset within its interval ([`target`]); the
@@ -23,6 +24,7 @@
 
 pub mod client;
 pub mod config;
+pub mod discovery;
 pub mod relabel;
 pub mod series;
 pub mod target;
@@ -67,9 +69,54 @@ fn static_targets(job: &Arc<config::Job>) -> Vec<Target> {
     out
 }
 
+/// This node's pods, when some job discovers them.
+fn node_pods(
+    config: &PrometheusScrapeConfig,
+    cx: &SourceContext,
+) -> Result<Option<Arc<crate::kubernetes::node_pods::NodePods>>, BuildError> {
+    if config
+        .scrape_configs
+        .iter()
+        .all(|j| j.kubernetes_sd_configs.is_empty())
+    {
+        return Ok(None);
+    }
+    let settings = &config.kubernetes;
+    let source = crate::kubernetes::api_source(Some(true), settings.kubeconfig.as_ref(), &cx.name)
+        .ok()
+        .flatten()
+        .ok_or_else(|| {
+            BuildError::invalid(
+                &cx.name,
+                "kubernetes_sd_configs needs the Kubernetes API: run in a cluster, or set \
+                     kubernetes.kubeconfig",
+            )
+        })?;
+    let node = settings
+        .node_name
+        .clone()
+        .or_else(|| std::env::var("NODE_NAME").ok())
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            BuildError::invalid(
+                &cx.name,
+                "kubernetes_sd_configs discovers this node's pods only and needs its name: set \
+                 kubernetes.node_name or $NODE_NAME (from the downward API)",
+            )
+        })?;
+    Ok(Some(crate::kubernetes::node_pods::shared(
+        &source,
+        &node,
+        std::time::Duration::ZERO,
+        &cx.metrics,
+    )))
+}
+
 pub fn build(config: &PrometheusScrapeConfig, cx: SourceContext) -> Result<Task, BuildError> {
     let jobs = config.jobs(&cx.name)?;
+    let pods = node_pods(config, &cx)?;
     let mut loops = Vec::new();
+    let mut discovered = Vec::new();
     for job in jobs {
         let job = Arc::new(job);
         let client =
@@ -83,6 +130,9 @@ pub fn build(config: &PrometheusScrapeConfig, cx: SourceContext) -> Result<Task,
                 })?;
         for target in static_targets(&job) {
             loops.push((target, client.clone()));
+        }
+        if !job.config.kubernetes_sd_configs.is_empty() {
+            discovered.push((job.clone(), client.clone()));
         }
     }
     Ok(Box::pin(async move {
@@ -100,7 +150,13 @@ pub fn build(config: &PrometheusScrapeConfig, cx: SourceContext) -> Result<Task,
         for (target, client) in loops {
             tasks.spawn(target::run(target, client, lcx.clone(), never.clone()));
         }
+        if let Some(pods) = pods {
+            tasks.spawn(discovery::run(discovered, pods, lcx.clone()));
+        }
         while tasks.join_next().await.is_some() {}
         cx.metrics.set_up(false);
     }))
 }
+
+#[cfg(test)]
+mod discovery_tests;

@@ -136,6 +136,18 @@ impl FakeApi {
         let _ = self.events.send((kind.to_owned(), object));
     }
 
+    /// Deletes a pod, as a watch event.
+    pub fn delete(&self, uid: &str) {
+        let mut st = self.state.lock().unwrap();
+        st.resource_version += 1;
+        let Some(i) = st.pods.iter().position(|p| p["metadata"]["uid"] == uid) else {
+            return;
+        };
+        let mut object = st.pods.remove(i);
+        object["metadata"]["resourceVersion"] = json!(st.resource_version.to_string());
+        let _ = self.events.send(("DELETED".to_owned(), object));
+    }
+
     /// The `fieldSelector` of every request so far.
     pub fn selectors(&self) -> Vec<String> {
         self.state.lock().unwrap().selectors.clone()

@@ -1,0 +1,351 @@
+//! Discovery of this node's pods: `pod_targets` on pod objects, and the source against the fake
+//! API server (no real apiserver runs here; see `kubernetes::fake_api`) scraping small real HTTP
+//! servers in the test as the pods' endpoints.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sextant_pipeline::component::SourceContext;
+use sextant_pipeline::flow::batch::Batch;
+use sextant_pipeline::flow::event::{find_attribute, Events, Metric, MetricData};
+use sextant_pipeline::flow::fanout::Fanout;
+use sextant_pipeline::flow::queue::{ByteQueue, WhenFull};
+use sextant_pipeline::shutdown::ShutdownTrigger;
+use sextant_pipeline::telemetry::{ComponentMetrics, QueueMetrics};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::discovery::{pod_targets, KubernetesSdConfig, Namespaces, Role};
+use super::PrometheusScrapeConfig;
+use crate::kubernetes::fake_api::{kubeconfig_for, FakeApi};
+
+fn pod(name: &str, node: &str, annotations: Value, ports: Value) -> Value {
+    json!({
+        "metadata": {"name": name, "namespace": "shop", "uid": format!("{name}-uid"),
+                     "labels": {"app.kubernetes.io/name": name}, "annotations": annotations},
+        "spec": {"nodeName": node, "containers": [{"name": "app", "image": "app:1", "ports": ports}]},
+        "status": {"phase": "Running", "podIP": "127.0.0.1", "hostIP": "10.0.0.9",
+                   "conditions": [{"type": "Ready", "status": "True"}]}
+    })
+}
+
+fn labels_of(d: &super::discovery::Discovered) -> std::collections::BTreeMap<String, String> {
+    d.labels
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn pods_give_prometheus_role_pod_targets_and_the_annotation_convention_picks_ports() {
+    let raw = KubernetesSdConfig {
+        role: Role::Pod,
+        namespaces: Namespaces::default(),
+        prometheus_io_annotations: false,
+    };
+    let annotated = KubernetesSdConfig {
+        prometheus_io_annotations: true,
+        ..raw.clone()
+    };
+    let ports = json!([
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 9102, "protocol": "TCP"},
+        {"name": "dns", "containerPort": 53, "protocol": "UDP"}
+    ]);
+    let p: k8s_openapi::api::core::v1::Pod = serde_json::from_value(pod("api", "node-a", json!({"prometheus.io/scrape": "true", "prometheus.io/port": "metrics", "prometheus.io/path": "/m"}), ports.clone())).unwrap();
+
+    // Prometheus's role: pod: one target per declared port, all the meta labels.
+    let all = pod_targets(&p, &raw);
+    assert_eq!(all.len(), 3);
+    let first = labels_of(&all[0]);
+    assert_eq!(first["__address__"], "127.0.0.1:8080");
+    assert_eq!(first["__meta_kubernetes_pod_container_port_name"], "http");
+    assert_eq!(
+        first["__meta_kubernetes_pod_label_app_kubernetes_io_name"],
+        "api"
+    );
+    assert_eq!(
+        first["__meta_kubernetes_pod_labelpresent_app_kubernetes_io_name"],
+        "true"
+    );
+    assert_eq!(
+        first["__meta_kubernetes_pod_annotation_prometheus_io_port"],
+        "metrics"
+    );
+    assert_eq!(first["__meta_kubernetes_pod_ready"], "true");
+    assert_eq!(first["__meta_kubernetes_pod_host_ip"], "10.0.0.9");
+    assert!(!first.contains_key("namespace"));
+
+    // The annotations: the named port, the path, and namespace/pod/container labels.
+    let picked = pod_targets(&p, &annotated);
+    assert_eq!(picked.len(), 1);
+    let l = labels_of(&picked[0]);
+    assert_eq!(
+        (l["__address__"].as_str(), l["__metrics_path__"].as_str()),
+        ("127.0.0.1:9102", "/m")
+    );
+    assert_eq!(
+        (
+            l["namespace"].as_str(),
+            l["pod"].as_str(),
+            l["container"].as_str()
+        ),
+        ("shop", "api", "app")
+    );
+    assert_eq!(
+        find_attribute(&picked[0].resource, "k8s.pod.name").and_then(|v| v.as_str()),
+        Some("api")
+    );
+
+    // A numeric port; no port annotation: every TCP port; not annotated, not running, other
+    // namespaces: nothing.
+    let numeric: k8s_openapi::api::core::v1::Pod = serde_json::from_value(pod(
+        "n",
+        "node-a",
+        json!({"prometheus.io/scrape": "true", "prometheus.io/port": "7000"}),
+        json!([]),
+    ))
+    .unwrap();
+    assert_eq!(
+        labels_of(&pod_targets(&numeric, &annotated)[0])["__address__"],
+        "127.0.0.1:7000"
+    );
+    let no_port: k8s_openapi::api::core::v1::Pod = serde_json::from_value(pod(
+        "x",
+        "node-a",
+        json!({"prometheus.io/scrape": "true"}),
+        ports,
+    ))
+    .unwrap();
+    assert_eq!(
+        pod_targets(&no_port, &annotated).len(),
+        2,
+        "the two TCP ports, not the UDP one"
+    );
+    let quiet: k8s_openapi::api::core::v1::Pod =
+        serde_json::from_value(pod("q", "node-a", json!({}), json!([]))).unwrap();
+    assert!(pod_targets(&quiet, &annotated).is_empty());
+    let mut pending = serde_json::to_value(&numeric).unwrap();
+    pending["status"]["phase"] = json!("Pending");
+    let pending: k8s_openapi::api::core::v1::Pod = serde_json::from_value(pending).unwrap();
+    assert!(pod_targets(&pending, &annotated).is_empty());
+    let elsewhere = KubernetesSdConfig {
+        namespaces: Namespaces {
+            names: vec!["kube-system".into()],
+        },
+        ..annotated
+    };
+    assert!(pod_targets(&numeric, &elsewhere).is_empty());
+}
+
+/// An HTTP server answering every GET with a counter, counting the requests it served.
+async fn exposition_server(name: &'static str) -> (u16, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let n = counted.fetch_add(1, Ordering::SeqCst) + 1;
+                let body = format!("# TYPE served counter\nserved{{server=\"{name}\"}} {n}\n");
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    (port, hits)
+}
+
+struct Running {
+    queue: Arc<ByteQueue<Batch>>,
+    trigger: ShutdownTrigger,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    fn start(config: &PrometheusScrapeConfig, state: &Path) -> Self {
+        let queue: Arc<ByteQueue<Batch>> = Arc::new(ByteQueue::new(
+            1 << 24,
+            WhenFull::Block,
+            QueueMetrics::detached(),
+        ));
+        let (trigger, shutdown) = ShutdownTrigger::new();
+        let cx = SourceContext {
+            name: "scrape".into(),
+            data_dir: state.to_owned(),
+            out: Fanout::new(vec![queue.clone()]),
+            shutdown,
+            metrics: ComponentMetrics::new("test", "scrape", "prometheus_scrape"),
+        };
+        let task = tokio::spawn(super::build(config, cx).unwrap());
+        Self {
+            queue,
+            trigger,
+            task,
+        }
+    }
+
+    /// Metrics until `done` says enough, or a panic after 10 s.
+    async fn until(&self, mut done: impl FnMut(&[Metric]) -> bool) -> Vec<Metric> {
+        let mut seen = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !done(&seen) {
+            let b = tokio::time::timeout_at(deadline, self.queue.pop())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "not seen in 10 s; got {:?}",
+                        seen.iter()
+                            .map(|m: &Metric| (
+                                &m.name,
+                                m.origin.resource_attribute("k8s.pod.name")
+                            ))
+                            .collect::<Vec<_>>()
+                    )
+                })
+                .unwrap();
+            if let Events::Metrics(m) = &b.events {
+                seen.extend(m.iter().cloned());
+            }
+            b.acks.deliver();
+        }
+        seen
+    }
+}
+
+fn served_by<'a>(
+    metrics: &'a [Metric],
+    pod: &str,
+) -> Vec<&'a sextant_pipeline::flow::event::NumberPoint> {
+    metrics
+        .iter()
+        .filter(|m| {
+            m.name == "served"
+                && m.origin
+                    .resource_attribute("k8s.pod.name")
+                    .and_then(|v| v.as_str())
+                    == Some(pod)
+        })
+        .flat_map(|m| match m.data.as_ref() {
+            Some(MetricData::Sum { points, .. }) => points.iter().collect::<Vec<_>>(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_on_this_node_are_scraped_as_they_come_change_and_go_and_others_never() {
+    let (port_a, _) = exposition_server("a").await;
+    let (port_b, _) = exposition_server("b").await;
+    let (port_other, hits_other) = exposition_server("other-node").await;
+    let api = FakeApi::start(vec![
+        pod(
+            "api",
+            "node-a",
+            json!({"prometheus.io/scrape": "true", "prometheus.io/port": "metrics"}),
+            json!([{"name": "metrics", "containerPort": port_a}]),
+        ),
+        pod(
+            "worker",
+            "node-a",
+            json!({}),
+            json!([{"name": "metrics", "containerPort": port_b}]),
+        ),
+        pod(
+            "elsewhere",
+            "node-b",
+            json!({"prometheus.io/scrape": "true"}),
+            json!([{"containerPort": port_other}]),
+        ),
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, kubeconfig_for(api.port)).unwrap();
+    let config: PrometheusScrapeConfig = serde_yaml_ng::from_str(&format!(
+        "scrape_interval: 200ms\nkubernetes: {{kubeconfig: {}, node_name: node-a}}\nscrape_configs:\n  - job_name: pods\n    kubernetes_sd_configs: [{{role: pod, prometheus_io_annotations: true}}]\n",
+        kubeconfig.display()
+    ))
+    .unwrap();
+    let running = Running::start(&config, dir.path());
+
+    // The annotated pod on this node, with its pod's labels and resource.
+    let got = running.until(|m| !served_by(m, "api").is_empty()).await;
+    let p = served_by(&got, "api")[0];
+    let attr = |k| {
+        find_attribute(&p.attributes, k)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        (
+            attr("namespace"),
+            attr("pod"),
+            attr("container"),
+            attr("server")
+        ),
+        (
+            Some("shop".into()),
+            Some("api".into()),
+            Some("app".into()),
+            Some("a".into())
+        )
+    );
+    assert!(served_by(&got, "worker").is_empty());
+
+    // The other pod gets annotated: scraped from then on.
+    api.apply(pod(
+        "worker",
+        "node-a",
+        json!({"prometheus.io/scrape": "true", "prometheus.io/port": port_b.to_string()}),
+        json!([{"name": "metrics", "containerPort": port_b}]),
+    ));
+    running.until(|m| !served_by(m, "worker").is_empty()).await;
+
+    // The first pod goes: its series are marked stale, and it is scraped no more.
+    api.delete("api-uid");
+    let got = running
+        .until(|m| served_by(m, "api").iter().any(|p| p.flags == 1))
+        .await;
+    let after_stale = served_by(&got, "api")
+        .iter()
+        .skip_while(|p| p.flags != 1)
+        .count();
+    assert_eq!(after_stale, 1, "nothing after the stale marker");
+    let later = running.until(|m| served_by(m, "worker").len() >= 3).await;
+    assert!(
+        served_by(&later, "api").is_empty(),
+        "scraped after its pod was deleted"
+    );
+
+    assert_eq!(
+        hits_other.load(Ordering::SeqCst),
+        0,
+        "a pod on another node was scraped"
+    );
+    assert!(
+        api.selectors().iter().all(|s| s == "spec.nodeName=node-a"),
+        "{:?}",
+        api.selectors()
+    );
+    running.trigger.stop();
+    running.task.await.unwrap();
+}
