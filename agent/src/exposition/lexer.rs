@@ -2,10 +2,11 @@
 //!
 //! A sample's series (its name and label set exactly as written) is found with `memchr`: after
 //! `{`, the next `"` or `}` decides, and a quoted value is skipped to its unescaped closing quote.
-//! The label set is not checked here: [`super::labels`] checks it the first time a series is
-//! seen, and a cached series is the same bytes, so checking it again would only repeat the work.
+//! Neither the sample's metric name nor its label set is checked here: [`super::labels`] checks
+//! them the first time a series is seen, and a cached series is the same bytes, so checking them
+//! again would only repeat the work. Names in `# HELP`/`# TYPE`/`# UNIT` lines are checked.
 
-use memchr::{memchr, memchr2};
+use memchr::{memchr, memchr2, memchr3};
 
 use super::number::{parse_millis, parse_seconds_as_millis, parse_value};
 use super::{Format, Line, MetricType, ParseError, Sample};
@@ -130,7 +131,9 @@ impl<'a> Lexer<'a> {
 
     #[inline]
     fn sample(&self, line: &'a [u8]) -> Result<Sample<'a>, ParseError> {
-        let name_end = crate::exposition::labels::metric_name_len(line);
+        // The name ends at `{` or a space; it is checked when its series is new
+        // (`labels::valid_metric_name`), as the label set is.
+        let name_end = memchr3(b'{', b' ', b'\t', line).unwrap_or(line.len());
         let name = &line[..name_end];
         if name.is_empty() {
             return Err(self.error("a sample without a metric name"));
@@ -145,9 +148,8 @@ impl<'a> Lexer<'a> {
                 labels = &line[start..close];
                 pos = close + 1;
             }
-            Some(b' ' | b'\t') => {}
+            Some(_) => {}
             None => return Err(self.error("no space before the value")),
-            Some(_) => return Err(self.error("an invalid metric name")),
         }
         let series = &line[..pos];
         let rest = &line[pos..];

@@ -154,7 +154,7 @@ pub enum Line<'a> {
 pub struct Sample<'a> {
     /// The metric name and label set exactly as written: the key of the series cache.
     pub series: &'a [u8],
-    /// A checked metric name (ASCII).
+    /// The metric name, unchecked (see [`labels::valid_metric_name`]).
     pub name: &'a [u8],
     /// The label set between the braces, unchecked (see [`labels::parse_labels`]).
     pub labels: &'a [u8],

@@ -32,6 +32,8 @@ pub struct KubernetesSettings {
     pub kubeconfig: Option<PathBuf>,
     /// This node's name; default `$NODE_NAME` (from the downward API).
     pub node_name: Option<String>,
+    /// The kubelet's port, for `role: node`.
+    pub kubelet_port: Option<u16>,
 }
 
 impl Default for PrometheusScrapeConfig {

@@ -10,7 +10,10 @@
 //! one of the pod's container ports; without it, each declared TCP port), `prometheus.io/path`
 //! and `prometheus.io/scheme`, with `namespace`, `pod` and `container` target labels.
 //!
-//! Targets carry the pod's `k8s.*` resource attributes. When the pods change, targets that went
+//! `role: node` is this node's kubelet (`<host ip>:10250`), for its `/metrics`,
+//! `/metrics/cadvisor` and `/metrics/resource` jobs.
+//!
+//! Targets carry the pod's (or node's) `k8s.*` resource attributes. When the pods change, targets that went
 //! away stop (their series are marked stale) and new ones start; unchanged ones go on.
 
 use std::collections::{BTreeMap, HashMap};
@@ -44,7 +47,44 @@ pub struct KubernetesSdConfig {
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// This node's pods.
     Pod,
+    /// This node's kubelet (`<host ip>:10250`), for `/metrics`, `/metrics/cadvisor` and
+    /// `/metrics/resource` with `scheme: https` and the service account's token.
+    Node,
+}
+
+/// The kubelet's port, unless `kubernetes.kubelet_port` says otherwise.
+pub const KUBELET_PORT: u16 = 10250;
+
+/// This node's kubelet as a target: its address is `$NODE_IP` (from the downward API's
+/// `status.hostIP`) or the host IP its pods report.
+pub fn node_target(node: &str, kubelet_port: u16, pods: &[Arc<Pod>]) -> Option<Discovered> {
+    let host = std::env::var("NODE_IP")
+        .ok()
+        .filter(|ip| !ip.is_empty())
+        .or_else(|| {
+            pods.iter()
+                .find_map(|p| p.status.as_ref().and_then(|s| s.host_ip.clone()))
+        })?;
+    let address = if host.contains(':') {
+        format!("[{host}]:{kubelet_port}")
+    } else {
+        format!("{host}:{kubelet_port}")
+    };
+    let mut labels = Labels::new();
+    push(&mut labels, "__address__", address);
+    push(&mut labels, "__meta_kubernetes_node_name", node);
+    push(
+        &mut labels,
+        "__meta_kubernetes_node_address_InternalIP",
+        host.as_str(),
+    );
+    push(&mut labels, "node", node);
+    Some(Discovered {
+        labels,
+        resource: vec![KeyValue::new("k8s.node.name", node)],
+    })
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -191,6 +231,9 @@ fn annotation<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
 
 /// The targets a pod gives under one `kubernetes_sd_configs` entry.
 pub fn pod_targets(pod: &Pod, sd: &KubernetesSdConfig) -> Vec<Discovered> {
+    if sd.role != Role::Pod {
+        return Vec::new();
+    }
     let Some(ip) = pod.status.as_ref().and_then(|s| s.pod_ip.as_deref()) else {
         return Vec::new();
     };
@@ -345,25 +388,30 @@ pub fn pod_targets(pod: &Pod, sd: &KubernetesSdConfig) -> Vec<Discovered> {
     out
 }
 
-/// Every target of `jobs` among `pods`, after relabelling, without duplicates (targets whose
-/// labels and URL are the same are one, as in Prometheus).
+/// Every target of `jobs` among `pods` (and this node's kubelet), after relabelling, without
+/// duplicates (targets whose labels and URL are the same are one, as in Prometheus).
 pub fn targets(
     jobs: &[(Arc<Job>, ScrapeClient)],
+    node: &NodeSettings,
     pods: &[Arc<Pod>],
 ) -> BTreeMap<String, (Target, ScrapeClient)> {
     let mut out = BTreeMap::new();
     for (job, client) in jobs {
         for sd in &job.config.kubernetes_sd_configs {
-            for pod in pods {
-                for d in pod_targets(pod, sd) {
-                    let Some(mut t) = Target::resolve(job, &d.labels) else {
-                        continue;
-                    };
-                    let origin = Arc::make_mut(&mut t.origin);
-                    origin.resource.attributes.extend(d.resource);
-                    let key = format!("{}|{}|{:?}", job.name, t.url, t.labels);
-                    out.entry(key).or_insert((t, client.clone()));
-                }
+            let found: Vec<Discovered> = match sd.role {
+                Role::Pod => pods.iter().flat_map(|p| pod_targets(p, sd)).collect(),
+                Role::Node => node_target(&node.name, node.kubelet_port, pods)
+                    .into_iter()
+                    .collect(),
+            };
+            for d in found {
+                let Some(mut t) = Target::resolve(job, &d.labels) else {
+                    continue;
+                };
+                let origin = Arc::make_mut(&mut t.origin);
+                origin.resource.attributes.extend(d.resource);
+                let key = format!("{}|{}|{:?}", job.name, t.url, t.labels);
+                out.entry(key).or_insert((t, client.clone()));
             }
         }
     }
@@ -371,13 +419,25 @@ pub fn targets(
 }
 
 /// Keeps one scrape loop per discovered target until shutdown.
-pub async fn run(jobs: Vec<(Arc<Job>, ScrapeClient)>, pods: Arc<NodePods>, cx: LoopContext) {
+/// This node: its name and its kubelet's port.
+#[derive(Clone, Debug)]
+pub struct NodeSettings {
+    pub name: String,
+    pub kubelet_port: u16,
+}
+
+pub async fn run(
+    jobs: Vec<(Arc<Job>, ScrapeClient)>,
+    node: NodeSettings,
+    pods: Arc<NodePods>,
+    cx: LoopContext,
+) {
     let mut changes = pods.subscribe();
     let mut running: HashMap<String, ShutdownTrigger> = HashMap::new();
     let mut ids: HashMap<tokio::task::Id, String> = HashMap::new();
     let mut tasks = tokio::task::JoinSet::new();
     loop {
-        let wanted = targets(&jobs, &pods.live());
+        let wanted = targets(&jobs, &node, &pods.live());
         running.retain(|key, trigger| {
             let keep = wanted.contains_key(key);
             if !keep {

@@ -349,3 +349,152 @@ async fn pods_on_this_node_are_scraped_as_they_come_change_and_go_and_others_nev
     running.trigger.stop();
     running.task.await.unwrap();
 }
+
+/// A CA and a server certificate for 127.0.0.1 (rcgen), as PEM files in `dir`.
+fn certificates(dir: &Path) {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("kubelet.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("kubelet.key"), key.serialize_pem()).unwrap();
+}
+
+/// A kubelet stand-in: HTTPS, answering `/metrics/cadvisor` only with the right bearer token
+/// (401 otherwise), counting what it answered.
+async fn kubelet(dir: &Path) -> (u16, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    let tls = sextant_pipeline::net::tls::ServerTls {
+        cert_file: dir.join("kubelet.pem"),
+        key_file: dir.join("kubelet.key"),
+        client_ca_file: None,
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls.server_config().unwrap()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (ok, refused) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (ok2, refused2) = (ok.clone(), refused.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((socket, _)) = listener.accept().await else {
+                return;
+            };
+            let (acceptor, ok, refused) = (acceptor.clone(), ok2.clone(), refused2.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(socket).await else {
+                    return;
+                };
+                let mut got = Vec::new();
+                let mut buf = vec![0u8; 4096];
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let request = String::from_utf8_lossy(&got).to_lowercase();
+                let authorized = request.contains("authorization: bearer test-token\r\n");
+                let response = if request.starts_with("get /metrics/cadvisor ") && authorized {
+                    ok.fetch_add(1, Ordering::SeqCst);
+                    let body = "# TYPE container_cpu_usage_seconds_total counter\ncontainer_cpu_usage_seconds_total{container=\"app\",namespace=\"shop\",pod=\"api\"} 12.5\n";
+                    format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+                } else {
+                    refused.fetch_add(1, Ordering::SeqCst);
+                    "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        .to_string()
+                };
+                let _ = tls.write_all(response.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    (port, ok, refused)
+}
+
+fn up_of(metrics: &[Metric], job: &str) -> Vec<f64> {
+    metrics
+        .iter()
+        .filter(|m| {
+            m.name == "up"
+                && m.origin
+                    .resource_attribute("service.name")
+                    .and_then(|v| v.as_str())
+                    == Some(job)
+        })
+        .flat_map(|m| match m.data.as_ref() {
+            Some(MetricData::Gauge(points)) => points
+                .iter()
+                .filter_map(|p| p.value.map(|v| v.as_f64()))
+                .collect::<Vec<_>>(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kubelet_is_scraped_over_https_with_the_token_and_a_wrong_ca_or_token_is_up_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    certificates(d);
+    let (port, answered, refused) = kubelet(d).await;
+    std::fs::write(d.join("token"), "test-token\n").unwrap();
+    std::fs::write(d.join("wrong-token"), "nope").unwrap();
+    let mut host = pod("api", "node-a", json!({}), json!([]));
+    host["status"]["hostIP"] = json!("127.0.0.1");
+    let api = FakeApi::start(vec![host]).await;
+    std::fs::write(d.join("kubeconfig"), kubeconfig_for(api.port)).unwrap();
+    let job = |name: &str, extra: &str| {
+        format!("  - job_name: {name}\n    kubernetes_sd_configs: [{{role: node}}]\n    scheme: https\n    metrics_path: /metrics/cadvisor\n{extra}")
+    };
+    let config: PrometheusScrapeConfig = serde_yaml_ng::from_str(&format!(
+        "scrape_interval: 200ms\nkubernetes: {{kubeconfig: {d}/kubeconfig, node_name: node-a, kubelet_port: {port}}}\nscrape_configs:\n{}{}{}{}",
+        job("cadvisor", &format!("    bearer_token_file: {}/token\n    tls_config: {{ca_file: {}/ca.pem}}\n", d.display(), d.display())),
+        job("insecure", &format!("    bearer_token_file: {}/token\n    tls_config: {{insecure_skip_verify: true}}\n", d.display())),
+        job("wrong_token", &format!("    bearer_token_file: {}/wrong-token\n    tls_config: {{ca_file: {}/ca.pem}}\n", d.display(), d.display())),
+        // The system's trust store does not know the test CA.
+        job("wrong_ca", &format!("    bearer_token_file: {}/token\n", d.display())),
+        d = d.display(),
+    ))
+    .unwrap();
+    let running = Running::start(&config, d);
+    let got = running
+        .until(|m| {
+            ["cadvisor", "insecure", "wrong_token", "wrong_ca"]
+                .iter()
+                .all(|j| !up_of(m, j).is_empty())
+        })
+        .await;
+    assert!(up_of(&got, "cadvisor").contains(&1.0));
+    assert!(up_of(&got, "insecure").contains(&1.0));
+    assert!(
+        up_of(&got, "wrong_token").iter().all(|&v| v == 0.0),
+        "401 is up 0"
+    );
+    assert!(
+        up_of(&got, "wrong_ca").iter().all(|&v| v == 0.0),
+        "an unknown CA is up 0"
+    );
+    let cpu = got
+        .iter()
+        .find(|m| m.name == "container_cpu_usage_seconds_total")
+        .expect("cAdvisor's series");
+    assert_eq!(
+        cpu.origin
+            .resource_attribute("k8s.node.name")
+            .and_then(|v| v.as_str()),
+        Some("node-a")
+    );
+    assert_eq!(
+        cpu.origin.resource_attribute("server.port").cloned(),
+        Some(sextant_pipeline::flow::event::Value::Int(i64::from(port)))
+    );
+    assert!(answered.load(Ordering::SeqCst) >= 2 && refused.load(Ordering::SeqCst) >= 1);
+    running.trigger.stop();
+    running.task.await.unwrap();
+}

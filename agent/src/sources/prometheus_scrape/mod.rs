@@ -70,10 +70,15 @@ fn static_targets(job: &Arc<config::Job>) -> Vec<Target> {
 }
 
 /// This node's pods, when some job discovers them.
+type NodePods = (
+    discovery::NodeSettings,
+    Arc<crate::kubernetes::node_pods::NodePods>,
+);
+
 fn node_pods(
     config: &PrometheusScrapeConfig,
     cx: &SourceContext,
-) -> Result<Option<Arc<crate::kubernetes::node_pods::NodePods>>, BuildError> {
+) -> Result<Option<NodePods>, BuildError> {
     if config
         .scrape_configs
         .iter()
@@ -104,12 +109,17 @@ fn node_pods(
                  kubernetes.node_name or $NODE_NAME (from the downward API)",
             )
         })?;
-    Ok(Some(crate::kubernetes::node_pods::shared(
+    let pods = crate::kubernetes::node_pods::shared(
         &source,
         &node,
         std::time::Duration::ZERO,
         &cx.metrics,
-    )))
+    );
+    let node = discovery::NodeSettings {
+        name: node,
+        kubelet_port: settings.kubelet_port.unwrap_or(discovery::KUBELET_PORT),
+    };
+    Ok(Some((node, pods)))
 }
 
 pub fn build(config: &PrometheusScrapeConfig, cx: SourceContext) -> Result<Task, BuildError> {
@@ -150,8 +160,8 @@ pub fn build(config: &PrometheusScrapeConfig, cx: SourceContext) -> Result<Task,
         for (target, client) in loops {
             tasks.spawn(target::run(target, client, lcx.clone(), never.clone()));
         }
-        if let Some(pods) = pods {
-            tasks.spawn(discovery::run(discovered, pods, lcx.clone()));
+        if let Some((node, pods)) = pods {
+            tasks.spawn(discovery::run(discovered, node, pods, lcx.clone()));
         }
         while tasks.join_next().await.is_some() {}
         cx.metrics.set_up(false);

@@ -312,7 +312,12 @@ impl TargetSeries {
         line: usize,
     ) -> Result<u32, ScrapeFailure> {
         let fail = |reason| ScrapeFailure::Series { line, reason };
-        // The lexer checked the names: ASCII.
+        let name_ok = std::str::from_utf8(sample.name)
+            .is_ok_and(crate::exposition::labels::valid_metric_name);
+        if !name_ok {
+            return Err(fail("an invalid metric name"));
+        }
+        // Checked names (here, and by the lexer in metadata lines) are ASCII.
         let ascii = |name: &[u8]| String::from_utf8_lossy(name).into_owned();
         let (family_name, kind, role) = match current.kind {
             Some(kind) => match kind.role_of(current.name, sample.name, format) {

@@ -210,6 +210,17 @@ fn limits_duplicates_and_bad_histograms_are_counted_or_fail_the_scrape() {
         "line 1: a label value longer than label_value_length_limit"
     );
 
+    for bad in ["0bad 1\n", "ok 1\na-b{x=\"1\"} 1\n"] {
+        let mut c = cache(SeriesSettings::default());
+        let (r, _, _) = scrape(&mut c, bad, T0);
+        assert!(
+            r.unwrap_err()
+                .to_string()
+                .ends_with(": an invalid metric name"),
+            "{bad:?}"
+        );
+    }
+
     let mut c = cache(SeriesSettings::default());
     let body = "a 1\na 2\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_count 1\n# TYPE d histogram\nd_bucket{le=\"1\"} 3\nd_bucket{le=\"+Inf\"} 2\n";
     let (r, out, dropped) = scrape(&mut c, body, T0);
