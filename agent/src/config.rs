@@ -3,6 +3,7 @@
 
 use sextant_pipeline::runtime::topology::Graph;
 
+use crate::sources::host_metrics::HostMetricsConfig;
 use crate::sources::kubernetes_logs::KubernetesLogsConfig;
 use crate::sources::prometheus_scrape::PrometheusScrapeConfig;
 
@@ -10,6 +11,7 @@ sextant_pipeline::role_sources!(
     pub enum AgentSource {
         KubernetesLogs(KubernetesLogsConfig),
         PrometheusScrape(PrometheusScrapeConfig),
+        HostMetrics(HostMetricsConfig),
     }
 );
 

@@ -7,128 +7,14 @@
 //! not move while a process runs equal. Then node_exporter is killed: `up` becomes 0 and its series are marked stale.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test loudly
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value as J;
 
+use crate::common::exposition::{reference, Labels};
 use crate::common::*;
-
-type Labels = BTreeMap<String, String>;
-
-/// A series of the reference parse: family type, and its value (counter, gauge), count
-/// (histogram, summary) and bucket bounds.
-#[derive(Clone, Debug, PartialEq)]
-struct RefSeries {
-    kind: String,
-    value: f64,
-    bounds: Vec<f64>,
-}
-
-/// The test's own reading of Prometheus text: series keyed by (family name, labels), with
-/// histogram buckets and summary quantiles folded into their family's point.
-fn reference(body: &str) -> HashMap<(String, Labels), RefSeries> {
-    let mut types: HashMap<String, String> = HashMap::new();
-    let mut out: HashMap<(String, Labels), RefSeries> = HashMap::new();
-    for line in body.lines() {
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let (name, kind) = rest.split_once(' ').unwrap();
-            types.insert(name.to_string(), kind.to_string());
-            continue;
-        }
-        if line.starts_with('#') || line.trim().is_empty() {
-            continue;
-        }
-        let (series, value) = line.rsplit_once(' ').unwrap();
-        let value: f64 = value.parse().unwrap();
-        let (name, labels) = match series.split_once('{') {
-            Some((n, rest)) => (n.to_string(), parse_labels(rest.strip_suffix('}').unwrap())),
-            None => (series.to_string(), Labels::new()),
-        };
-        let family = |suffix: &str| {
-            name.strip_suffix(suffix)
-                .filter(|f| {
-                    matches!(
-                        types.get(*f).map(String::as_str),
-                        Some("histogram" | "summary")
-                    )
-                })
-                .map(str::to_string)
-        };
-        if let Some(f) = family("_bucket") {
-            let mut l = labels.clone();
-            let le = l.remove("le").unwrap();
-            let e = out.entry((f, l)).or_insert(RefSeries {
-                kind: "histogram".into(),
-                value: 0.0,
-                bounds: vec![],
-            });
-            if le != "+Inf" {
-                e.bounds.push(le.parse().unwrap());
-            }
-        } else if let Some(f) = family("_count") {
-            let kind = types[&f].clone();
-            out.entry((f, labels))
-                .or_insert(RefSeries {
-                    kind,
-                    value: 0.0,
-                    bounds: vec![],
-                })
-                .value = value;
-        } else if family("_sum").is_some() {
-        } else if types.get(&name).map(String::as_str) == Some("summary") {
-            let mut l = labels.clone();
-            l.remove("quantile");
-            out.entry((name, l)).or_insert(RefSeries {
-                kind: "summary".into(),
-                value: 0.0,
-                bounds: vec![],
-            });
-        } else {
-            let kind = types
-                .get(&name)
-                .cloned()
-                .unwrap_or_else(|| "untyped".into());
-            out.insert(
-                (name, labels),
-                RefSeries {
-                    kind,
-                    value,
-                    bounds: vec![],
-                },
-            );
-        }
-    }
-    out
-}
-
-fn parse_labels(text: &str) -> Labels {
-    let mut out = Labels::new();
-    let mut chars = text.chars().peekable();
-    loop {
-        let name: String = chars.by_ref().take_while(|&c| c != '=').collect();
-        let name = name.trim().trim_start_matches(',').trim().to_string();
-        if name.is_empty() {
-            return out;
-        }
-        assert_eq!(chars.next(), Some('"'));
-        let mut value = String::new();
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' => match chars.next() {
-                    Some('n') => value.push('\n'),
-                    Some(c) => value.push(c),
-                    None => break,
-                },
-                '"' => break,
-                c => value.push(c),
-            }
-        }
-        out.insert(name, value);
-    }
-}
 
 fn otlp_kind(prometheus_type: &str) -> &'static str {
     match prometheus_type {
@@ -137,14 +23,6 @@ fn otlp_kind(prometheus_type: &str) -> &'static str {
         "summary" => "summary",
         _ => "gauge",
     }
-}
-
-fn records(dir: &Path) -> Vec<J> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
 }
 
 fn instance(record: &J) -> &str {
@@ -230,22 +108,6 @@ fn now_ns() -> u64 {
         .as_nanos() as u64
 }
 
-fn start(name: &'static str, program: &str, args: &[String], port: u16) -> Proc {
-    release_port(port);
-    let child = Command::new(program)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{program} must be installed (scripts/test installs it): {e}"));
-    let proc = Proc { child, name };
-    wait_http_ok(
-        &format!("http://127.0.0.1:{port}/metrics"),
-        Duration::from_secs(30),
-    );
-    proc
-}
-
 /// Every series the target served is in the agent's scrape with the same name, labels and
 /// kind; counters and counts lie between the values before and after; stable gauges are equal.
 fn check_target(dir: &Path, target: &str) {
@@ -255,7 +117,7 @@ fn check_target(dir: &Path, target: &str) {
     let mut scrape_time = None;
     assert!(
         eventually(Duration::from_secs(20), || {
-            scrape_time = good_scrape_after(&records(dir), target, before_ns);
+            scrape_time = good_scrape_after(&metric_records(dir), target, before_ns);
             scrape_time.is_some()
         }),
         "no good scrape of {target} after the reference fetch"
@@ -263,7 +125,7 @@ fn check_target(dir: &Path, target: &str) {
     // The file sink may still be writing the scrape's batch.
     std::thread::sleep(Duration::from_millis(500));
     let after = reference(&http_get(&url).unwrap().1);
-    let got = scrape_of(&records(dir), target, scrape_time.unwrap());
+    let got = scrape_of(&metric_records(dir), target, scrape_time.unwrap());
     assert!(
         before.len() > 50,
         "{target} served only {} series",
@@ -329,7 +191,7 @@ fn node_exporter_and_prometheus_series_arrive_whole_and_a_dead_target_goes_stale
     let dir = tempfile::tempdir().unwrap();
     let node_port = free_port();
     let prom_port = free_port();
-    let mut node_exporter = start(
+    let mut node_exporter = start_server(
         "node_exporter",
         "prometheus-node-exporter",
         &[format!("--web.listen-address=127.0.0.1:{node_port}")],
@@ -337,7 +199,7 @@ fn node_exporter_and_prometheus_series_arrive_whole_and_a_dead_target_goes_stale
     );
     let prom_config = dir.path().join("prometheus.yml");
     std::fs::write(&prom_config, "global: {scrape_interval: 1h}\n").unwrap();
-    let _prometheus = start(
+    let _prometheus = start_server(
         "prometheus",
         "prometheus",
         &[
@@ -381,7 +243,7 @@ agent:
     check_target(&out, &node);
     check_target(&out, &prom);
 
-    let up = records(&out)
+    let up = metric_records(&out)
         .into_iter()
         .find(|r| r["name"] == "up" && instance(r) == node)
         .unwrap();
@@ -399,11 +261,11 @@ agent:
             .any(|p| p["value"] == 0.0 && p["time_unix_nano"].as_u64().unwrap() > killed_ns)
     };
     assert!(
-        eventually(Duration::from_secs(15), || down(&records(&out))),
+        eventually(Duration::from_secs(15), || down(&metric_records(&out))),
         "up never went to 0"
     );
     std::thread::sleep(Duration::from_millis(2500));
-    let all = records(&out);
+    let all = metric_records(&out);
     let load: Vec<&J> = all
         .iter()
         .filter(|r| r["name"] == "node_load1" && instance(r) == node)

@@ -1,4 +1,5 @@
 //! Sources only a node has.
 
+pub mod host_metrics;
 pub mod kubernetes_logs;
 pub mod prometheus_scrape;

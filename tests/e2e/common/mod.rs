@@ -1,6 +1,8 @@
 //! Helpers for end-to-end tests: real processes on loopback, stopped by PID when a test ends.
 #![allow(dead_code)]
 
+pub mod exposition;
+
 pub mod hop;
 
 use std::io::Write;
@@ -483,4 +485,30 @@ pub fn post_otlp(port: u16, path: &str, body: &[u8]) -> u16 {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0)
+}
+
+/// The records of the file sink's `metrics.jsonl` in `dir`.
+pub fn metric_records(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Starts a server program (Prometheus, node_exporter) on `port` and waits for its `/metrics`.
+pub fn start_server(name: &'static str, program: &str, args: &[String], port: u16) -> Proc {
+    release_port(port);
+    let child = Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} must be installed (scripts/test installs it): {e}"));
+    let proc = Proc { child, name };
+    wait_http_ok(
+        &format!("http://127.0.0.1:{port}/metrics"),
+        Duration::from_secs(30),
+    );
+    proc
 }
