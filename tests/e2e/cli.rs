@@ -253,9 +253,11 @@ fn the_embedded_default_runs_writes_events_and_stops_cleanly() {
         .any(|r| r["name"] == "sextant_component_sent_events_total" && r["type"] == "sum"));
     // And this machine's, as node_exporter names them.
     assert!(
-        eventually(Duration::from_secs(15), || records().iter().any(|r| r["name"]
-            == "node_cpu_seconds_total"
-            && r["type"] == "sum")),
+        eventually(Duration::from_secs(15), || records()
+            .iter()
+            .any(
+                |r| r["name"] == "node_cpu_seconds_total" && r["type"] == "sum"
+            )),
         "no host metrics"
     );
     // The sink counts a batch once it is written, which can be just after the events show:

@@ -6,7 +6,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -72,51 +71,6 @@ fn counter(start: u64, time: u64, value: f64) -> ProtoMetric {
 
 fn post(port: u16, body: Vec<u8>) -> u16 {
     post_otlp(port, "/v1/metrics", &body)
-}
-
-async fn cloudwatch(port: u16) -> aws_sdk_cloudwatch::Client {
-    aws_sdk_cloudwatch::Client::new(&moto_sdk_config(port).await)
-}
-
-/// One statistic of a metric over the last hour, summed over its datapoints.
-async fn statistic(
-    client: &aws_sdk_cloudwatch::Client,
-    name: &str,
-    dims: &[(&str, &str)],
-    stat: &str,
-) -> f64 {
-    let now = SystemTime::now();
-    let metric = Metric::builder()
-        .namespace("Sextant/Test")
-        .metric_name(name)
-        .set_dimensions(Some(
-            dims.iter()
-                .map(|(n, v)| Dimension::builder().name(*n).value(*v).build())
-                .collect(),
-        ))
-        .build();
-    let query = MetricDataQuery::builder()
-        .id("q")
-        .metric_stat(
-            MetricStat::builder()
-                .metric(metric)
-                .period(3600)
-                .stat(stat)
-                .build(),
-        )
-        .build();
-    let r = client
-        .get_metric_data()
-        .metric_data_queries(query)
-        .start_time((now - Duration::from_secs(3600)).into())
-        .end_time((now + Duration::from_secs(600)).into())
-        .send()
-        .await
-        .unwrap();
-    r.metric_data_results()
-        .iter()
-        .flat_map(|m| m.values().iter())
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,8 +165,15 @@ async fn deltas_histograms_and_rollups_reach_cloudwatch_through_throttling_5xx_a
     let mut sums = (0.0, 0.0);
     for _ in 0..300 {
         sums = (
-            statistic(&client, "orders_total", &namespace, "Sum").await,
-            statistic(&client, "latency", &namespace, "SampleCount").await,
+            statistic(&client, "Sextant/Test", "orders_total", &namespace, "Sum").await,
+            statistic(
+                &client,
+                "Sextant/Test",
+                "latency",
+                &namespace,
+                "SampleCount",
+            )
+            .await,
         );
         if sums == (20.0, 10.0) {
             break;
@@ -225,12 +186,19 @@ async fn deltas_histograms_and_rollups_reach_cloudwatch_through_throttling_5xx_a
         "(orders_total sum, latency sample count) per namespace"
     );
     assert_eq!(
-        statistic(&client, "orders_total", &cluster, "Sum").await,
+        statistic(&client, "Sextant/Test", "orders_total", &cluster, "Sum").await,
         20.0,
         "the per-cluster rollup"
     );
     assert_eq!(
-        statistic(&client, "queue_depth", &namespace, "Maximum").await,
+        statistic(
+            &client,
+            "Sextant/Test",
+            "queue_depth",
+            &namespace,
+            "Maximum"
+        )
+        .await,
         7.0
     );
     assert_eq!(

@@ -18,5 +18,6 @@ mod otlp_hop_faults;
 mod otlp_receiver_limits;
 mod otlp_sequential_sender;
 mod prometheus_scrape;
+mod scrape_to_cloudwatch;
 mod signal_routing;
 mod xray;

@@ -512,3 +512,61 @@ pub fn start_server(name: &'static str, program: &str, args: &[String], port: u1
     );
     proc
 }
+
+pub async fn cloudwatch(port: u16) -> aws_sdk_cloudwatch::Client {
+    aws_sdk_cloudwatch::Client::new(&moto_sdk_config(port).await)
+}
+
+/// One statistic of a metric over the last hour (a sum over periods for Sum and SampleCount, the
+/// extreme for Minimum and Maximum; infinite when there is no datapoint).
+pub async fn statistic(
+    client: &aws_sdk_cloudwatch::Client,
+    namespace: &str,
+    name: &str,
+    dims: &[(&str, &str)],
+    stat: &str,
+) -> f64 {
+    let now = std::time::SystemTime::now();
+    let metric = aws_sdk_cloudwatch::types::Metric::builder()
+        .namespace(namespace)
+        .metric_name(name)
+        .set_dimensions(Some(
+            dims.iter()
+                .map(|(n, v)| {
+                    aws_sdk_cloudwatch::types::Dimension::builder()
+                        .name(*n)
+                        .value(*v)
+                        .build()
+                })
+                .collect(),
+        ))
+        .build();
+    let query = aws_sdk_cloudwatch::types::MetricDataQuery::builder()
+        .id("q")
+        .metric_stat(
+            aws_sdk_cloudwatch::types::MetricStat::builder()
+                .metric(metric)
+                .period(3600)
+                .stat(stat)
+                .build(),
+        )
+        .build();
+    let r = client
+        .get_metric_data()
+        .metric_data_queries(query)
+        .start_time((now - Duration::from_secs(3600)).into())
+        .end_time((now + Duration::from_secs(600)).into())
+        .send()
+        .await
+        .unwrap();
+    // The window can span two periods: sums add up, extremes are the extreme of both.
+    let values = r
+        .metric_data_results()
+        .iter()
+        .flat_map(|m| m.values().iter().copied());
+    match stat {
+        "Minimum" => values.fold(f64::INFINITY, f64::min),
+        "Maximum" => values.fold(f64::NEG_INFINITY, f64::max),
+        _ => values.sum(),
+    }
+}
