@@ -11,6 +11,7 @@ mod cloudwatch_logs_slice;
 mod cloudwatch_metrics;
 mod crash_recovery;
 mod disk_buffer_across_the_hop;
+mod exposition_conformance;
 mod host_metrics;
 mod memory_limit;
 mod otlp_grpc;

@@ -139,8 +139,8 @@ struct Point {
 struct Family {
     name: Box<str>,
     kind: MetricType,
-    help: String,
-    unit: String,
+    help: Box<str>,
+    unit: Box<str>,
     format: Format,
 }
 
@@ -223,11 +223,15 @@ impl TargetSeries {
             return result;
         }
         self.commit(now_ms);
+        // The samples of a body are needed only while it is read: between scrapes they would
+        // cost 24 bytes per series.
+        self.pending = Vec::new();
         result
     }
 
     fn read(&mut self, body: &[u8], format: Format) -> Result<Ingested, ScrapeFailure> {
         let mut lexer = Lexer::new(body, format);
+        self.pending.reserve(self.index.len());
         let mut current = Current::default();
         let mut stats = Ingested::default();
         let attempt = self.attempt;
@@ -442,18 +446,18 @@ impl TargetSeries {
         {
             let f = &mut self.families[i];
             if f.help.as_bytes() != help {
-                f.help = unescape_help(help);
+                f.help = unescape_help(help).into_boxed_str();
             }
-            if f.unit != unit {
-                f.unit = unit.into_owned();
+            if *f.unit != *unit {
+                f.unit = unit.into();
             }
             return i as u32;
         }
         self.families.push(Family {
             name: name.into(),
             kind,
-            help: unescape_help(help),
-            unit: unit.into_owned(),
+            help: unescape_help(help).into_boxed_str(),
+            unit: unit.into(),
             format,
         });
         (self.families.len() - 1) as u32
@@ -649,6 +653,7 @@ impl TargetSeries {
         if !failed {
             self.forget_gone();
         }
+        self.order = Vec::new();
         out
     }
 
@@ -684,8 +689,8 @@ impl TargetSeries {
             out.push(Metric {
                 origin: origin.clone(),
                 name,
-                description: f.help.clone(),
-                unit: f.unit.clone(),
+                description: f.help.to_string(),
+                unit: f.unit.to_string(),
                 metadata: Vec::new(),
                 data: Some(data),
             });
@@ -849,6 +854,8 @@ impl TargetSeries {
             free_points.push(p);
             false
         });
+        shrink(&mut self.series);
+        shrink(&mut self.points);
         // A point kept may have lost the series that stood for its labels.
         for (id, slot) in self.series.iter().enumerate() {
             if slot.seen == attempt && slot.point != u32::MAX {
@@ -862,6 +869,13 @@ impl TargetSeries {
                 }
             }
         }
+    }
+}
+
+/// Gives back a vector's spare room when more than a quarter of it is unused.
+fn shrink<T>(v: &mut Vec<T>) {
+    if v.capacity() > v.len() + v.len() / 4 + 16 {
+        v.shrink_to(v.len() + v.len() / 8);
     }
 }
 
