@@ -36,15 +36,25 @@ fn body(generation: u64) -> String {
     for f in 0..30 {
         out.push_str(&format!("# HELP app_queue_{f}_depth Items waiting in queue {f}.\n# TYPE app_queue_{f}_depth gauge\n"));
         for s in 0..10 {
-            out.push_str(&format!("app_queue_{f}_depth{{shard=\"{s}\"}} {}\n", (generation + s as u64) % 17));
+            out.push_str(&format!(
+                "app_queue_{f}_depth{{shard=\"{s}\"}} {}\n",
+                (generation + s as u64) % 17
+            ));
         }
     }
-    out.push_str("# HELP app_latency_seconds Request latency.\n# TYPE app_latency_seconds histogram\n");
+    out.push_str(
+        "# HELP app_latency_seconds Request latency.\n# TYPE app_latency_seconds histogram\n",
+    );
     for s in 0..10 {
         let mut cumulative = 0;
-        for (i, le) in ["0.005", "0.01", "0.05", "0.1", "0.5", "1", "5", "+Inf"].iter().enumerate() {
+        for (i, le) in ["0.005", "0.01", "0.05", "0.1", "0.5", "1", "5", "+Inf"]
+            .iter()
+            .enumerate()
+        {
             cumulative += generation + i as u64;
-            out.push_str(&format!("app_latency_seconds_bucket{{route=\"r{s}\",le=\"{le}\"}} {cumulative}\n"));
+            out.push_str(&format!(
+                "app_latency_seconds_bucket{{route=\"r{s}\",le=\"{le}\"}} {cumulative}\n"
+            ));
         }
         out.push_str(&format!("app_latency_seconds_sum{{route=\"r{s}\"}} {}.25\napp_latency_seconds_count{{route=\"r{s}\"}} {cumulative}\n", generation * 3));
     }
@@ -62,7 +72,11 @@ fn serve(port: u16) {
         }
     });
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await.unwrap();
             loop {
@@ -95,8 +109,14 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let targets: usize = std::env::var("SEXTANT_BENCH_TARGETS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
-    let window: u64 = std::env::var("SEXTANT_BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
+    let targets: usize = std::env::var("SEXTANT_BENCH_TARGETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let window: u64 = std::env::var("SEXTANT_BENCH_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
     let port = free_port();
     serve(port);
     std::thread::sleep(Duration::from_millis(300));
@@ -126,19 +146,52 @@ fn main() {
     // Warm-up: one interval, in which every series is new.
     std::thread::sleep(Duration::from_secs(17));
     let (cpu0, _) = cpu_and_peak_rss(pid);
-    let scraped0 = http_get(admin, "/metrics").map(|m| metric(&m, "sextant_component_received_events_total", "component=\"scrape\"")).unwrap_or(0.0);
+    let scraped0 = http_get(admin, "/metrics")
+        .map(|m| {
+            metric(
+                &m,
+                "sextant_component_received_events_total",
+                "component=\"scrape\"",
+            )
+        })
+        .unwrap_or(0.0);
     let start = Instant::now();
     std::thread::sleep(Duration::from_secs(window));
     let (cpu1, hwm) = cpu_and_peak_rss(pid);
     let elapsed = start.elapsed().as_secs_f64();
-    let scraped1 = http_get(admin, "/metrics").map(|m| metric(&m, "sextant_component_received_events_total", "component=\"scrape\"")).unwrap_or(0.0);
+    let scraped1 = http_get(admin, "/metrics")
+        .map(|m| {
+            metric(
+                &m,
+                "sextant_component_received_events_total",
+                "component=\"scrape\"",
+            )
+        })
+        .unwrap_or(0.0);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss_kib: f64 = status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let rss_kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
     let _ = child.kill();
     let _ = child.wait();
     let series = (targets * SERIES_PER_TARGET) as f64;
     println!("scrape_e2e: {targets} targets x {SERIES_PER_TARGET} series every 15 s, measured over {elapsed:.0} s");
-    println!("  agent CPU: {:.1}% of one core ({:.2} CPU-s)", 100.0 * (cpu1 - cpu0) / elapsed, cpu1 - cpu0);
-    println!("  points received: {:.0}/s", (scraped1 - scraped0) / elapsed);
-    println!("  RSS: {:.1} MiB now, {:.1} MiB peak; {:.0} bytes per active series (whole process)", rss_kib / 1024.0, hwm as f64 / 1024.0, rss_kib * 1024.0 / series);
+    println!(
+        "  agent CPU: {:.1}% of one core ({:.2} CPU-s)",
+        100.0 * (cpu1 - cpu0) / elapsed,
+        cpu1 - cpu0
+    );
+    println!(
+        "  points received: {:.0}/s",
+        (scraped1 - scraped0) / elapsed
+    );
+    println!(
+        "  RSS: {:.1} MiB now, {:.1} MiB peak; {:.0} bytes per active series (whole process)",
+        rss_kib / 1024.0,
+        hwm as f64 / 1024.0,
+        rss_kib * 1024.0 / series
+    );
 }

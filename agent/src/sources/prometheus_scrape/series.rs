@@ -106,11 +106,18 @@ enum Role {
 }
 
 struct SeriesSlot {
-    key: Box<[u8]>,
+    /// Its raw text: `keys[key_at..key_at + key_len]` (a freed slot has none).
+    key_at: u32,
+    key_len: u32,
     point: u32,
-    role: Role,
     /// The scrape attempt that last saw it.
     seen: u32,
+    role: Role,
+}
+
+fn key_of<'a>(keys: &'a [u8], slot: &SeriesSlot) -> &'a [u8] {
+    let at = slot.key_at as usize;
+    keys.get(at..at + slot.key_len as usize).unwrap_or_default()
 }
 
 struct Grouped {
@@ -160,6 +167,10 @@ pub struct TargetSeries {
     target: Labels,
     hasher: foldhash::fast::FixedState,
     index: HashTable<u32>,
+    /// The raw texts of the series, one after another (an allocation per series would cost
+    /// its header and size-class rounding); compacted when half of it is freed.
+    keys: Vec<u8>,
+    freed_key_bytes: usize,
     series: Vec<SeriesSlot>,
     free_series: Vec<u32>,
     groups: HashTable<u32>,
@@ -181,6 +192,8 @@ impl TargetSeries {
             target,
             hasher: foldhash::fast::FixedState::with_seed(0x5e7_a17),
             index: HashTable::new(),
+            keys: Vec::new(),
+            freed_key_bytes: 0,
             series: Vec::new(),
             free_series: Vec::new(),
             groups: HashTable::new(),
@@ -268,7 +281,9 @@ impl TargetSeries {
             let hash = self.hash_bytes(sample.series);
             let found = self
                 .index
-                .find(hash, |&id| *self.series[id as usize].key == *sample.series)
+                .find(hash, |&id| {
+                    key_of(&self.keys, &self.series[id as usize]) == sample.series
+                })
                 .copied();
             let id = match found {
                 Some(id) => id,
@@ -357,8 +372,11 @@ impl TargetSeries {
             u32::MAX
         };
         self.scratch = labels;
+        let key_at = u32::try_from(self.keys.len()).map_err(|_| fail("too many series"))?;
+        self.keys.extend_from_slice(sample.series);
         let slot = SeriesSlot {
-            key: sample.series.into(),
+            key_at,
+            key_len: sample.series.len() as u32,
             point,
             role: if kept { role } else { Role::Dropped },
             seen: 0,
@@ -376,10 +394,10 @@ impl TargetSeries {
         if point != u32::MAX && self.points[point as usize].repr == u32::MAX {
             self.points[point as usize].repr = id;
         }
-        let series = &self.series;
-        let hasher = &self.hasher;
-        self.index
-            .insert_unique(hash, id, |&i| hasher.hash_one(&*series[i as usize].key));
+        let (series, keys, hasher) = (&self.series, &self.keys, &self.hasher);
+        self.index.insert_unique(hash, id, |&i| {
+            hasher.hash_one(key_of(keys, &series[i as usize]))
+        });
         Ok(id)
     }
 
@@ -549,7 +567,7 @@ impl TargetSeries {
         let Some(slot) = self.series.get(series as usize) else {
             return labels;
         };
-        let key = &slot.key;
+        let key = key_of(&self.keys, slot);
         let (name, text) = match memchr::memchr(b'{', key) {
             Some(i) => (&key[..i], &key[i + 1..key.len() - 1]),
             None => (&key[..], &b""[..]),
@@ -833,15 +851,21 @@ impl TargetSeries {
         let attempt = self.attempt;
         let series = &mut self.series;
         let free_series = &mut self.free_series;
+        let freed = &mut self.freed_key_bytes;
         self.index.retain(|&mut id| {
             let slot = &mut series[id as usize];
             if slot.seen == attempt {
                 return true;
             }
-            slot.key = Box::default();
+            *freed += slot.key_len as usize;
+            slot.key_len = 0;
             free_series.push(id);
             false
         });
+        if self.freed_key_bytes > self.keys.len() / 2 {
+            self.compact_keys();
+        }
+        shrink(&mut self.keys);
         let points = &mut self.points;
         let free_points = &mut self.free_points;
         self.groups.retain(|&mut p| {
@@ -869,6 +893,20 @@ impl TargetSeries {
                 }
             }
         }
+    }
+}
+
+impl TargetSeries {
+    /// Rewrites the key arena without the texts of forgotten series.
+    fn compact_keys(&mut self) {
+        let mut keys = Vec::with_capacity(self.keys.len() - self.freed_key_bytes);
+        for slot in self.series.iter_mut().filter(|s| s.key_len > 0) {
+            let at = keys.len() as u32;
+            keys.extend_from_slice(key_of(&self.keys, slot));
+            slot.key_at = at;
+        }
+        self.keys = keys;
+        self.freed_key_bytes = 0;
     }
 }
 

@@ -325,3 +325,43 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn forgetting_most_series_compacts_their_texts_and_the_rest_still_hit_the_cache() {
+    let mut c = cache(SeriesSettings::default());
+    let body = |range: std::ops::Range<usize>, v: usize| -> String {
+        range.map(|i| format!("m{{i=\"{i}\"}} {v}\n")).collect()
+    };
+    assert_eq!(scrape(&mut c, &body(0..100, 1), T0).0.unwrap().added, 100);
+    let full = c.keys.len();
+    // 80 of them go: their texts are dropped from the arena.
+    let (r, out, _) = scrape(&mut c, &body(80..100, 2), T0 + 1000);
+    assert_eq!(r.unwrap().added, 0);
+    assert!(
+        c.keys.len() < full / 2,
+        "{} of {full} bytes kept",
+        c.keys.len()
+    );
+    assert_eq!(c.len(), 20);
+    let points = numbers(find(&out, "m"));
+    assert_eq!(points.iter().filter(|p| p.flags == 0).count(), 20);
+    assert_eq!(
+        points
+            .iter()
+            .filter(|p| p.flags == FLAG_NO_RECORDED_VALUE)
+            .count(),
+        80
+    );
+    // The survivors answer from the cache with their own values; new ones are added.
+    let (r, out, _) = scrape(&mut c, &(body(80..100, 3) + &body(200..210, 4)), T0 + 2000);
+    assert_eq!(r.unwrap().added, 10);
+    let p = numbers(find(&out, "m"));
+    let value_of = |i: &str| {
+        p.iter()
+            .find(|p| find_attribute(&p.attributes, "i").and_then(|v| v.as_str()) == Some(i))
+            .and_then(|p| p.value)
+    };
+    assert_eq!(value_of("85"), Some(Number::Double(3.0)));
+    assert_eq!(value_of("205"), Some(Number::Double(4.0)));
+    assert_eq!(value_of("5"), None);
+}
