@@ -570,7 +570,7 @@ impl TargetSeries {
         let key = key_of(&self.keys, slot);
         let (name, text) = match memchr::memchr(b'{', key) {
             Some(i) => (&key[..i], &key[i + 1..key.len() - 1]),
-            None => (&key[..], &b""[..]),
+            None => (key, &b""[..]),
         };
         // Checked when the series was added.
         let _ = parse_labels(text, &mut labels);
