@@ -103,16 +103,15 @@ impl<'a> Lexer<'a> {
             _ => return Ok(None),
         };
         let rest = trim_start(rest);
-        let name_len = crate::exposition::labels::metric_name_len(rest);
-        let (name, after) = rest.split_at(name_len);
-        if !matches!(after.first(), None | Some(b' ' | b'\t')) {
-            return Err(self.error("an invalid metric name"));
-        }
+        let (name, after) = rest.split_at(memchr2(b' ', b'\t', rest).unwrap_or(rest.len()));
         if name.is_empty() {
             if om || !after.is_empty() {
                 return Err(self.error("an invalid metric name"));
             }
             return Ok(None);
+        }
+        if !crate::exposition::labels::valid_metric_name_bytes(name) {
+            return Err(self.error("an invalid metric name"));
         }
         let text = trim_end(trim_start(after));
         Ok(Some(match kind {
