@@ -199,7 +199,7 @@ impl<'a> Lexer<'a> {
 /// The index of the `}` that closes a label set starting at `start`, skipping quoted values
 /// (with their escapes).
 #[inline]
-fn find_closing_brace(line: &[u8], mut pos: usize) -> Option<usize> {
+pub(super) fn find_closing_brace(line: &[u8], mut pos: usize) -> Option<usize> {
     loop {
         let i = pos + memchr2(b'"', b'}', &line[pos..])?;
         if line[i] == b'}' {

@@ -164,6 +164,41 @@ pub struct Sample<'a> {
     pub exemplar: Option<&'a [u8]>,
 }
 
+/// An OpenMetrics exemplar, parsed: `{trace_id="…"} 0.067 1520879607.789`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Exemplar {
+    pub labels: Vec<(
+        sextant_pipeline::flow::event::Text,
+        sextant_pipeline::flow::event::Text,
+    )>,
+    pub value: f64,
+    pub timestamp_ms: Option<i64>,
+}
+
+/// Parses the exemplar text after a sample's `#`; `None` when it is malformed.
+pub fn parse_exemplar(text: &[u8]) -> Option<Exemplar> {
+    let text = text.strip_prefix(b"{")?;
+    let close = lexer::find_closing_brace(text, 0)?;
+    let mut labels = Vec::new();
+    labels::parse_labels(&text[..close], &mut labels).ok()?;
+    let mut rest = text[close + 1..]
+        .split(|&b| b == b' ' || b == b'\t')
+        .filter(|w| !w.is_empty());
+    let value = number::parse_value(rest.next()?)?;
+    let timestamp_ms = match rest.next() {
+        Some(ts) => Some(number::parse_seconds_as_millis(ts)?),
+        None => None,
+    };
+    if rest.next().is_some() {
+        return None;
+    }
+    Some(Exemplar {
+        labels,
+        value,
+        timestamp_ms,
+    })
+}
+
 /// Why a body was refused, and where.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {reason}")]

@@ -138,3 +138,28 @@ fn sample_roles_follow_the_family_type() {
     );
     assert_eq!(Format::from_content_type(None), Format::Text);
 }
+
+#[test]
+fn exemplars_parse_with_labels_value_and_optional_seconds() {
+    let e = parse_exemplar(
+        b"{trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\",x=\"y\"} 0.067 1520879607.789",
+    )
+    .unwrap();
+    assert_eq!(e.labels.len(), 2);
+    assert_eq!((e.value, e.timestamp_ms), (0.067, Some(1_520_879_607_789)));
+    assert_eq!(parse_exemplar(b"{} 1").unwrap().timestamp_ms, None);
+    for bad in [
+        &b"trace_id=\"a\" 1"[..],
+        b"{a=\"b\"}",
+        b"{a=\"b\"} x",
+        b"{a=b} 1",
+        b"{a=\"b\"} 1 2 3",
+    ] {
+        assert_eq!(
+            parse_exemplar(bad),
+            None,
+            "{:?}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+}

@@ -21,13 +21,14 @@
 //! series of one histogram), plus a few bytes of hash table: the tables hold only ids and the
 //! labels of a point are derived again from its series' text when it is sent.
 
+use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use hashbrown::HashTable;
 use sextant_pipeline::flow::event::{
-    HistogramPoint, KeyValue, Metric, MetricData, Number, NumberPoint, Origin, SummaryPoint,
-    Temporality, Text, FLAG_NO_RECORDED_VALUE,
+    Exemplar, HistogramPoint, KeyValue, Metric, MetricData, Number, NumberPoint, Origin,
+    SummaryPoint, Temporality, Text, FLAG_NO_RECORDED_VALUE,
 };
 
 use super::relabel::{relabel, Labels, Rule};
@@ -180,6 +181,12 @@ pub struct TargetSeries {
     attempt: u32,
     /// (series, value, timestamp) of the body being read.
     pending: Vec<(u32, f64, i64)>,
+    /// Exemplars of the body being read, by series.
+    pending_exemplars: Vec<(u32, crate::exposition::Exemplar)>,
+    /// The last exemplar of each series that had one: an exemplar is sent once, when it changes.
+    last_exemplars: HashMap<u32, crate::exposition::Exemplar>,
+    /// Exemplars to send with the points of this scrape.
+    fresh_exemplars: HashMap<u32, Vec<Exemplar>>,
     /// Points in the order the body first gave them.
     order: Vec<u32>,
     scratch: Labels,
@@ -202,6 +209,9 @@ impl TargetSeries {
             families: Vec::new(),
             attempt: 0,
             pending: Vec::new(),
+            pending_exemplars: Vec::new(),
+            last_exemplars: HashMap::new(),
+            fresh_exemplars: HashMap::new(),
             order: Vec::new(),
             scratch: Labels::new(),
         }
@@ -233,6 +243,7 @@ impl TargetSeries {
         let result = self.read(body, format);
         if result.is_err() {
             self.pending.clear();
+            self.pending_exemplars.clear();
             return result;
         }
         self.commit(now_ms);
@@ -310,6 +321,14 @@ impl TargetSeries {
                 _ => NO_TIMESTAMP,
             };
             self.pending.push((id, sample.value, ts));
+            if let Some(text) = sample.exemplar {
+                let exemplar =
+                    crate::exposition::parse_exemplar(text).ok_or(ScrapeFailure::Series {
+                        line: lexer.line(),
+                        reason: "an invalid exemplar",
+                    })?;
+                self.pending_exemplars.push((id, exemplar));
+            }
         }
         let limit = self.settings.sample_limit;
         if limit > 0 && stats.post_relabel > limit {
@@ -621,6 +640,18 @@ impl TargetSeries {
                 Role::Dropped => {}
             }
         }
+        self.fresh_exemplars.clear();
+        for (series, exemplar) in std::mem::take(&mut self.pending_exemplars) {
+            if self.last_exemplars.get(&series) == Some(&exemplar) {
+                continue;
+            }
+            let point = self.series[series as usize].point;
+            self.fresh_exemplars
+                .entry(point)
+                .or_default()
+                .push(to_otlp_exemplar(&exemplar, now_ms));
+            self.last_exemplars.insert(series, exemplar);
+        }
         // Buckets and quantiles in order; a histogram without `_count` takes its `+Inf` bucket.
         for &p in &self.order {
             let point = &mut self.points[p as usize];
@@ -751,6 +782,7 @@ impl TargetSeries {
         let family = point.family;
         let value = point.value;
         let attributes = self.attributes(point.repr);
+        let exemplars = self.fresh_exemplars.remove(&p).unwrap_or_default();
         let point = &self.points[p as usize];
         let data_point = match (kind, point.grouped.as_deref()) {
             (MetricType::GaugeHistogram, _) => {
@@ -766,6 +798,7 @@ impl TargetSeries {
                     sum: g.sum,
                     bucket_counts,
                     explicit_bounds,
+                    exemplars,
                     ..Default::default()
                 }),
                 Err(HistogramError::NoInf) => {
@@ -795,7 +828,7 @@ impl TargetSeries {
                 },
                 time_unix_nano: time_ns,
                 value: Some(Number::Double(value)),
-                exemplars: Vec::new(),
+                exemplars,
                 flags: 0,
             }),
         };
@@ -862,6 +895,11 @@ impl TargetSeries {
             free_series.push(id);
             false
         });
+        if !self.last_exemplars.is_empty() {
+            let series = &self.series;
+            self.last_exemplars
+                .retain(|&id, _| series.get(id as usize).is_some_and(|s| s.seen == attempt));
+        }
         if self.freed_key_bytes > self.keys.len() / 2 {
             self.compact_keys();
         }
@@ -908,6 +946,36 @@ impl TargetSeries {
         self.keys = keys;
         self.freed_key_bytes = 0;
     }
+}
+
+/// An OpenMetrics exemplar as OTLP's: `trace_id` and `span_id` (hex) become the ids, other
+/// labels the filtered attributes; without its own time, the scrape's.
+fn to_otlp_exemplar(e: &crate::exposition::Exemplar, now_ms: i64) -> Exemplar {
+    fn hex<const N: usize>(s: &str) -> Option<[u8; N]> {
+        if s.len() != 2 * N {
+            return None;
+        }
+        let mut out = [0u8; N];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(out)
+    }
+    let mut out = Exemplar {
+        time_unix_nano: millis_to_nanos(e.timestamp_ms.unwrap_or(now_ms)),
+        value: Some(Number::Double(e.value)),
+        ..Default::default()
+    };
+    for (name, value) in &e.labels {
+        match name.as_str() {
+            "trace_id" if hex::<16>(value).is_some() => out.trace_id = hex::<16>(value),
+            "span_id" if hex::<8>(value).is_some() => out.span_id = hex::<8>(value),
+            _ => out
+                .filtered_attributes
+                .push(KeyValue::new(name.clone(), value.clone())),
+        }
+    }
+    out
 }
 
 /// Gives back a vector's spare room when more than a quarter of it is unused.

@@ -365,3 +365,49 @@ fn forgetting_most_series_compacts_their_texts_and_the_rest_still_hit_the_cache(
     assert_eq!(value_of("205"), Some(Number::Double(4.0)));
     assert_eq!(value_of("5"), None);
 }
+
+#[test]
+fn exemplars_become_otlp_exemplars_once_each() {
+    let mut c = cache(SeriesSettings::default());
+    let body = |trace: &str| {
+        format!("# TYPE req counter\nreq_total 5 # {{trace_id=\"{trace}\",span_id=\"00f067aa0ba902b7\",user=\"u1\"}} 1 1700000000.5\n# TYPE lat histogram\nlat_bucket{{le=\"1\"}} 1 # {{trace_id=\"{trace}\"}} 0.5\nlat_bucket{{le=\"+Inf\"}} 2\nlat_count 2\nlat_sum 1.5\n# EOF\n")
+    };
+    let origin = Arc::new(Origin::default());
+    let mut run = |text: String, now: i64| {
+        c.ingest(text.as_bytes(), Format::OpenMetrics, now).unwrap();
+        c.emit(&origin, false, now, &mut Dropped::default())
+    };
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let out = run(body(trace), T0);
+    let e = &numbers(find(&out, "req_total"))[0].exemplars;
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].trace_id.map(|t| t[0]), Some(0x4b));
+    assert_eq!(e[0].span_id.map(|s| s[7]), Some(0xb7));
+    assert_eq!(
+        attributes_to_json(&e[0].filtered_attributes),
+        serde_json::json!({"user": "u1"})
+    );
+    assert_eq!(e[0].time_unix_nano, 1_700_000_000_500_000_000);
+    assert_eq!(e[0].value, Some(Number::Double(1.0)));
+    let Some(MetricData::Histogram { points, .. }) = &find(&out, "lat").data else {
+        panic!()
+    };
+    assert_eq!(points[0].exemplars.len(), 1);
+    assert_eq!(
+        points[0].exemplars[0].time_unix_nano,
+        T0 as u64 * 1_000_000,
+        "no time: the scrape's"
+    );
+
+    // The same exemplar again: not sent twice. A new one: sent.
+    let out = run(body(trace), T0 + 1000);
+    assert!(numbers(find(&out, "req_total"))[0].exemplars.is_empty());
+    let out = run(body("0af7651916cd43dd8448eb211c80319c"), T0 + 2000);
+    assert_eq!(numbers(find(&out, "req_total"))[0].exemplars.len(), 1);
+
+    // A malformed exemplar fails the scrape, as in Prometheus.
+    let bad = "# TYPE req counter\nreq_total 5 # trace_id=1\n# EOF\n";
+    assert!(c
+        .ingest(bad.as_bytes(), Format::OpenMetrics, T0 + 3000)
+        .is_err());
+}
