@@ -3,6 +3,7 @@
 
 use sextant_pipeline::runtime::topology::Graph;
 
+use crate::sources::container_insights::ContainerInsightsConfig;
 use crate::sources::host_metrics::HostMetricsConfig;
 use crate::sources::kubernetes_logs::KubernetesLogsConfig;
 use crate::sources::prometheus_scrape::PrometheusScrapeConfig;
@@ -12,6 +13,7 @@ sextant_pipeline::role_sources!(
         KubernetesLogs(KubernetesLogsConfig),
         PrometheusScrape(PrometheusScrapeConfig),
         HostMetrics(HostMetricsConfig),
+        ContainerInsights(ContainerInsightsConfig),
     }
 );
 
