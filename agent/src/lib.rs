@@ -10,3 +10,5 @@ pub mod config;
 pub mod exposition;
 pub mod kubernetes;
 pub mod sources;
+#[cfg(test)]
+mod test_support;

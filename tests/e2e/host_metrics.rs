@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::common::exposition::{reference, Labels, RefSeries};
+use crate::common::exposition::{point_labels, reference, Labels, RefSeries};
 use crate::common::*;
 
 fn now_ns() -> u64 {
@@ -35,12 +35,7 @@ fn collection_after(
             if p["time_unix_nano"].as_u64() != Some(time) {
                 continue;
             }
-            let labels: Labels = p["attributes"]
-                .as_object()
-                .unwrap()
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-                .collect();
+            let labels = point_labels(p);
             let value = p["value"].as_f64().unwrap_or(f64::NAN);
             out.insert(
                 (r["name"].as_str().unwrap().to_string(), labels),
@@ -69,19 +64,12 @@ fn host_metrics_match_node_exporter_on_the_same_machine() {
         &[format!("--web.listen-address=127.0.0.1:{port}")],
         port,
     );
-    let out = dir.path().join("out");
-    let admin = free_port();
-    let config = dir.path().join("agent.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir: {data}\nadmin: {{ address: \"127.0.0.1:{admin}\" }}\nagent:\n  sources:\n    host:\n      type: host_metrics\n      interval: 1s\n      # Debian's node_exporter package also excludes /run, /mnt and /media, and lo.\n      network: {{ device_exclude: \"^lo$\" }}\n      filesystem: {{ mount_points_exclude: \"^/(dev|proc|run|sys|mnt|media|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)\" }}\n  sinks:\n    out: {{ type: file, inputs: [host], path: {out} }}\n",
-            data = dir.path().join("data").display(),
-            out = out.display(),
-        ),
-    )
-    .unwrap();
-    let _agent = start_sextant("agent", &config, &dir.path().join("agent.log"));
+    // Debian's node_exporter package also excludes /run, /mnt and /media, and lo.
+    let (_agent, out) = start_agent_to_files(
+        dir.path(),
+        "host",
+        r#"{ type: host_metrics, interval: 1s, network: { device_exclude: "^lo$" }, filesystem: { mount_points_exclude: "^/(dev|proc|run|sys|mnt|media|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)" } }"#,
+    );
     let url = format!("http://127.0.0.1:{port}/metrics");
 
     let before_ns = now_ns();

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value as J;
 
-use crate::common::exposition::{reference, Labels};
+use crate::common::exposition::{point_labels, reference, Labels};
 use crate::common::*;
 
 fn otlp_kind(prometheus_type: &str) -> &'static str {
@@ -55,12 +55,7 @@ fn scrape_of(
             if p["time_unix_nano"].as_u64() != Some(time_ns) {
                 continue;
             }
-            let labels: Labels = p["attributes"]
-                .as_object()
-                .unwrap()
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-                .collect();
+            let labels = point_labels(p);
             let kind = r["type"].as_str().unwrap().to_string();
             let (value, bounds) = match kind.as_str() {
                 "histogram" => (
@@ -209,35 +204,12 @@ fn node_exporter_and_prometheus_series_arrive_whole_and_a_dead_target_goes_stale
         ],
         prom_port,
     );
-    let out = dir.path().join("out");
-    let admin = free_port();
-    let config = dir.path().join("agent.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-data_dir: {data}
-admin: {{ address: "127.0.0.1:{admin}" }}
-agent:
-  sources:
-    scrape:
-      type: prometheus_scrape
-      scrape_interval: 1s
-      scrape_timeout: 900ms
-      scrape_configs:
-        - job_name: node
-          static_configs: [{{targets: ["127.0.0.1:{node_port}"]}}]
-        - job_name: prometheus
-          static_configs: [{{targets: ["127.0.0.1:{prom_port}"]}}]
-  sinks:
-    out: {{ type: file, inputs: [scrape], path: {out} }}
-"#,
-            data = dir.path().join("data").display(),
-            out = out.display(),
-        ),
-    )
-    .unwrap();
-    let _agent = start_sextant("agent", &config, &dir.path().join("agent.log"));
+    let scrape = format!(
+        "{{ type: prometheus_scrape, scrape_interval: 1s, scrape_timeout: 900ms, scrape_configs: [\
+         {{ job_name: node, static_configs: [{{ targets: [\"127.0.0.1:{node_port}\"] }}] }}, \
+         {{ job_name: prometheus, static_configs: [{{ targets: [\"127.0.0.1:{prom_port}\"] }}] }}] }}"
+    );
+    let (_agent, out) = start_agent_to_files(dir.path(), "scrape", &scrape);
     let node = format!("127.0.0.1:{node_port}");
     let prom = format!("127.0.0.1:{prom_port}");
     check_target(&out, &node);

@@ -41,6 +41,39 @@ pub fn api_source(
     }
 }
 
+/// This node's name and pods for a component that cannot work without them (`needed_by` says
+/// which feature, for the error): the API from `kubeconfig` or the in-cluster service account,
+/// the node from `node_name` or `$NODE_NAME`.
+pub fn this_node_pods(
+    kubeconfig: Option<&PathBuf>,
+    node_name: Option<&str>,
+    needed_by: &str,
+    metrics: &sextant_pipeline::telemetry::ComponentMetrics,
+) -> Result<(String, std::sync::Arc<node_pods::NodePods>), BuildError> {
+    let component = metrics.name.as_str();
+    let source = api_source(Some(true), kubeconfig, component)
+        .ok()
+        .flatten()
+        .ok_or_else(|| {
+            BuildError::invalid(
+                component,
+                format!("{needed_by} needs the Kubernetes API: run in a cluster, or set kubernetes.kubeconfig"),
+            )
+        })?;
+    let node = node_name
+        .map(str::to_owned)
+        .or_else(|| std::env::var("NODE_NAME").ok())
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            BuildError::invalid(
+                component,
+                format!("{needed_by} works on this node's pods only and needs its name: set kubernetes.node_name or $NODE_NAME (from the downward API)"),
+            )
+        })?;
+    let pods = node_pods::shared(&source, &node, std::time::Duration::ZERO, metrics);
+    Ok((node, pods))
+}
+
 async fn client(source: &ApiSource) -> Result<kube::Client, String> {
     let config = match source {
         ApiSource::InCluster => kube::Config::incluster().map_err(|e| e.to_string())?,

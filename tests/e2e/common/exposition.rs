@@ -117,3 +117,15 @@ fn parse_labels(text: &str) -> Labels {
         out.insert(name, value);
     }
 }
+
+/// A point's attributes (as the file sink writes them) as labels.
+pub fn point_labels(point: &serde_json::Value) -> Labels {
+    point["attributes"]
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}

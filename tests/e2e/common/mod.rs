@@ -570,3 +570,21 @@ pub async fn statistic(
         _ => values.sum(),
     }
 }
+
+/// Starts `sextant agent` with one source, `name: {source}` (YAML flow mapping), into a file
+/// sink; returns the process and the sink's directory.
+pub fn start_agent_to_files(dir: &Path, name: &str, source: &str) -> (Proc, PathBuf) {
+    let out = dir.join("out");
+    let admin = free_port();
+    let config = dir.join("agent.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir: {data}\nadmin: {{ address: \"127.0.0.1:{admin}\" }}\nagent:\n  sources:\n    {name}: {source}\n  sinks:\n    out: {{ type: file, inputs: [{name}], path: {out} }}\n",
+            data = dir.join("data").display(),
+            out = out.display(),
+        ),
+    )
+    .unwrap();
+    (start_sextant("agent", &config, &dir.join("agent.log")), out)
+}

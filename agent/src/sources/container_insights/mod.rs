@@ -27,8 +27,6 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::Deserialize;
 use sextant_pipeline::component::{BuildError, SourceContext, Task};
 use sextant_pipeline::config::units::DurationValue;
-use sextant_pipeline::flow::ack::Acks;
-use sextant_pipeline::flow::batch::Batch;
 use sextant_pipeline::flow::event::{KeyValue, Origin, Resource, Scope};
 use sextant_pipeline::telemetry::LogLimiter;
 
@@ -264,21 +262,12 @@ pub fn build(config: &ContainerInsightsConfig, cx: SourceContext) -> Result<Task
         )
     })?;
     let k = &config.kubernetes;
-    let source = crate::kubernetes::api_source(Some(true), k.kubeconfig.as_ref(), &cx.name)
-        .ok()
-        .flatten()
-        .ok_or_else(|| BuildError::invalid(&cx.name, "container_insights needs the Kubernetes API: run in a cluster, or set kubernetes.kubeconfig"))?;
-    let node = k
-        .node_name
-        .clone()
-        .or_else(|| std::env::var("NODE_NAME").ok())
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| {
-            BuildError::invalid(
-                &cx.name,
-                "container_insights needs this node's name: set kubernetes.node_name or $NODE_NAME",
-            )
-        })?;
+    let (node, pods) = crate::kubernetes::this_node_pods(
+        k.kubeconfig.as_ref(),
+        k.node_name.as_deref(),
+        "container_insights",
+        &cx.metrics,
+    )?;
     let kubelet = &config.kubelet;
     let token = kubelet.bearer_token_file.clone().or_else(|| {
         let default = PathBuf::from(SERVICE_ACCOUNT_TOKEN);
@@ -286,7 +275,6 @@ pub fn build(config: &ContainerInsightsConfig, cx: SourceContext) -> Result<Task
     });
     let client = ScrapeClient::new(&kubelet.tls_config, token)
         .map_err(|e| BuildError::at(&cx.name, "kubelet.tls_config", e))?;
-    let pods = crate::kubernetes::node_pods::shared(&source, &node, Duration::ZERO, &cx.metrics);
     let (root, interval, timeout, scheme) = (
         config.root.clone(),
         config.interval.0,
@@ -311,14 +299,9 @@ pub fn build(config: &ContainerInsightsConfig, cx: SourceContext) -> Result<Task
         });
         let limiter = LogLimiter::default();
         let mut rates = Rates::default();
-        let mut ticks = tokio::time::interval(interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut every = super::Every::new(interval);
         cx.metrics.set_up(true);
-        loop {
-            tokio::select! {
-                () = cx.shutdown.stopped() => break,
-                _ = ticks.tick() => {}
-            }
+        while every.tick(&cx.shutdown).await {
             let live = pods.live();
             let host = address.clone().or_else(|| {
                 let ip = std::env::var("NODE_IP")
@@ -376,14 +359,7 @@ pub fn build(config: &ContainerInsightsConfig, cx: SourceContext) -> Result<Task
             let specs: Vec<PodSpec> = live.iter().map(|p| pod_spec(p)).collect();
             let time_ns = u64::try_from(now_ms()).unwrap_or(0) * 1_000_000;
             let metrics = compute::metrics(&node_info, &reading, &specs, &origin, time_ns);
-            let points: usize = metrics
-                .iter()
-                .filter_map(|m| m.data.as_ref())
-                .map(|d| d.point_count())
-                .sum();
-            cx.metrics.received_events.inc_by(points as u64);
-            cx.out.send(Batch::metrics(metrics, Acks::none())).await;
-            cx.metrics.sent_events.inc_by(points as u64);
+            super::send_metrics(&cx.out, &cx.metrics, metrics).await;
         }
         cx.metrics.set_up(false);
     }))

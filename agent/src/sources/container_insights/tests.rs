@@ -3,23 +3,15 @@
 //! here; see `kubernetes::fake_api`) and a kubelet stand-in over HTTP serving
 //! `/metrics/resource` as the kubelet writes it (with timestamps).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::json;
-use sextant_pipeline::component::SourceContext;
-use sextant_pipeline::flow::batch::Batch;
-use sextant_pipeline::flow::event::{attributes_to_json, Events, Metric, MetricData, Origin};
-use sextant_pipeline::flow::fanout::Fanout;
-use sextant_pipeline::flow::queue::{ByteQueue, WhenFull};
-use sextant_pipeline::shutdown::ShutdownTrigger;
-use sextant_pipeline::telemetry::{ComponentMetrics, QueueMetrics};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use sextant_pipeline::flow::event::{attributes_to_json, Metric, MetricData, Origin};
 
 use super::compute::{metrics, Node};
 use super::{pod_spec, ContainerInsightsConfig, Rates};
 use crate::kubernetes::fake_api::{kubeconfig_for, FakeApi};
+use crate::test_support::Running;
 
 const T0: i64 = 1_764_660_000_000;
 
@@ -144,30 +136,15 @@ fn two_readings_give_cloudwatch_agent_percentages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_source_reads_the_kubelet_and_the_pod_watch_every_interval() {
     // A kubelet stand-in: each reading 0.5 more core-seconds per second of its clock.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let served = Arc::new(AtomicUsize::new(0));
-    let count = served.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut socket, _)) = listener.accept().await else {
-                return;
-            };
-            let n = count.fetch_add(1, Ordering::SeqCst) as i64;
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let _ = socket.read(&mut buf).await;
-                let body = resource_metrics(
-                    10.0 + 5.0 * n as f64,
-                    100.0 + 10.0 * n as f64,
-                    T0 + 10_000 * n,
-                );
-                let head = format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
-                let _ = socket.write_all(head.as_bytes()).await;
-                let _ = socket.write_all(body.as_bytes()).await;
-            });
-        }
-    });
+    let (port, _) = crate::test_support::serve(|n| {
+        let n = n as i64;
+        resource_metrics(
+            10.0 + 5.0 * n as f64,
+            100.0 + 10.0 * n as f64,
+            T0 + 10_000 * n,
+        )
+    })
+    .await;
     let api = FakeApi::start(vec![api_pod("node-a")]).await;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("host");
@@ -185,38 +162,20 @@ async fn the_source_reads_the_kubelet_and_the_pod_watch_every_interval() {
         dir.path().display()
     ))
     .unwrap();
-    let queue: Arc<ByteQueue<Batch>> = Arc::new(ByteQueue::new(
-        1 << 24,
-        WhenFull::Block,
-        QueueMetrics::detached(),
-    ));
-    let (trigger, shutdown) = ShutdownTrigger::new();
-    let cx = SourceContext {
-        name: "ci".into(),
-        data_dir: dir.path().to_owned(),
-        out: Fanout::new(vec![queue.clone()]),
-        shutdown,
-        metrics: ComponentMetrics::new("test", "ci", "container_insights"),
-    };
-    let task = tokio::spawn(super::build(&config, cx).unwrap());
+    let running = Running::start("container_insights", dir.path(), |cx| {
+        super::build(&config, cx)
+    });
     // The pod's CPU shows from the second reading on (a rate needs two), once the pod watch has
     // listed it: 0.5 cores of 2.
-    let mut found = None;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while found.is_none() {
-        let b = tokio::time::timeout_at(deadline, queue.pop())
-            .await
-            .expect("no pod_cpu_utilization in 15 s")
-            .unwrap();
-        if let Events::Metrics(m) = &b.events {
-            found = value(m, "pod_cpu_utilization")
-                .map(|(v, _)| (v, value(m, "pod_number_of_container_restarts")));
-        }
-        b.acks.deliver();
-    }
+    let got = running
+        .metrics_until(|m| value(m, "pod_cpu_utilization").is_some())
+        .await;
+    let found = Some((
+        value(&got, "pod_cpu_utilization").unwrap().0,
+        value(&got, "pod_number_of_container_restarts"),
+    ));
     let (cpu, restarts) = found.unwrap();
     assert_eq!(cpu, 25.0);
     assert_eq!(restarts.map(|r| r.0), Some(3.0));
-    trigger.stop();
-    task.await.unwrap();
+    running.stop().await;
 }

@@ -27,8 +27,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 use sextant_pipeline::component::{BuildError, SourceContext, Task};
 use sextant_pipeline::config::units::DurationValue;
-use sextant_pipeline::flow::ack::Acks;
-use sextant_pipeline::flow::batch::Batch;
 use sextant_pipeline::flow::event::{KeyValue, Metric, Origin, Resource, Scope};
 use sextant_pipeline::telemetry::LogLimiter;
 
@@ -274,14 +272,9 @@ pub fn build(config: &HostMetricsConfig, cx: SourceContext) -> Result<Task, Buil
         let origin = origin(&root);
         let mut host = Some(Host::new(root, collectors, &settings));
         let limiter = LogLimiter::default();
-        let mut ticks = tokio::time::interval(interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut every = super::Every::new(interval);
         cx.metrics.set_up(true);
-        loop {
-            tokio::select! {
-                () = cx.shutdown.stopped() => break,
-                _ = ticks.tick() => {}
-            }
+        while every.tick(&cx.shutdown).await {
             let Some(mut h) = host.take() else { break };
             let o = origin.clone();
             let Ok((back, metrics, failed)) = tokio::task::spawn_blocking(move || {
@@ -308,14 +301,7 @@ pub fn build(config: &HostMetricsConfig, cx: SourceContext) -> Result<Task, Buil
                     tracing::warn!(component = %cx.name, collector = c.name(), error = %e, suppressed, "host metrics collector failed");
                 }
             }
-            let points: usize = metrics
-                .iter()
-                .filter_map(|m| m.data.as_ref())
-                .map(|d| d.point_count())
-                .sum();
-            cx.metrics.received_events.inc_by(points as u64);
-            cx.out.send(Batch::metrics(metrics, Acks::none())).await;
-            cx.metrics.sent_events.inc_by(points as u64);
+            super::send_metrics(&cx.out, &cx.metrics, metrics).await;
         }
         cx.metrics.set_up(false);
     }))

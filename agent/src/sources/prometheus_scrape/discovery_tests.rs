@@ -5,21 +5,15 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::{json, Value};
-use sextant_pipeline::component::SourceContext;
-use sextant_pipeline::flow::batch::Batch;
-use sextant_pipeline::flow::event::{find_attribute, Events, Metric, MetricData};
-use sextant_pipeline::flow::fanout::Fanout;
-use sextant_pipeline::flow::queue::{ByteQueue, WhenFull};
-use sextant_pipeline::shutdown::ShutdownTrigger;
-use sextant_pipeline::telemetry::{ComponentMetrics, QueueMetrics};
+use sextant_pipeline::flow::event::{find_attribute, Metric, MetricData};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::discovery::{pod_targets, KubernetesSdConfig, Namespaces, Role};
 use super::PrometheusScrapeConfig;
 use crate::kubernetes::fake_api::{kubeconfig_for, FakeApi};
+use crate::test_support::Running;
 
 fn pod(name: &str, node: &str, annotations: Value, ports: Value) -> Value {
     json!({
@@ -140,95 +134,15 @@ fn pods_give_prometheus_role_pod_targets_and_the_annotation_convention_picks_por
     assert!(pod_targets(&numeric, &elsewhere).is_empty());
 }
 
-/// An HTTP server answering every GET with a counter, counting the requests it served.
+/// A scrape target answering every GET with a counter of the requests it served.
 async fn exposition_server(name: &'static str) -> (u16, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counted = hits.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut socket, _)) = listener.accept().await else {
-                return;
-            };
-            let counted = counted.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let mut got = Vec::new();
-                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => got.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let n = counted.fetch_add(1, Ordering::SeqCst) + 1;
-                let body = format!("# TYPE served counter\nserved{{server=\"{name}\"}} {n}\n");
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = socket.write_all(response.as_bytes()).await;
-            });
-        }
-    });
-    (port, hits)
-}
-
-struct Running {
-    queue: Arc<ByteQueue<Batch>>,
-    trigger: ShutdownTrigger,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    fn start(config: &PrometheusScrapeConfig, state: &Path) -> Self {
-        let queue: Arc<ByteQueue<Batch>> = Arc::new(ByteQueue::new(
-            1 << 24,
-            WhenFull::Block,
-            QueueMetrics::detached(),
-        ));
-        let (trigger, shutdown) = ShutdownTrigger::new();
-        let cx = SourceContext {
-            name: "scrape".into(),
-            data_dir: state.to_owned(),
-            out: Fanout::new(vec![queue.clone()]),
-            shutdown,
-            metrics: ComponentMetrics::new("test", "scrape", "prometheus_scrape"),
-        };
-        let task = tokio::spawn(super::build(config, cx).unwrap());
-        Self {
-            queue,
-            trigger,
-            task,
-        }
-    }
-
-    /// Metrics until `done` says enough, or a panic after 10 s.
-    async fn until(&self, mut done: impl FnMut(&[Metric]) -> bool) -> Vec<Metric> {
-        let mut seen = Vec::new();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while !done(&seen) {
-            let b = tokio::time::timeout_at(deadline, self.queue.pop())
-                .await
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "not seen in 10 s; got {:?}",
-                        seen.iter()
-                            .map(|m: &Metric| (
-                                &m.name,
-                                m.origin.resource_attribute("k8s.pod.name")
-                            ))
-                            .collect::<Vec<_>>()
-                    )
-                })
-                .unwrap();
-            if let Events::Metrics(m) = &b.events {
-                seen.extend(m.iter().cloned());
-            }
-            b.acks.deliver();
-        }
-        seen
-    }
+    crate::test_support::serve(move |n| {
+        format!(
+            "# TYPE served counter\nserved{{server=\"{name}\"}} {}\n",
+            n + 1
+        )
+    })
+    .await
 }
 
 fn served_by<'a>(
@@ -285,10 +199,14 @@ async fn pods_on_this_node_are_scraped_as_they_come_change_and_go_and_others_nev
         kubeconfig.display()
     ))
     .unwrap();
-    let running = Running::start(&config, dir.path());
+    let running = Running::start("prometheus_scrape", dir.path(), |cx| {
+        super::build(&config, cx)
+    });
 
     // The annotated pod on this node, with its pod's labels and resource.
-    let got = running.until(|m| !served_by(m, "api").is_empty()).await;
+    let got = running
+        .metrics_until(|m| !served_by(m, "api").is_empty())
+        .await;
     let p = served_by(&got, "api")[0];
     let attr = |k| {
         find_attribute(&p.attributes, k)
@@ -318,19 +236,23 @@ async fn pods_on_this_node_are_scraped_as_they_come_change_and_go_and_others_nev
         json!({"prometheus.io/scrape": "true", "prometheus.io/port": port_b.to_string()}),
         json!([{"name": "metrics", "containerPort": port_b}]),
     ));
-    running.until(|m| !served_by(m, "worker").is_empty()).await;
+    running
+        .metrics_until(|m| !served_by(m, "worker").is_empty())
+        .await;
 
     // The first pod goes: its series are marked stale, and it is scraped no more.
     api.delete("api-uid");
     let got = running
-        .until(|m| served_by(m, "api").iter().any(|p| p.flags == 1))
+        .metrics_until(|m| served_by(m, "api").iter().any(|p| p.flags == 1))
         .await;
     let after_stale = served_by(&got, "api")
         .iter()
         .skip_while(|p| p.flags != 1)
         .count();
     assert_eq!(after_stale, 1, "nothing after the stale marker");
-    let later = running.until(|m| served_by(m, "worker").len() >= 3).await;
+    let later = running
+        .metrics_until(|m| served_by(m, "worker").len() >= 3)
+        .await;
     assert!(
         served_by(&later, "api").is_empty(),
         "scraped after its pod was deleted"
@@ -346,8 +268,7 @@ async fn pods_on_this_node_are_scraped_as_they_come_change_and_go_and_others_nev
         "{:?}",
         api.selectors()
     );
-    running.trigger.stop();
-    running.task.await.unwrap();
+    running.stop().await;
 }
 
 /// A CA and a server certificate for 127.0.0.1 (rcgen), as PEM files in `dir`.
@@ -462,9 +383,9 @@ async fn the_kubelet_is_scraped_over_https_with_the_token_and_a_wrong_ca_or_toke
         d = d.display(),
     ))
     .unwrap();
-    let running = Running::start(&config, d);
+    let running = Running::start("prometheus_scrape", d, |cx| super::build(&config, cx));
     let got = running
-        .until(|m| {
+        .metrics_until(|m| {
             ["cadvisor", "insecure", "wrong_token", "wrong_ca"]
                 .iter()
                 .all(|j| !up_of(m, j).is_empty())
@@ -495,6 +416,5 @@ async fn the_kubelet_is_scraped_over_https_with_the_token_and_a_wrong_ca_or_toke
         Some(sextant_pipeline::flow::event::Value::Int(i64::from(port)))
     );
     assert!(answered.load(Ordering::SeqCst) >= 2 && refused.load(Ordering::SeqCst) >= 1);
-    running.trigger.stop();
-    running.task.await.unwrap();
+    running.stop().await;
 }

@@ -87,34 +87,12 @@ fn node_pods(
         return Ok(None);
     }
     let settings = &config.kubernetes;
-    let source = crate::kubernetes::api_source(Some(true), settings.kubeconfig.as_ref(), &cx.name)
-        .ok()
-        .flatten()
-        .ok_or_else(|| {
-            BuildError::invalid(
-                &cx.name,
-                "kubernetes_sd_configs needs the Kubernetes API: run in a cluster, or set \
-                     kubernetes.kubeconfig",
-            )
-        })?;
-    let node = settings
-        .node_name
-        .clone()
-        .or_else(|| std::env::var("NODE_NAME").ok())
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| {
-            BuildError::invalid(
-                &cx.name,
-                "kubernetes_sd_configs discovers this node's pods only and needs its name: set \
-                 kubernetes.node_name or $NODE_NAME (from the downward API)",
-            )
-        })?;
-    let pods = crate::kubernetes::node_pods::shared(
-        &source,
-        &node,
-        std::time::Duration::ZERO,
+    let (node, pods) = crate::kubernetes::this_node_pods(
+        settings.kubeconfig.as_ref(),
+        settings.node_name.as_deref(),
+        "kubernetes_sd_configs",
         &cx.metrics,
-    );
+    )?;
     let node = discovery::NodeSettings {
         name: node,
         kubelet_port: settings.kubelet_port.unwrap_or(discovery::KUBELET_PORT),

@@ -312,14 +312,7 @@ pub async fn run(target: Target, client: ScrapeClient, cx: LoopContext, stop: Sh
                 }])),
             });
         }
-        let points: usize = metrics
-            .iter()
-            .filter_map(|m| m.data.as_ref())
-            .map(MetricData::point_count)
-            .sum();
-        cx.metrics.received_events.inc_by(points as u64);
-        cx.out.send(Batch::metrics(metrics, Acks::none())).await;
-        cx.metrics.sent_events.inc_by(points as u64);
+        crate::sources::send_metrics(&cx.out, &cx.metrics, metrics).await;
     }
     // The target went away: its series are stale.
     let mut dropped = Dropped::default();
