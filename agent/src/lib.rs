@@ -1,8 +1,11 @@
 //! `sextant-agent`: what only a node has. [`sources::kubernetes_logs`] collects every container
 //! log on the node, with pod metadata from one node-scoped watch of the Kubernetes API; the
 //! shared `file`, `otlp` and `xray_udp` sources come from the pipeline crate.
-//! [`sources::prometheus_scrape`] scrapes Prometheus endpoints, reading their bodies with
-//! [`exposition`]. Host metrics are still to come. [`config`] lists the agent's components.
+//! [`sources::prometheus_scrape`] scrapes Prometheus endpoints (this node's pods and kubelet
+//! among them), reading their bodies with [`exposition`]; [`sources::host_metrics`] gathers the
+//! node's own metrics as node_exporter names them; [`sources::container_insights`] gives the
+//! CloudWatch agent's pod and node metrics. [`kubernetes`] holds the one pod watch they share.
+//! [`config`] lists the agent's components.
 
 #![forbid(unsafe_code)]
 
