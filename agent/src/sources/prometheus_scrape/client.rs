@@ -120,7 +120,7 @@ impl ScrapeClient {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_timer(hyper_util::rt::TokioTimer::new())
             .pool_max_idle_per_host(1)
-            .http1_max_buf_size(64 * 1024)
+            .http1_max_buf_size(16 * 1024)
             .build(connector);
         Ok(Self {
             client,
