@@ -146,28 +146,23 @@ fn main() {
     // Warm-up: one interval, in which every series is new.
     std::thread::sleep(Duration::from_secs(17));
     let (cpu0, _) = cpu_and_peak_rss(pid);
-    let scraped0 = http_get(admin, "/metrics")
-        .map(|m| {
-            metric(
-                &m,
-                "sextant_component_received_events_total",
-                "component=\"scrape\"",
-            )
-        })
-        .unwrap_or(0.0);
+    let received = || {
+        http_get(admin, "/metrics")
+            .map(|m| {
+                metric(
+                    &m,
+                    "sextant_component_received_events_total",
+                    "component=\"scrape\"",
+                )
+            })
+            .unwrap_or(0.0)
+    };
+    let scraped0 = received();
     let start = Instant::now();
     std::thread::sleep(Duration::from_secs(window));
     let (cpu1, hwm) = cpu_and_peak_rss(pid);
     let elapsed = start.elapsed().as_secs_f64();
-    let scraped1 = http_get(admin, "/metrics")
-        .map(|m| {
-            metric(
-                &m,
-                "sextant_component_received_events_total",
-                "component=\"scrape\"",
-            )
-        })
-        .unwrap_or(0.0);
+    let scraped1 = received();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let rss_kib: f64 = status
         .lines()

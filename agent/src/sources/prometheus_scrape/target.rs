@@ -196,7 +196,9 @@ pub async fn run(target: Target, client: ScrapeClient, cx: LoopContext, stop: Sh
         label_value_length_limit: job.config.label_value_length_limit,
         metric_relabel: job.metric_relabel.clone(),
     };
-    let mut series = Box::new(TargetSeries::new(settings, target.labels.clone()));
+    // A target's cache, new; also after a bug made reading a body panic.
+    let fresh = || Box::new(TargetSeries::new(settings.clone(), target.labels.clone()));
+    let mut series = fresh();
     // The first scrape at the target's offset within the interval, counted from the epoch, so
     // restarts keep the spacing.
     let interval_ms = job.interval.as_millis().max(1) as i64;
@@ -237,13 +239,27 @@ pub async fn run(target: Target, client: ScrapeClient, cx: LoopContext, stop: Sh
                             series = back;
                             r.map_err(|e| (e.reason(), e.to_string()))
                         }
-                        // Only a panic in ingest gets here; the loop starts the target afresh.
-                        Err(_) => return,
+                        // Only a panic in ingest gets here: the scrape fails, and the target
+                        // goes on with an empty cache (its series start anew).
+                        Err(e) => {
+                            tracing::error!(component = %cx.component, url = %target.url, error = %e, "reading a scrape panicked; the target's series start anew");
+                            series = fresh();
+                            Err(("panic", e.to_string()))
+                        }
                     }
                 } else {
-                    series
-                        .ingest(&f.body, f.format, scraped_at)
-                        .map_err(|e| (e.reason(), e.to_string()))
+                    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        series.ingest(&f.body, f.format, scraped_at)
+                    }));
+                    match read {
+                        Ok(r) => r.map_err(|e| (e.reason(), e.to_string())),
+                        // As above: a bug must not stop the target.
+                        Err(_) => {
+                            tracing::error!(component = %cx.component, url = %target.url, "reading a scrape panicked; the target's series start anew");
+                            series = fresh();
+                            Err(("panic", "reading the body panicked".to_string()))
+                        }
+                    }
                 }
             }
             Err(e) => Err((e.reason(), e.to_string())),
