@@ -161,6 +161,19 @@ struct Current<'a> {
     unit: &'a [u8],
 }
 
+impl<'a> Current<'a> {
+    /// The metadata of `family`: what is in force if the lines are still about it, else none.
+    fn of(&mut self, family: &'a [u8]) -> &mut Self {
+        if self.name != family {
+            *self = Current {
+                name: family,
+                ..Current::default()
+            };
+        }
+        self
+    }
+}
+
 /// One target's series cache. See the module documentation.
 pub struct TargetSeries {
     settings: SeriesSettings,
@@ -263,27 +276,15 @@ impl TargetSeries {
             let sample = match line {
                 Line::Sample(s) => s,
                 Line::Type { family, kind } => {
-                    if current.name != family {
-                        current = Current::default();
-                    }
-                    current.name = family;
-                    current.kind = Some(kind);
+                    current.of(family).kind = Some(kind);
                     continue;
                 }
                 Line::Help { family, text } => {
-                    if current.name != family {
-                        current = Current::default();
-                        current.name = family;
-                    }
-                    current.help = text;
+                    current.of(family).help = text;
                     continue;
                 }
                 Line::Unit { family, unit } => {
-                    if current.name != family {
-                        current = Current::default();
-                        current.name = family;
-                    }
-                    current.unit = unit;
+                    current.of(family).unit = unit;
                     continue;
                 }
                 Line::Eof => continue,
