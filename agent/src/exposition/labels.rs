@@ -2,21 +2,11 @@
 
 use sextant_pipeline::flow::event::Text;
 
-/// Whether `name` is a metric name, `[a-zA-Z_:][a-zA-Z0-9_:]*` (and so ASCII). Branch-free
-/// over the bytes, so the compiler checks several at a time.
+/// Whether `name` is a metric name, `[a-zA-Z_:][a-zA-Z0-9_:]*` (and so ASCII).
 #[inline]
 pub fn valid_metric_name_bytes(name: &[u8]) -> bool {
-    let Some(first) = name.first() else {
-        return false;
-    };
-    !first.is_ascii_digit()
-        && name.iter().fold(true, |ok, &c| {
-            ok & (c.is_ascii_lowercase()
-                | c.is_ascii_uppercase()
-                | c.is_ascii_digit()
-                | (c == b'_')
-                | (c == b':'))
-        })
+    name.first().is_some_and(|c| !c.is_ascii_digit())
+        && super::scan::find(name, 0, super::scan::NotMetricName) == name.len()
 }
 
 /// `[a-zA-Z_:][a-zA-Z0-9_:]*`

@@ -9,6 +9,7 @@
 pub mod labels;
 mod lexer;
 pub mod number;
+mod scan;
 
 pub use lexer::Lexer;
 
@@ -178,7 +179,7 @@ pub struct Exemplar {
 /// Parses the exemplar text after a sample's `#`; `None` when it is malformed.
 pub fn parse_exemplar(text: &[u8]) -> Option<Exemplar> {
     let text = text.strip_prefix(b"{")?;
-    let close = lexer::find_closing_brace(text, 0)?;
+    let close = lexer::closing_brace(text, 0)?;
     let mut labels = Vec::new();
     labels::parse_labels(&text[..close], &mut labels).ok()?;
     let mut rest = text[close + 1..]

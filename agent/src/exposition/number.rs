@@ -15,10 +15,16 @@ const MAX_EXACT: u64 = 1 << 53;
 /// A sample value: a decimal or hexadecimal float, `NaN`, `+Inf`, `-Inf` (any case, as Go
 /// accepts them). `None` for anything else.
 pub fn parse_value(text: &[u8]) -> Option<f64> {
-    fast_decimal(text).or_else(|| slow(text))
+    match decimal_prefix(text) {
+        Some((value, len)) if len == text.len() => Some(value),
+        _ => slow(text),
+    }
 }
 
-fn fast_decimal(text: &[u8]) -> Option<f64> {
+/// The short decimal `text` begins with and its length, when it converts exactly (see the
+/// module documentation); `None` sends the caller to [`parse_value`] with the whole word.
+#[inline]
+pub fn decimal_prefix(text: &[u8]) -> Option<(f64, usize)> {
     let (negative, digits) = match text.first()? {
         b'-' => (true, &text[1..]),
         b'+' => (false, &text[1..]),
@@ -29,10 +35,12 @@ fn fast_decimal(text: &[u8]) -> Option<f64> {
     let mut scale: i32 = 0;
     let mut i = 0;
     let mut seen_digit = false;
+    // At most 19 digits count (checked below), and 19 digits cannot overflow a u64: the
+    // arithmetic wraps only on values sent to the slow path anyway.
     while i < digits.len() && digits[i].is_ascii_digit() {
         mantissa = mantissa
-            .checked_mul(10)?
-            .checked_add(u64::from(digits[i] - b'0'))?;
+            .wrapping_mul(10)
+            .wrapping_add(u64::from(digits[i] - b'0'));
         significant += 1;
         seen_digit = true;
         i += 1;
@@ -41,8 +49,8 @@ fn fast_decimal(text: &[u8]) -> Option<f64> {
         i += 1;
         while i < digits.len() && digits[i].is_ascii_digit() {
             mantissa = mantissa
-                .checked_mul(10)?
-                .checked_add(u64::from(digits[i] - b'0'))?;
+                .wrapping_mul(10)
+                .wrapping_add(u64::from(digits[i] - b'0'));
             significant += 1;
             scale -= 1;
             seen_digit = true;
@@ -73,7 +81,7 @@ fn fast_decimal(text: &[u8]) -> Option<f64> {
         scale += if exp_negative { -exp } else { exp };
         i = j;
     }
-    if i != digits.len() || mantissa > MAX_EXACT {
+    if mantissa > MAX_EXACT {
         return None;
     }
     let m = mantissa as f64;
@@ -86,7 +94,10 @@ fn fast_decimal(text: &[u8]) -> Option<f64> {
     } else {
         return None;
     };
-    Some(if negative { -value } else { value })
+    Some((
+        if negative { -value } else { value },
+        text.len() - digits.len() + i,
+    ))
 }
 
 fn slow(text: &[u8]) -> Option<f64> {
