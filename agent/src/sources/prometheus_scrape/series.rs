@@ -904,7 +904,6 @@ impl TargetSeries {
         if self.freed_key_bytes > self.keys.len() / 2 {
             self.compact_keys();
         }
-        shrink(&mut self.keys);
         let points = &mut self.points;
         let free_points = &mut self.free_points;
         self.groups.retain(|&mut p| {
@@ -917,8 +916,7 @@ impl TargetSeries {
             free_points.push(p);
             false
         });
-        shrink(&mut self.series);
-        shrink(&mut self.points);
+        self.shrink_arenas();
         // A point kept may have lost the series that stood for its labels.
         for (id, slot) in self.series.iter().enumerate() {
             if slot.seen == attempt && slot.point != u32::MAX {
@@ -936,6 +934,22 @@ impl TargetSeries {
 }
 
 impl TargetSeries {
+    /// Gives back what growth by doubling left unused in the arenas (up to half of each):
+    /// a target's series are mostly added at once and then kept for hours. Left alone within
+    /// an eighth, so that a target adding a few series each scrape seldom copies them.
+    fn shrink_arenas(&mut self) {
+        fn shrink<T>(v: &mut Vec<T>) {
+            if v.capacity() > v.len() + v.len() / 8 + 16 {
+                v.shrink_to_fit();
+            }
+        }
+        shrink(&mut self.keys);
+        shrink(&mut self.series);
+        shrink(&mut self.points);
+        shrink(&mut self.families);
+        shrink(&mut self.order);
+    }
+
     /// Rewrites the key arena without the texts of forgotten series.
     fn compact_keys(&mut self) {
         let mut keys = Vec::with_capacity(self.keys.len() - self.freed_key_bytes);
@@ -980,12 +994,6 @@ fn to_otlp_exemplar(e: &crate::exposition::Exemplar, now_ms: i64) -> Exemplar {
 }
 
 /// Gives back a vector's spare room when more than a quarter of it is unused.
-fn shrink<T>(v: &mut Vec<T>) {
-    if v.capacity() > v.len() + v.len() / 4 + 16 {
-        v.shrink_to(v.len() + v.len() / 8);
-    }
-}
-
 /// A new cumulative value: a reset when it went down (the start moves to just after the
 /// previous time), the first observation's time as the start otherwise.
 fn advance(point: &mut Point, value: f64, time_ms: i64) {
