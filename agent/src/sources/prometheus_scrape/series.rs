@@ -131,14 +131,13 @@ struct Grouped {
 
 struct Point {
     family: u32,
-    /// A series of this point: its labels (without `le` or `quantile`) are the point's.
+    /// A series of this point: its labels (without `le` or `quantile`) are the point's (and
+    /// its hash in `groups` is [`TargetSeries::point_hash`] of them).
     repr: u32,
-    hash: u64,
     seen: u32,
     live: bool,
     /// The last value (counter, gauge) or count (histogram, summary).
     value: f64,
-    created_ms: f64,
     start_ms: i64,
     time_ms: i64,
     grouped: Option<Box<Grouped>>,
@@ -200,6 +199,9 @@ pub struct TargetSeries {
     last_exemplars: HashMap<u32, crate::exposition::Exemplar>,
     /// Exemplars to send with the points of this scrape.
     fresh_exemplars: HashMap<u32, Vec<Exemplar>>,
+    /// OpenMetrics `_created` of the points of this scrape that had one (ms): few targets
+    /// expose it, so it is not a field of every point.
+    created_ms: HashMap<u32, f64>,
     /// Points in the order the body first gave them.
     order: Vec<u32>,
     scratch: Labels,
@@ -225,6 +227,7 @@ impl TargetSeries {
             pending_exemplars: Vec::new(),
             last_exemplars: HashMap::new(),
             fresh_exemplars: HashMap::new(),
+            created_ms: HashMap::new(),
             order: Vec::new(),
             scratch: Labels::new(),
         }
@@ -550,11 +553,9 @@ impl TargetSeries {
         let point = Point {
             family,
             repr: u32::MAX,
-            hash,
             seen: 0,
             live: false,
             value: 0.0,
-            created_ms: f64::NAN,
             start_ms: NO_TIMESTAMP,
             time_ms: NO_TIMESTAMP,
             grouped: grouped.then(|| {
@@ -575,10 +576,17 @@ impl TargetSeries {
                 (self.points.len() - 1) as u32
             }
         };
-        let points = &self.points;
-        self.groups
-            .insert_unique(hash, id, |&p| points[p as usize].hash);
+        // The table may grow, rehashing the points in it (all have their series by now).
+        let mut groups = std::mem::take(&mut self.groups);
+        groups.insert_unique(hash, id, |&p| self.point_hash(p));
+        self.groups = groups;
         id
+    }
+
+    /// The hash a point has in `groups`: of its family and its series' labels.
+    fn point_hash(&self, p: u32) -> u64 {
+        let point = &self.points[p as usize];
+        self.labels_hash(point.family, &mut self.labels_of(point.repr))
     }
 
     /// The final labels of a series (target labels merged, relabelled, sorted).
@@ -603,6 +611,7 @@ impl TargetSeries {
     fn commit(&mut self, now_ms: i64) {
         let attempt = self.attempt;
         self.order.clear();
+        self.created_ms.clear();
         for i in 0..self.pending.len() {
             let (series, value, ts) = self.pending[i];
             let slot = &self.series[series as usize];
@@ -616,7 +625,6 @@ impl TargetSeries {
                     g.sum = None;
                     g.counted = false;
                 }
-                point.created_ms = f64::NAN;
             }
             let t = if ts == NO_TIMESTAMP { now_ms } else { ts };
             match role {
@@ -637,7 +645,9 @@ impl TargetSeries {
                         g.parts.push((bound, value));
                     }
                 }
-                Role::Created => point.created_ms = value * 1000.0,
+                Role::Created => {
+                    self.created_ms.insert(slot.point, value * 1000.0);
+                }
                 Role::Dropped => {}
             }
         }
@@ -774,10 +784,9 @@ impl TargetSeries {
     ) {
         let point = &self.points[p as usize];
         let kind = self.families[point.family as usize].kind;
-        let start_ns = if point.created_ms.is_finite() {
-            millis_to_nanos(point.created_ms as i64)
-        } else {
-            millis_to_nanos(point.start_ms)
+        let start_ns = match self.created_ms.get(&p) {
+            Some(&created) if created.is_finite() => millis_to_nanos(created as i64),
+            _ => millis_to_nanos(point.start_ms),
         };
         let time_ns = millis_to_nanos(point.time_ms);
         let family = point.family;

@@ -411,3 +411,39 @@ fn exemplars_become_otlp_exemplars_once_each() {
         .ingest(bad.as_bytes(), Format::OpenMetrics, T0 + 3000)
         .is_err());
 }
+
+#[test]
+fn histograms_keep_one_point_each_as_the_point_table_grows_and_buckets_are_added() {
+    // The point table rehashes as it grows, recomputing each point's hash from its series'
+    // labels; a bucket that appears later must still find its histogram's point there.
+    let mut c = cache(SeriesSettings::default());
+    let body = |n: usize, bounds: &[&str], v: u64| -> String {
+        let mut out = String::from("# TYPE h histogram\n");
+        for i in 0..n {
+            for le in bounds {
+                out += &format!("h_bucket{{route=\"r{i}\",le=\"{le}\"}} {v}\n");
+            }
+            out += &format!("h_sum{{route=\"r{i}\"}} 1.5\nh_count{{route=\"r{i}\"}} {v}\n");
+        }
+        out
+    };
+    let mut now = T0;
+    for (n, bounds) in [
+        (1, &["1", "+Inf"][..]),
+        (40, &["1", "+Inf"]),
+        (300, &["1", "+Inf"]),
+        (300, &["0.5", "1", "+Inf"]),
+    ] {
+        now += 1000;
+        let (r, out, _) = scrape(&mut c, &body(n, bounds, 7), now);
+        assert!(r.is_ok(), "{r:?}");
+        let Some(MetricData::Histogram { points, .. }) = &find(&out, "h").data else {
+            panic!()
+        };
+        assert_eq!(points.len(), n, "one point per route at {n} routes");
+        for p in points {
+            assert_eq!(p.explicit_bounds.len(), bounds.len() - 1);
+            assert_eq!((p.count, p.sum), (7, Some(1.5)));
+        }
+    }
+}
