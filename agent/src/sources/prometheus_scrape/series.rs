@@ -97,8 +97,10 @@ pub struct Dropped {
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Role {
     Value,
-    Bucket(f64),
-    Quantile(f64),
+    /// Its bound (`le`) is stored after its text (see [`SeriesSlot`]).
+    Bucket,
+    /// Its quantile is stored after its text.
+    Quantile,
     Sum,
     Count,
     Created,
@@ -106,8 +108,10 @@ enum Role {
     Dropped,
 }
 
+/// A series: 20 bytes, beside its text in the arena.
 struct SeriesSlot {
-    /// Its raw text: `keys[key_at..key_at + key_len]` (a freed slot has none).
+    /// Its raw text: `keys[key_at..key_at + key_len]` (a freed slot has none), followed, for a
+    /// bucket or a quantile, by its bound as 8 bytes (only those series pay for one).
     key_at: u32,
     key_len: u32,
     point: u32,
@@ -116,9 +120,25 @@ struct SeriesSlot {
     role: Role,
 }
 
+impl SeriesSlot {
+    /// Its bytes in the arena: text and bound.
+    fn stored_len(&self) -> usize {
+        let bound = matches!(self.role, Role::Bucket | Role::Quantile);
+        self.key_len as usize + if bound { 8 } else { 0 }
+    }
+}
+
 fn key_of<'a>(keys: &'a [u8], slot: &SeriesSlot) -> &'a [u8] {
     let at = slot.key_at as usize;
     keys.get(at..at + slot.key_len as usize).unwrap_or_default()
+}
+
+/// The bound of a bucket or quantile series.
+fn bound_of(keys: &[u8], slot: &SeriesSlot) -> f64 {
+    let at = slot.key_at as usize + slot.key_len as usize;
+    keys.get(at..at + 8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(f64::NAN, f64::from_le_bytes)
 }
 
 struct Grouped {
@@ -375,14 +395,19 @@ impl TargetSeries {
             SampleRole::Sum => Role::Sum,
             SampleRole::Count => Role::Count,
             SampleRole::Created => Role::Created,
-            SampleRole::Bucket => Role::Bucket(
+            SampleRole::Bucket => Role::Bucket,
+            SampleRole::Quantile => Role::Quantile,
+        };
+        let bound = match role {
+            Role::Bucket => Some(
                 label_number(&labels, "le")
                     .ok_or_else(|| fail("a histogram bucket without a numeric le"))?,
             ),
-            SampleRole::Quantile => Role::Quantile(
+            Role::Quantile => Some(
                 label_number(&labels, "quantile")
                     .ok_or_else(|| fail("a summary quantile without a numeric quantile"))?,
             ),
+            _ => None,
         };
         let kept = self.finish_labels(&mut labels, &ascii(sample.name));
         if kept {
@@ -397,6 +422,9 @@ impl TargetSeries {
         self.scratch = labels;
         let key_at = u32::try_from(self.keys.len()).map_err(|_| fail("too many series"))?;
         self.keys.extend_from_slice(sample.series);
+        if let Some(bound) = bound.filter(|_| kept) {
+            self.keys.extend_from_slice(&bound.to_le_bytes());
+        }
         let slot = SeriesSlot {
             key_at,
             key_len: sample.series.len() as u32,
@@ -640,9 +668,9 @@ impl TargetSeries {
                         g.sum = Some(value);
                     }
                 }
-                Role::Bucket(bound) | Role::Quantile(bound) => {
+                Role::Bucket | Role::Quantile => {
                     if let Some(g) = point.grouped.as_mut() {
-                        g.parts.push((bound, value));
+                        g.parts.push((bound_of(&self.keys, slot), value));
                     }
                 }
                 Role::Created => {
@@ -900,7 +928,7 @@ impl TargetSeries {
             if slot.seen == attempt {
                 return true;
             }
-            *freed += slot.key_len as usize;
+            *freed += slot.stored_len();
             slot.key_len = 0;
             free_series.push(id);
             false
@@ -963,9 +991,10 @@ impl TargetSeries {
     fn compact_keys(&mut self) {
         let mut keys = Vec::with_capacity(self.keys.len() - self.freed_key_bytes);
         for slot in self.series.iter_mut().filter(|s| s.key_len > 0) {
-            let at = keys.len() as u32;
-            keys.extend_from_slice(key_of(&self.keys, slot));
-            slot.key_at = at;
+            let at = slot.key_at as usize;
+            let new_at = keys.len() as u32;
+            keys.extend_from_slice(self.keys.get(at..at + slot.stored_len()).unwrap_or_default());
+            slot.key_at = new_at;
         }
         self.keys = keys;
         self.freed_key_bytes = 0;
