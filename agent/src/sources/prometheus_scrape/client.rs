@@ -114,13 +114,14 @@ impl ScrapeClient {
         let connector = builder.enable_http1().wrap_connector(http);
         // One idle connection per target, closed after 90 s unused (the timer makes the timeout
         // real: without it idle connections of targets gone would stay). The read buffer is
-        // capped: a connection is kept idle between scrapes, and hyper's default (~400 KB,
-        // grown for large bodies and never shrunk) would be held by each of them.
+        // capped at hyper's smallest (8 KiB): a connection is kept idle between scrapes, and
+        // hyper's default (~400 KB, grown for large bodies and never shrunk) would be held by
+        // each of them; bodies stream through it in chunks either way.
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_timer(hyper_util::rt::TokioTimer::new())
             .pool_max_idle_per_host(1)
-            .http1_max_buf_size(16 * 1024)
+            .http1_max_buf_size(8 * 1024)
             .build(connector);
         Ok(Self {
             client,

@@ -977,7 +977,11 @@ impl TargetSeries {
     fn shrink_arenas(&mut self) {
         fn shrink<T>(v: &mut Vec<T>) {
             if v.capacity() > v.len() + v.len() / 8 + 16 {
-                v.shrink_to_fit();
+                // Moved to an allocation of their size: `shrink_to_fit` is a `realloc`, which
+                // mimalloc answers in place (freeing nothing) unless it halves the block.
+                let mut exact = Vec::with_capacity(v.len());
+                exact.append(v);
+                *v = exact;
             }
         }
         shrink(&mut self.keys);
@@ -993,7 +997,11 @@ impl TargetSeries {
         for slot in self.series.iter_mut().filter(|s| s.key_len > 0) {
             let at = slot.key_at as usize;
             let new_at = keys.len() as u32;
-            keys.extend_from_slice(self.keys.get(at..at + slot.stored_len()).unwrap_or_default());
+            keys.extend_from_slice(
+                self.keys
+                    .get(at..at + slot.stored_len())
+                    .unwrap_or_default(),
+            );
             slot.key_at = new_at;
         }
         self.keys = keys;
