@@ -149,18 +149,37 @@ struct Grouped {
     counted: bool,
 }
 
+/// One OTLP data point of each scrape (a counter's, a gauge's, a whole histogram's): 32 bytes.
+/// Its time is the scrape's, or the series' own in `explicit_ms`.
 struct Point {
-    family: u32,
+    /// The last value (counter, gauge) or count (histogram, summary).
+    value: f64,
+    start_ms: i64,
+    /// Its family, and in the top bit whether the last scrape gave it a value ([`LIVE`]).
+    family_live: u32,
     /// A series of this point: its labels (without `le` or `quantile`) are the point's (and
     /// its hash in `groups` is [`TargetSeries::point_hash`] of them).
     repr: u32,
     seen: u32,
-    live: bool,
-    /// The last value (counter, gauge) or count (histogram, summary).
-    value: f64,
-    start_ms: i64,
-    time_ms: i64,
-    grouped: Option<Box<Grouped>>,
+    /// A histogram's or summary's parts: its index in `TargetSeries::grouped`, or [`NONE`].
+    grouped: u32,
+}
+
+const LIVE: u32 = 1 << 31;
+const NONE: u32 = u32::MAX;
+
+impl Point {
+    fn family(&self) -> u32 {
+        self.family_live & !LIVE
+    }
+
+    fn live(&self) -> bool {
+        self.family_live & LIVE != 0
+    }
+
+    fn set_live(&mut self, live: bool) {
+        self.family_live = self.family() | if live { LIVE } else { 0 };
+    }
 }
 
 struct Family {
@@ -222,6 +241,15 @@ pub struct TargetSeries {
     /// OpenMetrics `_created` of the points of this scrape that had one (ms): few targets
     /// expose it, so it is not a field of every point.
     created_ms: HashMap<u32, f64>,
+    /// The parts of the histogram and summary points (`Point::grouped`), and the free ones.
+    grouped: Vec<Grouped>,
+    free_grouped: Vec<u32>,
+    /// The time of the last good scrape (`NO_TIMESTAMP` before one).
+    scrape_ms: i64,
+    /// The points whose time this scrape, and the one before, was the target's own
+    /// (`honor_timestamps`), not the scrape's: few targets give one.
+    explicit_ms: HashMap<u32, i64>,
+    previous_explicit_ms: HashMap<u32, i64>,
     /// Points in the order the body first gave them.
     order: Vec<u32>,
     scratch: Labels,
@@ -248,6 +276,11 @@ impl TargetSeries {
             last_exemplars: HashMap::new(),
             fresh_exemplars: HashMap::new(),
             created_ms: HashMap::new(),
+            grouped: Vec::new(),
+            free_grouped: Vec::new(),
+            scrape_ms: NO_TIMESTAMP,
+            explicit_ms: HashMap::new(),
+            previous_explicit_ms: HashMap::new(),
             order: Vec::new(),
             scratch: Labels::new(),
         }
@@ -572,27 +605,38 @@ impl TargetSeries {
             .groups
             .find(hash, |&p| {
                 let point = &self.points[p as usize];
-                point.family == family && strip(&self.labels_of(point.repr)) == wanted
+                point.family() == family && strip(&self.labels_of(point.repr)) == wanted
             })
             .copied();
         if let Some(p) = found {
             return p;
         }
+        let parts = if grouped {
+            let fresh = Grouped {
+                parts: Vec::new(),
+                sum: None,
+                counted: false,
+            };
+            match self.free_grouped.pop() {
+                Some(g) => {
+                    self.grouped[g as usize] = fresh;
+                    g
+                }
+                None => {
+                    self.grouped.push(fresh);
+                    (self.grouped.len() - 1) as u32
+                }
+            }
+        } else {
+            NONE
+        };
         let point = Point {
-            family,
+            family_live: family,
             repr: u32::MAX,
             seen: 0,
-            live: false,
             value: 0.0,
             start_ms: NO_TIMESTAMP,
-            time_ms: NO_TIMESTAMP,
-            grouped: grouped.then(|| {
-                Box::new(Grouped {
-                    parts: Vec::new(),
-                    sum: None,
-                    counted: false,
-                })
-            }),
+            grouped: parts,
         };
         let id = match self.free_points.pop() {
             Some(id) => {
@@ -614,7 +658,7 @@ impl TargetSeries {
     /// The hash a point has in `groups`: of its family and its series' labels.
     fn point_hash(&self, p: u32) -> u64 {
         let point = &self.points[p as usize];
-        self.labels_hash(point.family, &mut self.labels_of(point.repr))
+        self.labels_hash(point.family(), &mut self.labels_of(point.repr))
     }
 
     /// The final labels of a series (target labels merged, relabelled, sorted).
@@ -640,41 +684,54 @@ impl TargetSeries {
         let attempt = self.attempt;
         self.order.clear();
         self.created_ms.clear();
+        std::mem::swap(&mut self.explicit_ms, &mut self.previous_explicit_ms);
+        self.explicit_ms.clear();
+        let previous = Previous {
+            scrape_ms: self.scrape_ms,
+            explicit_ms: &self.previous_explicit_ms,
+        };
         for i in 0..self.pending.len() {
             let (series, value, ts) = self.pending[i];
             let slot = &self.series[series as usize];
-            let role = slot.role;
-            let point = &mut self.points[slot.point as usize];
+            let (p, role) = (slot.point, slot.role);
+            let point = &mut self.points[p as usize];
+            let parts = self.grouped.get_mut(point.grouped as usize);
             if point.seen != attempt {
                 point.seen = attempt;
-                self.order.push(slot.point);
-                if let Some(g) = point.grouped.as_mut() {
+                self.order.push(p);
+                if let Some(g) = parts {
                     g.parts.clear();
                     g.sum = None;
                     g.counted = false;
                 }
             }
-            let t = if ts == NO_TIMESTAMP { now_ms } else { ts };
+            let parts = self.grouped.get_mut(point.grouped as usize);
+            let t = if ts == NO_TIMESTAMP {
+                now_ms
+            } else {
+                self.explicit_ms.insert(p, ts);
+                ts
+            };
             match role {
-                Role::Value => advance(point, value, t),
+                Role::Value => advance(point, value, t, previous.time_of(p)),
                 Role::Count => {
-                    advance(point, value, t);
-                    if let Some(g) = point.grouped.as_mut() {
+                    advance(point, value, t, previous.time_of(p));
+                    if let Some(g) = parts {
                         g.counted = true;
                     }
                 }
                 Role::Sum => {
-                    if let Some(g) = point.grouped.as_mut() {
+                    if let Some(g) = parts {
                         g.sum = Some(value);
                     }
                 }
                 Role::Bucket | Role::Quantile => {
-                    if let Some(g) = point.grouped.as_mut() {
+                    if let Some(g) = parts {
                         g.parts.push((bound_of(&self.keys, slot), value));
                     }
                 }
                 Role::Created => {
-                    self.created_ms.insert(slot.point, value * 1000.0);
+                    self.created_ms.insert(p, value * 1000.0);
                 }
                 Role::Dropped => {}
             }
@@ -694,7 +751,7 @@ impl TargetSeries {
         // Buckets and quantiles in order; a histogram without `_count` takes its `+Inf` bucket.
         for &p in &self.order {
             let point = &mut self.points[p as usize];
-            let Some(g) = point.grouped.as_mut() else {
+            let Some(g) = self.grouped.get_mut(point.grouped as usize) else {
                 continue;
             };
             g.parts.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -703,9 +760,10 @@ impl TargetSeries {
                 _ => None,
             };
             if let Some(count) = inf {
-                advance(point, count, now_ms);
+                advance(point, count, now_ms, previous.time_of(p));
             }
         }
+        self.scrape_ms = now_ms;
         self.pending.clear();
     }
 
@@ -730,8 +788,8 @@ impl TargetSeries {
         let mut stale = Vec::new();
         for (id, point) in self.points.iter_mut().enumerate() {
             let gone = failed || point.seen != attempt;
-            if point.live && gone && point.repr != u32::MAX {
-                point.live = false;
+            if point.live() && gone && point.repr != u32::MAX {
+                point.set_live(false);
                 stale.push(id as u32);
             }
         }
@@ -811,18 +869,18 @@ impl TargetSeries {
         dropped: &mut Dropped,
     ) {
         let point = &self.points[p as usize];
-        let kind = self.families[point.family as usize].kind;
+        let family = point.family();
+        let kind = self.families[family as usize].kind;
         let start_ns = match self.created_ms.get(&p) {
             Some(&created) if created.is_finite() => millis_to_nanos(created as i64),
             _ => millis_to_nanos(point.start_ms),
         };
-        let time_ns = millis_to_nanos(point.time_ms);
-        let family = point.family;
+        let time_ns = millis_to_nanos(self.explicit_ms.get(&p).copied().unwrap_or(self.scrape_ms));
         let value = point.value;
         let attributes = self.attributes(point.repr);
         let exemplars = self.fresh_exemplars.remove(&p).unwrap_or_default();
         let point = &self.points[p as usize];
-        let data_point = match (kind, point.grouped.as_deref()) {
+        let data_point = match (kind, self.grouped.get(point.grouped as usize)) {
             (MetricType::GaugeHistogram, _) => {
                 dropped.gauge_histogram += 1;
                 return;
@@ -870,15 +928,15 @@ impl TargetSeries {
                 flags: 0,
             }),
         };
-        self.points[p as usize].live = true;
+        self.points[p as usize].set_live(true);
         let metric = self.metric_for(family, origin, out);
         push_point(metric, data_point);
     }
 
     fn emit_stale(&mut self, p: u32, origin: &Arc<Origin>, now_ms: i64, out: &mut Vec<Metric>) {
         let point = &self.points[p as usize];
-        let kind = self.families[point.family as usize].kind;
-        let family = point.family;
+        let family = point.family();
+        let kind = self.families[family as usize].kind;
         let start_ns = millis_to_nanos(point.start_ms);
         let attributes = self.attributes(point.repr);
         let time_unix_nano = millis_to_nanos(now_ms);
@@ -943,13 +1001,18 @@ impl TargetSeries {
         }
         let points = &mut self.points;
         let free_points = &mut self.free_points;
+        let (grouped, free_grouped) = (&mut self.grouped, &mut self.free_grouped);
         self.groups.retain(|&mut p| {
             let point = &mut points[p as usize];
             if point.seen == attempt {
                 return true;
             }
             point.repr = u32::MAX;
-            point.grouped = None;
+            if let Some(g) = grouped.get_mut(point.grouped as usize) {
+                g.parts = Vec::new();
+                free_grouped.push(point.grouped);
+                point.grouped = NONE;
+            }
             free_points.push(p);
             false
         });
@@ -1039,17 +1102,28 @@ fn to_otlp_exemplar(e: &crate::exposition::Exemplar, now_ms: i64) -> Exemplar {
     out
 }
 
-/// Gives back a vector's spare room when more than a quarter of it is unused.
-/// A new cumulative value: a reset when it went down (the start moves to just after the
-/// previous time), the first observation's time as the start otherwise.
-fn advance(point: &mut Point, value: f64, time_ms: i64) {
+/// When the points' values before this scrape's were taken.
+struct Previous<'a> {
+    scrape_ms: i64,
+    explicit_ms: &'a HashMap<u32, i64>,
+}
+
+impl Previous<'_> {
+    fn time_of(&self, p: u32) -> i64 {
+        self.explicit_ms.get(&p).copied().unwrap_or(self.scrape_ms)
+    }
+}
+
+/// A new cumulative value at `time_ms`: a reset when it went down (the start moves to just
+/// after `previous_ms`, when the value before was taken), the first observation's time as the
+/// start otherwise.
+fn advance(point: &mut Point, value: f64, time_ms: i64, previous_ms: i64) {
     if point.start_ms == NO_TIMESTAMP {
         point.start_ms = time_ms;
-    } else if value < point.value && point.time_ms != NO_TIMESTAMP {
-        point.start_ms = point.time_ms + 1;
+    } else if value < point.value && previous_ms != NO_TIMESTAMP {
+        point.start_ms = previous_ms + 1;
     }
     point.value = value;
-    point.time_ms = time_ms;
 }
 
 enum Emitted {

@@ -320,7 +320,7 @@ proptest::proptest! {
             let failed = c.ingest(b, format, now).is_err();
             c.emit(&origin, failed, now, &mut Dropped::default());
             if failed {
-                proptest::prop_assert!(c.points.iter().all(|p| !p.live));
+                proptest::prop_assert!(c.points.iter().all(|p| !p.live()));
             }
         }
     }
@@ -446,4 +446,34 @@ fn histograms_keep_one_point_each_as_the_point_table_grows_and_buckets_are_added
             assert_eq!((p.count, p.sum), (7, Some(1.5)));
         }
     }
+}
+
+#[test]
+fn a_counter_with_its_own_timestamps_resets_after_its_previous_timestamp() {
+    let mut c = cache(SeriesSettings {
+        honor_timestamps: true,
+        ..Default::default()
+    });
+    let body = |v: u32, ts: i64| format!("# TYPE c counter\nc {v} {ts}\ng 1\n");
+    let (t1, t2, t3) = (T0 - 7_000, T0 + 8_000, T0 + 23_000);
+    scrape(&mut c, &body(10, t1), T0).0.unwrap();
+    let (_, out, _) = scrape(&mut c, &body(12, t2), T0 + 15_000);
+    let p = &numbers(find(&out, "c"))[0];
+    assert_eq!(p.start_time_unix_nano, t1 as u64 * 1_000_000);
+    assert_eq!(p.time_unix_nano, t2 as u64 * 1_000_000, "its own time");
+    let g = &numbers(find(&out, "g"))[0];
+    assert_eq!(
+        g.time_unix_nano,
+        (T0 + 15_000) as u64 * 1_000_000,
+        "the scrape's"
+    );
+    let (_, out, _) = scrape(&mut c, &body(3, t3), T0 + 30_000);
+    let p = &numbers(find(&out, "c"))[0];
+    assert_eq!(p.value, Some(Number::Double(3.0)));
+    assert_eq!(
+        p.start_time_unix_nano,
+        (t2 + 1) as u64 * 1_000_000,
+        "after its last own time"
+    );
+    assert_eq!(p.time_unix_nano, t3 as u64 * 1_000_000);
 }
