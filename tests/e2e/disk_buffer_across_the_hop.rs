@@ -321,10 +321,16 @@ async fn a_clean_stop_and_restart_with_disk_buffers_on_both_sides_sends_nothing_
         delivered_lines(&hop.out).is_empty(),
         "still in the sink's batch"
     );
-    // Ctrl-C, as the README says: the sink flushes its batch while stopping.
+    // Ctrl-C, as the README says: the sink flushes its batch while stopping. Reading the
+    // buffer ends with the stop (what is on disk stays for the next start), so what arrives
+    // now is what the sink had taken from its buffer: usually everything, on a busy machine
+    // a prefix, each line once and in order; the rest comes after the restart.
     assert!(collector.terminate(Duration::from_secs(15)));
     assert!(agent.terminate(Duration::from_secs(15)));
-    assert_eq!(delivered_lines(&hop.out), expected_lines(0..20_000));
+    let expected = expected_lines(0..20_000);
+    let first = delivered_lines(&hop.out);
+    assert!(first.len() <= expected.len(), "{} lines", first.len());
+    assert_eq!(first[..], expected[..first.len()], "in order, once");
     // Both again, with nothing new to send: nothing arrives twice.
     let _collector = start_sextant("collector", &collector_cfg, &hop.path("c2.log"));
     let _agent = start_sextant("agent", &agent_cfg, &hop.path("a2.log"));
@@ -335,11 +341,13 @@ async fn a_clean_stop_and_restart_with_disk_buffers_on_both_sides_sends_nothing_
     std::thread::sleep(Duration::from_secs(2));
     let log = std::fs::read_to_string(hop.path("c2.log")).unwrap();
     assert!(!log.contains("holds data from before"), "{log}");
-    // Neither buffer counts anything (acknowledged records in a live segment are not held).
-    for (admin, sink) in [
-        (hop.collector_admin, "files"),
-        (hop.agent_admin, "to_collector"),
-    ] {
+    // Neither buffer counts anything (acknowledged records in a live segment are not held),
+    // the collector's unless lines were left in it at the stop.
+    let mut buffers = vec![(hop.agent_admin, "to_collector")];
+    if first.len() == expected.len() {
+        buffers.push((hop.collector_admin, "files"));
+    }
+    for (admin, sink) in buffers {
         let label = format!("component=\"{sink}\"");
         assert_eq!(
             metric(admin, "sextant_buffer_bytes", &[&label]),
@@ -352,8 +360,8 @@ async fn a_clean_stop_and_restart_with_disk_buffers_on_both_sides_sends_nothing_
     let mut collector = _collector;
     assert!(collector.terminate(Duration::from_secs(15)));
     assert_eq!(
-        delivered_lines(&hop.out).len(),
-        20_000,
-        "nothing sent twice after a clean stop"
+        delivered_lines(&hop.out),
+        expected,
+        "nothing sent twice (or lost) after a clean stop"
     );
 }
