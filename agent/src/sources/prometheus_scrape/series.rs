@@ -108,34 +108,54 @@ enum Role {
     Dropped,
 }
 
-/// A series: 20 bytes, beside its text in the arena.
+/// A series: 16 bytes, beside its text in the arena.
 struct SeriesSlot {
-    /// Its raw text: `keys[key_at..key_at + key_len]` (a freed slot has none), followed, for a
-    /// bucket or a quantile, by its bound as 8 bytes (only those series pay for one).
+    /// Where its bytes start in the arena: its raw text (after its length, 4 bytes, when that
+    /// is [`LONG`] or more), then, for a bucket or a quantile, its bound as 8 bytes (only those
+    /// series pay for one).
     key_at: u32,
-    key_len: u32,
     point: u32,
     /// The scrape attempt that last saw it.
     seen: u32,
+    /// Its text's length, or [`LONG`] when the arena has it; 0 once the slot is freed.
+    key_len: u16,
     role: Role,
 }
 
+/// `SeriesSlot::key_len` of a text of 65,535 bytes or more.
+const LONG: u16 = u16::MAX;
+
 impl SeriesSlot {
-    /// Its bytes in the arena: text and bound.
-    fn stored_len(&self) -> usize {
+    /// Where its text starts in the arena, and its length.
+    fn text(&self, keys: &[u8]) -> (usize, usize) {
+        let at = self.key_at as usize;
+        if self.key_len != LONG {
+            return (at, self.key_len as usize);
+        }
+        let len = keys
+            .get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u32::from_le_bytes);
+        (at + 4, len as usize)
+    }
+
+    /// Its bytes in the arena: length, text and bound.
+    fn stored_len(&self, keys: &[u8]) -> usize {
+        let (at, len) = self.text(keys);
         let bound = matches!(self.role, Role::Bucket | Role::Quantile);
-        self.key_len as usize + if bound { 8 } else { 0 }
+        at - self.key_at as usize + len + if bound { 8 } else { 0 }
     }
 }
 
 fn key_of<'a>(keys: &'a [u8], slot: &SeriesSlot) -> &'a [u8] {
-    let at = slot.key_at as usize;
-    keys.get(at..at + slot.key_len as usize).unwrap_or_default()
+    let (at, len) = slot.text(keys);
+    keys.get(at..at + len).unwrap_or_default()
 }
 
 /// The bound of a bucket or quantile series.
 fn bound_of(keys: &[u8], slot: &SeriesSlot) -> f64 {
-    let at = slot.key_at as usize + slot.key_len as usize;
+    let (at, len) = slot.text(keys);
+    let at = at + len;
     keys.get(at..at + 8)
         .and_then(|b| b.try_into().ok())
         .map_or(f64::NAN, f64::from_le_bytes)
@@ -454,13 +474,21 @@ impl TargetSeries {
         };
         self.scratch = labels;
         let key_at = u32::try_from(self.keys.len()).map_err(|_| fail("too many series"))?;
+        let key_len = match u16::try_from(sample.series.len()) {
+            Ok(len) if len != LONG => len,
+            _ => {
+                let len = sample.series.len() as u32;
+                self.keys.extend_from_slice(&len.to_le_bytes());
+                LONG
+            }
+        };
         self.keys.extend_from_slice(sample.series);
         if let Some(bound) = bound.filter(|_| kept) {
             self.keys.extend_from_slice(&bound.to_le_bytes());
         }
         let slot = SeriesSlot {
             key_at,
-            key_len: sample.series.len() as u32,
+            key_len,
             point,
             role: if kept { role } else { Role::Dropped },
             seen: 0,
@@ -981,12 +1009,13 @@ impl TargetSeries {
         let series = &mut self.series;
         let free_series = &mut self.free_series;
         let freed = &mut self.freed_key_bytes;
+        let keys = &self.keys;
         self.index.retain(|&mut id| {
             let slot = &mut series[id as usize];
             if slot.seen == attempt {
                 return true;
             }
-            *freed += slot.stored_len();
+            *freed += slot.stored_len(keys);
             slot.key_len = 0;
             free_series.push(id);
             false
@@ -1060,11 +1089,8 @@ impl TargetSeries {
         for slot in self.series.iter_mut().filter(|s| s.key_len > 0) {
             let at = slot.key_at as usize;
             let new_at = keys.len() as u32;
-            keys.extend_from_slice(
-                self.keys
-                    .get(at..at + slot.stored_len())
-                    .unwrap_or_default(),
-            );
+            let stored = slot.stored_len(&self.keys);
+            keys.extend_from_slice(self.keys.get(at..at + stored).unwrap_or_default());
             slot.key_at = new_at;
         }
         self.keys = keys;

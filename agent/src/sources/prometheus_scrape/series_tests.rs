@@ -477,3 +477,36 @@ fn a_counter_with_its_own_timestamps_resets_after_its_previous_timestamp() {
     );
     assert_eq!(p.time_unix_nano, t3 as u64 * 1_000_000);
 }
+
+#[test]
+fn a_series_text_longer_than_64_kib_is_kept_whole_and_forgotten_cleanly() {
+    // Its length does not fit the slot's 16 bits: the arena keeps it before the text.
+    let mut c = cache(SeriesSettings::default());
+    let long = "v".repeat(70_000);
+    let with_long = |v: u32| {
+        format!(
+            "# TYPE h histogram\nh_bucket{{x=\"{long}\",le=\"0.5\"}} {v}\nh_bucket{{x=\"{long}\",le=\"+Inf\"}} {v}\nh_count{{x=\"{long}\"}} {v}\nh_sum{{x=\"{long}\"}} 2\ng{{i=\"1\"}} {v}\n"
+        )
+    };
+    assert_eq!(scrape(&mut c, &with_long(1), T0).0.unwrap().added, 5);
+    let (r, out, _) = scrape(&mut c, &with_long(4), T0 + 1000);
+    assert_eq!(
+        r.unwrap().added,
+        0,
+        "every series found again, the long ones too"
+    );
+    let Some(MetricData::Histogram { points, .. }) = &find(&out, "h").data else {
+        panic!()
+    };
+    assert_eq!(points[0].explicit_bounds, vec![0.5]);
+    assert_eq!(points[0].count, 4);
+    let x = find_attribute(&points[0].attributes, "x").and_then(|v| v.as_str());
+    assert_eq!(x.map(str::len), Some(70_000));
+    // The long series go (and the arena is compacted); the short one still hits the cache.
+    let (r, _, _) = scrape(&mut c, "g{i=\"1\"} 5\n", T0 + 2000);
+    assert_eq!(r.unwrap().added, 0);
+    assert!(c.keys.len() < 100, "{} bytes kept", c.keys.len());
+    let (r, out, _) = scrape(&mut c, "g{i=\"1\"} 6\n", T0 + 3000);
+    assert_eq!(r.unwrap().added, 0);
+    assert_eq!(numbers(find(&out, "g"))[0].value, Some(Number::Double(6.0)));
+}
