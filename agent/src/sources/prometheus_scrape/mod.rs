@@ -27,6 +27,7 @@ pub mod config;
 pub mod discovery;
 pub mod relabel;
 pub mod series;
+mod shared_text;
 pub mod target;
 
 use std::sync::Arc;

@@ -23,6 +23,8 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
+
+use super::shared_text::shared;
 use std::sync::Arc;
 
 use hashbrown::HashTable;
@@ -202,11 +204,13 @@ impl Point {
     }
 }
 
+/// A metric family; its texts are shared with every target that has the same
+/// ([`super::shared_text`]).
 struct Family {
-    name: Box<str>,
+    name: Arc<str>,
     kind: MetricType,
-    help: Box<str>,
-    unit: Box<str>,
+    help: Arc<str>,
+    unit: Arc<str>,
     format: Format,
 }
 
@@ -575,19 +579,20 @@ impl TargetSeries {
             .rposition(|f| *f.name == *name && f.kind == kind && f.format == format)
         {
             let f = &mut self.families[i];
-            if f.help.as_bytes() != help {
-                f.help = unescape_help(help).into_boxed_str();
+            let help = unescape_help(help);
+            if *f.help != *help {
+                f.help = shared(&help);
             }
             if *f.unit != *unit {
-                f.unit = unit.into();
+                f.unit = shared(&unit);
             }
             return i as u32;
         }
         self.families.push(Family {
-            name: name.into(),
+            name: shared(name),
             kind,
-            help: unescape_help(help).into_boxed_str(),
-            unit: unit.into(),
+            help: shared(&unescape_help(help)),
+            unit: shared(&unit),
             format,
         });
         (self.families.len() - 1) as u32
