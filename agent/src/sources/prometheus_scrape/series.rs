@@ -728,17 +728,16 @@ impl TargetSeries {
             let slot = &self.series[series as usize];
             let (p, role) = (slot.point, slot.role);
             let point = &mut self.points[p as usize];
-            let parts = self.grouped.get_mut(point.grouped as usize);
+            let mut parts = self.grouped.get_mut(point.grouped as usize);
             if point.seen != attempt {
                 point.seen = attempt;
                 self.order.push(p);
-                if let Some(g) = parts {
+                if let Some(g) = parts.as_deref_mut() {
                     g.parts.clear();
                     g.sum = None;
                     g.counted = false;
                 }
             }
-            let parts = self.grouped.get_mut(point.grouped as usize);
             let t = if ts == NO_TIMESTAMP {
                 now_ms
             } else {
