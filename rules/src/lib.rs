@@ -1,0 +1,8 @@
+//! Sextant's alerting core: a PromQL engine (`promql`), the test-file runner that checks it
+//! against Prometheus's own format (`promqltest`), and — as they land — the window store and
+//! Prometheus rule files the collector evaluates over the metrics that pass through it.
+
+pub mod labels;
+pub mod promql;
+pub mod promqltest;
+pub mod series_notation;
