@@ -302,5 +302,14 @@ fn show(samples: &[(Labels, f64)]) -> String {
     if samples.is_empty() {
         return " nothing".into();
     }
-    samples.iter().map(|(l, v)| format!("\n    {l} {}", format_go_float(*v))).collect()
+    samples.iter().map(|(l, v)| format!("\n    {l} {}", readable(*v))).collect()
+}
+
+/// A float the way a person writes it in a test file: exponents only for huge and tiny values.
+fn readable(v: f64) -> String {
+    if v.is_finite() && v != 0.0 && (v.abs() >= 1e21 || v.abs() < 1e-6) {
+        format!("{v:e}")
+    } else {
+        format_go_float(v)
+    }
 }
