@@ -41,11 +41,11 @@ pub(super) fn eval(ev: &Evaluator<'_>, call: &Call, ts: i64) -> Result<Value, Ev
         "timestamp" => timestamp(ev, arg(0)?, ts)?,
         "absent" => {
             let samples = ev.eval_vector(arg(0)?, ts)?;
-            absent(samples.is_empty(), arg(0)?, ts)
+            absent(!samples.is_empty(), arg(0)?, ts)
         }
         "absent_over_time" => {
             let (series, _) = ev.eval_range(arg(0)?, ts)?;
-            absent(series.is_empty(), arg(0)?, ts)
+            absent(!series.is_empty(), arg(0)?, ts)
         }
         "rate" | "increase" | "delta" | "irate" | "idelta" | "deriv" | "predict_linear"
         | "changes" | "resets" | "avg_over_time" | "sum_over_time" | "count_over_time"
