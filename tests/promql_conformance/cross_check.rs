@@ -137,7 +137,11 @@ pub fn disagreements(path: &Path) -> Result<Vec<String>, String> {
 const UNCHECKED: &str = "# not checkable with promtool:";
 
 fn unchecked(text: &str, eval_line: usize) -> bool {
-    eval_line >= 2 && text.lines().nth(eval_line - 2).is_some_and(|l| l.trim_start().starts_with(UNCHECKED))
+    eval_line >= 2
+        && text
+            .lines()
+            .nth(eval_line - 2)
+            .is_some_and(|l| l.trim_start().starts_with(UNCHECKED))
 }
 
 fn probes_of(eval: &EvalCase) -> Vec<Probe> {
@@ -302,7 +306,10 @@ fn show(samples: &[(Labels, f64)]) -> String {
     if samples.is_empty() {
         return " nothing".into();
     }
-    samples.iter().map(|(l, v)| format!("\n    {l} {}", readable(*v))).collect()
+    samples
+        .iter()
+        .map(|(l, v)| format!("\n    {l} {}", readable(*v)))
+        .collect()
 }
 
 /// A float the way a person writes it in a test file: exponents only for huge and tiny values.

@@ -108,10 +108,12 @@ pub fn range_query(
                     out.push(&sample.labels, Point { t: ts, v: sample.v });
                 }
             }
-            other => return Err(query_error(format!(
+            other => {
+                return Err(query_error(format!(
                 "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
                 range_type_name(&other)
-            ))),
+            )))
+            }
         }
         ts += step;
     }
