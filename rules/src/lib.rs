@@ -2,7 +2,9 @@
 //! against Prometheus's own format (`promqltest`), and — as they land — the window store and
 //! Prometheus rule files the collector evaluates over the metrics that pass through it.
 
+pub mod duration;
 pub mod labels;
 pub mod promql;
 pub mod promqltest;
 pub mod series_notation;
+pub mod template;

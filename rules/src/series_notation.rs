@@ -1,11 +1,12 @@
 //! Prometheus's series notation, shared by PromQL test files (`load`, expected results) and
 //! promtool's rule unit tests (`input_series`): `metric{label="value"} 1+2x3 _ stale -1x2`,
-//! and durations (`1m`, `1h30m`, `0`).
+//! and the durations of its commands (see `crate::duration`).
 //!
 //! Expansion is Prometheus 2.42's: `a+bxn` is the n+1 values a, a+b, ... (accumulated, so
 //! float drift matches), `axn` is a repeated n+1 times, `_xn` is n omitted samples, `stale` is a
 //! stale marker.
 
+pub use crate::duration::parse_duration;
 use crate::labels::Labels;
 use crate::promql::value::stale_marker;
 
@@ -184,59 +185,6 @@ pub fn parse_number(text: &str) -> Result<f64, String> {
     Ok(sign * value)
 }
 
-/// Prometheus's duration (`model.ParseDuration`): `0`, or units from `y` down to `ms` in
-/// order, e.g. `1h30m`. Returns milliseconds.
-pub fn parse_duration(text: &str) -> Result<i64, String> {
-    if text == "0" {
-        return Ok(0);
-    }
-    const UNITS: [(&str, i64); 7] = [
-        ("y", 365 * 24 * 3_600_000),
-        ("w", 7 * 24 * 3_600_000),
-        ("d", 24 * 3_600_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-        ("ms", 1),
-    ];
-    let mut rest = text;
-    let mut total: i64 = 0;
-    let mut last_unit = 0usize;
-    if rest.is_empty() {
-        return Err("empty duration string".into());
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return Err(format!("not a valid duration string: {text:?}"));
-        }
-        let n: i64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("not a valid duration string: {text:?}"))?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        let position = UNITS
-            .iter()
-            .position(|(u, _)| *u == unit)
-            .ok_or_else(|| format!("not a valid duration string: {text:?}"))?;
-        if position < last_unit || (total > 0 && position == last_unit) {
-            return Err(format!("not a valid duration string: {text:?}"));
-        }
-        last_unit = position;
-        total = n
-            .checked_mul(UNITS[position].1)
-            .and_then(|v| total.checked_add(v))
-            .ok_or("duration out of range")?;
-        rest = &rest[unit_len..];
-    }
-    Ok(total)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,15 +223,5 @@ mod tests {
         );
         assert!(parse_series("{a=b} 1").is_err());
         assert!(parse_series("x 1+").is_err());
-    }
-
-    #[test]
-    fn durations_in_prometheus_units() {
-        assert_eq!(parse_duration("0"), Ok(0));
-        assert_eq!(parse_duration("1h30m"), Ok(5_400_000));
-        assert_eq!(parse_duration("90s"), Ok(90_000));
-        assert_eq!(parse_duration("100ms"), Ok(100));
-        assert!(parse_duration("30m1h").is_err());
-        assert!(parse_duration("5").is_err());
     }
 }
