@@ -6,5 +6,6 @@ pub mod duration;
 pub mod labels;
 pub mod promql;
 pub mod promqltest;
+pub mod rule_files;
 pub mod series_notation;
 pub mod template;

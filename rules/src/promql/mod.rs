@@ -3,6 +3,7 @@
 
 pub mod eval;
 pub mod storage;
+pub mod support;
 pub mod value;
 
 pub use eval::{instant_query, range_query, EvalError, EvalOptions};

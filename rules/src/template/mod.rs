@@ -41,6 +41,14 @@ impl Template {
         })
     }
 
+    /// A template that expands to `text` itself, whatever it contains.
+    pub fn literal(text: &str) -> Self {
+        Self {
+            source: text.to_string(),
+            nodes: vec![parse::Node::Text(text.to_string())],
+        }
+    }
+
     /// The text as written.
     pub fn source(&self) -> &str {
         &self.source

@@ -12,7 +12,7 @@ use promql_parser::parser::token::{
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 
 use super::{heap, query_error, EvalError, Evaluator};
-use crate::labels::Labels;
+use crate::labels::{is_valid_label_name, Labels};
 use crate::promql::value::{format_go_float, Sample, Value};
 
 struct Group {
@@ -36,22 +36,7 @@ fn higher(a: &Sample, b: &Sample) -> bool {
 
 pub(super) fn eval(ev: &Evaluator<'_>, agg: &AggregateExpr, ts: i64) -> Result<Value, EvalError> {
     let op = agg.op.id();
-    if ![
-        T_SUM,
-        T_AVG,
-        T_MIN,
-        T_MAX,
-        T_COUNT,
-        T_GROUP,
-        T_STDDEV,
-        T_STDVAR,
-        T_TOPK,
-        T_BOTTOMK,
-        T_QUANTILE,
-        T_COUNT_VALUES,
-    ]
-    .contains(&op)
-    {
+    if !crate::promql::support::SUPPORTED_AGGREGATIONS.contains(&op) {
         return Err(EvalError::Unsupported(format!("aggregation {}", agg.op)));
     }
     let mut k = 0usize;
@@ -255,11 +240,4 @@ pub(crate) fn quantile_of(q: f64, values: &mut [f64]) -> f64 {
     let upper = (n - 1.0).min(lower + 1.0);
     let weight = rank - rank.floor();
     values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
-}
-
-/// Prometheus's label-name rule: `[a-zA-Z_][a-zA-Z0-9_]*`.
-pub(crate) fn is_valid_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }

@@ -8,9 +8,78 @@ use promql_parser::label::MatchOp;
 use promql_parser::parser::{Call, Expr};
 
 use super::range_functions as range;
-use super::{aggregate, check_unique_label_sets, query_error, EvalError, Evaluator};
-use crate::labels::{Labels, METRIC_NAME};
+use super::{check_unique_label_sets, query_error, EvalError, Evaluator};
+use crate::labels::{is_valid_label_name, Labels, METRIC_NAME};
 use crate::promql::value::{go_max, go_min, Sample, Value};
+
+/// Every function `eval` computes.
+pub(crate) const SUPPORTED: &[&str] = &[
+    "time",
+    "vector",
+    "scalar",
+    "timestamp",
+    "absent",
+    "absent_over_time",
+    "rate",
+    "increase",
+    "delta",
+    "irate",
+    "idelta",
+    "deriv",
+    "predict_linear",
+    "changes",
+    "resets",
+    "avg_over_time",
+    "sum_over_time",
+    "count_over_time",
+    "min_over_time",
+    "max_over_time",
+    "last_over_time",
+    "present_over_time",
+    "stddev_over_time",
+    "stdvar_over_time",
+    "quantile_over_time",
+    "abs",
+    "ceil",
+    "floor",
+    "exp",
+    "ln",
+    "log2",
+    "log10",
+    "sqrt",
+    "sgn",
+    "acos",
+    "acosh",
+    "asin",
+    "asinh",
+    "atan",
+    "atanh",
+    "cos",
+    "cosh",
+    "sin",
+    "sinh",
+    "tan",
+    "tanh",
+    "deg",
+    "rad",
+    "clamp",
+    "clamp_min",
+    "clamp_max",
+    "round",
+    "histogram_quantile",
+    "label_replace",
+    "label_join",
+    "sort",
+    "sort_desc",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "days_in_month",
+    "hour",
+    "minute",
+    "month",
+    "year",
+];
 
 pub(super) fn eval(ev: &Evaluator<'_>, call: &Call, ts: i64) -> Result<Value, EvalError> {
     let name = call.func.name;
@@ -391,7 +460,7 @@ fn label_replace(ev: &Evaluator<'_>, args: &[&Expr], ts: i64) -> Result<Vec<Samp
     let source = ev.eval_string(args[3], ts)?;
     let pattern = ev.eval_string(args[4], ts)?;
     let regex = anchored_regex(&pattern)?;
-    if !aggregate::is_valid_label_name(&destination) {
+    if !is_valid_label_name(&destination) {
         return Err(query_error(format!(
             "invalid destination label name in label_replace(): {destination}"
         )));
@@ -417,14 +486,14 @@ fn label_join(ev: &Evaluator<'_>, args: &[&Expr], ts: i64) -> Result<Vec<Sample>
     let mut sources = Vec::with_capacity(args.len().saturating_sub(3));
     for arg in &args[3..] {
         let source = ev.eval_string(arg, ts)?;
-        if !aggregate::is_valid_label_name(&source) {
+        if !is_valid_label_name(&source) {
             return Err(query_error(format!(
                 "invalid source label name in label_join(): {source}"
             )));
         }
         sources.push(source);
     }
-    if !aggregate::is_valid_label_name(&destination) {
+    if !is_valid_label_name(&destination) {
         return Err(query_error(format!(
             "invalid destination label name in label_join(): {destination}"
         )));

@@ -13,6 +13,8 @@ mod functions;
 mod heap;
 mod range_functions;
 
+pub(crate) use functions::SUPPORTED as SUPPORTED_FUNCTIONS;
+
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
