@@ -63,7 +63,7 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Subcommand, Clone, Copy, PartialEq, Eq)]
+#[derive(Subcommand, Clone, PartialEq, Eq)]
 enum Command {
     /// Run the node agent (the `agent:` section).
     Agent,
@@ -75,13 +75,19 @@ enum Command {
     Validate,
     /// Print the embedded default config.
     DefaultConfig,
+    /// Run Prometheus rule unit tests (promtool's format); exits 1 when any fails.
+    TestRules {
+        /// Unit-test files, as `promtool test rules` takes them.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 impl Command {
-    fn runs_agent(self) -> bool {
+    fn runs_agent(&self) -> bool {
         matches!(self, Command::Agent | Command::Run)
     }
-    fn runs_collector(self) -> bool {
+    fn runs_collector(&self) -> bool {
         matches!(self, Command::Collector | Command::Run)
     }
 }
@@ -94,12 +100,12 @@ fn load(path: Option<&PathBuf>) -> anyhow::Result<Config> {
 }
 
 /// Loads and checks a config for `command`, without I/O beyond reading the file.
-fn load_valid(path: Option<&PathBuf>, command: Command) -> anyhow::Result<Config> {
+fn load_valid(path: Option<&PathBuf>, command: &Command) -> anyhow::Result<Config> {
     let config = load(path)?;
-    if command == Command::Agent && config.agent.is_none() {
+    if *command == Command::Agent && config.agent.is_none() {
         anyhow::bail!("the config has no `agent:` section");
     }
-    if command == Command::Collector && config.collector.is_none() {
+    if *command == Command::Collector && config.collector.is_none() {
         anyhow::bail!("the config has no `collector:` section");
     }
     if config.agent.is_none() && config.collector.is_none() {
@@ -164,7 +170,7 @@ impl Process {
     /// Re-reads the config and applies what changed; a config that does not validate is refused
     /// and the running one stays.
     async fn reload(&mut self) {
-        let new = match load_valid(self.path.as_ref(), self.command) {
+        let new = match load_valid(self.path.as_ref(), &self.command) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "config reload refused; the running config stays");
@@ -278,7 +284,8 @@ async fn run(cli: &Cli, config: Config) -> anyhow::Result<()> {
         config.memory.clone(),
         memory_shutdown,
     ));
-    let mut process = Process::start(cli.command, cli.config.clone(), config, &health).await?;
+    let mut process =
+        Process::start(cli.command.clone(), cli.config.clone(), config, &health).await?;
     tracing::info!(
         admin = %format!("http://{admin_addr}"),
         data_dir = %data_dir.display(),
@@ -298,6 +305,21 @@ async fn run(cli: &Cli, config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `sextant test-rules`: promtool's output and exit status.
+fn test_rules(files: &[PathBuf]) -> ExitCode {
+    let mut all_passed = true;
+    for file in files {
+        let (report, passed) = sextant_rules::unit_test::report(file);
+        print!("{report}");
+        all_passed &= passed;
+    }
+    if all_passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
@@ -305,7 +327,10 @@ fn main() -> ExitCode {
         print!("{DEFAULT_CONFIG}");
         return ExitCode::SUCCESS;
     }
-    let result = load_valid(cli.config.as_ref(), cli.command).and_then(|config| {
+    if let Command::TestRules { files } = &cli.command {
+        return test_rules(files);
+    }
+    let result = load_valid(cli.config.as_ref(), &cli.command).and_then(|config| {
         if cli.command == Command::Validate {
             println!("config is valid");
             return Ok(());

@@ -145,6 +145,19 @@ impl Labels {
     }
 }
 
+impl Labels {
+    /// Prometheus's `labels.Labels.String()`: every label in braces, the name included — the
+    /// form Prometheus's error messages use.
+    pub fn prometheus_string(&self) -> String {
+        let inner: Vec<String> = self
+            .0
+            .iter()
+            .map(|l| format!("{}={:?}", l.name, l.value))
+            .collect();
+        format!("{{{}}}", inner.join(", "))
+    }
+}
+
 impl fmt::Display for Labels {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = self.metric_name();

@@ -3,9 +3,11 @@
 //! Prometheus rule files the collector evaluates over the metrics that pass through it.
 
 pub mod duration;
+pub mod evaluator;
 pub mod labels;
 pub mod promql;
 pub mod promqltest;
 pub mod rule_files;
 pub mod series_notation;
 pub mod template;
+pub mod unit_test;

@@ -19,6 +19,7 @@ mod otlp_hop_faults;
 mod otlp_receiver_limits;
 mod otlp_sequential_sender;
 mod prometheus_scrape;
+mod rule_unit_tests;
 mod scrape_to_cloudwatch;
 mod signal_routing;
 mod xray;

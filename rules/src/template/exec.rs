@@ -99,7 +99,7 @@ impl State<'_, '_> {
                             .into_iter()
                             .map(|(k, v)| (Val::Str(k), Val::Str(v)))
                             .collect(),
-                        Val::Missing | Val::Nil => Vec::new(),
+                        Val::Nil => Vec::new(),
                         other => return Err(format!("range can't iterate over {}", other.print())),
                     };
                     if items.is_empty() {
@@ -204,8 +204,8 @@ impl State<'_, '_> {
             (Val::Root, "Value") => Val::Float(self.context.value),
             (Val::Sample(s), "Labels") => Val::Map(s.labels.clone()),
             (Val::Sample(s), "Value") => Val::Float(s.value),
-            (Val::Map(map), key) => map.get(key).cloned().map_or(Val::Missing, Val::Str),
-            (Val::Missing, _) => Val::Missing,
+            // Prometheus's label maps are map[string]string: a missing key is "".
+            (Val::Map(map), key) => Val::Str(map.get(key).cloned().unwrap_or_default()),
             (other, name) => {
                 return Err(format!(
                     "can't evaluate field {name} in type {}",

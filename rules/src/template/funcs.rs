@@ -331,7 +331,7 @@ fn compare(name: &str, args: &[Val]) -> Result<bool, String> {
     let (first, rest) = args
         .split_first()
         .ok_or_else(|| format!("error calling {name}: missing argument for comparison"))?;
-    if matches!(first, Val::Missing | Val::Nil) {
+    if matches!(first, Val::Nil) {
         return Err(format!("error calling {name}: invalid type for comparison"));
     }
     if name == "eq" {
@@ -466,7 +466,8 @@ fn go_time(v: f64) -> Option<String> {
     if !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&nanos) {
         return None;
     }
-    let nanos = nanos as i64;
+    // Prometheus goes through model.Time: milliseconds, truncated.
+    let nanos = (nanos as i64) / 1_000_000 * 1_000_000;
     let time = chrono::DateTime::from_timestamp(
         nanos.div_euclid(1_000_000_000),
         nanos.rem_euclid(1_000_000_000) as u32,

@@ -120,7 +120,7 @@ mod tests {
             expand("{{ $externalLabels.cluster | toUpper }}", &[], 0.0),
             "PROD"
         );
-        assert_eq!(expand("{{ $labels.missing }}", &[], 0.0), "<no value>");
+        assert_eq!(expand("{{ $labels.missing }}", &[], 0.0), "");
         assert_eq!(
             expand("{{ if gt $value 1.0 }}high{{ else }}low{{ end }}", &[], 2.0),
             "high"

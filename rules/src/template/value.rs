@@ -13,8 +13,6 @@ pub struct QuerySample {
 
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Val {
-    /// A missing map key or field: Go prints `<no value>`.
-    Missing,
     Nil,
     Str(String),
     Int(i64),
@@ -31,7 +29,6 @@ impl Val {
     /// Go's `fmt.Sprint` of the value.
     pub(crate) fn print(&self) -> String {
         match self {
-            Val::Missing => "<no value>".into(),
             Val::Nil => "<nil>".into(),
             Val::Str(s) => s.clone(),
             Val::Int(i) => i.to_string(),
@@ -53,7 +50,7 @@ impl Val {
     /// Go's `truth`: empty, zero, false and nil are false.
     pub(crate) fn truthy(&self) -> bool {
         match self {
-            Val::Missing | Val::Nil => false,
+            Val::Nil => false,
             Val::Str(s) => !s.is_empty(),
             Val::Int(i) => *i != 0,
             Val::Float(f) => *f != 0.0,
@@ -66,7 +63,6 @@ impl Val {
 
     pub(crate) fn type_name(&self) -> &'static str {
         match self {
-            Val::Missing => "invalid",
             Val::Nil => "nil",
             Val::Str(_) => "string",
             Val::Int(_) => "int",

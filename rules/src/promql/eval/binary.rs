@@ -217,9 +217,11 @@ fn vector_vector(
                     .without_metric_name()
             };
             return Err(query_error(format!(
-                "found duplicate series for the match group {group} on the {side} hand-side of the operation: \
+                "found duplicate series for the match group {} on the {side} hand-side of the operation: \
                  [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
-                sample.labels, duplicate.labels
+                group.prometheus_string(),
+                sample.labels.prometheus_string(),
+                duplicate.labels.prometheus_string()
             )));
         }
         one_by_signature.insert(signature, sample);
