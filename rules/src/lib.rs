@@ -11,3 +11,4 @@ pub mod rule_files;
 pub mod series_notation;
 pub mod template;
 pub mod unit_test;
+pub mod window;

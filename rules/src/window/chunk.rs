@@ -1,0 +1,463 @@
+//! A compressed run of one series' samples. Timestamps are Gorilla's (Prometheus's XOR chunks):
+//! delta-of-delta in variable-width buckets, jitter within 2 ms aligned. Values take one of two
+//! paths, chosen per sample by a flag bit: where this value and the previous one are decimals
+//! with at most the chunk's number of digits after the point (counters, most gauges), the
+//! delta-of-delta of their scaled integers — a counter at a steady rate costs two bits;
+//! otherwise Gorilla's XOR with the previous value. Both sides derive the path's state from
+//! the values alone, so decoding mirrors encoding exactly, bit for bit. Appends must be in
+//! time order; stale markers are just values (the XOR path).
+
+use crate::promql::value::Point;
+
+/// Samples per chunk before a new one starts (Prometheus's 120).
+pub const SAMPLES_PER_CHUNK: u16 = 120;
+
+/// A timestamp this close to the one the series' rhythm predicts is stored as the predicted
+/// one, as Prometheus aligns scrape timestamps (`scrape.timestamp-tolerance`): a scrape's few
+/// milliseconds of jitter would otherwise cost two bytes a sample.
+pub const TIMESTAMP_TOLERANCE_MS: i64 = 2;
+
+/// A bit stream, most significant bit first.
+#[derive(Clone, Debug, Default)]
+struct Bits {
+    bytes: Vec<u8>,
+    /// Bits used in the last byte (0 means a new byte is needed).
+    used: u8,
+}
+
+impl Bits {
+    fn push_bit(&mut self, bit: bool) {
+        if self.used == 0 {
+            self.bytes.push(0);
+        }
+        if bit {
+            if let Some(last) = self.bytes.last_mut() {
+                *last |= 0x80 >> self.used;
+            }
+        }
+        self.used = (self.used + 1) % 8;
+    }
+
+    /// The low `n` bits of `value`, high bit first.
+    fn push_bits(&mut self, value: u64, mut n: u8) {
+        while n > 0 {
+            if self.used == 0 {
+                self.bytes.push(0);
+            }
+            let free = 8 - self.used;
+            let take = free.min(n);
+            let chunk = ((value >> (n - take)) & ((1u64 << take) - 1)) as u8;
+            if let Some(last) = self.bytes.last_mut() {
+                *last |= chunk << (free - take);
+            }
+            self.used = (self.used + take) % 8;
+            n -= take;
+        }
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    position: usize,
+}
+
+impl Reader<'_> {
+    fn bit(&mut self) -> Option<bool> {
+        let byte = *self.bytes.get(self.position / 8)?;
+        let bit = byte & (0x80 >> (self.position % 8)) != 0;
+        self.position += 1;
+        Some(bit)
+    }
+
+    fn bits(&mut self, n: u8) -> Option<u64> {
+        let mut value = 0u64;
+        let mut left = n;
+        while left > 0 {
+            let byte = *self.bytes.get(self.position / 8)?;
+            let offset = (self.position % 8) as u8;
+            let available = 8 - offset;
+            let take = available.min(left);
+            let chunk = (byte >> (available - take)) & (((1u16 << take) - 1) as u8);
+            value = (value << take) | u64::from(chunk);
+            self.position += usize::from(take);
+            left -= take;
+        }
+        Some(value)
+    }
+}
+
+/// One chunk: its first sample in the clear, the rest encoded.
+#[derive(Clone, Debug)]
+pub struct Chunk {
+    first_t: i64,
+    first_v: u64,
+    /// Digits after the point of the integer path (10^scale multiplies values).
+    scale: u8,
+    /// The previous value's scaled integer, and the delta before it (integer path).
+    last_m: Option<i64>,
+    last_delta_m: i64,
+    last_t: i64,
+    last_v: u64,
+    last_delta: i64,
+    leading: u8,
+    trailing: u8,
+    count: u16,
+    bits: Bits,
+}
+
+impl Chunk {
+    pub fn new(t: i64, v: f64) -> Self {
+        let scale = (0..=MAX_SCALE)
+            .find(|&k| scaled(v, k).is_some())
+            .unwrap_or(0);
+        Self {
+            first_t: t,
+            first_v: v.to_bits(),
+            scale,
+            last_m: scaled(v, scale),
+            last_delta_m: 0,
+            last_t: t,
+            last_v: v.to_bits(),
+            last_delta: 0,
+            leading: u8::MAX,
+            trailing: 0,
+            count: 1,
+            bits: Bits::default(),
+        }
+    }
+
+    pub fn count(&self) -> u16 {
+        self.count
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.count >= SAMPLES_PER_CHUNK
+    }
+
+    pub fn first_time(&self) -> i64 {
+        self.first_t
+    }
+
+    pub fn last_time(&self) -> i64 {
+        self.last_t
+    }
+
+    /// Bytes it holds (encoded samples and the fixed fields).
+    pub fn bytes(&self) -> usize {
+        self.bits.bytes.capacity() + std::mem::size_of::<Self>()
+    }
+
+    /// Gives back spare capacity (a chunk that is full grows no more).
+    pub fn shrink(&mut self) {
+        self.bits.bytes.shrink_to_fit();
+    }
+
+    /// Appends a sample later than the last one; returns the time stored (see
+    /// [`TIMESTAMP_TOLERANCE_MS`]).
+    pub fn append(&mut self, t: i64, v: f64) -> i64 {
+        let mut delta = t - self.last_t;
+        if self.count > 1 && (delta - self.last_delta).abs() <= TIMESTAMP_TOLERANCE_MS {
+            delta = self.last_delta;
+        }
+        let t = self.last_t + delta;
+        // The first delta is written as a delta of delta against 0.
+        self.write_delta_of_delta(delta - self.last_delta);
+        self.write_value(v);
+        self.last_delta = delta;
+        self.last_t = t;
+        self.count += 1;
+        t
+    }
+
+    fn write_delta_of_delta(&mut self, dod: i64) {
+        let bits = &mut self.bits;
+        match dod {
+            0 => bits.push_bit(false),
+            -8191..=8192 => {
+                bits.push_bits(0b10, 2);
+                bits.push_bits(dod as u64, 14);
+            }
+            -65535..=65536 => {
+                bits.push_bits(0b110, 3);
+                bits.push_bits(dod as u64, 17);
+            }
+            -524_287..=524_288 => {
+                bits.push_bits(0b1110, 4);
+                bits.push_bits(dod as u64, 20);
+            }
+            _ => {
+                bits.push_bits(0b1111, 4);
+                bits.push_bits(dod as u64, 64);
+            }
+        }
+    }
+
+    fn write_value(&mut self, value: f64) {
+        let m = scaled(value, self.scale);
+        if let (Some(m), Some(last_m)) = (m, self.last_m) {
+            self.bits.push_bit(false);
+            let delta = m - last_m;
+            write_value_delta_of_delta(&mut self.bits, delta - self.last_delta_m);
+            self.last_delta_m = delta;
+            self.last_m = Some(m);
+            self.last_v = value.to_bits();
+            return;
+        }
+        self.last_delta_m = 0;
+        self.last_m = m;
+        self.bits.push_bit(true);
+        let v = value.to_bits();
+        let xor = v ^ self.last_v;
+        self.last_v = v;
+        if xor == 0 {
+            self.bits.push_bit(false);
+            return;
+        }
+        self.bits.push_bit(true);
+        let leading = (xor.leading_zeros() as u8).min(31);
+        let trailing = xor.trailing_zeros() as u8;
+        if self.leading != u8::MAX && leading >= self.leading && trailing >= self.trailing {
+            self.bits.push_bit(false);
+            let significant = 64 - self.leading - self.trailing;
+            self.bits.push_bits(xor >> self.trailing, significant);
+        } else {
+            self.leading = leading;
+            self.trailing = trailing;
+            self.bits.push_bit(true);
+            self.bits.push_bits(u64::from(leading), 5);
+            let significant = 64 - leading - trailing;
+            // 64 significant bits are written as 0 (6 bits cannot hold 64).
+            self.bits.push_bits(u64::from(significant) & 0x3f, 6);
+            self.bits.push_bits(xor >> trailing, significant);
+        }
+    }
+
+    /// Decodes the samples in `[mint, maxt]` into `out`.
+    pub fn decode_into(&self, mint: i64, maxt: i64, out: &mut Vec<Point>) {
+        if self.last_t < mint || self.first_t > maxt {
+            return;
+        }
+        let mut reader = Reader {
+            bytes: &self.bits.bytes,
+            position: 0,
+        };
+        let mut t = self.first_t;
+        let mut bits_v = self.first_v;
+        let mut v = f64::from_bits(bits_v);
+        if t >= mint && t <= maxt {
+            out.push(Point { t, v });
+        }
+        let (mut delta, mut leading, mut trailing) = (0i64, 0u8, 0u8);
+        let mut last_m = scaled(v, self.scale);
+        let mut last_delta_m = 0i64;
+        for _ in 1..self.count {
+            let Some(dod) = read_delta_of_delta(&mut reader) else {
+                return;
+            };
+            delta += dod;
+            t += delta;
+            match reader.bit() {
+                Some(false) => {
+                    // The integer path.
+                    let (Some(dod), Some(previous)) =
+                        (read_value_delta_of_delta(&mut reader), last_m)
+                    else {
+                        return;
+                    };
+                    last_delta_m += dod;
+                    let m = previous + last_delta_m;
+                    last_m = Some(m);
+                    v = unscaled(m, self.scale);
+                    bits_v = v.to_bits();
+                }
+                Some(true) => match reader.bit() {
+                    Some(false) => {
+                        last_delta_m = 0;
+                        last_m = scaled(v, self.scale);
+                    }
+                    Some(true) => {
+                        let Some(control) = reader.bit() else { return };
+                        if control {
+                            let (Some(l), Some(s)) = (reader.bits(5), reader.bits(6)) else {
+                                return;
+                            };
+                            leading = l as u8;
+                            let significant = if s == 0 { 64 } else { s as u8 };
+                            trailing = 64 - leading - significant;
+                        }
+                        let significant = 64 - leading - trailing;
+                        let Some(value) = reader.bits(significant) else {
+                            return;
+                        };
+                        bits_v ^= value << trailing;
+                        v = f64::from_bits(bits_v);
+                        last_delta_m = 0;
+                        last_m = scaled(v, self.scale);
+                    }
+                    None => return,
+                },
+                None => return,
+            }
+            if t > maxt {
+                return;
+            }
+            if t >= mint {
+                out.push(Point { t, v });
+            }
+        }
+    }
+}
+
+/// Most digits after the point the integer path uses.
+const MAX_SCALE: u8 = 3;
+
+const POWERS_OF_TEN: [f64; 4] = [1.0, 10.0, 100.0, 1000.0];
+
+/// `v` as an integer of `10^-scale` units, if that gives back exactly `v`.
+fn scaled(v: f64, scale: u8) -> Option<i64> {
+    let factor = POWERS_OF_TEN[usize::from(scale)];
+    let m = (v * factor).round();
+    if !m.is_finite() || m.abs() >= 9_007_199_254_740_992.0 {
+        return None;
+    }
+    let m = m as i64;
+    (unscaled(m, scale).to_bits() == v.to_bits()).then_some(m)
+}
+
+fn unscaled(m: i64, scale: u8) -> f64 {
+    m as f64 / POWERS_OF_TEN[usize::from(scale)]
+}
+
+fn write_value_delta_of_delta(bits: &mut Bits, dod: i64) {
+    match dod {
+        0 => bits.push_bit(false),
+        -63..=64 => {
+            bits.push_bits(0b10, 2);
+            bits.push_bits(dod as u64, 7);
+        }
+        -4095..=4096 => {
+            bits.push_bits(0b110, 3);
+            bits.push_bits(dod as u64, 13);
+        }
+        -8_388_607..=8_388_608 => {
+            bits.push_bits(0b1110, 4);
+            bits.push_bits(dod as u64, 24);
+        }
+        _ => {
+            bits.push_bits(0b1111, 4);
+            bits.push_bits(dod as u64, 64);
+        }
+    }
+}
+
+fn read_value_delta_of_delta(reader: &mut Reader<'_>) -> Option<i64> {
+    read_bucketed(reader, [7, 13, 24, 64])
+}
+
+fn read_delta_of_delta(reader: &mut Reader<'_>) -> Option<i64> {
+    read_bucketed(reader, [14, 17, 20, 64])
+}
+
+/// A zero bit, or a prefix of 1s (up to four) choosing one of `widths`, then that many bits,
+/// sign-extended.
+fn read_bucketed(reader: &mut Reader<'_>, widths: [u8; 4]) -> Option<i64> {
+    let mut prefix = 0;
+    while prefix < 4 && reader.bit()? {
+        prefix += 1;
+    }
+    if prefix == 0 {
+        return Some(0);
+    }
+    let width = widths[prefix - 1];
+    let raw = reader.bits(width)?;
+    Some(if width == 64 {
+        raw as i64
+    } else {
+        ((raw << (64 - width)) as i64) >> (64 - width)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn roundtrip(samples: &[(i64, f64)]) -> Vec<Point> {
+        let mut chunk = Chunk::new(samples[0].0, samples[0].1);
+        for &(t, v) in &samples[1..] {
+            chunk.append(t, v);
+        }
+        let mut out = Vec::new();
+        chunk.decode_into(i64::MIN, i64::MAX, &mut out);
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn every_sample_comes_back_bit_for_bit(
+            start in -1_000_000_000_000i64..1_000_000_000_000,
+            steps in proptest::collection::vec((0i64..10_000_000_000, any::<u64>()), 1..150),
+        ) {
+            let mut samples = vec![(start, f64::from_bits(steps[0].1))];
+            for &(step, bits) in &steps[1..] {
+                let t = samples.last().unwrap().0 + step + 1;
+                samples.push((t, f64::from_bits(bits)));
+            }
+            let got = roundtrip(&samples);
+            prop_assert_eq!(got.len(), samples.len());
+            for (g, (t, v)) in got.iter().zip(&samples) {
+                prop_assert!((g.t - *t).abs() <= TIMESTAMP_TOLERANCE_MS * 150, "{} vs {t}", g.t);
+                prop_assert_eq!(g.v.to_bits(), v.to_bits());
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn decimal_values_come_back_bit_for_bit(
+            values in proptest::collection::vec(prop_oneof![
+                (-1_000_000i64..1_000_000).prop_map(|m| m as f64),
+                (-1_000_000i64..1_000_000).prop_map(|m| m as f64 / 100.0),
+                (-1_000i64..1_000).prop_map(|m| m as f64 / 1000.0),
+                any::<u64>().prop_map(f64::from_bits),
+                Just(-0.0),
+                Just(f64::NAN),
+            ], 1..150),
+        ) {
+            let samples: Vec<(i64, f64)> = values.iter().enumerate().map(|(i, v)| (i as i64 * 15_000, *v)).collect();
+            let got = roundtrip(&samples);
+            prop_assert_eq!(got.len(), samples.len());
+            for (g, (_, v)) in got.iter().zip(&samples) {
+                prop_assert_eq!(g.v.to_bits(), v.to_bits());
+            }
+        }
+    }
+
+    #[test]
+    fn a_regular_scrape_costs_under_two_bytes_a_sample() {
+        let mut chunk = Chunk::new(1_700_000_000_000, 0.0);
+        let mut v = 0.0;
+        for i in 1..120 {
+            v += 10.0;
+            chunk.append(1_700_000_000_000 + i * 15_000 + (i % 3), v);
+        }
+        chunk.shrink();
+        let encoded = chunk.bits.bytes.len();
+        assert!(encoded < 240, "{encoded} bytes for 120 samples");
+        let mut out = Vec::new();
+        chunk.decode_into(i64::MIN, i64::MAX, &mut out);
+        assert_eq!(out.len(), 120);
+        for (i, p) in out.iter().enumerate() {
+            let real = 1_700_000_000_000 + i as i64 * 15_000 + (i as i64 % 3);
+            assert!(
+                (p.t - real).abs() <= TIMESTAMP_TOLERANCE_MS,
+                "sample {i}: {} for {real}",
+                p.t
+            );
+            assert_eq!(p.v, i as f64 * 10.0);
+        }
+        let mut window = Vec::new();
+        chunk.decode_into(out[10].t, out[20].t, &mut window);
+        assert_eq!(window.len(), 11);
+    }
+}
