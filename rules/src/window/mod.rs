@@ -71,7 +71,7 @@ impl Incoming for Labels {
 /// The hash of a label set given as pairs sorted by name (a fixed seed: the same on every
 /// run and for every caller).
 pub fn hash_labels<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
-    let mut hasher = foldhash::fast::FixedState::with_seed(0x5e7a_17).build_hasher();
+    let mut hasher = foldhash::fast::FixedState::with_seed(0x005e_7a17).build_hasher();
     for (name, value) in pairs {
         hasher.write(name.as_bytes());
         hasher.write_u8(0xff);
