@@ -21,6 +21,7 @@ pub mod buffer;
 pub mod component;
 pub mod config;
 pub mod flow;
+pub mod gofmt;
 pub mod memory;
 pub mod net;
 pub mod runtime;

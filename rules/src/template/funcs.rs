@@ -4,9 +4,9 @@
 //! humanizeTimestamp toTime title toUpper toLower reReplaceAll match stripPort graphLink
 //! tableLink pathPrefix externalURL safeHtml`).
 
-use super::gofmt::{format_e, format_f, format_g};
 use super::value::{QuerySample, Val};
 use super::Context;
+use sextant_pipeline::gofmt::{format_e, format_f, format_g};
 
 const FUNCTIONS: &[&str] = &[
     "and",

@@ -6,7 +6,6 @@
 
 mod exec;
 mod funcs;
-pub mod gofmt;
 mod parse;
 mod value;
 

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::gofmt;
+use sextant_pipeline::gofmt;
 
 /// One element of a `query` result: labels and value.
 #[derive(Clone, Debug, PartialEq)]

@@ -328,7 +328,7 @@ fn show_samples(samples: &[(Labels, f64)]) -> String {
 
 /// Go's `strconv.FormatFloat(v, 'E', -1, 64)`.
 fn format_upper_e(v: f64) -> String {
-    let text = crate::template::gofmt::format_g(v, -1);
+    let text = sextant_pipeline::gofmt::format_g(v, -1);
     if v.is_nan() || v.is_infinite() {
         return text;
     }

@@ -14,6 +14,7 @@
 
 mod chunk;
 pub mod filter;
+pub mod ingest;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};

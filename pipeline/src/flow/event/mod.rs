@@ -10,6 +10,7 @@
 
 pub mod json;
 pub mod otlp;
+pub mod prometheus;
 mod size;
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,7 @@
-//! Go's `fmt` for the values alert templates print: `%v` of a float (shortest `%g`), `%.4g`
-//! (what `humanize` uses), and `printf` with the verbs rule authors write (`%s %v %d %f %e %g
-//! %q %x %%`, flags, width, precision). Output must equal Go's byte for byte, since promtool
-//! compares annotations exactly.
+//! Go's `strconv`/`fmt` formatting of floats, byte for byte, wherever Sextant must print a
+//! number as Prometheus does: `%v` (shortest `%g`) for `le` and `quantile` labels and alert
+//! templates, `%.4g` for `humanize`, `%e` and `%f` for `printf`. promtool compares alert
+//! annotations exactly, so "close" is wrong.
 
 /// Go's `strconv.FormatFloat(v, 'g', prec, 64)`; `prec < 0` is the shortest representation
 /// that round-trips (what `%v` prints).

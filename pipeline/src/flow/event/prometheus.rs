@@ -1,0 +1,543 @@
+//! Metrics as Prometheus series: the one mapping every Prometheus-facing part uses (the rules'
+//! window store now, the Prometheus exporter and remote-write sinks next), so a rule and a
+//! dashboard name the same series.
+//!
+//! - The name is the metric's, made valid (invalid characters become `_`). Metrics that came
+//!   from a Prometheus scrape keep their names as exposed; others (OTLP from SDKs) get
+//!   Prometheus's OTLP suffixes: the unit (`_seconds`, `_bytes`, ...) and `_total` for
+//!   monotonic sums, as Prometheus's own OTLP translation adds them.
+//! - Labels: every point attribute (names made valid), plus `job` (`service.namespace/` +
+//!   `service.name`) and `instance` (`service.instance.id`) from the resource.
+//! - Gauges and cumulative sums give one sample a point; histograms `_bucket` (cumulative,
+//!   `le` as Go prints it, `+Inf` last), `_sum`, `_count`; summaries one sample a quantile
+//!   (`quantile`), `_sum`, `_count`. A point flagged "no recorded value" gives stale markers.
+//! - Not representable, so skipped and counted: delta temporality, exponential histograms
+//!   (native histograms are not supported), points without a value.
+
+use std::borrow::Cow;
+
+use super::FLAG_NO_RECORDED_VALUE;
+use super::{
+    HistogramPoint, KeyValue, Metric, MetricData, NumberPoint, SummaryPoint, Temporality, Value,
+};
+use crate::gofmt::format_g;
+
+/// The scope name of metrics the Prometheus scrape source produced (their names are kept).
+pub const SCRAPE_SCOPE: &str = "sextant/prometheus_scrape";
+
+/// Prometheus's stale marker.
+pub const STALE_NAN: f64 = f64::from_bits(0x7ff0_0000_0000_0002);
+
+/// A series' labels, sorted by name, borrowed where they can be.
+#[derive(Debug, Default, Clone)]
+pub struct SeriesLabels<'a> {
+    pairs: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+}
+
+impl<'a> SeriesLabels<'a> {
+    /// The pairs, sorted by name (no empty values).
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.pairs.iter().map(|(n, v)| (n.as_ref(), v.as_ref()))
+    }
+
+    /// The value of `name`, or "".
+    pub fn get(&self, name: &str) -> &str {
+        match self.pairs.binary_search_by(|(n, _)| n.as_ref().cmp(name)) {
+            Ok(i) => &self.pairs[i].1,
+            Err(_) => "",
+        }
+    }
+
+    fn set(&mut self, name: Cow<'a, str>, value: Cow<'a, str>) {
+        match self
+            .pairs
+            .binary_search_by(|(n, _)| n.as_ref().cmp(name.as_ref()))
+        {
+            Ok(i) if value.is_empty() => {
+                self.pairs.remove(i);
+            }
+            Ok(i) => self.pairs[i].1 = value,
+            Err(_) if value.is_empty() => {}
+            Err(i) => self.pairs.insert(i, (name, value)),
+        }
+    }
+}
+
+/// What the mapping could not represent.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Unmapped {
+    pub delta: u64,
+    pub exponential_histogram: u64,
+    pub no_value: u64,
+}
+
+/// Calls `sample` for every Prometheus sample of `metric`: labels, milliseconds, value.
+pub fn for_each_sample<'m>(
+    metric: &'m Metric,
+    mut sample: impl FnMut(&SeriesLabels<'_>, i64, f64),
+) -> Unmapped {
+    let mut unmapped = Unmapped::default();
+    let Some(data) = &metric.data else {
+        return unmapped;
+    };
+    let native = metric.origin.scope.name != SCRAPE_SCOPE;
+    let mut base = SeriesLabels::default();
+    resource_labels(&metric.origin.resource.attributes, &mut base);
+    match data {
+        MetricData::Gauge(points) => {
+            let name = metric_name(&metric.name, &metric.unit, native, false, true);
+            number_points(&name, points, &base, &mut unmapped, &mut sample);
+        }
+        MetricData::Sum {
+            points,
+            temporality,
+            monotonic,
+        } => {
+            if *temporality == Temporality::Delta {
+                unmapped.delta += points.len() as u64;
+                return unmapped;
+            }
+            let name = metric_name(&metric.name, &metric.unit, native, *monotonic, false);
+            number_points(&name, points, &base, &mut unmapped, &mut sample);
+        }
+        MetricData::Histogram {
+            points,
+            temporality,
+        } => {
+            if *temporality == Temporality::Delta {
+                unmapped.delta += points.len() as u64;
+                return unmapped;
+            }
+            let name = metric_name(&metric.name, &metric.unit, native, false, false);
+            for point in points {
+                histogram_point(&name, point, &base, &mut sample);
+            }
+        }
+        MetricData::ExponentialHistogram { points, .. } => {
+            unmapped.exponential_histogram += points.len() as u64
+        }
+        MetricData::Summary(points) => {
+            let name = metric_name(&metric.name, &metric.unit, native, false, false);
+            for point in points {
+                summary_point(&name, point, &base, &mut sample);
+            }
+        }
+    }
+    unmapped
+}
+
+fn millis(time_unix_nano: u64) -> i64 {
+    i64::try_from(time_unix_nano / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn is_stale(flags: u32) -> bool {
+    flags & FLAG_NO_RECORDED_VALUE != 0
+}
+
+fn point_labels<'a>(
+    base: &SeriesLabels<'a>,
+    attributes: &'a [KeyValue],
+    name: &'a str,
+) -> SeriesLabels<'a> {
+    let mut labels = base.clone();
+    for kv in attributes {
+        labels.set(label_name(&kv.key), value_text(&kv.value));
+    }
+    labels.set(Cow::Borrowed("__name__"), Cow::Borrowed(name));
+    labels
+}
+
+fn number_points(
+    name: &str,
+    points: &[NumberPoint],
+    base: &SeriesLabels<'_>,
+    unmapped: &mut Unmapped,
+    sample: &mut impl FnMut(&SeriesLabels<'_>, i64, f64),
+) {
+    for point in points {
+        let value = match (point.value, is_stale(point.flags)) {
+            (_, true) => STALE_NAN,
+            (Some(v), false) => v.as_f64(),
+            (None, false) => {
+                unmapped.no_value += 1;
+                continue;
+            }
+        };
+        sample(
+            &point_labels(base, &point.attributes, name),
+            millis(point.time_unix_nano),
+            value,
+        );
+    }
+}
+
+fn histogram_point(
+    name: &str,
+    point: &HistogramPoint,
+    base: &SeriesLabels<'_>,
+    sample: &mut impl FnMut(&SeriesLabels<'_>, i64, f64),
+) {
+    let t = millis(point.time_unix_nano);
+    let stale = is_stale(point.flags);
+    let value = |v: f64| if stale { STALE_NAN } else { v };
+    let mut labels = point_labels(base, &point.attributes, name);
+    labels.set(
+        Cow::Borrowed("__name__"),
+        Cow::Owned(format!("{name}_bucket")),
+    );
+    let mut cumulative = 0u64;
+    for (i, count) in point.bucket_counts.iter().enumerate() {
+        cumulative += count;
+        let bound = point
+            .explicit_bounds
+            .get(i)
+            .copied()
+            .unwrap_or(f64::INFINITY);
+        labels.set(Cow::Borrowed("le"), Cow::Owned(format_g(bound, -1)));
+        sample(&labels, t, value(cumulative as f64));
+    }
+    if point.explicit_bounds.len() >= point.bucket_counts.len() {
+        // No overflow bucket given: +Inf is the count.
+        labels.set(Cow::Borrowed("le"), Cow::Borrowed("+Inf"));
+        sample(&labels, t, value(point.count as f64));
+    }
+    labels.set(Cow::Borrowed("le"), Cow::Borrowed(""));
+    if let Some(sum) = point.sum {
+        labels.set(Cow::Borrowed("__name__"), Cow::Owned(format!("{name}_sum")));
+        sample(&labels, t, value(sum));
+    }
+    labels.set(
+        Cow::Borrowed("__name__"),
+        Cow::Owned(format!("{name}_count")),
+    );
+    sample(&labels, t, value(point.count as f64));
+}
+
+fn summary_point(
+    name: &str,
+    point: &SummaryPoint,
+    base: &SeriesLabels<'_>,
+    sample: &mut impl FnMut(&SeriesLabels<'_>, i64, f64),
+) {
+    let t = millis(point.time_unix_nano);
+    let stale = is_stale(point.flags);
+    let value = |v: f64| if stale { STALE_NAN } else { v };
+    let mut labels = point_labels(base, &point.attributes, name);
+    for (quantile, v) in &point.quantile_values {
+        labels.set(
+            Cow::Borrowed("quantile"),
+            Cow::Owned(format_g(*quantile, -1)),
+        );
+        sample(&labels, t, value(*v));
+    }
+    labels.set(Cow::Borrowed("quantile"), Cow::Borrowed(""));
+    labels.set(Cow::Borrowed("__name__"), Cow::Owned(format!("{name}_sum")));
+    sample(&labels, t, value(point.sum));
+    labels.set(
+        Cow::Borrowed("__name__"),
+        Cow::Owned(format!("{name}_count")),
+    );
+    sample(&labels, t, value(point.count as f64));
+}
+
+fn resource_labels<'a>(attributes: &'a [KeyValue], labels: &mut SeriesLabels<'a>) {
+    let text = |key: &str| super::find_attribute(attributes, key).map(Value::to_text);
+    let job = match (text("service.namespace"), text("service.name")) {
+        (Some(ns), Some(name)) if !ns.is_empty() => Some(Cow::Owned(format!("{ns}/{name}"))),
+        (_, name) => name,
+    };
+    if let Some(job) = job {
+        labels.set(Cow::Borrowed("job"), job);
+    }
+    if let Some(instance) = text("service.instance.id") {
+        labels.set(Cow::Borrowed("instance"), instance);
+    }
+}
+
+fn value_text(value: &Value) -> Cow<'_, str> {
+    value.to_text()
+}
+
+fn valid_char(c: char, first: bool, colon: bool) -> bool {
+    c.is_ascii_alphabetic() || c == '_' || (colon && c == ':') || (!first && c.is_ascii_digit())
+}
+
+/// A label name made valid: other characters become `_`, a leading digit gets a `_` before it.
+pub fn label_name(key: &str) -> Cow<'_, str> {
+    sanitize(key, false)
+}
+
+fn sanitize(text: &str, colon: bool) -> Cow<'_, str> {
+    if text
+        .chars()
+        .enumerate()
+        .all(|(i, c)| valid_char(c, i == 0, colon))
+        && !text.is_empty()
+    {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 1);
+    for (i, c) in text.chars().enumerate() {
+        if i == 0 && c.is_ascii_digit() {
+            out.push('_');
+        }
+        out.push(if valid_char(c, false, colon) { c } else { '_' });
+    }
+    if out.is_empty() {
+        out.push('_');
+    }
+    Cow::Owned(out)
+}
+
+/// The series name of a metric: valid, with Prometheus's OTLP suffixes for native metrics.
+pub fn metric_name(name: &str, unit: &str, native: bool, monotonic: bool, gauge: bool) -> String {
+    let mut out = sanitize(name, true).into_owned();
+    if !native {
+        return out;
+    }
+    if let Some(suffix) = unit_suffix(unit, gauge) {
+        if !out.ends_with(&format!("_{suffix}")) && !out.contains(&format!("_{suffix}_")) {
+            out.push('_');
+            out.push_str(&suffix);
+        }
+    }
+    if monotonic && !out.ends_with("_total") {
+        out.push_str("_total");
+    }
+    out
+}
+
+/// Prometheus's name for a UCUM unit (annotations in braces dropped; `x/y` as `x_per_y`).
+fn unit_suffix(unit: &str, gauge: bool) -> Option<String> {
+    let unit = strip_braces(unit);
+    if unit.is_empty() {
+        return None;
+    }
+    if unit == "1" {
+        return gauge.then(|| "ratio".to_string());
+    }
+    let (main, per) = match unit.split_once('/') {
+        Some((m, p)) => (m, Some(p)),
+        None => (unit.as_str(), None),
+    };
+    let main = unit_word(main);
+    let per = per.map(|p| per_unit_word(p));
+    let text = match (main.is_empty(), per) {
+        (true, Some(p)) => format!("per_{p}"),
+        (false, Some(p)) => format!("{main}_per_{p}"),
+        (_, None) => main,
+    };
+    let text = sanitize(&text, false).into_owned();
+    (!text.is_empty() && text != "_").then_some(text)
+}
+
+fn strip_braces(unit: &str) -> String {
+    let mut out = String::with_capacity(unit.len());
+    let mut depth = 0;
+    for c in unit.chars() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            c if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out.trim().to_string()
+}
+
+fn unit_word(unit: &str) -> String {
+    match unit {
+        "d" => "days",
+        "h" => "hours",
+        "min" => "minutes",
+        "s" => "seconds",
+        "ms" => "milliseconds",
+        "us" => "microseconds",
+        "ns" => "nanoseconds",
+        "By" => "bytes",
+        "KiBy" => "kibibytes",
+        "MiBy" => "mebibytes",
+        "GiBy" => "gibibytes",
+        "TiBy" => "tibibytes",
+        "KBy" => "kilobytes",
+        "MBy" => "megabytes",
+        "GBy" => "gigabytes",
+        "TBy" => "terabytes",
+        "m" => "meters",
+        "V" => "volts",
+        "A" => "amperes",
+        "J" => "joules",
+        "W" => "watts",
+        "g" => "grams",
+        "Cel" => "celsius",
+        "Hz" => "hertz",
+        "%" => "percent",
+        other => other,
+    }
+    .to_string()
+}
+
+fn per_unit_word(unit: &str) -> String {
+    match unit {
+        "s" => "second",
+        "m" => "minute",
+        "h" => "hour",
+        "d" => "day",
+        "w" => "week",
+        "mo" => "month",
+        "y" => "year",
+        other => return unit_word(other),
+    }
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::flow::event::{Number, Origin};
+
+    fn origin(scope: &str) -> Arc<Origin> {
+        let mut origin = Origin::default();
+        origin.scope.name = scope.into();
+        origin.resource.attributes = vec![
+            KeyValue::new("service.name", "checkout"),
+            KeyValue::new("service.namespace", "shop"),
+            KeyValue::new("service.instance.id", "pod-1"),
+        ];
+        Arc::new(origin)
+    }
+
+    fn collect(metric: &Metric) -> Vec<String> {
+        let mut out = Vec::new();
+        for_each_sample(metric, |labels, t, v| {
+            let pairs: Vec<String> = labels.pairs().map(|(n, v)| format!("{n}={v}")).collect();
+            out.push(format!(
+                "{} @{t} {}",
+                pairs.join(","),
+                if v.to_bits() == STALE_NAN.to_bits() {
+                    "stale".into()
+                } else {
+                    v.to_string()
+                }
+            ));
+        });
+        out
+    }
+
+    #[test]
+    fn otlp_sums_gain_prometheus_suffixes_scraped_ones_keep_their_names() {
+        let point = NumberPoint {
+            attributes: vec![
+                KeyValue::new("http.route", "/cart"),
+                KeyValue::new("code", 200i64),
+            ],
+            time_unix_nano: 2_000_000_000,
+            value: Some(Number::Double(5.0)),
+            ..Default::default()
+        };
+        let metric = |scope: &str| Metric {
+            origin: origin(scope),
+            name: "http.server.duration".into(),
+            description: String::new(),
+            unit: "ms".into(),
+            metadata: Vec::new(),
+            data: Some(MetricData::Sum {
+                points: vec![point.clone()],
+                temporality: Temporality::Cumulative,
+                monotonic: true,
+            }),
+        };
+        assert_eq!(
+            collect(&metric("io.opentelemetry.http")),
+            ["__name__=http_server_duration_milliseconds_total,code=200,http_route=/cart,instance=pod-1,job=shop/checkout @2000 5"]
+        );
+        assert_eq!(
+            collect(&metric(SCRAPE_SCOPE)),
+            ["__name__=http_server_duration,code=200,http_route=/cart,instance=pod-1,job=shop/checkout @2000 5"]
+        );
+    }
+
+    #[test]
+    fn histograms_and_summaries_expand_as_prometheus_exposes_them() {
+        let metric = Metric {
+            origin: origin(SCRAPE_SCOPE),
+            name: "latency_seconds".into(),
+            description: String::new(),
+            unit: String::new(),
+            metadata: Vec::new(),
+            data: Some(MetricData::Histogram {
+                points: vec![HistogramPoint {
+                    time_unix_nano: 1_000_000,
+                    count: 6,
+                    sum: Some(2.5),
+                    bucket_counts: vec![1, 2, 3],
+                    explicit_bounds: vec![0.1, 1e6],
+                    ..Default::default()
+                }],
+                temporality: Temporality::Cumulative,
+            }),
+        };
+        let got = collect(&metric);
+        assert_eq!(got.len(), 5);
+        assert!(
+            got[0].starts_with(
+                "__name__=latency_seconds_bucket,instance=pod-1,job=shop/checkout,le=0.1 @1 1"
+            ),
+            "{got:?}"
+        );
+        assert!(got[1].contains("le=1e+06 @1 3"), "{got:?}");
+        assert!(got[2].contains("le=+Inf @1 6"), "{got:?}");
+        assert!(
+            got[3].starts_with("__name__=latency_seconds_sum,") && got[3].ends_with(" 2.5"),
+            "{got:?}"
+        );
+        assert!(
+            got[4].starts_with("__name__=latency_seconds_count,") && got[4].ends_with(" 6"),
+            "{got:?}"
+        );
+
+        let summary = Metric {
+            data: Some(MetricData::Summary(vec![SummaryPoint {
+                time_unix_nano: 1_000_000,
+                count: 3,
+                sum: 1.5,
+                quantile_values: vec![(0.5, 0.2), (0.99, 0.9)],
+                flags: FLAG_NO_RECORDED_VALUE,
+                ..Default::default()
+            }])),
+            ..metric
+        };
+        let got = collect(&summary);
+        assert_eq!(got.len(), 4);
+        assert!(got[1].contains("quantile=0.99 @1 stale"), "{got:?}");
+        assert!(
+            got.iter().all(|s| s.ends_with("stale")),
+            "a point without a recorded value is stale in every series"
+        );
+    }
+
+    #[test]
+    fn units_and_names_as_prometheus_translates_them() {
+        assert_eq!(
+            metric_name("system.memory.usage", "By", true, false, true),
+            "system_memory_usage_bytes"
+        );
+        assert_eq!(
+            metric_name("cpu.utilization", "1", true, false, true),
+            "cpu_utilization_ratio"
+        );
+        assert_eq!(
+            metric_name("requests", "{request}", true, true, false),
+            "requests_total"
+        );
+        assert_eq!(
+            metric_name("net.io", "By/s", true, false, true),
+            "net_io_bytes_per_second"
+        );
+        assert_eq!(metric_name("up", "", false, false, true), "up");
+        assert_eq!(label_name("k8s.pod.name"), "k8s_pod_name");
+        assert_eq!(label_name("9lives"), "_9lives");
+    }
+}

@@ -1,0 +1,62 @@
+//! Metrics into the window store, through the shared Prometheus mapping
+//! (`sextant_pipeline::flow::event::prometheus`): a sample of a series the store already holds
+//! costs a hash, a comparison and an append, with no allocation for its labels.
+
+use sextant_pipeline::flow::event::prometheus::{for_each_sample, SeriesLabels, Unmapped};
+use sextant_pipeline::flow::event::Metric;
+
+use super::{hash_labels, Appended, Incoming, LabelView, WindowStore};
+use crate::labels::Labels;
+
+impl LabelView for SeriesLabels<'_> {
+    fn value(&self, name: &str) -> &str {
+        self.get(name)
+    }
+}
+
+impl Incoming for SeriesLabels<'_> {
+    fn label_hash(&self) -> u64 {
+        hash_labels(self.pairs())
+    }
+
+    fn same_as(&self, labels: &Labels) -> bool {
+        labels.len() == self.pairs().count()
+            && labels
+                .iter()
+                .zip(self.pairs())
+                .all(|(l, (n, v))| l.name == n && l.value == v)
+    }
+
+    fn to_labels(&self) -> Labels {
+        Labels::from_pairs(self.pairs())
+    }
+}
+
+/// What one ingest did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Ingested {
+    pub stored: u64,
+    pub not_selected: u64,
+    pub out_of_order: u64,
+    pub over_limit: u64,
+    pub unmapped: u64,
+}
+
+/// Appends every sample of `metrics` the store's rules can read.
+pub fn ingest(store: &mut WindowStore, metrics: &[Metric]) -> Ingested {
+    let mut ingested = Ingested::default();
+    for metric in metrics {
+        let Unmapped {
+            delta,
+            exponential_histogram,
+            no_value,
+        } = for_each_sample(metric, |labels, t, v| match store.append(labels, t, v) {
+            Appended::Stored => ingested.stored += 1,
+            Appended::NotSelected => ingested.not_selected += 1,
+            Appended::OutOfOrder => ingested.out_of_order += 1,
+            Appended::OverLimit => ingested.over_limit += 1,
+        });
+        ingested.unmapped += delta + exponential_histogram + no_value;
+    }
+    ingested
+}
