@@ -72,8 +72,8 @@ pub struct Unmapped {
 }
 
 /// Calls `sample` for every Prometheus sample of `metric`: labels, milliseconds, value.
-pub fn for_each_sample<'m>(
-    metric: &'m Metric,
+pub fn for_each_sample(
+    metric: &Metric,
     mut sample: impl FnMut(&SeriesLabels<'_>, i64, f64),
 ) -> Unmapped {
     let mut unmapped = Unmapped::default();
@@ -321,7 +321,7 @@ fn unit_suffix(unit: &str, gauge: bool) -> Option<String> {
         None => (unit.as_str(), None),
     };
     let main = unit_word(main);
-    let per = per.map(|p| per_unit_word(p));
+    let per = per.map(per_unit_word);
     let text = match (main.is_empty(), per) {
         (true, Some(p)) => format!("per_{p}"),
         (false, Some(p)) => format!("{main}_per_{p}"),
