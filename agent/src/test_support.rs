@@ -77,6 +77,7 @@ impl Running {
             name: kind.into(),
             data_dir: data_dir.to_owned(),
             out: Fanout::new(vec![queue.clone()]),
+            taps: None,
             shutdown,
             metrics: ComponentMetrics::new("test", kind, kind),
         };

@@ -7,9 +7,12 @@ use sextant_pipeline::runtime::topology::Graph;
 use crate::sinks::aws_cloudwatch_logs::CloudWatchLogsConfig;
 use crate::sinks::aws_cloudwatch_metrics::CloudWatchMetricsConfig;
 use crate::sinks::aws_xray::XRayConfig;
+use crate::sources::prometheus_rules::PrometheusRulesConfig;
 
 sextant_pipeline::role_sources!(
-    pub enum CollectorSource {}
+    pub enum CollectorSource {
+        PrometheusRules(PrometheusRulesConfig),
+    }
 );
 
 sextant_pipeline::role_sinks!(

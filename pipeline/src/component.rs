@@ -30,6 +30,8 @@ pub struct SourceContext {
     /// This component's own directory for state (checkpoints), created before `build`.
     pub data_dir: PathBuf,
     pub out: Fanout,
+    /// Copies of what the sources it taps send (see [`SourceConfig::taps`]), if it taps any.
+    pub taps: Option<Arc<ByteQueue<Batch>>>,
     pub shutdown: Shutdown,
     pub metrics: ComponentMetrics,
 }
@@ -53,7 +55,20 @@ pub trait SourceConfig {
         let _ = name;
         Ok(())
     }
+    /// The sources whose batches this one also receives, outside their delivery (see
+    /// [`crate::flow::fanout`]): a source that evaluates what passes, such as the collector's
+    /// rules. `None` for ordinary sources.
+    fn taps(&self) -> Option<Taps<'_>> {
+        None
+    }
     fn build(&self, cx: SourceContext) -> Result<Task, BuildError>;
+}
+
+/// What a tapping source takes in: from which sources, which signals, into how big a queue.
+pub struct Taps<'a> {
+    pub sources: &'a [String],
+    pub signals: Signals,
+    pub max_bytes: usize,
 }
 
 pub trait SinkConfig {

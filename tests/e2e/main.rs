@@ -20,6 +20,7 @@ mod otlp_receiver_limits;
 mod otlp_sequential_sender;
 mod prometheus_scrape;
 mod rule_unit_tests;
+mod rules_end_to_end;
 mod scrape_to_cloudwatch;
 mod signal_routing;
 mod xray;

@@ -5,24 +5,7 @@ pub mod host_metrics;
 pub mod kubernetes_logs;
 pub mod prometheus_scrape;
 
-use sextant_pipeline::flow::ack::Acks;
-use sextant_pipeline::flow::batch::Batch;
-use sextant_pipeline::flow::event::{Metric, MetricData};
-use sextant_pipeline::flow::fanout::Fanout;
-use sextant_pipeline::telemetry::ComponentMetrics;
-
-/// Sends one collection of metrics as a batch, counting its points received and sent. Nothing
-/// could replay a collection, so it is not acknowledged back; the send waits for room.
-pub(crate) async fn send_metrics(out: &Fanout, counters: &ComponentMetrics, metrics: Vec<Metric>) {
-    let points: usize = metrics
-        .iter()
-        .filter_map(|m| m.data.as_ref())
-        .map(MetricData::point_count)
-        .sum();
-    counters.received_events.inc_by(points as u64);
-    out.send(Batch::metrics(metrics, Acks::none())).await;
-    counters.sent_events.inc_by(points as u64);
-}
+pub(crate) use sextant_pipeline::sources::send_metrics;
 
 /// Every `period` until shutdown; a tick missed (a slow collection) is skipped, not caught up.
 pub(crate) struct Every(tokio::time::Interval);

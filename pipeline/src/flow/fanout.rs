@@ -12,12 +12,19 @@
 //! from the slowest sink reaches the source. The outputs can be replaced while the source runs
 //! (config reload); a batch pushed into a queue that was just closed is handed back as failed, so
 //! its source sends it again.
+//!
+//! Taps are outputs outside the delivery guarantee: a source that evaluates what passes (the
+//! collector's rules) gets a copy of each batch of its signals without a share of the
+//! acknowledgement, pushed without waiting; when its queue is full the copy is dropped and
+//! counted (`tap_full`), and the sinks' delivery is neither slowed nor failed by it.
 
 use std::sync::{Arc, RwLock};
 
+use crate::flow::ack::Acks;
 use crate::flow::batch::Batch;
 use crate::flow::event::{Signal, Signals};
 use crate::flow::queue::{ByteQueue, Pushed};
+use crate::telemetry::ComponentMetrics;
 
 /// A sink's input as a source sees it.
 #[derive(Clone)]
@@ -29,9 +36,19 @@ pub struct Output {
 
 type Outputs = Vec<Output>;
 
+/// A tapping source's input: copies of the batches of `signals`, dropped (and counted in
+/// `metrics`) when `queue` is full.
+#[derive(Clone)]
+pub struct Tap {
+    pub signals: Signals,
+    pub queue: Arc<ByteQueue<Batch>>,
+    pub metrics: ComponentMetrics,
+}
+
 #[derive(Clone, Default)]
 pub struct Fanout {
     outputs: Arc<RwLock<Outputs>>,
+    taps: Arc<RwLock<Vec<Tap>>>,
 }
 
 impl Fanout {
@@ -51,6 +68,7 @@ impl Fanout {
     pub fn routed(outputs: Outputs) -> Self {
         Self {
             outputs: Arc::new(RwLock::new(outputs)),
+            taps: Arc::default(),
         }
     }
 
@@ -83,6 +101,25 @@ impl Fanout {
         }
     }
 
+    /// Replaces the taps (for every clone of this fan-out).
+    pub fn set_taps(&self, taps: Vec<Tap>) {
+        if let Ok(mut t) = self.taps.write() {
+            *t = taps;
+        }
+    }
+
+    /// Hands a copy of `batch` to every tap that takes its signal, without waiting.
+    fn tap(&self, batch: &Batch) {
+        let signal = batch.events.signal();
+        let Ok(taps) = self.taps.read() else { return };
+        for tap in taps.iter().filter(|t| t.signals.contains(signal)) {
+            let copy = Batch::with_size(batch.events.clone(), Acks::none(), batch.byte_size());
+            if let Pushed::Refused(dropped) = tap.queue.try_push(copy) {
+                tap.metrics.dropped("tap_full", dropped.len() as u64);
+            }
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.outputs.read().map(|o| o.is_empty()).unwrap_or(true)
     }
@@ -90,6 +127,7 @@ impl Fanout {
     /// Sends `batch` to every output. A batch refused by a queue (full under `drop_newest`, or
     /// closed) is finished as rejected or failed respectively, so its source is told.
     pub async fn send(&self, batch: Batch) {
+        self.tap(&batch);
         let signal = batch.events.signal();
         let (any, outputs): (bool, Vec<Arc<ByteQueue<Batch>>>) = match self.outputs.read() {
             Ok(o) => (

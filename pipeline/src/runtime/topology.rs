@@ -34,7 +34,7 @@ use crate::buffer::{DiskBufferSettings, Mode};
 use crate::component::{AsSink, AsSource, BuildError, PreparedSink, SinkContext, SourceContext};
 use crate::flow::batch::Batch;
 use crate::flow::event::Signals;
-use crate::flow::fanout::{Fanout, Output};
+use crate::flow::fanout::{Fanout, Output, Tap};
 use crate::flow::queue::{ByteQueue, WhenFull};
 use crate::shutdown::ShutdownTrigger;
 use crate::telemetry::{ComponentMetrics, QueueMetrics};
@@ -110,6 +110,20 @@ impl<S: AsSource, K: AsSink> Graph<S, K> {
             source
                 .source()
                 .validate(&format!("{role}.sources.{name}"))?;
+            for tapped in source.source().taps().map_or(&[][..], |t| t.sources) {
+                if tapped == name || !self.sources.contains_key(tapped) {
+                    let known: Vec<_> = self
+                        .sources
+                        .keys()
+                        .filter(|k| *k != name)
+                        .cloned()
+                        .collect();
+                    return Err(BuildError::invalid(
+                        &format!("{role}.sources.{name}"),
+                        format!("input {tapped:?} is not another source of this role (sources: {known:?})"),
+                    ));
+                }
+            }
         }
         let mut prepared = Prepared::default();
         for (name, sink) in &self.sinks {
@@ -150,7 +164,8 @@ impl<S: AsSource, K: AsSink> Graph<S, K> {
             let ready = sink.prepare(&format!("{role}.sinks.{name}"))?;
             prepared.sinks.insert(name.clone(), ready);
         }
-        // A source nobody reads would take input (and checkpoint it) for nowhere.
+        // A source nobody reads would take input (and checkpoint it) for nowhere. A tap reads
+        // too, but only the sinks deliver: a source only tapped still needs a sink.
         for name in self.sources.keys() {
             let read = self
                 .sinks
@@ -178,6 +193,8 @@ struct SourceRun<S> {
     trigger: ShutdownTrigger,
     task: JoinHandle<()>,
     out: Fanout,
+    /// Its input from the sources it taps, if it taps any.
+    tap: Option<Tap>,
 }
 
 struct SinkRun<K> {
@@ -375,6 +392,16 @@ impl<
         let metrics = ComponentMetrics::new(&self.role, name, source.kind());
         let (trigger, shutdown) = ShutdownTrigger::new();
         let out = Fanout::routed(self.outputs_of(name));
+        out.set_taps(self.taps_of(name));
+        let tap = source.taps().map(|taps| Tap {
+            signals: taps.signals,
+            queue: Arc::new(ByteQueue::new(
+                taps.max_bytes,
+                WhenFull::DropNewest,
+                QueueMetrics::new(&self.role, name),
+            )),
+            metrics: metrics.clone(),
+        });
         let context = {
             let (name, data_dir, out, metrics) = (
                 name.to_owned(),
@@ -383,10 +410,12 @@ impl<
                 metrics.clone(),
             );
             let shutdown = shutdown.clone();
+            let tap_queue = tap.as_ref().map(|t| t.queue.clone());
             move || SourceContext {
                 name: name.clone(),
                 data_dir: data_dir.clone(),
                 out: out.clone(),
+                taps: tap_queue.clone(),
                 shutdown: shutdown.clone(),
                 metrics: metrics.clone(),
             }
@@ -410,7 +439,22 @@ impl<
             trigger,
             task,
             out,
+            tap,
         })
+    }
+
+    /// The inputs of the running sources that tap `source`.
+    fn taps_of(&self, source: &str) -> Vec<Tap> {
+        self.sources
+            .values()
+            .filter(|run| {
+                run.config
+                    .source()
+                    .taps()
+                    .is_some_and(|t| t.sources.iter().any(|s| s == source))
+            })
+            .filter_map(|run| run.tap.clone())
+            .collect()
     }
 
     /// The queues of the running sinks that read `source`, with the signals each takes.
@@ -429,6 +473,7 @@ impl<
     fn rewire(&self) {
         for (name, source) in &self.sources {
             source.out.set_outputs(self.outputs_of(name));
+            source.out.set_taps(self.taps_of(name));
         }
     }
 
@@ -481,6 +526,9 @@ impl<
         for name in &stale {
             if let Some(run) = self.sources.remove(name) {
                 previous.insert(name.clone(), run.config.clone());
+                if let Some(tap) = &run.tap {
+                    tap.queue.close();
+                }
                 run.trigger.stop();
                 if tokio::time::timeout_at(until, run.task).await.is_err() {
                     tracing::warn!(role = %self.role, source = %name, "source did not stop before the deadline");
@@ -550,6 +598,9 @@ impl<
             }
             self.sources.insert(name.clone(), run);
         }
+
+        // New tapping sources' inputs reach the sources they tap.
+        self.rewire();
 
         // 5. Retire the old sinks: they drain what their queues hold and stop.
         for (_name, old) in retired {

@@ -46,6 +46,17 @@ pub struct RuleState {
     pub failures: u64,
 }
 
+impl RuleState {
+    /// Takes over what `previous` (this rule before a reload) remembered: its alerts and the
+    /// series it returned.
+    pub fn take_state_from(&mut self, previous: RuleState) {
+        self.previous_series = previous.previous_series;
+        self.alerts = previous.alerts;
+        self.evaluations = previous.evaluations;
+        self.failures = previous.failures;
+    }
+}
+
 /// A group with its rules' state.
 #[derive(Debug)]
 pub struct GroupState {

@@ -15,6 +15,7 @@
 mod chunk;
 pub mod filter;
 pub mod ingest;
+pub mod retention;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};

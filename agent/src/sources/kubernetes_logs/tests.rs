@@ -60,6 +60,7 @@ impl Running {
             name: name.into(),
             data_dir: state.to_owned(),
             out: Fanout::new(vec![queue.clone()]),
+            taps: None,
             shutdown,
             metrics: metrics.clone(),
         };

@@ -3,7 +3,7 @@
 //! dashboard name the same series.
 //!
 //! - The name is the metric's, made valid (invalid characters become `_`). Metrics that came
-//!   from a Prometheus scrape keep their names as exposed; others (OTLP from SDKs) get
+//!   from a Prometheus scrape or a rule keep their names as exposed; others (OTLP from SDKs) get
 //!   Prometheus's OTLP suffixes: the unit (`_seconds`, `_bytes`, ...) and `_total` for
 //!   monotonic sums, as Prometheus's own OTLP translation adds them.
 //! - Labels: every point attribute (names made valid), plus `job` (`service.namespace/` +
@@ -24,6 +24,9 @@ use crate::gofmt::format_g;
 
 /// The scope name of metrics the Prometheus scrape source produced (their names are kept).
 pub const SCRAPE_SCOPE: &str = "sextant/prometheus_scrape";
+
+/// The scope name of rule results (recorded series, `ALERTS`; their names are kept).
+pub const RULES_SCOPE: &str = "sextant/prometheus_rules";
 
 /// Prometheus's stale marker.
 pub const STALE_NAN: f64 = f64::from_bits(0x7ff0_0000_0000_0002);
@@ -80,7 +83,10 @@ pub fn for_each_sample(
     let Some(data) = &metric.data else {
         return unmapped;
     };
-    let native = metric.origin.scope.name != SCRAPE_SCOPE;
+    let native = !matches!(
+        metric.origin.scope.name.as_str(),
+        SCRAPE_SCOPE | RULES_SCOPE
+    );
     let mut base = SeriesLabels::default();
     resource_labels(&metric.origin.resource.attributes, &mut base);
     match data {

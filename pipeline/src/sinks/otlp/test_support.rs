@@ -41,6 +41,7 @@ impl Receiver {
                     name: name.into(),
                     data_dir: data.path().to_owned(),
                     out: Fanout::new(vec![queue.clone()]),
+                    taps: None,
                     shutdown,
                     metrics,
                 },

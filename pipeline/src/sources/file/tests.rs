@@ -485,6 +485,7 @@ fn start_throttled(
         name: name.into(),
         data_dir: state.to_owned(),
         out: Fanout::new(vec![queue.clone()]),
+        taps: None,
         shutdown,
         metrics: ComponentMetrics::new("test", name, "file"),
     };

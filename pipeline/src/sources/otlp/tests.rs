@@ -99,6 +99,7 @@ fn start_with_queue(name: &str, queue_bytes: usize) -> Started {
         name: name.into(),
         data_dir: std::env::temp_dir(),
         out: Fanout::new(vec![queue.clone()]),
+        taps: None,
         shutdown,
         metrics: metrics.clone(),
     };

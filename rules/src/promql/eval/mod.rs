@@ -406,7 +406,7 @@ impl<'a> Evaluator<'a> {
     }
 }
 
-pub(crate) fn duration_millis(d: Duration) -> i64 {
+pub fn duration_millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 

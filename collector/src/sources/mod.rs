@@ -1,0 +1,3 @@
+//! Sources only the collector has.
+
+pub mod prometheus_rules;

@@ -1,0 +1,91 @@
+//! `prometheus_rules` settings: Prometheus's rule-evaluation settings plus the window store's.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use sextant_pipeline::component::BuildError;
+use sextant_pipeline::config::units::{ByteSizeValue, DurationValue};
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusRulesConfig {
+    /// The sources whose metrics the rules read (a copy of what passes; see the module doc).
+    pub inputs: Vec<String>,
+    /// Rule files (globs), relative to the working directory, as Prometheus's `rule_files`.
+    pub rule_files: Vec<String>,
+    /// How often groups without their own `interval` run.
+    #[serde(default = "default_evaluation_interval")]
+    pub evaluation_interval: DurationValue,
+    /// Available to templates as `$externalLabels`.
+    #[serde(default)]
+    pub external_labels: BTreeMap<String, String>,
+    /// Available to templates as `$externalURL`.
+    #[serde(default)]
+    pub external_url: String,
+    /// How far back an instant selector looks (Prometheus's `query.lookback-delta`).
+    #[serde(default = "default_lookback_delta")]
+    pub lookback_delta: DurationValue,
+    /// The window store's bound; past it new series are refused (counted).
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: ByteSizeValue,
+    /// The bound of the copies waiting to enter the store; past it they are dropped (counted).
+    #[serde(default = "default_input_max_bytes")]
+    pub input_max_bytes: ByteSizeValue,
+    /// Samples one rule's query may read (Prometheus's `query.max-samples`).
+    #[serde(default = "default_query_max_samples")]
+    pub query_max_samples: usize,
+}
+
+fn default_evaluation_interval() -> DurationValue {
+    DurationValue(Duration::from_secs(60))
+}
+
+fn default_lookback_delta() -> DurationValue {
+    DurationValue(Duration::from_secs(300))
+}
+
+fn default_max_bytes() -> ByteSizeValue {
+    ByteSizeValue(512 << 20)
+}
+
+fn default_input_max_bytes() -> ByteSizeValue {
+    ByteSizeValue(64 << 20)
+}
+
+fn default_query_max_samples() -> usize {
+    50_000_000
+}
+
+pub(super) fn validate(config: &PrometheusRulesConfig, name: &str) -> Result<(), BuildError> {
+    if config.inputs.is_empty() {
+        return Err(BuildError::at(
+            name,
+            "inputs",
+            "name at least one source whose metrics the rules read",
+        ));
+    }
+    if config.rule_files.is_empty() {
+        return Err(BuildError::at(
+            name,
+            "rule_files",
+            "name at least one rule file",
+        ));
+    }
+    if config.evaluation_interval.0 < Duration::from_secs(1) {
+        return Err(BuildError::at(
+            name,
+            "evaluation_interval",
+            "must be at least 1s",
+        ));
+    }
+    if config.lookback_delta.0 < Duration::from_secs(1) {
+        return Err(BuildError::at(
+            name,
+            "lookback_delta",
+            "must be at least 1s",
+        ));
+    }
+    Ok(())
+}
