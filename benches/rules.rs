@@ -29,10 +29,16 @@ const PER_NAME: usize = 100;
 fn origin() -> Arc<Origin> {
     Arc::new(Origin {
         resource: Resource {
-            attributes: vec![KeyValue::new("service.name", "shop"), KeyValue::new("service.instance.id", "10.0.0.1:9100")],
+            attributes: vec![
+                KeyValue::new("service.name", "shop"),
+                KeyValue::new("service.instance.id", "10.0.0.1:9100"),
+            ],
             ..Default::default()
         },
-        scope: Scope { name: "sextant/prometheus_scrape".into(), ..Default::default() },
+        scope: Scope {
+            name: "sextant/prometheus_scrape".into(),
+            ..Default::default()
+        },
     })
 }
 
@@ -74,7 +80,11 @@ fn scrape(origin: &Arc<Origin>, t_ms: i64, values: &mut [f64], rng: &mut Rng) ->
             });
         }
         let data = if kind <= 5 {
-            MetricData::Sum { points, temporality: Temporality::Cumulative, monotonic: true }
+            MetricData::Sum {
+                points,
+                temporality: Temporality::Cumulative,
+                monotonic: true,
+            }
         } else {
             MetricData::Gauge(points)
         };
@@ -94,8 +104,16 @@ fn bench_ingest(c: &mut Criterion) {
     let origin = origin();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut values = vec![1000.0; NAMES * PER_NAME];
-    let scrapes: Vec<Vec<Metric>> =
-        (0..41).map(|i| scrape(&origin, 1_700_000_000_000 + i * 15_000, &mut values, &mut rng)).collect();
+    let scrapes: Vec<Vec<Metric>> = (0..41)
+        .map(|i| {
+            scrape(
+                &origin,
+                1_700_000_000_000 + i * 15_000,
+                &mut values,
+                &mut rng,
+            )
+        })
+        .collect();
 
     let mut store = WindowStore::new(SelectorFilter::everything(), 3_600_000, usize::MAX);
     for s in &scrapes {
@@ -103,8 +121,9 @@ fn bench_ingest(c: &mut Criterion) {
     }
     let samples = store.sample_count();
     eprintln!(
-        "window store after 10 minutes of 15 s scrapes: {} series, {samples} samples, {:.2} bytes/sample compressed, {:.2} bytes/sample with labels and indexes",
+        "window store after 10 minutes of 15 s scrapes: {} series, {samples} samples, {:.2} bytes/sample encoded, {:.2} bytes/sample in chunks (with their fixed fields and spare room), {:.2} bytes/sample with labels and indexes",
         store.series_count(),
+        store.encoded_bytes() as f64 / samples as f64,
         store.sample_bytes() as f64 / samples as f64,
         store.bytes() as f64 / samples as f64,
     );
@@ -114,7 +133,8 @@ fn bench_ingest(c: &mut Criterion) {
     group.bench_function("window_ingest", |b| {
         b.iter_batched(
             || {
-                let mut store = WindowStore::new(SelectorFilter::everything(), 3_600_000, usize::MAX);
+                let mut store =
+                    WindowStore::new(SelectorFilter::everything(), 3_600_000, usize::MAX);
                 ingest(&mut store, &scrapes[0]);
                 store
             },
@@ -164,7 +184,11 @@ fn bench_evaluate(c: &mut Criterion) {
         }
     }
     let at = start + 20 * 15_000;
-    eprintln!("evaluation store: {} series, {} samples", store.series_count(), store.sample_count());
+    eprintln!(
+        "evaluation store: {} series, {} samples",
+        store.series_count(),
+        store.sample_count()
+    );
     let mut group_state = GroupState::new(groups.into_iter().next().unwrap());
     let settings = Settings::default();
     let mut group = c.benchmark_group("rules");

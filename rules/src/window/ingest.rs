@@ -5,7 +5,7 @@
 use sextant_pipeline::flow::event::prometheus::{for_each_sample, SeriesLabels, Unmapped};
 use sextant_pipeline::flow::event::Metric;
 
-use super::{hash_labels, Appended, Incoming, LabelView, WindowStore};
+use super::{hash_labels, Appended, Incoming, LabelView, SeriesHash, WindowStore};
 use crate::labels::Labels;
 
 impl LabelView for SeriesLabels<'_> {
@@ -15,16 +15,8 @@ impl LabelView for SeriesLabels<'_> {
 }
 
 impl Incoming for SeriesLabels<'_> {
-    fn label_hash(&self) -> u64 {
+    fn label_hash(&self) -> SeriesHash {
         hash_labels(self.pairs())
-    }
-
-    fn same_as(&self, labels: &Labels) -> bool {
-        labels.len() == self.pairs().count()
-            && labels
-                .iter()
-                .zip(self.pairs())
-                .all(|(l, (n, v))| l.name == n && l.value == v)
     }
 
     fn to_labels(&self) -> Labels {

@@ -53,51 +53,78 @@ pub enum Appended {
 /// A series arriving: labels readable without allocating, built only for a new series.
 pub trait Incoming: LabelView {
     /// [`hash_labels`] of the labels.
-    fn label_hash(&self) -> u64;
-    fn same_as(&self, labels: &Labels) -> bool;
+    fn label_hash(&self) -> SeriesHash;
     fn to_labels(&self) -> Labels;
 }
 
 impl Incoming for Labels {
-    fn label_hash(&self) -> u64 {
+    fn label_hash(&self) -> SeriesHash {
         hash_labels(self.iter().map(|l| (l.name.as_str(), l.value.as_str())))
-    }
-    fn same_as(&self, labels: &Labels) -> bool {
-        self == labels
     }
     fn to_labels(&self) -> Labels {
         self.clone()
     }
 }
 
-/// The hash of a label set given as pairs sorted by name (a fixed seed: the same on every
+/// A series' identity: two independent 64-bit hashes of its labels. A series is found by the
+/// first and confirmed by the second, without comparing labels: two label sets agree on 128
+/// bits by chance with odds near 2^-128 per pair, far below a memory error, while comparing
+/// labels was a third of what an append cost.
+pub type SeriesHash = [u64; 2];
+
+/// The identity of a label set given as pairs sorted by name (fixed seeds: the same on every
 /// run and for every caller).
-pub fn hash_labels<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
-    let mut hasher = foldhash::fast::FixedState::with_seed(0x005e_7a17).build_hasher();
+pub fn hash_labels<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> SeriesHash {
+    let mut first = foldhash::fast::FixedState::with_seed(0x005e_7a17).build_hasher();
+    let mut second = foldhash::fast::FixedState::with_seed(0x0c0f_fee5).build_hasher();
     for (name, value) in pairs {
-        hasher.write(name.as_bytes());
-        hasher.write_u8(0xff);
-        hasher.write(value.as_bytes());
-        hasher.write_u8(0xfe);
+        for hasher in [&mut first, &mut second] {
+            hasher.write(name.as_bytes());
+            hasher.write_u8(0xff);
+            hasher.write(value.as_bytes());
+            hasher.write_u8(0xfe);
+        }
     }
-    hasher.finish()
+    [first.finish(), second.finish()]
 }
 
 struct StoredSeries {
     labels: Labels,
-    hash: u64,
+    hash: SeriesHash,
     chunks: Vec<Chunk>,
     last_t: i64,
 }
 
 const NO_SERIES: u32 = u32::MAX;
 
+/// The keys of `by_hash` are hashes already: used as they are.
+#[derive(Default, Clone, Copy)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// First hash → (second hash, id): a lookup confirms the identity without touching the series.
+type ByHash = HashMap<u64, (u64, u32), std::hash::BuildHasherDefault<Prehashed>>;
+
 /// The store.
 pub struct WindowStore {
     series: Vec<Option<StoredSeries>>,
     free: Vec<u32>,
-    /// Hash → ids (a collision keeps both).
-    by_hash: HashMap<u64, Vec<u32>>,
+    /// Hash → id; a second series with a hash already taken lives in `collisions`.
+    by_hash: ByHash,
+    collisions: HashMap<u64, Vec<u32>>,
     by_name: HashMap<String, Vec<u32>>,
     filter: SelectorFilter,
     retention_ms: i64,
@@ -128,7 +155,8 @@ impl WindowStore {
         Self {
             series: Vec::new(),
             free: Vec::new(),
-            by_hash: HashMap::new(),
+            by_hash: ByHash::default(),
+            collisions: HashMap::new(),
             by_name: HashMap::new(),
             filter,
             retention_ms,
@@ -157,6 +185,11 @@ impl WindowStore {
             .sum()
     }
 
+    /// Bytes of encoded samples without the chunks' fixed fields and spare capacity.
+    pub fn encoded_bytes(&self) -> usize {
+        self.series.iter().flatten().flat_map(|s| &s.chunks).map(Chunk::encoded_bytes).sum()
+    }
+
     pub fn series_count(&self) -> usize {
         self.series.len() - self.free.len()
     }
@@ -176,18 +209,23 @@ impl WindowStore {
         self.retention_ms = retention_ms;
     }
 
-    fn find(&self, incoming: &impl Incoming, hash: u64) -> Option<u32> {
-        self.by_hash.get(&hash)?.iter().copied().find(|&id| {
-            self.series[id as usize]
+    fn find(&self, hash: SeriesHash) -> Option<u32> {
+        let &(check, id) = self.by_hash.get(&hash[0])?;
+        if check == hash[1] {
+            return Some(id);
+        }
+        let same = |id: &u32| {
+            self.series[*id as usize]
                 .as_ref()
-                .is_some_and(|s| incoming.same_as(&s.labels))
-        })
+                .is_some_and(|s| s.hash == hash)
+        };
+        self.collisions.get(&hash[0])?.iter().copied().find(same)
     }
 
     /// Appends one sample.
     pub fn append(&mut self, incoming: &impl Incoming, t: i64, v: f64) -> Appended {
         let hash = incoming.label_hash();
-        let id = match self.find(incoming, hash) {
+        let id = match self.find(hash) {
             Some(id) => id,
             None => {
                 if !self.filter.may_admit_name(incoming.value(METRIC_NAME))
@@ -232,7 +270,7 @@ impl WindowStore {
         Appended::Stored
     }
 
-    fn create(&mut self, labels: Labels, hash: u64) -> u32 {
+    fn create(&mut self, labels: Labels, hash: SeriesHash) -> u32 {
         self.bytes += series_overhead(&labels);
         let name = labels.metric_name().to_string();
         let stored = StoredSeries {
@@ -251,7 +289,11 @@ impl WindowStore {
                 u32::try_from(self.series.len() - 1).unwrap_or(NO_SERIES)
             }
         };
-        self.by_hash.entry(hash).or_default().push(id);
+        if self.by_hash.contains_key(&hash[0]) {
+            self.collisions.entry(hash[0]).or_default().push(id);
+        } else {
+            self.by_hash.insert(hash[0], (hash[1], id));
+        }
         self.by_name.entry(name).or_default().push(id);
         self.stats.series_created += 1;
         id
@@ -287,11 +329,30 @@ impl WindowStore {
             return;
         };
         self.bytes -= series_overhead(&series.labels);
-        if let Some(ids) = self.by_hash.get_mut(&series.hash) {
-            ids.retain(|&i| i != id);
-            if ids.is_empty() {
-                self.by_hash.remove(&series.hash);
+        if self
+            .by_hash
+            .get(&series.hash[0])
+            .is_some_and(|&(_, first)| first == id)
+        {
+            // A colliding series, if any, takes the main slot.
+            match self.collisions.get_mut(&series.hash[0]).and_then(Vec::pop) {
+                Some(next) => {
+                    let check = self.series[next as usize].as_ref().map_or(0, |s| s.hash[1]);
+                    self.by_hash.insert(series.hash[0], (check, next));
+                }
+                None => {
+                    self.by_hash.remove(&series.hash[0]);
+                }
             }
+        } else if let Some(ids) = self.collisions.get_mut(&series.hash[0]) {
+            ids.retain(|&i| i != id);
+        }
+        if self
+            .collisions
+            .get(&series.hash[0])
+            .is_some_and(Vec::is_empty)
+        {
+            self.collisions.remove(&series.hash[0]);
         }
         if let Some(ids) = self.by_name.get_mut(series.labels.metric_name()) {
             ids.retain(|&i| i != id);

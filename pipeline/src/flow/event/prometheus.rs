@@ -145,12 +145,24 @@ fn point_labels<'a>(
     attributes: &'a [KeyValue],
     name: &'a str,
 ) -> SeriesLabels<'a> {
-    let mut labels = base.clone();
+    let mut labels = SeriesLabels::default();
+    fill_point_labels(&mut labels, base, attributes, name);
+    labels
+}
+
+/// Fills `labels` for one point, reusing its buffer.
+fn fill_point_labels<'a>(
+    labels: &mut SeriesLabels<'a>,
+    base: &SeriesLabels<'a>,
+    attributes: &'a [KeyValue],
+    name: &'a str,
+) {
+    labels.pairs.clear();
+    labels.pairs.extend(base.pairs.iter().cloned());
     for kv in attributes {
         labels.set(label_name(&kv.key), value_text(&kv.value));
     }
     labels.set(Cow::Borrowed("__name__"), Cow::Borrowed(name));
-    labels
 }
 
 fn number_points(
@@ -160,6 +172,7 @@ fn number_points(
     unmapped: &mut Unmapped,
     sample: &mut impl FnMut(&SeriesLabels<'_>, i64, f64),
 ) {
+    let mut labels = SeriesLabels::default();
     for point in points {
         let value = match (point.value, is_stale(point.flags)) {
             (_, true) => STALE_NAN,
@@ -169,11 +182,8 @@ fn number_points(
                 continue;
             }
         };
-        sample(
-            &point_labels(base, &point.attributes, name),
-            millis(point.time_unix_nano),
-            value,
-        );
+        fill_point_labels(&mut labels, base, &point.attributes, name);
+        sample(&labels, millis(point.time_unix_nano), value);
     }
 }
 
