@@ -3,6 +3,7 @@
 //! `name{label="value", ...}`, so errors and test diffs read like promtool's.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// The metric-name label.
 pub const METRIC_NAME: &str = "__name__";
@@ -14,11 +15,12 @@ pub fn is_valid_label_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// One label.
+/// One label. Names and values are shared, not copied: evaluation clones label sets for
+/// every selected series, and a clone costs reference counts instead of allocations.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Label {
-    pub name: String,
-    pub value: String,
+    pub name: Arc<str>,
+    pub value: Arc<str>,
 }
 
 /// A sorted label set.
@@ -32,7 +34,7 @@ impl Labels {
     }
 
     /// A set from pairs in any order; a later duplicate name wins, empty values are dropped.
-    pub fn from_pairs<N: Into<String>, V: Into<String>>(
+    pub fn from_pairs<N: Into<Arc<str>>, V: Into<Arc<str>>>(
         pairs: impl IntoIterator<Item = (N, V)>,
     ) -> Self {
         let mut labels = Self::new();
@@ -55,8 +57,7 @@ impl Labels {
     }
 
     fn position(&self, name: &str) -> Result<usize, usize> {
-        self.0
-            .binary_search_by(|label| label.name.as_str().cmp(name))
+        self.0.binary_search_by(|label| (*label.name).cmp(name))
     }
 
     /// The value of `name`, or "" when the label is absent (Prometheus's `Get`).
@@ -77,7 +78,8 @@ impl Labels {
     }
 
     /// Sets `name` to `value`; an empty value removes the label.
-    pub fn set(&mut self, name: String, value: String) {
+    pub fn set(&mut self, name: impl Into<Arc<str>>, value: impl Into<Arc<str>>) {
+        let (name, value): (Arc<str>, Arc<str>) = (name.into(), value.into());
         match (self.position(&name), value.is_empty()) {
             (Ok(i), true) => {
                 self.0.remove(i);
@@ -105,7 +107,7 @@ impl Labels {
         Self(
             self.0
                 .iter()
-                .filter(|l| names.contains(&l.name))
+                .filter(|l| names.iter().any(|n| **n == *l.name))
                 .cloned()
                 .collect(),
         )
@@ -116,7 +118,7 @@ impl Labels {
         Self(
             self.0
                 .iter()
-                .filter(|l| !names.contains(&l.name))
+                .filter(|l| !names.iter().any(|n| **n == *l.name))
                 .cloned()
                 .collect(),
         )
@@ -128,11 +130,11 @@ impl Labels {
     pub fn signature(&self, on: bool, names: &[String]) -> String {
         let mut key = String::new();
         for label in &self.0 {
-            let listed = names.contains(&label.name);
+            let listed = names.iter().any(|n| **n == *label.name);
             let included = if on {
                 listed
             } else {
-                !listed && label.name != METRIC_NAME
+                !listed && &*label.name != METRIC_NAME
             };
             if included {
                 key.push_str(&label.name);
@@ -162,7 +164,7 @@ impl fmt::Display for Labels {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = self.metric_name();
         f.write_str(name)?;
-        let mut rest = self.0.iter().filter(|l| l.name != METRIC_NAME).peekable();
+        let mut rest = self.0.iter().filter(|l| &*l.name != METRIC_NAME).peekable();
         if rest.peek().is_none() && !name.is_empty() {
             return Ok(());
         }

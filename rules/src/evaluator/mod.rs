@@ -197,7 +197,7 @@ fn evaluate_rule<S: RuleStore>(
             for (labels, value) in vector {
                 let label_map: BTreeMap<String, String> = labels
                     .iter()
-                    .map(|l| (l.name.clone(), l.value.clone()))
+                    .map(|l| (l.name.to_string(), l.value.to_string()))
                     .collect();
                 let context = Context {
                     labels: &label_map,
@@ -239,7 +239,7 @@ fn template_query(
     let to_sample = |labels: Labels, value: f64| QuerySample {
         labels: labels
             .iter()
-            .map(|l| (l.name.clone(), l.value.clone()))
+            .map(|l| (l.name.to_string(), l.value.to_string()))
             .collect(),
         value,
     };

@@ -209,7 +209,7 @@ fn run_group(
                 .iter()
                 .map(|a| {
                     let mut labels = Labels::from_pairs(a.exp_labels.clone());
-                    labels.set("alertname".into(), test.alertname.clone());
+                    labels.set("alertname", test.alertname.as_str());
                     (labels, a.exp_annotations.clone())
                 })
                 .collect();

@@ -59,7 +59,7 @@ pub trait Incoming: LabelView {
 
 impl Incoming for Labels {
     fn label_hash(&self) -> SeriesHash {
-        hash_labels(self.iter().map(|l| (l.name.as_str(), l.value.as_str())))
+        hash_labels(self.iter().map(|l| (&*l.name, &*l.value)))
     }
     fn to_labels(&self) -> Labels {
         self.clone()
@@ -187,7 +187,12 @@ impl WindowStore {
 
     /// Bytes of encoded samples without the chunks' fixed fields and spare capacity.
     pub fn encoded_bytes(&self) -> usize {
-        self.series.iter().flatten().flat_map(|s| &s.chunks).map(Chunk::encoded_bytes).sum()
+        self.series
+            .iter()
+            .flatten()
+            .flat_map(|s| &s.chunks)
+            .map(Chunk::encoded_bytes)
+            .sum()
     }
 
     pub fn series_count(&self) -> usize {

@@ -30,8 +30,8 @@ pub(super) fn to_metrics(samples: Vec<(Labels, f64)>, t_ms: i64) -> Vec<Metric> 
                 .clone();
             let attributes = labels
                 .iter()
-                .filter(|l| !matches!(l.name.as_str(), METRIC_NAME | "job" | "instance"))
-                .map(|l| KeyValue::new(l.name.as_str(), l.value.as_str()))
+                .filter(|l| !matches!(&*l.name, METRIC_NAME | "job" | "instance"))
+                .map(|l| KeyValue::new(&*l.name, &*l.value))
                 .collect();
             let stale = is_stale_marker(v);
             let point = NumberPoint {
