@@ -294,10 +294,13 @@ impl WindowStore {
                 u32::try_from(self.series.len() - 1).unwrap_or(NO_SERIES)
             }
         };
-        if self.by_hash.contains_key(&hash[0]) {
-            self.collisions.entry(hash[0]).or_default().push(id);
-        } else {
-            self.by_hash.insert(hash[0], (hash[1], id));
+        match self.by_hash.entry(hash[0]) {
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert((hash[1], id));
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collisions.entry(hash[0]).or_default().push(id);
+            }
         }
         self.by_name.entry(name).or_default().push(id);
         self.stats.series_created += 1;
