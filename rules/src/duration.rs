@@ -1,21 +1,23 @@
 //! Prometheus's durations (`model.Duration`): what rule files, unit-test files and PromQL
 //! test files write for intervals and times.
 
+/// Prometheus's units, largest first, in milliseconds.
+const UNITS: [(&str, i64); 7] = [
+    ("y", 365 * 24 * 3_600_000),
+    ("w", 7 * 24 * 3_600_000),
+    ("d", 24 * 3_600_000),
+    ("h", 3_600_000),
+    ("m", 60_000),
+    ("s", 1_000),
+    ("ms", 1),
+];
+
 /// Prometheus's duration (`model.ParseDuration`): `0`, or units from `y` down to `ms` in
 /// order, e.g. `1h30m`. Returns milliseconds.
 pub fn parse_duration(text: &str) -> Result<i64, String> {
     if text == "0" {
         return Ok(0);
     }
-    const UNITS: [(&str, i64); 7] = [
-        ("y", 365 * 24 * 3_600_000),
-        ("w", 7 * 24 * 3_600_000),
-        ("d", 24 * 3_600_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-        ("ms", 1),
-    ];
     let mut rest = text;
     let mut total: i64 = 0;
     let mut last_unit = 0usize;
@@ -65,15 +67,7 @@ pub fn format_duration(ms: i64) -> String {
         out.push('-');
         rest = -rest;
     }
-    for (unit, size) in [
-        ("y", 365 * 24 * 3_600_000),
-        ("w", 7 * 24 * 3_600_000),
-        ("d", 24 * 3_600_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-        ("ms", 1),
-    ] {
+    for (unit, size) in UNITS {
         if rest >= size {
             out.push_str(&format!("{}{unit}", rest / size));
             rest %= size;

@@ -188,26 +188,7 @@ impl Chunk {
     }
 
     fn write_delta_of_delta(&mut self, dod: i64) {
-        let bits = &mut self.bits;
-        match dod {
-            0 => bits.push_bit(false),
-            -8191..=8192 => {
-                bits.push_bits(0b10, 2);
-                bits.push_bits(dod as u64, 14);
-            }
-            -65535..=65536 => {
-                bits.push_bits(0b110, 3);
-                bits.push_bits(dod as u64, 17);
-            }
-            -524_287..=524_288 => {
-                bits.push_bits(0b1110, 4);
-                bits.push_bits(dod as u64, 20);
-            }
-            _ => {
-                bits.push_bits(0b1111, 4);
-                bits.push_bits(dod as u64, 64);
-            }
-        }
+        write_bucketed(&mut self.bits, dod, TIME_WIDTHS);
     }
 
     fn write_value(&mut self, value: f64) {
@@ -215,7 +196,7 @@ impl Chunk {
         if let (Some(m), Some(last_m)) = (m, self.last_m) {
             self.bits.push_bit(false);
             let delta = m - last_m;
-            write_value_delta_of_delta(&mut self.bits, delta - self.last_delta_m);
+            write_bucketed(&mut self.bits, delta - self.last_delta_m, VALUE_WIDTHS);
             self.last_delta_m = delta;
             self.last_m = Some(m);
             self.last_v = value.to_bits();
@@ -346,34 +327,37 @@ fn unscaled(m: i64, scale: u8) -> f64 {
     m as f64 / POWERS_OF_TEN[usize::from(scale)]
 }
 
-fn write_value_delta_of_delta(bits: &mut Bits, dod: i64) {
-    match dod {
-        0 => bits.push_bit(false),
-        -127..=128 => {
-            bits.push_bits(0b10, 2);
-            bits.push_bits(dod as u64, 8);
-        }
-        -4095..=4096 => {
-            bits.push_bits(0b110, 3);
-            bits.push_bits(dod as u64, 13);
-        }
-        -8_388_607..=8_388_608 => {
-            bits.push_bits(0b1110, 4);
-            bits.push_bits(dod as u64, 24);
-        }
-        _ => {
-            bits.push_bits(0b1111, 4);
-            bits.push_bits(dod as u64, 64);
+/// Widths of the timestamps' delta-of-delta buckets (Prometheus's).
+const TIME_WIDTHS: [u8; 4] = [14, 17, 20, 64];
+/// Widths of the values' delta-of-delta buckets: small steps of counters first.
+const VALUE_WIDTHS: [u8; 4] = [8, 13, 24, 64];
+
+/// A zero bit for 0; else a prefix of 1s and a 0 choosing the first of `widths` that holds
+/// the value (`-(2^(w-1)-1)..=2^(w-1)`), or four 1s and 64 bits.
+fn write_bucketed(bits: &mut Bits, dod: i64, widths: [u8; 4]) {
+    if dod == 0 {
+        bits.push_bit(false);
+        return;
+    }
+    for (i, &width) in widths[..3].iter().enumerate() {
+        let half = 1i64 << (width - 1);
+        if (-(half - 1)..=half).contains(&dod) {
+            let prefix = (1u64 << (i + 2)) - 2; // i+1 ones then a zero
+            bits.push_bits(prefix, i as u8 + 2);
+            bits.push_bits(dod as u64, width);
+            return;
         }
     }
+    bits.push_bits(0b1111, 4);
+    bits.push_bits(dod as u64, 64);
 }
 
 fn read_value_delta_of_delta(reader: &mut Reader<'_>) -> Option<i64> {
-    read_bucketed(reader, [8, 13, 24, 64])
+    read_bucketed(reader, VALUE_WIDTHS)
 }
 
 fn read_delta_of_delta(reader: &mut Reader<'_>) -> Option<i64> {
-    read_bucketed(reader, [14, 17, 20, 64])
+    read_bucketed(reader, TIME_WIDTHS)
 }
 
 /// A zero bit, or a prefix of 1s (up to four) choosing one of `widths`, then that many bits,

@@ -218,15 +218,34 @@ fn histogram_point(
         sample(&labels, t, value(point.count as f64));
     }
     labels.set(Cow::Borrowed("le"), Cow::Borrowed(""));
-    if let Some(sum) = point.sum {
+    sum_and_count(
+        name,
+        &mut labels,
+        t,
+        point.sum.map(value),
+        value(point.count as f64),
+        sample,
+    );
+}
+
+/// The `_sum` (when there is one) and `_count` series of a histogram or summary point.
+fn sum_and_count<'a>(
+    name: &str,
+    labels: &mut SeriesLabels<'a>,
+    t: i64,
+    sum: Option<f64>,
+    count: f64,
+    sample: &mut impl FnMut(&SeriesLabels<'_>, i64, f64),
+) {
+    if let Some(sum) = sum {
         labels.set(Cow::Borrowed("__name__"), Cow::Owned(format!("{name}_sum")));
-        sample(&labels, t, value(sum));
+        sample(labels, t, sum);
     }
     labels.set(
         Cow::Borrowed("__name__"),
         Cow::Owned(format!("{name}_count")),
     );
-    sample(&labels, t, value(point.count as f64));
+    sample(labels, t, count);
 }
 
 fn summary_point(
@@ -247,13 +266,14 @@ fn summary_point(
         sample(&labels, t, value(*v));
     }
     labels.set(Cow::Borrowed("quantile"), Cow::Borrowed(""));
-    labels.set(Cow::Borrowed("__name__"), Cow::Owned(format!("{name}_sum")));
-    sample(&labels, t, value(point.sum));
-    labels.set(
-        Cow::Borrowed("__name__"),
-        Cow::Owned(format!("{name}_count")),
+    sum_and_count(
+        name,
+        &mut labels,
+        t,
+        Some(value(point.sum)),
+        value(point.count as f64),
+        sample,
     );
-    sample(&labels, t, value(point.count as f64));
 }
 
 fn resource_labels<'a>(attributes: &'a [KeyValue], labels: &mut SeriesLabels<'a>) {
