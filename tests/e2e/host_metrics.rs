@@ -72,8 +72,11 @@ fn host_metrics_match_node_exporter_on_the_same_machine() {
     );
     let url = format!("http://127.0.0.1:{port}/metrics");
 
-    let before_ns = now_ns();
+    // The reference is read first, then the clock: a collection stamped after `before_ns`
+    // began after the reference was read (stamping it before would let one read in between
+    // count as "after" and come out lower).
     let before = reference(&http_get(&url).unwrap().1);
+    let before_ns = now_ns();
     let mut ours = None;
     assert!(eventually(Duration::from_secs(15), || {
         ours = collection_after(&out, before_ns);

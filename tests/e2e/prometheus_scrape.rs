@@ -107,8 +107,11 @@ fn now_ns() -> u64 {
 /// kind; counters and counts lie between the values before and after; stable gauges are equal.
 fn check_target(dir: &Path, target: &str) {
     let url = format!("http://{target}/metrics");
-    let before_ns = now_ns();
+    // The reference is read first, then the clock: a collection stamped after `before_ns`
+    // began after the reference was read (stamping it before would let one read in between
+    // count as "after" and come out lower).
     let before = reference(&http_get(&url).unwrap().1);
+    let before_ns = now_ns();
     let mut scrape_time = None;
     assert!(
         eventually(Duration::from_secs(20), || {
