@@ -14,6 +14,10 @@
 
 use std::sync::Arc;
 
+/// The binary's allocator, so that the engine is measured as it runs in `sextant`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use sextant_pipeline::flow::event::{
     KeyValue, Metric, MetricData, Number, NumberPoint, Origin, Resource, Scope, Temporality,

@@ -5,7 +5,7 @@
 use sextant_pipeline::flow::event::prometheus::{for_each_sample, SeriesLabels, Unmapped};
 use sextant_pipeline::flow::event::Metric;
 
-use super::{hash_labels, Appended, Incoming, LabelView, SeriesHash, WindowStore};
+use super::{hash_key, Appended, Incoming, LabelView, SeriesHash, WindowStore};
 use crate::labels::Labels;
 
 impl LabelView for SeriesLabels<'_> {
@@ -16,7 +16,7 @@ impl LabelView for SeriesLabels<'_> {
 
 impl Incoming for SeriesLabels<'_> {
     fn label_hash(&self) -> SeriesHash {
-        hash_labels(self.pairs())
+        hash_key(self.key())
     }
 
     fn to_labels(&self) -> Labels {

@@ -27,6 +27,7 @@ use crate::promql::storage::{matches, Storage};
 use crate::promql::value::{Point, Series};
 pub use chunk::Chunk;
 pub use filter::{LabelView, SelectorFilter};
+use sextant_pipeline::flow::event::prometheus::push_key_pair;
 
 /// Counters of what the store did with what it was given.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -52,14 +53,18 @@ pub enum Appended {
 
 /// A series arriving: labels readable without allocating, built only for a new series.
 pub trait Incoming: LabelView {
-    /// [`hash_labels`] of the labels.
+    /// [`hash_key`] of the labels' series key.
     fn label_hash(&self) -> SeriesHash;
     fn to_labels(&self) -> Labels;
 }
 
 impl Incoming for Labels {
     fn label_hash(&self) -> SeriesHash {
-        hash_labels(self.iter().map(|l| (&*l.name, &*l.value)))
+        let mut key = Vec::with_capacity(128);
+        for label in self.iter() {
+            push_key_pair(&mut key, &label.name, &label.value);
+        }
+        hash_key(&key)
     }
     fn to_labels(&self) -> Labels {
         self.clone()
@@ -72,19 +77,13 @@ impl Incoming for Labels {
 /// labels was a third of what an append cost.
 pub type SeriesHash = [u64; 2];
 
-/// The identity of a label set given as pairs sorted by name (fixed seeds: the same on every
-/// run and for every caller).
-pub fn hash_labels<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> SeriesHash {
+/// The identity of a series key (the shared mapping's `push_key_pair` encoding: the same for
+/// labels from metrics and from rules), with fixed seeds: the same on every run.
+pub fn hash_key(key: &[u8]) -> SeriesHash {
     let mut first = foldhash::fast::FixedState::with_seed(0x005e_7a17).build_hasher();
     let mut second = foldhash::fast::FixedState::with_seed(0x0c0f_fee5).build_hasher();
-    for (name, value) in pairs {
-        for hasher in [&mut first, &mut second] {
-            hasher.write(name.as_bytes());
-            hasher.write_u8(0xff);
-            hasher.write(value.as_bytes());
-            hasher.write_u8(0xfe);
-        }
-    }
+    first.write(key);
+    second.write(key);
     [first.finish(), second.finish()]
 }
 
@@ -131,6 +130,8 @@ pub struct WindowStore {
     max_bytes: usize,
     bytes: usize,
     stats: WindowStats,
+    /// The id `find` tries first.
+    next_guess: u32,
 }
 
 impl std::fmt::Debug for WindowStore {
@@ -163,6 +164,7 @@ impl WindowStore {
             max_bytes,
             bytes: 0,
             stats: WindowStats::default(),
+            next_guess: 0,
         }
     }
 
@@ -214,7 +216,24 @@ impl WindowStore {
         self.retention_ms = retention_ms;
     }
 
-    fn find(&self, hash: SeriesHash) -> Option<u32> {
+    /// The series with `hash`. The one after the last series found is tried first: sources
+    /// send a target's series in the same order every time, so runs of appends walk the
+    /// series in the order they were created and skip the index (whose random reads missed
+    /// the cache on most appends).
+    fn find(&mut self, hash: SeriesHash) -> Option<u32> {
+        let guess = self.next_guess as usize;
+        if let Some(Some(series)) = self.series.get(guess) {
+            if series.hash == hash {
+                self.next_guess += 1;
+                return Some(guess as u32);
+            }
+        }
+        let id = self.find_indexed(hash)?;
+        self.next_guess = id + 1;
+        Some(id)
+    }
+
+    fn find_indexed(&self, hash: SeriesHash) -> Option<u32> {
         let &(check, id) = self.by_hash.get(&hash[0])?;
         if check == hash[1] {
             return Some(id);
@@ -304,6 +323,7 @@ impl WindowStore {
         }
         self.by_name.entry(name).or_default().push(id);
         self.stats.series_created += 1;
+        self.next_guess = id + 1;
         id
     }
 

@@ -31,10 +31,26 @@ pub const RULES_SCOPE: &str = "sextant/prometheus_rules";
 /// Prometheus's stale marker.
 pub const STALE_NAN: f64 = f64::from_bits(0x7ff0_0000_0000_0002);
 
-/// A series' labels, sorted by name, borrowed where they can be.
+/// A series' labels, sorted by name, borrowed where they can be, with their series key.
 #[derive(Debug, Default, Clone)]
 pub struct SeriesLabels<'a> {
     pairs: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    key: Vec<u8>,
+}
+
+/// Ends a label name in a series key (a byte no UTF-8 text holds).
+const KEY_NAME_END: u8 = 0xff;
+/// Ends a label value in a series key.
+const KEY_VALUE_END: u8 = 0xfe;
+
+/// Appends one label to a series key: the identity of a label set written as its pairs in
+/// name order, each `name 0xff value 0xfe`. Two label sets have the same key exactly when
+/// they are equal, so a key is what a store hashes to find a series.
+pub fn push_key_pair(key: &mut Vec<u8>, name: &str, value: &str) {
+    key.extend_from_slice(name.as_bytes());
+    key.push(KEY_NAME_END);
+    key.extend_from_slice(value.as_bytes());
+    key.push(KEY_VALUE_END);
 }
 
 impl<'a> SeriesLabels<'a> {
@@ -43,12 +59,28 @@ impl<'a> SeriesLabels<'a> {
         self.pairs.iter().map(|(n, v)| (n.as_ref(), v.as_ref()))
     }
 
+    /// The series key of these labels (see [`push_key_pair`]).
+    pub fn key(&self) -> &[u8] {
+        &self.key
+    }
+
     /// The value of `name`, or "".
     pub fn get(&self, name: &str) -> &str {
         match self.pairs.binary_search_by(|(n, _)| n.as_ref().cmp(name)) {
             Ok(i) => &self.pairs[i].1,
             Err(_) => "",
         }
+    }
+
+    fn clear(&mut self) {
+        self.pairs.clear();
+        self.key.clear();
+    }
+
+    /// Appends a label that sorts after every label already here.
+    fn push(&mut self, name: Cow<'a, str>, value: Cow<'a, str>) {
+        push_key_pair(&mut self.key, &name, &value);
+        self.pairs.push((name, value));
     }
 
     fn set(&mut self, name: Cow<'a, str>, value: Cow<'a, str>) {
@@ -62,6 +94,78 @@ impl<'a> SeriesLabels<'a> {
             Ok(i) => self.pairs[i].1 = value,
             Err(_) if value.is_empty() => {}
             Err(i) => self.pairs.insert(i, (name, value)),
+        }
+        self.key.clear();
+        for (name, value) in &self.pairs {
+            push_key_pair(&mut self.key, name, value);
+        }
+    }
+}
+
+/// Where a label of a point takes its value from.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    Resource(usize),
+    Attribute(usize),
+    Name,
+}
+
+/// The label names of points with one list of attribute keys, in name order, each with the
+/// last of the resource labels, the attributes and `__name__` that sets it (an empty value
+/// leaves the label out, as it removes it in Prometheus). A metric's points nearly always carry
+/// the same keys in the same order, so this is worked out once and each point copies values.
+#[derive(Debug, Default)]
+struct PointLayout<'a> {
+    keys: Vec<&'a str>,
+    labels: Vec<(Cow<'a, str>, Source)>,
+    built: bool,
+}
+
+impl<'a> PointLayout<'a> {
+    /// Makes the layout fit `attributes` (rebuilt only when their keys differ).
+    fn fit(&mut self, resource: &SeriesLabels<'a>, attributes: &'a [KeyValue]) {
+        if self.built
+            && self.keys.len() == attributes.len()
+            && self.keys.iter().zip(attributes).all(|(k, kv)| *k == kv.key)
+        {
+            return;
+        }
+        self.built = true;
+        self.keys.clear();
+        self.keys
+            .extend(attributes.iter().map(|kv| kv.key.as_str()));
+        self.labels.clear();
+        let named = resource.pairs.iter().enumerate();
+        self.labels
+            .extend(named.map(|(i, (name, _))| (name.clone(), Source::Resource(i))));
+        let attributes = attributes.iter().enumerate();
+        let sources = attributes.map(|(i, kv)| (label_name(&kv.key), Source::Attribute(i)));
+        for (name, source) in sources.chain([(Cow::Borrowed("__name__"), Source::Name)]) {
+            match self.labels.binary_search_by(|(n, _)| n.as_ref().cmp(&name)) {
+                Ok(i) => self.labels[i].1 = source,
+                Err(i) => self.labels.insert(i, (name, source)),
+            }
+        }
+    }
+
+    /// Fills `labels` for one point (after [`Self::fit`] for its attributes).
+    fn fill(
+        &self,
+        labels: &mut SeriesLabels<'a>,
+        resource: &SeriesLabels<'a>,
+        attributes: &'a [KeyValue],
+        name: &'a str,
+    ) {
+        labels.clear();
+        for (label, source) in &self.labels {
+            let value = match *source {
+                Source::Resource(i) => resource.pairs[i].1.clone(),
+                Source::Attribute(i) => value_text(&attributes[i].value),
+                Source::Name => Cow::Borrowed(name),
+            };
+            if !value.is_empty() {
+                labels.push(label.clone(), value);
+            }
         }
     }
 }
@@ -145,34 +249,22 @@ fn point_labels<'a>(
     attributes: &'a [KeyValue],
     name: &'a str,
 ) -> SeriesLabels<'a> {
+    let mut layout = PointLayout::default();
+    layout.fit(base, attributes);
     let mut labels = SeriesLabels::default();
-    fill_point_labels(&mut labels, base, attributes, name);
+    layout.fill(&mut labels, base, attributes, name);
     labels
 }
 
-/// Fills `labels` for one point, reusing its buffer.
-fn fill_point_labels<'a>(
-    labels: &mut SeriesLabels<'a>,
-    base: &SeriesLabels<'a>,
-    attributes: &'a [KeyValue],
+fn number_points<'a>(
     name: &'a str,
-) {
-    labels.pairs.clear();
-    labels.pairs.extend(base.pairs.iter().cloned());
-    for kv in attributes {
-        labels.set(label_name(&kv.key), value_text(&kv.value));
-    }
-    labels.set(Cow::Borrowed("__name__"), Cow::Borrowed(name));
-}
-
-fn number_points(
-    name: &str,
-    points: &[NumberPoint],
-    base: &SeriesLabels<'_>,
+    points: &'a [NumberPoint],
+    base: &SeriesLabels<'a>,
     unmapped: &mut Unmapped,
     sample: &mut impl FnMut(&SeriesLabels<'_>, i64, f64),
 ) {
     let mut labels = SeriesLabels::default();
+    let mut layout = PointLayout::default();
     for point in points {
         let value = match (point.value, is_stale(point.flags)) {
             (_, true) => STALE_NAN,
@@ -182,7 +274,8 @@ fn number_points(
                 continue;
             }
         };
-        fill_point_labels(&mut labels, base, &point.attributes, name);
+        layout.fit(base, &point.attributes);
+        layout.fill(&mut labels, base, &point.attributes, name);
         sample(&labels, millis(point.time_unix_nano), value);
     }
 }
@@ -492,6 +585,85 @@ mod tests {
         assert_eq!(
             collect(&metric(SCRAPE_SCOPE)),
             ["__name__=http_server_duration,code=200,http_route=/cart,instance=pod-1,job=shop/checkout @2000 5"]
+        );
+    }
+
+    /// The labels of each point as setting them one by one gives (the reference the cached
+    /// layout must match), and its key.
+    fn reference_labels(metric: &Metric, point: &NumberPoint) -> (String, Vec<u8>) {
+        let mut labels = SeriesLabels::default();
+        resource_labels(&metric.origin.resource.attributes, &mut labels);
+        for kv in &point.attributes {
+            labels.set(label_name(&kv.key), value_text(&kv.value));
+        }
+        labels.set(Cow::Borrowed("__name__"), Cow::Borrowed(&metric.name));
+        let pairs: Vec<String> = labels.pairs().map(|(n, v)| format!("{n}={v}")).collect();
+        let mut key = Vec::new();
+        for (n, v) in labels.pairs() {
+            push_key_pair(&mut key, n, v);
+        }
+        (pairs.join(","), key)
+    }
+
+    #[test]
+    fn points_with_changing_overriding_and_empty_attributes_get_prometheus_s_labels() {
+        let point = |attributes: Vec<KeyValue>| NumberPoint {
+            attributes,
+            time_unix_nano: 1_000_000,
+            value: Some(Number::Int(1)),
+            ..Default::default()
+        };
+        let points = vec![
+            point(vec![KeyValue::new("b", "1"), KeyValue::new("a", "2")]),
+            point(vec![KeyValue::new("b", "3"), KeyValue::new("a", "")]),
+            // An attribute named like a resource label replaces it; empty, it removes it.
+            point(vec![
+                KeyValue::new("job", "mine"),
+                KeyValue::new("instance", ""),
+            ]),
+            // Keys that sanitise alike: the last one set wins, an empty last one removes.
+            point(vec![
+                KeyValue::new("k.x", "first"),
+                KeyValue::new("k_x", "second"),
+            ]),
+            point(vec![
+                KeyValue::new("k.x", "first"),
+                KeyValue::new("k_x", ""),
+            ]),
+            point(vec![
+                KeyValue::new("k_x", ""),
+                KeyValue::new("k.x", "again"),
+            ]),
+            point(vec![KeyValue::new("b", "4"), KeyValue::new("a", "5")]),
+            point(vec![
+                KeyValue::new("__name__", "x"),
+                KeyValue::new("zz", 7i64),
+            ]),
+            point(Vec::new()),
+        ];
+        let metric = Metric {
+            origin: origin(SCRAPE_SCOPE),
+            name: "m".into(),
+            description: String::new(),
+            unit: String::new(),
+            metadata: Vec::new(),
+            data: Some(MetricData::Gauge(points.clone())),
+        };
+        let mut got = Vec::new();
+        for_each_sample(&metric, |labels, _, _| {
+            let pairs: Vec<String> = labels.pairs().map(|(n, v)| format!("{n}={v}")).collect();
+            got.push((pairs.join(","), labels.key().to_vec()));
+        });
+        let expected: Vec<_> = points
+            .iter()
+            .map(|p| reference_labels(&metric, p))
+            .collect();
+        assert_eq!(got, expected);
+        assert_eq!(expected[2].0, "__name__=m,job=mine");
+        assert_eq!(expected[4].0, "__name__=m,instance=pod-1,job=shop/checkout");
+        assert_eq!(
+            expected[5].0,
+            "__name__=m,instance=pod-1,job=shop/checkout,k_x=again"
         );
     }
 
