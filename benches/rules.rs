@@ -104,6 +104,41 @@ fn scrape(origin: &Arc<Origin>, t_ms: i64, values: &mut [f64], rng: &mut Rng) ->
     metrics
 }
 
+/// The store's bytes as the collector runs it: two hours of scrapes every 15 s with a 10-minute
+/// window (`rate(m[5m])` and the 5-minute lookback), truncated after each scrape as every
+/// evaluation does; averaged over the second hour, read after each scrape.
+fn steady_state_bytes(origin: &Arc<Origin>) {
+    let mut rng = Rng(0x5eed);
+    let mut values = vec![1000.0; NAMES * PER_NAME];
+    let mut store = WindowStore::new(SelectorFilter::everything(), 600_000, usize::MAX);
+    let (mut samples, mut encoded, mut chunks, mut total, mut reads) = (0, 0, 0, 0, 0);
+    let mut chunk_count = 0;
+    for i in 0..480 {
+        let t = 1_700_000_000_000 + i * 15_000;
+        ingest(&mut store, &scrape(origin, t, &mut values, &mut rng));
+        store.truncate(t);
+        if i >= 240 {
+            samples += store.sample_count();
+            encoded += store.encoded_bytes();
+            chunks += store.chunk_bytes();
+            total += store.bytes();
+            chunk_count += store.chunk_count();
+            reads += 1;
+        }
+    }
+    let per_sample = |bytes: usize| bytes as f64 / samples as f64;
+    eprintln!(
+        "window store, second hour of 15 s scrapes, 10-minute window: {} series, {:.1} samples and {:.2} chunks a series; bytes a sample: {:.2} encoded, {:.2} encoded with each chunk's first sample and times (16 + 8 bytes), {:.2} all chunk memory (head append state, spare room), {:.2} with labels and indexes",
+        store.series_count(),
+        samples as f64 / (reads * store.series_count()) as f64,
+        chunk_count as f64 / (reads * store.series_count()) as f64,
+        per_sample(encoded),
+        per_sample(encoded + 24 * chunk_count),
+        per_sample(chunks),
+        per_sample(total),
+    );
+}
+
 fn bench_ingest(c: &mut Criterion) {
     let origin = origin();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -119,18 +154,7 @@ fn bench_ingest(c: &mut Criterion) {
         })
         .collect();
 
-    let mut store = WindowStore::new(SelectorFilter::everything(), 3_600_000, usize::MAX);
-    for s in &scrapes {
-        ingest(&mut store, s);
-    }
-    let samples = store.sample_count();
-    eprintln!(
-        "window store after 10 minutes of 15 s scrapes: {} series, {samples} samples, {:.2} bytes/sample encoded, {:.2} bytes/sample in chunks (with their fixed fields and spare room), {:.2} bytes/sample with labels and indexes",
-        store.series_count(),
-        store.encoded_bytes() as f64 / samples as f64,
-        store.sample_bytes() as f64 / samples as f64,
-        store.bytes() as f64 / samples as f64,
-    );
+    steady_state_bytes(&origin);
 
     let mut group = c.benchmark_group("rules");
     group.throughput(Throughput::Elements((10 * NAMES * PER_NAME) as u64));

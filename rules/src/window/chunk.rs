@@ -17,49 +17,55 @@ pub const SAMPLES_PER_CHUNK: u16 = 120;
 /// milliseconds of jitter would otherwise cost two bytes a sample.
 pub const TIMESTAMP_TOLERANCE_MS: i64 = 2;
 
-/// A bit stream, most significant bit first.
+/// Bytes a head chunk's stream grows by: a few samples' worth rather than doubling, since a
+/// window's chunk lives long and mostly part-filled.
+const GROWTH_BYTES: usize = 16;
+
+/// A bit stream, most significant bit first, in a zero-filled boxed slice whose length is its
+/// capacity (16 bytes of handle rather than a `Vec`'s 24; a window holds one per series). The
+/// count of bits written is kept by the owner, beside its other small fields.
 #[derive(Clone, Debug, Default)]
-struct Bits {
-    bytes: Vec<u8>,
-    /// Bits used in the last byte (0 means a new byte is needed).
-    used: u8,
-}
+struct Bits(Box<[u8]>);
 
 impl Bits {
-    /// Appends a zero byte, growing the buffer by a few bytes rather than doubling it: a
-    /// window's chunk lives long and mostly half full would waste a third of its memory.
-    fn grow(&mut self) {
-        if self.bytes.len() == self.bytes.capacity() {
-            self.bytes.reserve_exact(16);
-        }
-        self.bytes.push(0);
+    fn with_capacity(bytes: usize) -> Self {
+        Self(vec![0; bytes].into_boxed_slice())
     }
 
-    fn push_bit(&mut self, bit: bool) {
-        if self.used == 0 {
-            self.grow();
+    /// Makes room for `needed_bits` in all.
+    fn reserve(&mut self, needed_bits: u32) {
+        let needed = needed_bits.div_ceil(8) as usize;
+        if needed > self.0.len() {
+            let mut bytes = std::mem::take(&mut self.0).into_vec();
+            let new_len = needed.max(bytes.len() + GROWTH_BYTES);
+            bytes.reserve_exact(new_len - bytes.len());
+            bytes.resize(new_len, 0);
+            self.0 = bytes.into_boxed_slice();
         }
-        if bit {
-            if let Some(last) = self.bytes.last_mut() {
-                *last |= 0x80 >> self.used;
-            }
-        }
-        self.used = (self.used + 1) % 8;
     }
 
-    /// The low `n` bits of `value`, high bit first.
-    fn push_bits(&mut self, value: u64, mut n: u8) {
+    /// Keeps the first `used` bytes only (a sealed chunk grows no more).
+    fn shrink(&mut self, used: usize) {
+        if used < self.0.len() {
+            let mut bytes = std::mem::take(&mut self.0).into_vec();
+            bytes.truncate(used);
+            self.0 = bytes.into_boxed_slice();
+        }
+    }
+
+    /// Writes the low `n` bits of `value`, high bit first, after the first `*len` bits.
+    fn push_bits(&mut self, len: &mut u32, value: u64, mut n: u8) {
+        self.reserve(*len + u32::from(n));
         while n > 0 {
-            if self.used == 0 {
-                self.grow();
-            }
-            let free = 8 - self.used;
+            let byte = (*len / 8) as usize;
+            let used = (*len % 8) as u8;
+            let free = 8 - used;
             let take = free.min(n);
             let chunk = ((value >> (n - take)) & ((1u64 << take) - 1)) as u8;
-            if let Some(last) = self.bytes.last_mut() {
-                *last |= chunk << (free - take);
+            if let Some(slot) = self.0.get_mut(byte) {
+                *slot |= chunk << (free - take);
             }
-            self.used = (self.used + take) % 8;
+            *len += u32::from(take);
             n -= take;
         }
     }
@@ -95,23 +101,57 @@ impl Reader<'_> {
     }
 }
 
-/// One chunk: its first sample in the clear, the rest encoded.
+/// What decoding needs of a chunk, head or sealed.
+#[derive(Clone, Copy)]
+struct Encoded<'a> {
+    first_t: i64,
+    last_t: i64,
+    first_v: u64,
+    scale: u8,
+    count: u16,
+    bits: &'a [u8],
+}
+
+/// The chunk a series appends to: its first sample in the clear, the rest encoded, and the
+/// state the next append continues from.
 #[derive(Clone, Debug)]
 pub struct Chunk {
     first_t: i64,
+    last_t: i64,
     first_v: u64,
+    last_v: u64,
+    /// The delta between the last two values' scaled integers (integer path).
+    last_delta_m: i64,
+    bits: Bits,
+    /// Bits written to `bits`.
+    bit_len: u32,
+    /// The delta between the last two timestamps.
+    last_delta: i32,
+    count: u16,
     /// Digits after the point of the integer path (10^scale multiplies values).
     scale: u8,
-    /// The previous value's scaled integer, and the delta before it (integer path).
-    last_m: Option<i64>,
-    last_delta_m: i64,
-    last_t: i64,
-    last_v: u64,
-    last_delta: i64,
     leading: u8,
     trailing: u8,
+}
+
+/// A full chunk, read only: no append state, no spare room.
+#[derive(Clone, Debug)]
+pub struct SealedChunk {
+    first_t: i64,
+    last_t: i64,
+    first_v: u64,
+    bits: Box<[u8]>,
     count: u16,
-    bits: Bits,
+    scale: u8,
+}
+
+/// Why a sample needs a new chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Full {
+    /// It holds [`SAMPLES_PER_CHUNK`] samples.
+    Samples,
+    /// The gap since the last sample does not fit the chunk's delta (about 24 days).
+    Gap,
 }
 
 impl Chunk {
@@ -121,21 +161,18 @@ impl Chunk {
             .unwrap_or(0);
         Self {
             first_t: t,
-            first_v: v.to_bits(),
-            scale,
-            last_m: scaled(v, scale),
-            last_delta_m: 0,
             last_t: t,
+            first_v: v.to_bits(),
             last_v: v.to_bits(),
+            last_delta_m: 0,
+            // Room for a dozen samples at once: growing byte by byte was a tenth of ingest.
+            bits: Bits::with_capacity(GROWTH_BYTES),
+            bit_len: 0,
             last_delta: 0,
+            count: 1,
+            scale,
             leading: u8::MAX,
             trailing: 0,
-            count: 1,
-            // Room for a dozen samples at once: growing byte by byte was a tenth of ingest.
-            bits: Bits {
-                bytes: Vec::with_capacity(16),
-                used: 0,
-            },
         }
     }
 
@@ -143,101 +180,186 @@ impl Chunk {
         self.count
     }
 
-    pub fn is_full(&self) -> bool {
-        self.count >= SAMPLES_PER_CHUNK
-    }
-
-    pub fn first_time(&self) -> i64 {
-        self.first_t
+    /// Whether a sample at `t` (later than the last) needs a new chunk.
+    pub fn full_for(&self, t: i64) -> Option<Full> {
+        if self.count >= SAMPLES_PER_CHUNK {
+            Some(Full::Samples)
+        } else if i32::try_from(t - self.last_t).is_err() {
+            Some(Full::Gap)
+        } else {
+            None
+        }
     }
 
     pub fn last_time(&self) -> i64 {
         self.last_t
     }
 
-    /// Bytes it holds (encoded samples and the fixed fields).
+    /// Bytes it holds: the fixed fields and the stream with its spare room.
     pub fn bytes(&self) -> usize {
-        self.bits.bytes.capacity() + std::mem::size_of::<Self>()
+        std::mem::size_of::<Self>() + self.bits.0.len()
     }
 
-    /// Bytes of encoded samples alone (without the chunk's fixed fields and spare capacity).
+    /// Bytes of encoded samples alone.
     pub fn encoded_bytes(&self) -> usize {
-        self.bits.bytes.len()
+        self.bit_len.div_ceil(8) as usize
     }
 
-    /// Gives back spare capacity (a chunk that is full grows no more).
-    pub fn shrink(&mut self) {
-        self.bits.bytes.shrink_to_fit();
+    fn push_bit(&mut self, bit: bool) {
+        self.bits.push_bits(&mut self.bit_len, u64::from(bit), 1);
     }
 
-    /// Appends a sample later than the last one; returns the time stored (see
-    /// [`TIMESTAMP_TOLERANCE_MS`]).
-    pub fn append(&mut self, t: i64, v: f64) -> i64 {
-        let mut delta = t - self.last_t;
-        if self.count > 1 && (delta - self.last_delta).abs() <= TIMESTAMP_TOLERANCE_MS {
-            delta = self.last_delta;
-        }
-        let t = self.last_t + delta;
-        // The first delta is written as a delta of delta against 0.
-        self.write_delta_of_delta(delta - self.last_delta);
-        self.write_value(v);
-        self.last_delta = delta;
-        self.last_t = t;
-        self.count += 1;
-        t
+    fn push_bits(&mut self, value: u64, n: u8) {
+        self.bits.push_bits(&mut self.bit_len, value, n);
     }
 
-    fn write_delta_of_delta(&mut self, dod: i64) {
-        write_bucketed(&mut self.bits, dod, TIME_WIDTHS);
-    }
-
-    fn write_value(&mut self, value: f64) {
-        let m = scaled(value, self.scale);
-        if let (Some(m), Some(last_m)) = (m, self.last_m) {
-            self.bits.push_bit(false);
-            let delta = m - last_m;
-            write_bucketed(&mut self.bits, delta - self.last_delta_m, VALUE_WIDTHS);
-            self.last_delta_m = delta;
-            self.last_m = Some(m);
-            self.last_v = value.to_bits();
+    /// A zero bit for 0; else a prefix of 1s and a 0 choosing the first of `widths` that
+    /// holds the value (`-(2^(w-1)-1)..=2^(w-1)`), or four 1s and 64 bits.
+    fn push_bucketed(&mut self, dod: i64, widths: [u8; 4]) {
+        if dod == 0 {
+            self.push_bit(false);
             return;
         }
-        self.last_delta_m = 0;
-        self.last_m = m;
-        self.bits.push_bit(true);
-        let v = value.to_bits();
-        let xor = v ^ self.last_v;
-        self.last_v = v;
-        if xor == 0 {
-            self.bits.push_bit(false);
-            return;
+        for (i, &width) in widths[..3].iter().enumerate() {
+            let half = 1i64 << (width - 1);
+            if (-(half - 1)..=half).contains(&dod) {
+                let prefix = (1u64 << (i + 2)) - 2; // i+1 ones then a zero
+                self.push_bits(prefix, i as u8 + 2);
+                self.push_bits(dod as u64, width);
+                return;
+            }
         }
-        self.bits.push_bit(true);
-        let leading = (xor.leading_zeros() as u8).min(31);
-        let trailing = xor.trailing_zeros() as u8;
-        if self.leading != u8::MAX && leading >= self.leading && trailing >= self.trailing {
-            self.bits.push_bit(false);
-            let significant = 64 - self.leading - self.trailing;
-            self.bits.push_bits(xor >> self.trailing, significant);
-        } else {
-            self.leading = leading;
-            self.trailing = trailing;
-            self.bits.push_bit(true);
-            self.bits.push_bits(u64::from(leading), 5);
-            let significant = 64 - leading - trailing;
-            // 64 significant bits are written as 0 (6 bits cannot hold 64).
-            self.bits.push_bits(u64::from(significant) & 0x3f, 6);
-            self.bits.push_bits(xor >> trailing, significant);
+        self.push_bits(0b1111, 4);
+        self.push_bits(dod as u64, 64);
+    }
+
+    /// The chunk as it is kept once full.
+    pub fn seal(mut self) -> SealedChunk {
+        self.bits.shrink(self.encoded_bytes());
+        SealedChunk {
+            first_t: self.first_t,
+            last_t: self.last_t,
+            first_v: self.first_v,
+            bits: self.bits.0,
+            count: self.count,
+            scale: self.scale,
+        }
+    }
+
+    fn encoded(&self) -> Encoded<'_> {
+        Encoded {
+            first_t: self.first_t,
+            last_t: self.last_t,
+            first_v: self.first_v,
+            scale: self.scale,
+            count: self.count,
+            bits: &self.bits.0,
         }
     }
 
     /// Decodes the samples in `[mint, maxt]` into `out`.
     pub fn decode_into(&self, mint: i64, maxt: i64, out: &mut Vec<Point>) {
+        self.encoded().decode_into(mint, maxt, out);
+    }
+
+    /// Appends a sample later than the last one, for which [`Self::full_for`] said no; returns
+    /// the time stored (see [`TIMESTAMP_TOLERANCE_MS`]).
+    pub fn append(&mut self, t: i64, v: f64) -> i64 {
+        let last_delta = i64::from(self.last_delta);
+        let mut delta = t - self.last_t;
+        if self.count > 1 && (delta - last_delta).abs() <= TIMESTAMP_TOLERANCE_MS {
+            delta = last_delta;
+        }
+        let t = self.last_t + delta;
+        // The first delta is written as a delta of delta against 0.
+        self.push_bucketed(delta - last_delta, TIME_WIDTHS);
+        self.write_value(v);
+        self.last_delta = i32::try_from(delta).unwrap_or(i32::MAX);
+        self.last_t = t;
+        self.count += 1;
+        t
+    }
+
+    fn write_value(&mut self, value: f64) {
+        let m = scaled(value, self.scale);
+        let last_m = scaled(f64::from_bits(self.last_v), self.scale);
+        if let (Some(m), Some(last_m)) = (m, last_m) {
+            self.push_bit(false);
+            let delta = m - last_m;
+            self.push_bucketed(delta - self.last_delta_m, VALUE_WIDTHS);
+            self.last_delta_m = delta;
+            self.last_v = value.to_bits();
+            return;
+        }
+        self.last_delta_m = 0;
+        self.push_bit(true);
+        let v = value.to_bits();
+        let xor = v ^ self.last_v;
+        self.last_v = v;
+        if xor == 0 {
+            self.push_bit(false);
+            return;
+        }
+        self.push_bit(true);
+        let leading = (xor.leading_zeros() as u8).min(31);
+        let trailing = xor.trailing_zeros() as u8;
+        if self.leading != u8::MAX && leading >= self.leading && trailing >= self.trailing {
+            self.push_bit(false);
+            let significant = 64 - self.leading - self.trailing;
+            self.push_bits(xor >> self.trailing, significant);
+        } else {
+            self.leading = leading;
+            self.trailing = trailing;
+            self.push_bit(true);
+            self.push_bits(u64::from(leading), 5);
+            let significant = 64 - leading - trailing;
+            // 64 significant bits are written as 0 (6 bits cannot hold 64).
+            self.push_bits(u64::from(significant) & 0x3f, 6);
+            self.push_bits(xor >> trailing, significant);
+        }
+    }
+}
+
+impl SealedChunk {
+    pub fn last_time(&self) -> i64 {
+        self.last_t
+    }
+
+    pub fn count(&self) -> u16 {
+        self.count
+    }
+
+    /// Bytes it holds: the fixed fields and the stream.
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.bits.len()
+    }
+
+    /// Bytes of encoded samples alone.
+    pub fn encoded_bytes(&self) -> usize {
+        self.bits.len()
+    }
+
+    /// Decodes the samples in `[mint, maxt]` into `out`.
+    pub fn decode_into(&self, mint: i64, maxt: i64, out: &mut Vec<Point>) {
+        Encoded {
+            first_t: self.first_t,
+            last_t: self.last_t,
+            first_v: self.first_v,
+            scale: self.scale,
+            count: self.count,
+            bits: &self.bits,
+        }
+        .decode_into(mint, maxt, out);
+    }
+}
+
+impl Encoded<'_> {
+    fn decode_into(self, mint: i64, maxt: i64, out: &mut Vec<Point>) {
         if self.last_t < mint || self.first_t > maxt {
             return;
         }
         let mut reader = Reader {
-            bytes: &self.bits.bytes,
+            bytes: self.bits,
             position: 0,
         };
         let mut t = self.first_t;
@@ -332,26 +454,6 @@ const TIME_WIDTHS: [u8; 4] = [14, 17, 20, 64];
 /// Widths of the values' delta-of-delta buckets: small steps of counters first.
 const VALUE_WIDTHS: [u8; 4] = [8, 13, 24, 64];
 
-/// A zero bit for 0; else a prefix of 1s and a 0 choosing the first of `widths` that holds
-/// the value (`-(2^(w-1)-1)..=2^(w-1)`), or four 1s and 64 bits.
-fn write_bucketed(bits: &mut Bits, dod: i64, widths: [u8; 4]) {
-    if dod == 0 {
-        bits.push_bit(false);
-        return;
-    }
-    for (i, &width) in widths[..3].iter().enumerate() {
-        let half = 1i64 << (width - 1);
-        if (-(half - 1)..=half).contains(&dod) {
-            let prefix = (1u64 << (i + 2)) - 2; // i+1 ones then a zero
-            bits.push_bits(prefix, i as u8 + 2);
-            bits.push_bits(dod as u64, width);
-            return;
-        }
-    }
-    bits.push_bits(0b1111, 4);
-    bits.push_bits(dod as u64, 64);
-}
-
 fn read_value_delta_of_delta(reader: &mut Reader<'_>) -> Option<i64> {
     read_bucketed(reader, VALUE_WIDTHS)
 }
@@ -385,12 +487,24 @@ mod tests {
     use proptest::prelude::*;
 
     fn roundtrip(samples: &[(i64, f64)]) -> Vec<Point> {
-        let mut chunk = Chunk::new(samples[0].0, samples[0].1);
+        let mut chunks = vec![Chunk::new(samples[0].0, samples[0].1)];
         for &(t, v) in &samples[1..] {
-            chunk.append(t, v);
+            match chunks.last_mut() {
+                Some(chunk) if chunk.full_for(t).is_none() => {
+                    chunk.append(t, v);
+                }
+                _ => chunks.push(Chunk::new(t, v)),
+            }
         }
         let mut out = Vec::new();
-        chunk.decode_into(i64::MIN, i64::MAX, &mut out);
+        let (head, sealed) = chunks.split_last().unwrap();
+        for chunk in sealed {
+            chunk
+                .clone()
+                .seal()
+                .decode_into(i64::MIN, i64::MAX, &mut out);
+        }
+        head.decode_into(i64::MIN, i64::MAX, &mut out);
         out
     }
 
@@ -436,6 +550,16 @@ mod tests {
     }
 
     #[test]
+    fn chunks_stay_small_as_a_window_holds_one_or_two_a_series() {
+        assert!(
+            std::mem::size_of::<Chunk>() <= 72,
+            "{}",
+            std::mem::size_of::<Chunk>()
+        );
+        assert!(std::mem::size_of::<SealedChunk>() <= 48);
+    }
+
+    #[test]
     fn a_regular_scrape_costs_under_two_bytes_a_sample() {
         let mut chunk = Chunk::new(1_700_000_000_000, 0.0);
         let mut v = 0.0;
@@ -443,8 +567,7 @@ mod tests {
             v += 10.0;
             chunk.append(1_700_000_000_000 + i * 15_000 + (i % 3), v);
         }
-        chunk.shrink();
-        let encoded = chunk.bits.bytes.len();
+        let encoded = chunk.encoded_bytes();
         assert!(encoded < 240, "{encoded} bytes for 120 samples");
         let mut out = Vec::new();
         chunk.decode_into(i64::MIN, i64::MAX, &mut out);
@@ -461,5 +584,10 @@ mod tests {
         let mut window = Vec::new();
         chunk.decode_into(out[10].t, out[20].t, &mut window);
         assert_eq!(window.len(), 11);
+        let sealed = chunk.seal();
+        assert_eq!(sealed.bytes(), std::mem::size_of::<SealedChunk>() + encoded);
+        let mut again = Vec::new();
+        sealed.decode_into(i64::MIN, i64::MAX, &mut again);
+        assert_eq!(again, out);
     }
 }

@@ -25,7 +25,7 @@ use promql_parser::label::{MatchOp, Matcher};
 use crate::labels::{Labels, METRIC_NAME};
 use crate::promql::storage::{matches, Storage};
 use crate::promql::value::{Point, Series};
-pub use chunk::Chunk;
+pub use chunk::{Chunk, SealedChunk};
 pub use filter::{LabelView, SelectorFilter};
 use sextant_pipeline::flow::event::prometheus::push_key_pair;
 
@@ -90,8 +90,22 @@ pub fn hash_key(key: &[u8]) -> SeriesHash {
 struct StoredSeries {
     labels: Labels,
     hash: SeriesHash,
-    chunks: Vec<Chunk>,
-    last_t: i64,
+    /// Full chunks, oldest first (in a window of minutes, none or one).
+    sealed: Vec<SealedChunk>,
+    /// The chunk appends go to; its last time is the series' last.
+    head: Chunk,
+}
+
+impl StoredSeries {
+    fn chunk_bytes(&self) -> usize {
+        self.sealed.iter().map(SealedChunk::bytes).sum::<usize>()
+            + (self.sealed.capacity() - self.sealed.len()) * std::mem::size_of::<SealedChunk>()
+            + self.head.bytes()
+    }
+
+    fn last_t(&self) -> i64 {
+        self.head.last_time()
+    }
 }
 
 const NO_SERIES: u32 = u32::MAX;
@@ -177,23 +191,37 @@ impl WindowStore {
         self.bytes
     }
 
-    /// Bytes of compressed samples alone.
-    pub fn sample_bytes(&self) -> usize {
+    /// Bytes of chunks: encoded samples, each chunk's first sample and times, the head
+    /// chunks' append state and spare room.
+    pub fn chunk_bytes(&self) -> usize {
         self.series
             .iter()
             .flatten()
-            .flat_map(|s| &s.chunks)
-            .map(Chunk::bytes)
+            .map(StoredSeries::chunk_bytes)
             .sum()
     }
 
-    /// Bytes of encoded samples without the chunks' fixed fields and spare capacity.
+    /// Bytes of encoded samples alone (without any chunk's fixed fields or spare room).
     pub fn encoded_bytes(&self) -> usize {
         self.series
             .iter()
             .flatten()
-            .flat_map(|s| &s.chunks)
-            .map(Chunk::encoded_bytes)
+            .map(|s| {
+                s.sealed
+                    .iter()
+                    .map(SealedChunk::encoded_bytes)
+                    .sum::<usize>()
+                    + s.head.encoded_bytes()
+            })
+            .sum()
+    }
+
+    /// Chunks held: sealed and head.
+    pub fn chunk_count(&self) -> usize {
+        self.series
+            .iter()
+            .flatten()
+            .map(|s| s.sealed.len() + 1)
             .sum()
     }
 
@@ -205,8 +233,13 @@ impl WindowStore {
         self.series
             .iter()
             .flatten()
-            .flat_map(|s| &s.chunks)
-            .map(|c| usize::from(c.count()))
+            .map(|s| {
+                s.sealed
+                    .iter()
+                    .map(|c| usize::from(c.count()))
+                    .sum::<usize>()
+                    + usize::from(s.head.count())
+            })
             .sum()
     }
 
@@ -249,60 +282,52 @@ impl WindowStore {
     /// Appends one sample.
     pub fn append(&mut self, incoming: &impl Incoming, t: i64, v: f64) -> Appended {
         let hash = incoming.label_hash();
-        let id = match self.find(hash) {
-            Some(id) => id,
-            None => {
-                if !self.filter.may_admit_name(incoming.value(METRIC_NAME))
-                    || !self.filter.admits(incoming)
-                {
-                    self.stats.not_selected += 1;
-                    return Appended::NotSelected;
-                }
-                if self.bytes >= self.max_bytes {
-                    self.stats.over_limit += 1;
-                    return Appended::OverLimit;
-                }
-                self.create(incoming.to_labels(), hash)
+        let Some(id) = self.find(hash) else {
+            if !self.filter.may_admit_name(incoming.value(METRIC_NAME))
+                || !self.filter.admits(incoming)
+            {
+                self.stats.not_selected += 1;
+                return Appended::NotSelected;
             }
+            if self.bytes >= self.max_bytes {
+                self.stats.over_limit += 1;
+                return Appended::OverLimit;
+            }
+            self.create(incoming.to_labels(), hash, t, v);
+            self.stats.appended += 1;
+            return Appended::Stored;
         };
         let Some(series) = self.series[id as usize].as_mut() else {
             return Appended::NotSelected;
         };
-        if t <= series.last_t {
+        if t <= series.last_t() {
             self.stats.out_of_order += 1;
             return Appended::OutOfOrder;
         }
-        match series.chunks.last_mut() {
-            Some(chunk) if !chunk.is_full() => {
-                let before = chunk.bytes();
-                series.last_t = chunk.append(t, v);
-                self.bytes = self.bytes + chunk.bytes() - before;
-            }
-            last => {
-                if let Some(full) = last {
-                    let before = full.bytes();
-                    full.shrink();
-                    self.bytes -= before - full.bytes();
-                }
-                let chunk = Chunk::new(t, v);
-                series.last_t = t;
-                self.bytes += chunk.bytes();
-                series.chunks.push(chunk);
-            }
+        if series.head.full_for(t).is_none() {
+            let before = series.head.bytes();
+            series.head.append(t, v);
+            self.bytes = self.bytes + series.head.bytes() - before;
+        } else {
+            let before = series.chunk_bytes();
+            let full = std::mem::replace(&mut series.head, Chunk::new(t, v));
+            series.sealed.reserve_exact(1);
+            series.sealed.push(full.seal());
+            self.bytes = self.bytes + series.chunk_bytes() - before;
         }
         self.stats.appended += 1;
         Appended::Stored
     }
 
-    fn create(&mut self, labels: Labels, hash: SeriesHash) -> u32 {
-        self.bytes += series_overhead(&labels);
+    fn create(&mut self, labels: Labels, hash: SeriesHash, t: i64, v: f64) -> u32 {
         let name = labels.metric_name().to_string();
         let stored = StoredSeries {
             labels,
             hash,
-            chunks: Vec::new(),
-            last_t: i64::MIN,
+            sealed: Vec::new(),
+            head: Chunk::new(t, v),
         };
+        self.bytes += series_overhead(&stored.labels) + stored.chunk_bytes();
         let id = match self.free.pop() {
             Some(id) => {
                 self.series[id as usize] = Some(stored);
@@ -327,24 +352,27 @@ impl WindowStore {
         id
     }
 
-    /// Drops what is older than the window at `now`.
+    /// Drops what is older than the window at `now`: sealed chunks that ended before it, and
+    /// series whose last sample is before it.
     pub fn truncate(&mut self, now: i64) {
         let horizon = now - self.retention_ms;
         let mut emptied = Vec::new();
         for (id, slot) in self.series.iter_mut().enumerate() {
             let Some(series) = slot else { continue };
+            if series.last_t() < horizon {
+                emptied.push(id as u32);
+                continue;
+            }
             let keep_from = series
-                .chunks
+                .sealed
                 .iter()
                 .position(|c| c.last_time() >= horizon)
-                .unwrap_or(series.chunks.len());
+                .unwrap_or(series.sealed.len());
             if keep_from > 0 {
-                let freed: usize = series.chunks[..keep_from].iter().map(Chunk::bytes).sum();
-                series.chunks.drain(..keep_from);
-                self.bytes -= freed;
-            }
-            if series.chunks.is_empty() && series.last_t < horizon {
-                emptied.push(id as u32);
+                let before = series.chunk_bytes();
+                series.sealed.drain(..keep_from);
+                series.sealed.shrink_to_fit();
+                self.bytes -= before - series.chunk_bytes();
             }
         }
         for id in emptied {
@@ -356,7 +384,7 @@ impl WindowStore {
         let Some(series) = self.series[id as usize].take() else {
             return;
         };
-        self.bytes -= series_overhead(&series.labels);
+        self.bytes -= series_overhead(&series.labels) + series.chunk_bytes();
         if self
             .by_hash
             .get(&series.hash[0])
@@ -413,13 +441,14 @@ impl Storage for WindowStore {
     fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Series> {
         let mut out = Vec::new();
         for series in self.candidates(matchers) {
-            if series.last_t < mint || !matchers.iter().all(|m| matches(m, &series.labels)) {
+            if series.last_t() < mint || !matchers.iter().all(|m| matches(m, &series.labels)) {
                 continue;
             }
             let mut points: Vec<Point> = Vec::new();
-            for chunk in &series.chunks {
+            for chunk in &series.sealed {
                 chunk.decode_into(mint, maxt, &mut points);
             }
+            series.head.decode_into(mint, maxt, &mut points);
             if !points.is_empty() {
                 out.push(Series {
                     labels: series.labels.clone(),
