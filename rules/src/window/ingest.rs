@@ -6,7 +6,6 @@ use sextant_pipeline::flow::event::prometheus::{for_each_sample, SeriesLabels, U
 use sextant_pipeline::flow::event::Metric;
 
 use super::{hash_key, Appended, Incoming, LabelView, SeriesHash, WindowStore};
-use crate::labels::Labels;
 
 impl LabelView for SeriesLabels<'_> {
     fn value(&self, name: &str) -> &str {
@@ -19,8 +18,8 @@ impl Incoming for SeriesLabels<'_> {
         hash_key(self.key())
     }
 
-    fn to_labels(&self) -> Labels {
-        Labels::from_pairs(self.pairs())
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        SeriesLabels::pairs(self)
     }
 }
 

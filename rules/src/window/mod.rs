@@ -19,6 +19,7 @@ pub mod retention;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
 
 use promql_parser::label::{MatchOp, Matcher};
 
@@ -55,7 +56,8 @@ pub enum Appended {
 pub trait Incoming: LabelView {
     /// [`hash_key`] of the labels' series key.
     fn label_hash(&self) -> SeriesHash;
-    fn to_labels(&self) -> Labels;
+    /// The labels, sorted by name.
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)>;
 }
 
 impl Incoming for Labels {
@@ -66,8 +68,8 @@ impl Incoming for Labels {
         }
         hash_key(&key)
     }
-    fn to_labels(&self) -> Labels {
-        self.clone()
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.iter().map(|l| (&*l.name, &*l.value))
     }
 }
 
@@ -142,7 +144,9 @@ pub struct WindowStore {
     filter: SelectorFilter,
     retention_ms: i64,
     max_bytes: usize,
+    /// Bytes of series and chunks; the texts of labels are in `strings`.
     bytes: usize,
+    strings: Strings,
     stats: WindowStats,
     /// The id `find` tries first.
     next_guess: u32,
@@ -157,12 +161,58 @@ impl std::fmt::Debug for WindowStore {
     }
 }
 
-/// Bytes a series costs besides its chunks: its labels, its slot and index entries.
+/// Bytes a series costs besides its chunks and the texts of its labels (shared, see
+/// [`Strings`]): its label list, its slot and index entries.
 fn series_overhead(labels: &Labels) -> usize {
-    let text: usize = labels.iter().map(|l| l.name.len() + l.value.len()).sum();
-    text + labels.len() * std::mem::size_of::<crate::labels::Label>()
+    labels.len() * std::mem::size_of::<crate::labels::Label>()
         + std::mem::size_of::<Option<StoredSeries>>()
         + 2 * (std::mem::size_of::<u64>() + std::mem::size_of::<u32>() + 16)
+}
+
+/// The texts of the stored series' label names and values, each held once: a window's series
+/// share most of them (names, jobs, namespaces, a pod's name across its metrics), and a text
+/// no series uses any more is dropped by a sweep once enough series have gone.
+#[derive(Default)]
+struct Strings {
+    set: std::collections::HashSet<Arc<str>, foldhash::fast::RandomState>,
+    bytes: usize,
+    /// Series removed since the last sweep.
+    removed: usize,
+}
+
+impl Strings {
+    /// Bytes a text costs: its own, the shared count's header, its slot in the set.
+    fn cost(text: &str) -> usize {
+        text.len() + 16 + std::mem::size_of::<Arc<str>>()
+    }
+
+    fn intern(&mut self, text: &str) -> Arc<str> {
+        if let Some(shared) = self.set.get(text) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(text);
+        self.bytes += Self::cost(text);
+        self.set.insert(shared.clone());
+        shared
+    }
+
+    /// Drops texts only the set holds, once a quarter as many series as there are texts went.
+    fn sweep_if_due(&mut self) {
+        if self.removed * 4 < self.set.len() {
+            return;
+        }
+        self.removed = 0;
+        let mut freed = 0;
+        self.set.retain(|text| {
+            let used = Arc::strong_count(text) > 1;
+            if !used {
+                freed += Self::cost(text);
+            }
+            used
+        });
+        self.bytes -= freed;
+        self.set.shrink_to_fit();
+    }
 }
 
 impl WindowStore {
@@ -177,6 +227,7 @@ impl WindowStore {
             retention_ms,
             max_bytes,
             bytes: 0,
+            strings: Strings::default(),
             stats: WindowStats::default(),
             next_guess: 0,
         }
@@ -188,7 +239,7 @@ impl WindowStore {
 
     /// Bytes held (chunks, labels, indexes), as counted against `max_bytes`.
     pub fn bytes(&self) -> usize {
-        self.bytes
+        self.bytes + self.strings.bytes
     }
 
     /// Bytes of chunks: encoded samples, each chunk's first sample and times, the head
@@ -289,11 +340,15 @@ impl WindowStore {
                 self.stats.not_selected += 1;
                 return Appended::NotSelected;
             }
-            if self.bytes >= self.max_bytes {
+            if self.bytes() >= self.max_bytes {
                 self.stats.over_limit += 1;
                 return Appended::OverLimit;
             }
-            self.create(incoming.to_labels(), hash, t, v);
+            let pairs: Vec<(Arc<str>, Arc<str>)> = incoming
+                .pairs()
+                .map(|(name, value)| (self.strings.intern(name), self.strings.intern(value)))
+                .collect();
+            self.create(Labels::from_pairs(pairs), hash, t, v);
             self.stats.appended += 1;
             return Appended::Stored;
         };
@@ -378,6 +433,7 @@ impl WindowStore {
         for id in emptied {
             self.remove(id);
         }
+        self.strings.sweep_if_due();
     }
 
     fn remove(&mut self, id: u32) {
@@ -418,6 +474,7 @@ impl WindowStore {
         }
         self.free.push(id);
         self.stats.series_removed += 1;
+        self.strings.removed += 1;
     }
 
     fn candidates(&self, matchers: &[Matcher]) -> Box<dyn Iterator<Item = &StoredSeries> + '_> {

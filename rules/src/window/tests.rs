@@ -78,6 +78,11 @@ fn truncation_frees_old_chunks_and_series_and_the_byte_limit_refuses_new_series(
         "whole chunks go"
     );
 
+    drop(kept);
+    store.truncate(10_000_000);
+    assert_eq!(store.series_count(), 0);
+    assert_eq!(store.bytes(), 0, "every byte counted in is counted out");
+
     let mut tiny = WindowStore::new(SelectorFilter::everything(), 60_000, 1);
     assert_eq!(tiny.append(&old, 0, 1.0), Appended::Stored);
     assert_eq!(tiny.append(&live, 0, 1.0), Appended::OverLimit);
@@ -85,5 +90,35 @@ fn truncation_frees_old_chunks_and_series_and_the_byte_limit_refuses_new_series(
         tiny.append(&old, 1000, 1.0),
         Appended::Stored,
         "known series keep receiving"
+    );
+}
+
+#[test]
+fn series_share_the_texts_of_their_labels_until_the_last_one_goes() {
+    let mut store = WindowStore::new(SelectorFilter::everything(), 60_000, usize::MAX);
+    let long = "a-long-label-value-that-many-series-share-".repeat(4);
+    let first = labels(&[("__name__", "m"), ("shared", &long), ("pod", "a")]);
+    store.append(&first, 0, 1.0);
+    let one = store.bytes();
+    let second = labels(&[("__name__", "m"), ("shared", &long), ("pod", "b")]);
+    store.append(&second, 0, 1.0);
+    assert!(
+        store.bytes() - one < one - long.len(),
+        "the second series does not pay for the shared text again: {} then {}",
+        one,
+        store.bytes()
+    );
+    // The series answer with their own labels.
+    let selected = store.select(&[], 0, 0);
+    let pods: Vec<&str> = selected.iter().map(|s| s.labels.get("pod")).collect();
+    assert_eq!(pods, ["a", "b"]);
+    assert!(selected.iter().all(|s| s.labels.get("shared") == long));
+    drop(selected);
+    store.truncate(100_000);
+    assert_eq!(store.series_count(), 0);
+    assert_eq!(
+        store.bytes(),
+        0,
+        "the texts went with the last series using them"
     );
 }
