@@ -40,6 +40,7 @@ pub mod names {
     pub const SKIPPED_BYTES: &str = "sextant_source_skipped_bytes_total";
     pub const COMPONENT_UP: &str = "sextant_component_up";
     pub const COMPONENT_HEALTHY: &str = "sextant_component_healthcheck_ok";
+    pub const RULE_EVALUATION_FAILURES: &str = "sextant_rule_evaluation_failures_total";
 }
 
 struct Families {
@@ -69,6 +70,7 @@ struct Families {
     buffer_bytes: IntGaugeVec,
     spilled_events: IntCounterVec,
     concurrency_limit: IntGaugeVec,
+    rule_failures: IntCounterVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -157,6 +159,12 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
             &["component", "kind", "role", "error_type"],
         ),
         retries: counter(&r, names::RETRIES, "Requests retried.", CL),
+        rule_failures: counter(
+            &r,
+            names::RULE_EVALUATION_FAILURES,
+            "Evaluations of a rule that failed (`rule_group` is `file;group`, as Prometheus names it).",
+            &["component", "role", "rule_group", "rule"],
+        ),
         restarts: counter(
             &r,
             names::RESTARTS,
@@ -383,6 +391,20 @@ impl ComponentMetrics {
         FAMILIES
             .errors
             .with_label_values(&[&self.name, self.kind, &self.role, error_type])
+            .inc();
+    }
+
+    /// A rule's evaluation failed (also counted as a `rule_evaluation` error).
+    pub fn rule_failed(&self, file: &str, group: &str, rule: &str) {
+        self.error("rule_evaluation");
+        FAMILIES
+            .rule_failures
+            .with_label_values(&[
+                self.name.as_str(),
+                &self.role,
+                &format!("{file};{group}"),
+                rule,
+            ])
             .inc();
     }
 

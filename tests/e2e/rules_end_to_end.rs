@@ -259,4 +259,16 @@ collector:
         failures >= 20.0,
         "{failures} rule_evaluation errors counted"
     );
+    // And per rule: the broken one, and no other.
+    let per_rule = metric_sum(
+        &metrics,
+        "sextant_rule_evaluation_failures_total",
+        &["component=\"rules\"", "rule=\"broken:many_to_many\""],
+    );
+    let all_rules = metric_sum(&metrics, "sextant_rule_evaluation_failures_total", &[]);
+    assert!(
+        per_rule >= 20.0,
+        "{per_rule} failures of broken:many_to_many"
+    );
+    assert_eq!(per_rule, all_rules, "only the broken rule failed");
 }

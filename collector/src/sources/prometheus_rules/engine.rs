@@ -20,8 +20,16 @@ struct Group {
 pub(super) struct Evaluated {
     /// (evaluation time, results) per group that ran.
     pub results: Vec<(i64, Vec<(Labels, f64)>)>,
-    /// (group, rule, error) of the rules that failed.
-    pub failures: Vec<(String, String, String)>,
+    /// The rules that failed.
+    pub failures: Vec<Failure>,
+}
+
+/// A rule whose evaluation failed.
+pub(super) struct Failure {
+    pub file: String,
+    pub group: String,
+    pub rule: String,
+    pub error: String,
 }
 
 pub(super) struct Engine {
@@ -110,9 +118,12 @@ impl Engine {
             group.last_slot = slot;
             let outcome = group.state.evaluate(&mut self.store, slot, &self.settings);
             for (rule, error) in outcome.errors {
-                evaluated
-                    .failures
-                    .push((group.state.name.clone(), rule, error));
+                evaluated.failures.push(Failure {
+                    file: group.state.file.clone(),
+                    group: group.state.name.clone(),
+                    rule,
+                    error,
+                });
             }
             evaluated.results.push((slot, outcome.samples));
         }

@@ -8,7 +8,8 @@
 //! - Evaluation: each group every `interval` (its own or `evaluation_interval`), at multiples
 //!   of it; recording rules' series and alerting rules' `ALERTS`/`ALERTS_FOR_STATE` go back
 //!   into the store and out to the sinks that name this source, stale markers when a series
-//!   goes. A rule that fails is counted (`rule_evaluation` errors), logged at a rate limit with
+//!   goes. A rule that fails is counted (`rule_evaluation` errors, and per rule in
+//!   `sextant_rule_evaluation_failures_total{rule_group="file;group", rule}`), logged at a rate limit with
 //!   its group and error, and skipped; the others run on time.
 //! - Rule files load at start-up (a bad one stops the start with every problem named) and
 //!   again on SIGHUP and when a file changes (checked every 5 seconds); a set that does not
@@ -161,10 +162,10 @@ fn build(config: &PrometheusRulesConfig, cx: SourceContext) -> Result<Task, Buil
                         break;
                     };
                     engine = Some(back);
-                    for (group, rule, error) in evaluated.failures {
-                        cx.metrics.error("rule_evaluation");
+                    for failure in evaluated.failures {
+                        cx.metrics.rule_failed(&failure.file, &failure.group, &failure.rule);
                         if let Some(suppressed) = limiter.allow() {
-                            tracing::warn!(component = %cx.name, group, rule, error, suppressed, "rule evaluation failed");
+                            tracing::warn!(component = %cx.name, file = failure.file, group = failure.group, rule = failure.rule, error = failure.error, suppressed, "rule evaluation failed");
                         }
                     }
                     for (t, samples) in evaluated.results {
