@@ -101,24 +101,33 @@ impl Reader<'_> {
     }
 }
 
-/// What decoding needs of a chunk, head or sealed.
-#[derive(Clone, Copy)]
-struct Encoded<'a> {
+/// What every chunk keeps in the clear: its first sample, its last time, its sample count,
+/// and how its values are scaled; also the head's XOR window (`leading`, `trailing`), which
+/// the header's padding holds at no cost.
+#[derive(Clone, Copy, Debug)]
+struct Header {
     first_t: i64,
     last_t: i64,
     first_v: u64,
-    scale: u8,
     count: u16,
+    /// Digits after the point of the integer path (10^scale multiplies values).
+    scale: u8,
+    leading: u8,
+    trailing: u8,
+}
+
+/// A chunk as decoding reads it, head or sealed.
+#[derive(Clone, Copy)]
+struct Encoded<'a> {
+    header: Header,
     bits: &'a [u8],
 }
 
-/// The chunk a series appends to: its first sample in the clear, the rest encoded, and the
+/// The chunk a series appends to: its header, the encoded samples after the first, and the
 /// state the next append continues from.
 #[derive(Clone, Debug)]
 pub struct Chunk {
-    first_t: i64,
-    last_t: i64,
-    first_v: u64,
+    header: Header,
     last_v: u64,
     /// The delta between the last two values' scaled integers (integer path).
     last_delta_m: i64,
@@ -127,22 +136,13 @@ pub struct Chunk {
     bit_len: u32,
     /// The delta between the last two timestamps.
     last_delta: i32,
-    count: u16,
-    /// Digits after the point of the integer path (10^scale multiplies values).
-    scale: u8,
-    leading: u8,
-    trailing: u8,
 }
 
 /// A full chunk, read only: no append state, no spare room.
 #[derive(Clone, Debug)]
 pub struct SealedChunk {
-    first_t: i64,
-    last_t: i64,
-    first_v: u64,
+    header: Header,
     bits: Box<[u8]>,
-    count: u16,
-    scale: u8,
 }
 
 /// Why a sample needs a new chunk.
@@ -160,31 +160,33 @@ impl Chunk {
             .find(|&k| scaled(v, k).is_some())
             .unwrap_or(0);
         Self {
-            first_t: t,
-            last_t: t,
-            first_v: v.to_bits(),
+            header: Header {
+                first_t: t,
+                last_t: t,
+                first_v: v.to_bits(),
+                count: 1,
+                scale,
+                leading: u8::MAX,
+                trailing: 0,
+            },
             last_v: v.to_bits(),
             last_delta_m: 0,
             // Room for a dozen samples at once: growing byte by byte was a tenth of ingest.
             bits: Bits::with_capacity(GROWTH_BYTES),
             bit_len: 0,
             last_delta: 0,
-            count: 1,
-            scale,
-            leading: u8::MAX,
-            trailing: 0,
         }
     }
 
     pub fn count(&self) -> u16 {
-        self.count
+        self.header.count
     }
 
     /// Whether a sample at `t` (later than the last) needs a new chunk.
     pub fn full_for(&self, t: i64) -> Option<Full> {
-        if self.count >= SAMPLES_PER_CHUNK {
+        if self.header.count >= SAMPLES_PER_CHUNK {
             Some(Full::Samples)
-        } else if i32::try_from(t - self.last_t).is_err() {
+        } else if i32::try_from(t - self.header.last_t).is_err() {
             Some(Full::Gap)
         } else {
             None
@@ -192,7 +194,7 @@ impl Chunk {
     }
 
     pub fn last_time(&self) -> i64 {
-        self.last_t
+        self.header.last_t
     }
 
     /// Bytes it holds: the fixed fields and the stream with its spare room.
@@ -237,22 +239,14 @@ impl Chunk {
     pub fn seal(mut self) -> SealedChunk {
         self.bits.shrink(self.encoded_bytes());
         SealedChunk {
-            first_t: self.first_t,
-            last_t: self.last_t,
-            first_v: self.first_v,
+            header: self.header,
             bits: self.bits.0,
-            count: self.count,
-            scale: self.scale,
         }
     }
 
     fn encoded(&self) -> Encoded<'_> {
         Encoded {
-            first_t: self.first_t,
-            last_t: self.last_t,
-            first_v: self.first_v,
-            scale: self.scale,
-            count: self.count,
+            header: self.header,
             bits: &self.bits.0,
         }
     }
@@ -266,23 +260,23 @@ impl Chunk {
     /// the time stored (see [`TIMESTAMP_TOLERANCE_MS`]).
     pub fn append(&mut self, t: i64, v: f64) -> i64 {
         let last_delta = i64::from(self.last_delta);
-        let mut delta = t - self.last_t;
-        if self.count > 1 && (delta - last_delta).abs() <= TIMESTAMP_TOLERANCE_MS {
+        let mut delta = t - self.header.last_t;
+        if self.header.count > 1 && (delta - last_delta).abs() <= TIMESTAMP_TOLERANCE_MS {
             delta = last_delta;
         }
-        let t = self.last_t + delta;
+        let t = self.header.last_t + delta;
         // The first delta is written as a delta of delta against 0.
         self.push_bucketed(delta - last_delta, TIME_WIDTHS);
         self.write_value(v);
         self.last_delta = i32::try_from(delta).unwrap_or(i32::MAX);
-        self.last_t = t;
-        self.count += 1;
+        self.header.last_t = t;
+        self.header.count += 1;
         t
     }
 
     fn write_value(&mut self, value: f64) {
-        let m = scaled(value, self.scale);
-        let last_m = scaled(f64::from_bits(self.last_v), self.scale);
+        let m = scaled(value, self.header.scale);
+        let last_m = scaled(f64::from_bits(self.last_v), self.header.scale);
         if let (Some(m), Some(last_m)) = (m, last_m) {
             self.push_bit(false);
             let delta = m - last_m;
@@ -303,13 +297,16 @@ impl Chunk {
         self.push_bit(true);
         let leading = (xor.leading_zeros() as u8).min(31);
         let trailing = xor.trailing_zeros() as u8;
-        if self.leading != u8::MAX && leading >= self.leading && trailing >= self.trailing {
+        if self.header.leading != u8::MAX
+            && leading >= self.header.leading
+            && trailing >= self.header.trailing
+        {
             self.push_bit(false);
-            let significant = 64 - self.leading - self.trailing;
-            self.push_bits(xor >> self.trailing, significant);
+            let significant = 64 - self.header.leading - self.header.trailing;
+            self.push_bits(xor >> self.header.trailing, significant);
         } else {
-            self.leading = leading;
-            self.trailing = trailing;
+            self.header.leading = leading;
+            self.header.trailing = trailing;
             self.push_bit(true);
             self.push_bits(u64::from(leading), 5);
             let significant = 64 - leading - trailing;
@@ -322,11 +319,11 @@ impl Chunk {
 
 impl SealedChunk {
     pub fn last_time(&self) -> i64 {
-        self.last_t
+        self.header.last_t
     }
 
     pub fn count(&self) -> u16 {
-        self.count
+        self.header.count
     }
 
     /// Bytes it holds: the fixed fields and the stream.
@@ -342,11 +339,7 @@ impl SealedChunk {
     /// Decodes the samples in `[mint, maxt]` into `out`.
     pub fn decode_into(&self, mint: i64, maxt: i64, out: &mut Vec<Point>) {
         Encoded {
-            first_t: self.first_t,
-            last_t: self.last_t,
-            first_v: self.first_v,
-            scale: self.scale,
-            count: self.count,
+            header: self.header,
             bits: &self.bits,
         }
         .decode_into(mint, maxt, out);
@@ -355,23 +348,23 @@ impl SealedChunk {
 
 impl Encoded<'_> {
     fn decode_into(self, mint: i64, maxt: i64, out: &mut Vec<Point>) {
-        if self.last_t < mint || self.first_t > maxt {
+        if self.header.last_t < mint || self.header.first_t > maxt {
             return;
         }
         let mut reader = Reader {
             bytes: self.bits,
             position: 0,
         };
-        let mut t = self.first_t;
-        let mut bits_v = self.first_v;
+        let mut t = self.header.first_t;
+        let mut bits_v = self.header.first_v;
         let mut v = f64::from_bits(bits_v);
         if t >= mint && t <= maxt {
             out.push(Point { t, v });
         }
         let (mut delta, mut leading, mut trailing) = (0i64, 0u8, 0u8);
-        let mut last_m = scaled(v, self.scale);
+        let mut last_m = scaled(v, self.header.scale);
         let mut last_delta_m = 0i64;
-        for _ in 1..self.count {
+        for _ in 1..self.header.count {
             let Some(dod) = read_delta_of_delta(&mut reader) else {
                 return;
             };
@@ -388,13 +381,13 @@ impl Encoded<'_> {
                     last_delta_m += dod;
                     let m = previous + last_delta_m;
                     last_m = Some(m);
-                    v = unscaled(m, self.scale);
+                    v = unscaled(m, self.header.scale);
                     bits_v = v.to_bits();
                 }
                 Some(true) => match reader.bit() {
                     Some(false) => {
                         last_delta_m = 0;
-                        last_m = scaled(v, self.scale);
+                        last_m = scaled(v, self.header.scale);
                     }
                     Some(true) => {
                         let Some(control) = reader.bit() else { return };
@@ -413,7 +406,7 @@ impl Encoded<'_> {
                         bits_v ^= value << trailing;
                         v = f64::from_bits(bits_v);
                         last_delta_m = 0;
-                        last_m = scaled(v, self.scale);
+                        last_m = scaled(v, self.header.scale);
                     }
                     None => return,
                 },
