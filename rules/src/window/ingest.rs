@@ -7,13 +7,13 @@ use sextant_pipeline::flow::event::Metric;
 
 use super::{hash_key, Appended, Incoming, LabelView, SeriesHash, WindowStore};
 
-impl LabelView for SeriesLabels<'_> {
+impl LabelView for SeriesLabels {
     fn value(&self, name: &str) -> &str {
         self.get(name)
     }
 }
 
-impl Incoming for SeriesLabels<'_> {
+impl Incoming for SeriesLabels {
     fn label_hash(&self) -> SeriesHash {
         hash_key(self.key())
     }

@@ -31,11 +31,14 @@ pub const RULES_SCOPE: &str = "sextant/prometheus_rules";
 /// Prometheus's stale marker.
 pub const STALE_NAN: f64 = f64::from_bits(0x7ff0_0000_0000_0002);
 
-/// A series' labels, sorted by name, borrowed where they can be, with their series key.
+/// A series' labels, held as their series key (see [`push_key_pair`]): what a store hashes
+/// to find the series is built once, and the pairs are read back from it when needed (for a
+/// series not seen before).
 #[derive(Debug, Default, Clone)]
-pub struct SeriesLabels<'a> {
-    pairs: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+pub struct SeriesLabels {
     key: Vec<u8>,
+    /// The previous key while `set` rewrites it (kept for its allocation).
+    spare: Vec<u8>,
 }
 
 /// Ends a label name in a series key (a byte no UTF-8 text holds).
@@ -53,10 +56,25 @@ pub fn push_key_pair(key: &mut Vec<u8>, name: &str, value: &str) {
     key.push(KEY_VALUE_END);
 }
 
-impl<'a> SeriesLabels<'a> {
+/// The pairs of a series key, in order.
+fn key_pairs(key: &[u8]) -> impl Iterator<Item = (&str, &str)> {
+    fn text(bytes: &[u8]) -> &str {
+        std::str::from_utf8(bytes).unwrap_or_default()
+    }
+    key.split(|&b| b == KEY_VALUE_END)
+        .filter(|pair| !pair.is_empty())
+        .map(
+            move |pair| match pair.iter().position(|&b| b == KEY_NAME_END) {
+                Some(at) => (text(&pair[..at]), text(&pair[at + 1..])),
+                None => (text(pair), ""),
+            },
+        )
+}
+
+impl SeriesLabels {
     /// The pairs, sorted by name (no empty values).
     pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.pairs.iter().map(|(n, v)| (n.as_ref(), v.as_ref()))
+        key_pairs(&self.key)
     }
 
     /// The series key of these labels (see [`push_key_pair`]).
@@ -66,41 +84,47 @@ impl<'a> SeriesLabels<'a> {
 
     /// The value of `name`, or "".
     pub fn get(&self, name: &str) -> &str {
-        match self.pairs.binary_search_by(|(n, _)| n.as_ref().cmp(name)) {
-            Ok(i) => &self.pairs[i].1,
-            Err(_) => "",
-        }
+        self.pairs()
+            .find(|(n, _)| *n == name)
+            .map_or("", |(_, v)| v)
     }
 
     fn clear(&mut self) {
-        self.pairs.clear();
         self.key.clear();
     }
 
-    /// Appends a label that sorts after every label already here.
-    fn push(&mut self, name: Cow<'a, str>, value: Cow<'a, str>) {
-        push_key_pair(&mut self.key, &name, &value);
-        self.pairs.push((name, value));
-    }
-
-    fn set(&mut self, name: Cow<'a, str>, value: Cow<'a, str>) {
-        match self
-            .pairs
-            .binary_search_by(|(n, _)| n.as_ref().cmp(name.as_ref()))
-        {
-            Ok(i) if value.is_empty() => {
-                self.pairs.remove(i);
-            }
-            Ok(i) => self.pairs[i].1 = value,
-            Err(_) if value.is_empty() => {}
-            Err(i) => self.pairs.insert(i, (name, value)),
+    /// Appends a label that sorts after every label already here (none if `value` is empty).
+    fn push(&mut self, name: &str, value: &str) {
+        if !value.is_empty() {
+            push_key_pair(&mut self.key, name, value);
         }
+    }
+
+    /// Sets `name` to `value`, or removes it when `value` is empty.
+    fn set(&mut self, name: &str, value: &str) {
+        std::mem::swap(&mut self.key, &mut self.spare);
         self.key.clear();
-        for (name, value) in &self.pairs {
+        let mut written = false;
+        for (n, v) in key_pairs(&self.spare) {
+            if !written && n >= name {
+                written = true;
+                if !value.is_empty() {
+                    push_key_pair(&mut self.key, name, value);
+                }
+                if n == name {
+                    continue;
+                }
+            }
+            push_key_pair(&mut self.key, n, v);
+        }
+        if !written && !value.is_empty() {
             push_key_pair(&mut self.key, name, value);
         }
     }
 }
+
+/// The labels a metric's resource gives every point (`instance`, `job`), sorted by name.
+type ResourceLabels<'a> = Vec<(&'static str, Cow<'a, str>)>;
 
 /// Where a label of a point takes its value from.
 #[derive(Debug, Clone, Copy)]
@@ -123,7 +147,7 @@ struct PointLayout<'a> {
 
 impl<'a> PointLayout<'a> {
     /// Makes the layout fit `attributes` (rebuilt only when their keys differ).
-    fn fit(&mut self, resource: &SeriesLabels<'a>, attributes: &'a [KeyValue]) {
+    fn fit(&mut self, resource: &ResourceLabels<'_>, attributes: &'a [KeyValue]) {
         if self.built
             && self.keys.len() == attributes.len()
             && self.keys.iter().zip(attributes).all(|(k, kv)| *k == kv.key)
@@ -135,9 +159,9 @@ impl<'a> PointLayout<'a> {
         self.keys
             .extend(attributes.iter().map(|kv| kv.key.as_str()));
         self.labels.clear();
-        let named = resource.pairs.iter().enumerate();
+        let named = resource.iter().enumerate();
         self.labels
-            .extend(named.map(|(i, (name, _))| (name.clone(), Source::Resource(i))));
+            .extend(named.map(|(i, (name, _))| (Cow::Borrowed(*name), Source::Resource(i))));
         let attributes = attributes.iter().enumerate();
         let sources = attributes.map(|(i, kv)| (label_name(&kv.key), Source::Attribute(i)));
         for (name, source) in sources.chain([(Cow::Borrowed("__name__"), Source::Name)]) {
@@ -151,20 +175,20 @@ impl<'a> PointLayout<'a> {
     /// Fills `labels` for one point (after [`Self::fit`] for its attributes).
     fn fill(
         &self,
-        labels: &mut SeriesLabels<'a>,
-        resource: &SeriesLabels<'a>,
+        labels: &mut SeriesLabels,
+        resource: &ResourceLabels<'_>,
         attributes: &'a [KeyValue],
         name: &'a str,
     ) {
         labels.clear();
         for (label, source) in &self.labels {
             let value = match *source {
-                Source::Resource(i) => resource.pairs[i].1.clone(),
+                Source::Resource(i) => Cow::Borrowed(resource[i].1.as_ref()),
                 Source::Attribute(i) => value_text(&attributes[i].value),
                 Source::Name => Cow::Borrowed(name),
             };
             if !value.is_empty() {
-                labels.push(label.clone(), value);
+                labels.push(label, &value);
             }
         }
     }
@@ -181,7 +205,7 @@ pub struct Unmapped {
 /// Calls `sample` for every Prometheus sample of `metric`: labels, milliseconds, value.
 pub fn for_each_sample(
     metric: &Metric,
-    mut sample: impl FnMut(&SeriesLabels<'_>, i64, f64),
+    mut sample: impl FnMut(&SeriesLabels, i64, f64),
 ) -> Unmapped {
     let mut unmapped = Unmapped::default();
     let Some(data) = &metric.data else {
@@ -191,8 +215,7 @@ pub fn for_each_sample(
         metric.origin.scope.name.as_str(),
         SCRAPE_SCOPE | RULES_SCOPE
     );
-    let mut base = SeriesLabels::default();
-    resource_labels(&metric.origin.resource.attributes, &mut base);
+    let base = resource_labels(&metric.origin.resource.attributes);
     match data {
         MetricData::Gauge(points) => {
             let name = metric_name(&metric.name, &metric.unit, native, false, true);
@@ -245,10 +268,10 @@ fn is_stale(flags: u32) -> bool {
 }
 
 fn point_labels<'a>(
-    base: &SeriesLabels<'a>,
+    base: &ResourceLabels<'_>,
     attributes: &'a [KeyValue],
     name: &'a str,
-) -> SeriesLabels<'a> {
+) -> SeriesLabels {
     let mut layout = PointLayout::default();
     layout.fit(base, attributes);
     let mut labels = SeriesLabels::default();
@@ -259,9 +282,9 @@ fn point_labels<'a>(
 fn number_points<'a>(
     name: &'a str,
     points: &'a [NumberPoint],
-    base: &SeriesLabels<'a>,
+    base: &ResourceLabels<'_>,
     unmapped: &mut Unmapped,
-    sample: &mut impl FnMut(&SeriesLabels<'_>, i64, f64),
+    sample: &mut impl FnMut(&SeriesLabels, i64, f64),
 ) {
     let mut labels = SeriesLabels::default();
     let mut layout = PointLayout::default();
@@ -283,17 +306,14 @@ fn number_points<'a>(
 fn histogram_point(
     name: &str,
     point: &HistogramPoint,
-    base: &SeriesLabels<'_>,
-    sample: &mut impl FnMut(&SeriesLabels<'_>, i64, f64),
+    base: &ResourceLabels<'_>,
+    sample: &mut impl FnMut(&SeriesLabels, i64, f64),
 ) {
     let t = millis(point.time_unix_nano);
     let stale = is_stale(point.flags);
     let value = |v: f64| if stale { STALE_NAN } else { v };
     let mut labels = point_labels(base, &point.attributes, name);
-    labels.set(
-        Cow::Borrowed("__name__"),
-        Cow::Owned(format!("{name}_bucket")),
-    );
+    labels.set("__name__", &format!("{name}_bucket"));
     let mut cumulative = 0u64;
     for (i, count) in point.bucket_counts.iter().enumerate() {
         cumulative += count;
@@ -302,15 +322,15 @@ fn histogram_point(
             .get(i)
             .copied()
             .unwrap_or(f64::INFINITY);
-        labels.set(Cow::Borrowed("le"), Cow::Owned(format_g(bound, -1)));
+        labels.set("le", &format_g(bound, -1));
         sample(&labels, t, value(cumulative as f64));
     }
     if point.explicit_bounds.len() >= point.bucket_counts.len() {
         // No overflow bucket given: +Inf is the count.
-        labels.set(Cow::Borrowed("le"), Cow::Borrowed("+Inf"));
+        labels.set("le", "+Inf");
         sample(&labels, t, value(point.count as f64));
     }
-    labels.set(Cow::Borrowed("le"), Cow::Borrowed(""));
+    labels.set("le", "");
     sum_and_count(
         name,
         &mut labels,
@@ -322,43 +342,37 @@ fn histogram_point(
 }
 
 /// The `_sum` (when there is one) and `_count` series of a histogram or summary point.
-fn sum_and_count<'a>(
+fn sum_and_count(
     name: &str,
-    labels: &mut SeriesLabels<'a>,
+    labels: &mut SeriesLabels,
     t: i64,
     sum: Option<f64>,
     count: f64,
-    sample: &mut impl FnMut(&SeriesLabels<'_>, i64, f64),
+    sample: &mut impl FnMut(&SeriesLabels, i64, f64),
 ) {
     if let Some(sum) = sum {
-        labels.set(Cow::Borrowed("__name__"), Cow::Owned(format!("{name}_sum")));
+        labels.set("__name__", &format!("{name}_sum"));
         sample(labels, t, sum);
     }
-    labels.set(
-        Cow::Borrowed("__name__"),
-        Cow::Owned(format!("{name}_count")),
-    );
+    labels.set("__name__", &format!("{name}_count"));
     sample(labels, t, count);
 }
 
 fn summary_point(
     name: &str,
     point: &SummaryPoint,
-    base: &SeriesLabels<'_>,
-    sample: &mut impl FnMut(&SeriesLabels<'_>, i64, f64),
+    base: &ResourceLabels<'_>,
+    sample: &mut impl FnMut(&SeriesLabels, i64, f64),
 ) {
     let t = millis(point.time_unix_nano);
     let stale = is_stale(point.flags);
     let value = |v: f64| if stale { STALE_NAN } else { v };
     let mut labels = point_labels(base, &point.attributes, name);
     for (quantile, v) in &point.quantile_values {
-        labels.set(
-            Cow::Borrowed("quantile"),
-            Cow::Owned(format_g(*quantile, -1)),
-        );
+        labels.set("quantile", &format_g(*quantile, -1));
         sample(&labels, t, value(*v));
     }
-    labels.set(Cow::Borrowed("quantile"), Cow::Borrowed(""));
+    labels.set("quantile", "");
     sum_and_count(
         name,
         &mut labels,
@@ -369,18 +383,17 @@ fn summary_point(
     );
 }
 
-fn resource_labels<'a>(attributes: &'a [KeyValue], labels: &mut SeriesLabels<'a>) {
+fn resource_labels(attributes: &[KeyValue]) -> ResourceLabels<'_> {
     let text = |key: &str| super::find_attribute(attributes, key).map(Value::to_text);
     let job = match (text("service.namespace"), text("service.name")) {
         (Some(ns), Some(name)) if !ns.is_empty() => Some(Cow::Owned(format!("{ns}/{name}"))),
         (_, name) => name,
     };
-    if let Some(job) = job {
-        labels.set(Cow::Borrowed("job"), job);
-    }
-    if let Some(instance) = text("service.instance.id") {
-        labels.set(Cow::Borrowed("instance"), instance);
-    }
+    let instance = text("service.instance.id");
+    [("instance", instance), ("job", job)]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value.filter(|v| !v.is_empty())?)))
+        .collect()
 }
 
 fn value_text(value: &Value) -> Cow<'_, str> {
@@ -588,18 +601,26 @@ mod tests {
         );
     }
 
-    /// The labels of each point as setting them one by one gives (the reference the cached
-    /// layout must match), and its key.
+    /// The labels of each point as setting them one by one in a map gives (the reference the
+    /// cached layout must match: an empty value removes), and its key.
     fn reference_labels(metric: &Metric, point: &NumberPoint) -> (String, Vec<u8>) {
-        let mut labels = SeriesLabels::default();
-        resource_labels(&metric.origin.resource.attributes, &mut labels);
+        let mut labels = std::collections::BTreeMap::new();
+        let mut set = |name: &str, value: &str| {
+            if value.is_empty() {
+                labels.remove(name);
+            } else {
+                labels.insert(name.to_string(), value.to_string());
+            }
+        };
+        set("job", "shop/checkout");
+        set("instance", "pod-1");
         for kv in &point.attributes {
-            labels.set(label_name(&kv.key), value_text(&kv.value));
+            set(&label_name(&kv.key), &value_text(&kv.value));
         }
-        labels.set(Cow::Borrowed("__name__"), Cow::Borrowed(&metric.name));
-        let pairs: Vec<String> = labels.pairs().map(|(n, v)| format!("{n}={v}")).collect();
+        set("__name__", &metric.name);
+        let pairs: Vec<String> = labels.iter().map(|(n, v)| format!("{n}={v}")).collect();
         let mut key = Vec::new();
-        for (n, v) in labels.pairs() {
+        for (n, v) in &labels {
             push_key_pair(&mut key, n, v);
         }
         (pairs.join(","), key)
