@@ -5,8 +5,10 @@
 //!   throughput in samples. The value mix: 40% integer counters with random increments, 20%
 //!   two-decimal counters (`*_seconds_total`), 30% constant gauges, 10% integer gauges that
 //!   move by up to a million.
-//! - Before the timings: the store's bytes per sample after ten minutes of those scrapes every
-//!   15 s (compressed samples alone, and with labels and indexes).
+//! - Before the timings: the store's bytes per sample in the steady state of a 10-minute window
+//!   (the second hour of those scrapes every 15 s, truncated after each): the encoded stream,
+//!   with each chunk's first sample and times (as Prometheus counts chunk bytes), all chunk
+//!   memory (head append state, spare room), and with labels and indexes.
 //! - `evaluate_1000_rules_1m_series`: one evaluation of 1,000 alerting rules over 1,000,000
 //!   series (1,000 names × 1,000 series, 21 samples each in the 5 minute windows): 500
 //!   `rate(m[5m]) > t`, 300 `sum by (job) (rate(m[5m])) > t`, 200 `m > t`.
