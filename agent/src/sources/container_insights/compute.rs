@@ -8,6 +8,8 @@
 
 use std::collections::HashMap;
 
+use super::node_stats::{NodeReading, NETWORK_FIELDS};
+
 use sextant_pipeline::flow::event::{KeyValue, Metric, MetricData, Number, NumberPoint, Origin};
 use std::sync::Arc;
 
@@ -55,6 +57,14 @@ struct Out {
 }
 
 impl Out {
+    fn new(origin: &Arc<Origin>, time_ns: u64) -> Self {
+        Self {
+            metrics: Vec::new(),
+            origin: origin.clone(),
+            time_ns,
+        }
+    }
+
     fn push(&mut self, name: &str, unit: &str, attributes: Vec<KeyValue>, value: f64) {
         if !value.is_finite() {
             return;
@@ -98,11 +108,7 @@ pub fn metrics(
     origin: &Arc<Origin>,
     time_ns: u64,
 ) -> Vec<Metric> {
-    let mut out = Out {
-        metrics: Vec::new(),
-        origin: origin.clone(),
-        time_ns,
-    };
+    let mut out = Out::new(origin, time_ns);
     let cluster = || KeyValue::new("ClusterName", node.cluster.as_str());
     let node_dims = || {
         vec![
@@ -277,6 +283,98 @@ pub fn metrics(
             KeyValue::new("Type", "ClusterNamespace"),
         ];
         out.push("namespace_number_of_running_pods", "{pods}", dims, n as f64);
+    }
+    out.metrics
+}
+
+/// The metrics of one reading of the node's network and filesystems: per interface
+/// (`node_interface_network_*`, `Type` `NodeNet`, by `interface`) and summed over them
+/// (`node_network_*` and `node_network_total_bytes`, `Type` `Node`), per second; per block device
+/// (`node_filesystem_*`, `Type` `NodeFS`, by `device` and `fstype`).
+pub fn node_stats_metrics(
+    node: &Node,
+    stats: &NodeReading,
+    origin: &Arc<Origin>,
+    time_ns: u64,
+) -> Vec<Metric> {
+    let mut out = Out::new(origin, time_ns);
+    let dims = |kind: &str, extra: &[(&str, &str)]| {
+        let mut d = vec![
+            KeyValue::new("ClusterName", node.cluster.as_str()),
+            KeyValue::new("NodeName", node.name.as_str()),
+        ];
+        d.extend(extra.iter().map(|(k, v)| KeyValue::new(*k, *v)));
+        d.push(KeyValue::new("Type", kind));
+        d
+    };
+    let unit = |field: &str| {
+        if field.ends_with("_bytes") {
+            "By/s"
+        } else {
+            "{packet}/s"
+        }
+    };
+    let mut sums: [Option<f64>; 8] = [None; 8];
+    for interface in &stats.interfaces {
+        for (i, (field, _)) in NETWORK_FIELDS.iter().enumerate() {
+            let Some(rate) = interface.rates[i] else {
+                continue;
+            };
+            sums[i] = Some(sums[i].unwrap_or(0.0) + rate);
+            out.push(
+                &format!("node_interface_network_{field}"),
+                unit(field),
+                dims("NodeNet", &[("interface", &interface.name)]),
+                rate,
+            );
+        }
+        if let (Some(rx), Some(tx)) = (interface.rates[0], interface.rates[4]) {
+            out.push(
+                "node_interface_network_total_bytes",
+                "By/s",
+                dims("NodeNet", &[("interface", &interface.name)]),
+                rx + tx,
+            );
+        }
+    }
+    for (i, (field, _)) in NETWORK_FIELDS.iter().enumerate() {
+        if let Some(sum) = sums[i] {
+            out.push(
+                &format!("node_network_{field}"),
+                unit(field),
+                dims("Node", &[]),
+                sum,
+            );
+        }
+    }
+    if let (Some(rx), Some(tx)) = (sums[0], sums[4]) {
+        out.push(
+            "node_network_total_bytes",
+            "By/s",
+            dims("Node", &[]),
+            rx + tx,
+        );
+    }
+    for fs in &stats.filesystems {
+        let fs_dims = || dims("NodeFS", &[("device", &fs.device), ("fstype", &fs.fstype)]);
+        out.push("node_filesystem_capacity", "By", fs_dims(), fs.capacity);
+        out.push("node_filesystem_usage", "By", fs_dims(), fs.usage);
+        out.push("node_filesystem_available", "By", fs_dims(), fs.available);
+        if fs.capacity > 0.0 {
+            out.push(
+                "node_filesystem_utilization",
+                "%",
+                fs_dims(),
+                percent(fs.usage, fs.capacity),
+            );
+        }
+        out.push("node_filesystem_inodes", "{inodes}", fs_dims(), fs.inodes);
+        out.push(
+            "node_filesystem_inodes_free",
+            "{inodes}",
+            fs_dims(),
+            fs.inodes_free,
+        );
     }
     out.metrics
 }

@@ -8,7 +8,8 @@
 //! token, like `prometheus_scrape`'s `role: node`), turns CPU counters into cores between two
 //! readings (by the kubelet's own timestamps), takes requests, limits, restarts and running
 //! containers from this node's pods (the agent's one pod watch), and the node's capacity from
-//! `/proc` under `root` ([`compute`] has the formulas). Which metrics are covered, and which
+//! `/proc` under `root` ([`compute`] has the formulas); the node's network rates and block
+//! filesystems from the host's `/proc` and `statvfs` ([`node_stats`]). Which metrics are covered, and which
 //! are not, is in the README.
 //!
 //! A failed reading (kubelet unreachable, TLS, HTTP status, malformed body) is counted
@@ -16,6 +17,7 @@
 //! next interval tries again; CPU rates then restart from the next good reading.
 
 pub mod compute;
+pub mod node_stats;
 pub mod quantity;
 
 use std::collections::HashMap;
@@ -231,8 +233,13 @@ impl Rates {
             }
         }
         // Pods and containers gone: their counters are forgotten.
-        self.last.retain(|k, _| seen.contains(k));
+        self.keep_only(&seen);
         Ok(reading)
+    }
+
+    /// Forgets the counters of keys not in `seen`.
+    fn keep_only(&mut self, seen: &std::collections::HashSet<String>) {
+        self.last.retain(|k, _| seen.contains(k));
     }
 }
 
@@ -299,6 +306,7 @@ pub fn build(config: &ContainerInsightsConfig, cx: SourceContext) -> Result<Task
         });
         let limiter = LogLimiter::default();
         let mut rates = Rates::default();
+        let mut node_stats = Some(node_stats::NodeStats::default());
         let mut every = super::Every::new(interval);
         cx.metrics.set_up(true);
         while every.tick(&cx.shutdown).await {
@@ -358,7 +366,34 @@ pub fn build(config: &ContainerInsightsConfig, cx: SourceContext) -> Result<Task
             };
             let specs: Vec<PodSpec> = live.iter().map(|p| pod_spec(p)).collect();
             let time_ns = u64::try_from(now_ms()).unwrap_or(0) * 1_000_000;
-            let metrics = compute::metrics(&node_info, &reading, &specs, &origin, time_ns);
+            let mut metrics = compute::metrics(&node_info, &reading, &specs, &origin, time_ns);
+            // The node's network and filesystems (statvfs may block: off the runtime).
+            let mut stats = node_stats.take().unwrap_or_default();
+            let stats_root = root.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                let reading = stats.read(&stats_root, now_ms());
+                (stats, reading)
+            })
+            .await;
+            match read {
+                Ok((back, Ok(node_reading))) => {
+                    node_stats = Some(back);
+                    metrics.extend(compute::node_stats_metrics(
+                        &node_info,
+                        &node_reading,
+                        &origin,
+                        time_ns,
+                    ));
+                }
+                Ok((back, Err(e))) => {
+                    node_stats = Some(back);
+                    cx.metrics.error("node_stats");
+                    if let Some(suppressed) = limiter.allow() {
+                        tracing::warn!(component = %cx.name, error = %e, suppressed, "node network and filesystems unreadable");
+                    }
+                }
+                Err(_) => cx.metrics.error("node_stats"),
+            }
             super::send_metrics(&cx.out, &cx.metrics, metrics).await;
         }
         cx.metrics.set_up(false);

@@ -155,6 +155,13 @@ async fn the_source_reads_the_kubelet_and_the_pod_watch_every_interval() {
     )
     .unwrap();
     std::fs::write(root.join("proc/meminfo"), "MemTotal:        8388608 kB\n").unwrap();
+    std::fs::create_dir_all(root.join("proc/1/net")).unwrap();
+    std::fs::write(
+        root.join("proc/1/net/dev"),
+        net_dev(&[("eth0", counters([7, 1, 0, 0], [3, 1, 0, 0]))]),
+    )
+    .unwrap();
+    std::fs::write(root.join("proc/1/mounts"), "/dev/root / ext4 rw 0 0\n").unwrap();
     std::fs::write(dir.path().join("kubeconfig"), kubeconfig_for(api.port)).unwrap();
     let config: ContainerInsightsConfig = serde_yaml_ng::from_str(&format!(
         "cluster_name: prod\ninterval: 1s\nroot: {}\nkubelet: {{address: \"127.0.0.1:{port}\", scheme: http}}\nkubernetes: {{kubeconfig: {}/kubeconfig, node_name: node-a}}\n",
@@ -175,5 +182,165 @@ async fn the_source_reads_the_kubelet_and_the_pod_watch_every_interval() {
         value(&got, "pod_number_of_container_restarts").map(|r| r.0),
         Some(3.0)
     );
+    // The node's network (idle between the readings) and its root filesystem, from the root.
+    assert_eq!(
+        value(&got, "node_network_total_bytes").map(|r| r.0),
+        Some(0.0)
+    );
+    let (capacity, dims) = value(&got, "node_filesystem_capacity").unwrap();
+    assert!(capacity > 0.0);
+    assert_eq!(dims["device"], "/dev/root");
+    assert_eq!(dims["Type"], "NodeFS");
     running.stop().await;
+}
+
+fn net_dev(lines: &[(&str, [u64; 16])]) -> String {
+    let mut text = String::from(
+        "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n",
+    );
+    for (name, c) in lines {
+        let fields: Vec<String> = c.iter().map(u64::to_string).collect();
+        text.push_str(&format!("{name:>6}: {}\n", fields.join(" ")));
+    }
+    text
+}
+
+/// Receive: bytes, packets, errs, drop; transmit from column 8: bytes, packets, errs, drop.
+fn counters(rx: [u64; 4], tx: [u64; 4]) -> [u64; 16] {
+    let mut c = [0; 16];
+    c[..4].copy_from_slice(&rx);
+    c[8..12].copy_from_slice(&tx);
+    c
+}
+
+#[test]
+fn node_network_rates_cover_the_interfaces_cadvisor_keeps_and_sum_them() {
+    use super::compute::node_stats_metrics;
+    use super::node_stats::{NodeReading, NodeStats};
+    let mut stats = NodeStats::default();
+    let ignored = [
+        ("lo", counters([1, 1, 0, 0], [1, 1, 0, 0])),
+        ("veth1a2b", counters([1, 1, 0, 0], [1, 1, 0, 0])),
+        ("docker0", counters([1, 1, 0, 0], [1, 1, 0, 0])),
+    ];
+    let first = net_dev(&[
+        ignored[0],
+        ("eth0", counters([1_000, 10, 1, 2], [500, 5, 0, 0])),
+        ("eni3c5d", counters([0, 0, 0, 0], [100, 1, 0, 0])),
+        ignored[1],
+        ignored[2],
+    ]);
+    let read = stats.network(&first, T0);
+    assert_eq!(
+        read.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
+        ["eth0", "eni3c5d"]
+    );
+    assert!(
+        read.iter().all(|i| i.rates == [None; 8]),
+        "no rate from one reading"
+    );
+
+    // 10 s later; eni3c5d's transmit counters went back (a reset): no rate for those.
+    let second = net_dev(&[
+        ("eth0", counters([21_000, 30, 11, 2], [10_500, 25, 0, 10])),
+        ("eni3c5d", counters([5_000, 50, 0, 0], [0, 0, 0, 0])),
+        ("lo", counters([9, 9, 9, 9], [9, 9, 9, 9])),
+    ]);
+    let read = stats.network(&second, T0 + 10_000);
+    assert_eq!(
+        read[0].rates,
+        [
+            Some(2000.0),
+            Some(2.0),
+            Some(0.0),
+            Some(1.0),
+            Some(1000.0),
+            Some(2.0),
+            Some(1.0),
+            Some(0.0)
+        ],
+        "eth0: rx bytes, packets, dropped, errors; tx the same"
+    );
+    assert_eq!(read[1].rates[0], Some(500.0));
+    assert_eq!((read[1].rates[4], read[1].rates[5]), (None, None));
+
+    let node = Node {
+        cluster: "prod".into(),
+        name: "node-a".into(),
+        cores: 4.0,
+        memory: 8.0 * 1024.0 * 1024.0 * 1024.0,
+    };
+    let origin = Arc::new(Origin::default());
+    let metrics = node_stats_metrics(
+        &node,
+        &NodeReading {
+            interfaces: read,
+            filesystems: Vec::new(),
+        },
+        &origin,
+        1,
+    );
+    let (rx, dims) = value(&metrics, "node_network_rx_bytes").unwrap();
+    assert_eq!(rx, 2500.0, "eth0 and eni3c5d, not lo");
+    assert_eq!(
+        dims,
+        json!({"ClusterName": "prod", "NodeName": "node-a", "Type": "Node"})
+    );
+    assert_eq!(value(&metrics, "node_network_tx_bytes").unwrap().0, 1000.0);
+    assert_eq!(
+        value(&metrics, "node_network_total_bytes").unwrap().0,
+        3500.0
+    );
+    assert_eq!(value(&metrics, "node_network_rx_errors").unwrap().0, 1.0);
+    let (eth0, dims) = value(&metrics, "node_interface_network_total_bytes").unwrap();
+    assert_eq!(eth0, 3000.0);
+    assert_eq!(
+        dims,
+        json!({"ClusterName": "prod", "NodeName": "node-a", "interface": "eth0", "Type": "NodeNet"})
+    );
+    let per_interface = metrics
+        .iter()
+        .find(|m| m.name == "node_interface_network_rx_bytes")
+        .and_then(|m| match &m.data {
+            Some(MetricData::Gauge(p)) => Some(p.len()),
+            _ => None,
+        });
+    assert_eq!(per_interface, Some(2));
+    assert!(
+        metrics.iter().all(|m| !m.unit.is_empty()),
+        "every metric has a unit"
+    );
+}
+
+#[test]
+fn node_filesystems_are_the_block_devices_once_each_with_statvfs_figures() {
+    use super::node_stats::NodeStats;
+    let root = tempfile::tempdir().unwrap();
+    let mounts = "/dev/nvme0n1p1 / xfs rw,noatime 0 0\n\
+        proc /proc proc rw 0 0\n\
+        tmpfs /run tmpfs rw 0 0\n\
+        /dev/nvme0n1p1 /var/lib/kubelet xfs rw 0 0\n\
+        overlay /var/lib/containerd/rootfs overlay rw 0 0\n\
+        /dev/nvme1n1 /data ext4 rw 0 0\n";
+    let stats = NodeStats::default();
+    let found = stats.filesystems(root.path(), mounts);
+    // /data does not exist under the root: statvfs fails and it is skipped.
+    assert_eq!(found.len(), 1, "{found:?}");
+    let fs = &found[0];
+    assert_eq!(
+        (fs.device.as_str(), fs.fstype.as_str()),
+        ("/dev/nvme0n1p1", "xfs")
+    );
+    let reference = rustix::fs::statvfs(root.path()).unwrap();
+    let bsize = reference.f_bsize as f64;
+    assert_eq!(fs.capacity, reference.f_blocks as f64 * bsize);
+    assert_eq!(fs.inodes, reference.f_files as f64);
+    let usage = (reference.f_blocks - reference.f_bfree) as f64 * bsize;
+    // Other tests write to the same filesystem between the two reads.
+    assert!(
+        (fs.usage - usage).abs() < 256.0 * 1024.0 * 1024.0,
+        "usage {} against {usage}",
+        fs.usage
+    );
+    assert!(fs.available <= fs.capacity - fs.usage + 1.0);
 }

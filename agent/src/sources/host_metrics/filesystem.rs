@@ -23,13 +23,14 @@ pub const MOUNT_EXCLUDE: &str =
 pub const FS_TYPE_EXCLUDE: &str = r"^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$";
 const STATFS_DEADLINE: Duration = Duration::from_secs(5);
 
-struct Usage {
-    size: f64,
-    free: f64,
-    avail: f64,
-    files: f64,
-    files_free: f64,
-    readonly: bool,
+/// What `statvfs` says of a mount, in bytes and inodes.
+pub(crate) struct Usage {
+    pub size: f64,
+    pub free: f64,
+    pub avail: f64,
+    pub files: f64,
+    pub files_free: f64,
+    pub readonly: bool,
 }
 
 pub struct Filesystems {
@@ -80,7 +81,8 @@ impl Filesystems {
                 .is_some_and(|r| r.is_match(fstype))
     }
 
-    fn usage(&self, path: PathBuf) -> Option<std::io::Result<Usage>> {
+    /// `statvfs` of `path` within the deadline; `None` when it is stuck (now or still).
+    pub(crate) fn usage(&self, path: PathBuf) -> Option<std::io::Result<Usage>> {
         let stuck = self.stuck.clone();
         if stuck
             .lock()
