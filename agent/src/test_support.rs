@@ -21,6 +21,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub async fn serve(
     body: impl Fn(usize) -> String + Send + Sync + 'static,
 ) -> (u16, Arc<AtomicUsize>) {
+    serve_paths(move |_, n| body(n)).await
+}
+
+/// Serves `body(path, n)` to the `n`th request (from 0, counted over all paths).
+pub async fn serve_paths(
+    body: impl Fn(&str, usize) -> String + Send + Sync + 'static,
+) -> (u16, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let served = Arc::new(AtomicUsize::new(0));
@@ -41,7 +48,9 @@ pub async fn serve(
                         Ok(n) => got.extend_from_slice(&buf[..n]),
                     }
                 }
-                let text = body(counter.fetch_add(1, Ordering::SeqCst));
+                let request = String::from_utf8_lossy(&got);
+                let path = request.split_ascii_whitespace().nth(1).unwrap_or("/");
+                let text = body(path, counter.fetch_add(1, Ordering::SeqCst));
                 let response = format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
                     text.len()

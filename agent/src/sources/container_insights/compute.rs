@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use super::node_stats::{NodeReading, NETWORK_FIELDS};
+use super::node_stats::{Interface, NodeReading, NETWORK_FIELDS};
 
 use sextant_pipeline::flow::event::{KeyValue, Metric, MetricData, Number, NumberPoint, Origin};
 use std::sync::Arc;
@@ -39,6 +39,8 @@ pub struct Reading {
     pub pods: HashMap<(String, String), Usage>,
     /// By (namespace, pod, container).
     pub containers: HashMap<(String, String, String), Usage>,
+    /// Network rates by (namespace, pod), per interface (from cAdvisor's series).
+    pub pod_network: HashMap<(String, String), Vec<Interface>>,
 }
 
 /// The node: its name and capacity.
@@ -179,15 +181,18 @@ pub fn metrics(
     let mut per_namespace: HashMap<&str, usize> = HashMap::new();
     for pod in &running {
         *per_namespace.entry(pod.namespace.as_str()).or_default() += 1;
-        let dims = || {
-            vec![
+        let dims_of = |kind: &str, interface: Option<&str>| {
+            let mut d = vec![
                 cluster(),
                 KeyValue::new("NodeName", node.name.as_str()),
                 KeyValue::new("Namespace", pod.namespace.as_str()),
                 KeyValue::new("PodName", pod.name.as_str()),
-                KeyValue::new("Type", "Pod"),
-            ]
+            ];
+            d.extend(interface.map(|name| KeyValue::new("interface", name)));
+            d.push(KeyValue::new("Type", kind));
+            d
         };
+        let dims = || dims_of("Pod", None);
         let (cpu, memory) = reading
             .pods
             .get(&(pod.namespace.clone(), pod.name.clone()))
@@ -243,6 +248,12 @@ pub fn metrics(
             dims(),
             pod.restarts as f64,
         );
+        if let Some(interfaces) = reading
+            .pod_network
+            .get(&(pod.namespace.clone(), pod.name.clone()))
+        {
+            push_network(&mut out, "pod", interfaces, dims_of, "Pod", "PodNet");
+        }
     }
     let mut containers: Vec<_> = reading.containers.iter().collect();
     containers.sort_by(|a, b| a.0.cmp(b.0));
@@ -307,54 +318,17 @@ pub fn node_stats_metrics(
         d.push(KeyValue::new("Type", kind));
         d
     };
-    let unit = |field: &str| {
-        if field.ends_with("_bytes") {
-            "By/s"
-        } else {
-            "{packet}/s"
-        }
-    };
-    let mut sums: [Option<f64>; 8] = [None; 8];
-    for interface in &stats.interfaces {
-        for (i, (field, _)) in NETWORK_FIELDS.iter().enumerate() {
-            let Some(rate) = interface.rates[i] else {
-                continue;
-            };
-            sums[i] = Some(sums[i].unwrap_or(0.0) + rate);
-            out.push(
-                &format!("node_interface_network_{field}"),
-                unit(field),
-                dims("NodeNet", &[("interface", &interface.name)]),
-                rate,
-            );
-        }
-        if let (Some(rx), Some(tx)) = (interface.rates[0], interface.rates[4]) {
-            out.push(
-                "node_interface_network_total_bytes",
-                "By/s",
-                dims("NodeNet", &[("interface", &interface.name)]),
-                rx + tx,
-            );
-        }
-    }
-    for (i, (field, _)) in NETWORK_FIELDS.iter().enumerate() {
-        if let Some(sum) = sums[i] {
-            out.push(
-                &format!("node_network_{field}"),
-                unit(field),
-                dims("Node", &[]),
-                sum,
-            );
-        }
-    }
-    if let (Some(rx), Some(tx)) = (sums[0], sums[4]) {
-        out.push(
-            "node_network_total_bytes",
-            "By/s",
-            dims("Node", &[]),
-            rx + tx,
-        );
-    }
+    push_network(
+        &mut out,
+        "node",
+        &stats.interfaces,
+        |kind, interface| match interface {
+            Some(name) => dims(kind, &[("interface", name)]),
+            None => dims(kind, &[]),
+        },
+        "Node",
+        "NodeNet",
+    );
     for fs in &stats.filesystems {
         let fs_dims = || dims("NodeFS", &[("device", &fs.device), ("fstype", &fs.fstype)]);
         out.push("node_filesystem_capacity", "By", fs_dims(), fs.capacity);
@@ -377,4 +351,67 @@ pub fn node_stats_metrics(
         );
     }
     out.metrics
+}
+
+fn network_unit(field: &str) -> &'static str {
+    if field.ends_with("_bytes") {
+        "By/s"
+    } else {
+        "{packet}/s"
+    }
+}
+
+/// Network rates of a node or a pod (`prefix`): per interface as `{prefix}_interface_network_*`
+/// (`Type` `interface_kind`, dimensions from `dims(kind, Some(interface))`), and summed over the
+/// interfaces as `{prefix}_network_*` and `{prefix}_network_total_bytes` (`Type` `kind`).
+fn push_network(
+    out: &mut Out,
+    prefix: &str,
+    interfaces: &[Interface],
+    dims: impl Fn(&str, Option<&str>) -> Vec<KeyValue>,
+    kind: &str,
+    interface_kind: &str,
+) {
+    let mut sums: [Option<f64>; 8] = [None; 8];
+    for interface in interfaces {
+        let interface_dims = || dims(interface_kind, Some(&interface.name));
+        for (i, (field, _)) in NETWORK_FIELDS.iter().enumerate() {
+            let Some(rate) = interface.rates[i] else {
+                continue;
+            };
+            sums[i] = Some(sums[i].unwrap_or(0.0) + rate);
+            out.push(
+                &format!("{prefix}_interface_network_{field}"),
+                network_unit(field),
+                interface_dims(),
+                rate,
+            );
+        }
+        if let (Some(rx), Some(tx)) = (interface.rates[0], interface.rates[4]) {
+            out.push(
+                &format!("{prefix}_interface_network_total_bytes"),
+                "By/s",
+                interface_dims(),
+                rx + tx,
+            );
+        }
+    }
+    for (i, (field, _)) in NETWORK_FIELDS.iter().enumerate() {
+        if let Some(sum) = sums[i] {
+            out.push(
+                &format!("{prefix}_network_{field}"),
+                network_unit(field),
+                dims(kind, None),
+                sum,
+            );
+        }
+    }
+    if let (Some(rx), Some(tx)) = (sums[0], sums[4]) {
+        out.push(
+            &format!("{prefix}_network_total_bytes"),
+            "By/s",
+            dims(kind, None),
+            rx + tx,
+        );
+    }
 }

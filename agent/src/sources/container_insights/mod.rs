@@ -8,7 +8,8 @@
 //! token, like `prometheus_scrape`'s `role: node`), turns CPU counters into cores between two
 //! readings (by the kubelet's own timestamps), takes requests, limits, restarts and running
 //! containers from this node's pods (the agent's one pod watch), and the node's capacity from
-//! `/proc` under `root` ([`compute`] has the formulas); the node's network rates and block
+//! `/proc` under `root` ([`compute`] has the formulas); pod network rates from its
+//! `/metrics/cadvisor` ([`pod_network`]); the node's network rates and block
 //! filesystems from the host's `/proc` and `statvfs` ([`node_stats`]). Which metrics are covered, and which
 //! are not, is in the README.
 //!
@@ -18,6 +19,7 @@
 
 pub mod compute;
 pub mod node_stats;
+pub mod pod_network;
 pub mod quantity;
 
 use std::collections::HashMap;
@@ -38,6 +40,9 @@ use super::prometheus_scrape::config::{KubernetesSettings, Scheme, TlsConfig};
 use crate::exposition::labels::parse_labels;
 use crate::exposition::{Format, Lexer, Line};
 use compute::{Node, PodSpec, Reading};
+
+/// The largest `/metrics/cadvisor` body read (a busy node's is a few MiB).
+const CADVISOR_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
 const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
@@ -306,6 +311,7 @@ pub fn build(config: &ContainerInsightsConfig, cx: SourceContext) -> Result<Task
         });
         let limiter = LogLimiter::default();
         let mut rates = Rates::default();
+        let mut network_rates = Rates::default();
         let mut node_stats = Some(node_stats::NodeStats::default());
         let mut every = super::Every::new(interval);
         cx.metrics.set_up(true);
@@ -338,7 +344,7 @@ pub fn build(config: &ContainerInsightsConfig, cx: SourceContext) -> Result<Task
                     .map_err(|e| ("malformed", e)),
                 Err(e) => Err((e.reason(), e.to_string())),
             };
-            let reading = match result {
+            let mut reading = match result {
                 Ok(r) => r,
                 Err((reason, message)) => {
                     cx.metrics.error(reason);
@@ -348,6 +354,22 @@ pub fn build(config: &ContainerInsightsConfig, cx: SourceContext) -> Result<Task
                     continue;
                 }
             };
+            // Pod network from cAdvisor's series; without them the rest still goes out.
+            let cadvisor = format!("{}://{host}/metrics/cadvisor", scheme.as_str());
+            let network = match client.fetch(&cadvisor, timeout, CADVISOR_BODY_LIMIT).await {
+                Ok(f) => pod_network::read(&mut network_rates, &f.body, now_ms())
+                    .map_err(|e| ("cadvisor_malformed".to_string(), e)),
+                Err(e) => Err((format!("cadvisor_{}", e.reason()), e.to_string())),
+            };
+            match network {
+                Ok(pods) => reading.pod_network = pods,
+                Err((reason, message)) => {
+                    cx.metrics.error(&reason);
+                    if let Some(suppressed) = limiter.allow() {
+                        tracing::warn!(component = %cx.name, url = %cadvisor, reason, error = %message, suppressed, "kubelet cadvisor metrics unreadable");
+                    }
+                }
+            }
             let (cores, memory) = match capacity(&root) {
                 Ok(c) => c,
                 Err(e) => {

@@ -136,8 +136,12 @@ fn two_readings_give_cloudwatch_agent_percentages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_source_reads_the_kubelet_and_the_pod_watch_every_interval() {
     // A kubelet stand-in: each reading 0.5 more core-seconds per second of its clock.
-    let (port, _) = crate::test_support::serve(|n| {
+    // Its cAdvisor: the pod received 1,000 bytes a millisecond of cAdvisor's clock.
+    let (port, _) = crate::test_support::serve_paths(|path, n| {
         let n = n as i64;
+        if path == "/metrics/cadvisor" {
+            return cadvisor_metrics(&[("shop", "api", "eth0", 1_000 * n as u64, 0)], T0 + n);
+        }
         resource_metrics(
             10.0 + 5.0 * n as f64,
             100.0 + 10.0 * n as f64,
@@ -181,6 +185,11 @@ async fn the_source_reads_the_kubelet_and_the_pod_watch_every_interval() {
     assert_eq!(
         value(&got, "pod_number_of_container_restarts").map(|r| r.0),
         Some(3.0)
+    );
+    assert_eq!(
+        value(&got, "pod_network_rx_bytes").map(|r| r.0),
+        Some(1_000_000.0),
+        "1,000 bytes a millisecond of the stand-in's clock"
     );
     // The node's network (idle between the readings) and its root filesystem, from the root.
     assert_eq!(
@@ -343,4 +352,126 @@ fn node_filesystems_are_the_block_devices_once_each_with_statvfs_figures() {
         fs.usage
     );
     assert!(fs.available <= fs.capacity - fs.usage + 1.0);
+}
+
+/// A `/metrics/cadvisor` body as the kubelet writes it: network counters of pods' sandboxes
+/// (and of the machine, with empty pod labels), CPU of a container, all with timestamps.
+fn cadvisor_metrics(pods: &[(&str, &str, &str, u64, u64)], t: i64) -> String {
+    let mut text = String::from(
+        "# HELP container_cpu_usage_seconds_total Cumulative cpu time consumed in seconds.\n# TYPE container_cpu_usage_seconds_total counter\ncontainer_cpu_usage_seconds_total{container=\"app\",cpu=\"total\",id=\"/kubepods/pod1/c1\",image=\"app:1\",name=\"c1\",namespace=\"shop\",pod=\"api\"} 12.5 1764660000000\n# HELP container_network_receive_bytes_total Cumulative count of bytes received\n# TYPE container_network_receive_bytes_total counter\n",
+    );
+    text.push_str(&format!(
+        "container_network_receive_bytes_total{{container=\"\",id=\"/\",image=\"\",interface=\"eth0\",name=\"\",namespace=\"\",pod=\"\"}} 9e+09 {t}\n"
+    ));
+    for (namespace, pod, interface, rx, _) in pods {
+        text.push_str(&format!("container_network_receive_bytes_total{{container=\"\",id=\"/kubepods/{pod}\",image=\"\",interface=\"{interface}\",name=\"\",namespace=\"{namespace}\",pod=\"{pod}\"}} {rx} {t}\n"));
+    }
+    text.push_str("# HELP container_network_transmit_packets_total Cumulative count of packets transmitted\n# TYPE container_network_transmit_packets_total counter\n");
+    for (namespace, pod, interface, _, tx_packets) in pods {
+        text.push_str(&format!("container_network_transmit_packets_total{{container=\"\",id=\"/kubepods/{pod}\",image=\"\",interface=\"{interface}\",name=\"\",namespace=\"{namespace}\",pod=\"{pod}\"}} {tx_packets} {t}\n"));
+    }
+    text
+}
+
+#[test]
+fn pod_network_rates_come_from_cadvisor_per_interface_and_summed() {
+    use super::pod_network;
+    let mut rates = Rates::default();
+    let first = pod_network::read(
+        &mut rates,
+        cadvisor_metrics(
+            &[
+                ("shop", "api", "eth0", 1_000, 10),
+                ("shop", "worker", "eth0", 0, 0),
+                ("shop", "worker", "eth1", 500, 5),
+            ],
+            T0,
+        )
+        .as_bytes(),
+        T0,
+    )
+    .unwrap();
+    assert_eq!(first.len(), 2, "the machine's own series is not a pod");
+    assert!(first.values().flatten().all(|i| i.rates == [None; 8]));
+
+    // 10 s later by cAdvisor's clock (read 30 s later by ours); worker's eth1 restarted.
+    let second = pod_network::read(
+        &mut rates,
+        cadvisor_metrics(
+            &[
+                ("shop", "api", "eth0", 21_000, 30),
+                ("shop", "worker", "eth0", 4_000, 0),
+                ("shop", "worker", "eth1", 100, 1),
+            ],
+            T0 + 10_000,
+        )
+        .as_bytes(),
+        T0 + 30_000,
+    )
+    .unwrap();
+    let api = &second[&("shop".to_string(), "api".to_string())];
+    assert_eq!(api[0].rates[0], Some(2_000.0), "rx bytes per second");
+    assert_eq!(api[0].rates[5], Some(2.0), "tx packets per second");
+    assert_eq!(api[0].rates[1], None, "a counter cAdvisor did not serve");
+    let worker = &second[&("shop".to_string(), "worker".to_string())];
+    assert_eq!(worker[1].name, "eth1");
+    assert_eq!((worker[1].rates[0], worker[1].rates[5]), (None, None));
+
+    let node = Node {
+        cluster: "prod".into(),
+        name: "node-a".into(),
+        cores: 2.0,
+        memory: 1.0,
+    };
+    let pod = |name: &str| super::compute::PodSpec {
+        namespace: "shop".into(),
+        name: name.into(),
+        running: true,
+        ..Default::default()
+    };
+    let reading = super::compute::Reading {
+        pod_network: second,
+        ..Default::default()
+    };
+    let m = metrics(
+        &node,
+        &reading,
+        &[pod("api"), pod("worker")],
+        &Arc::new(Origin::default()),
+        1,
+    );
+    let points = |name: &str| -> Vec<(f64, serde_json::Value)> {
+        m.iter()
+            .filter(|x| x.name == name)
+            .flat_map(|x| match &x.data {
+                Some(MetricData::Gauge(p)) => p
+                    .iter()
+                    .map(|p| (p.value.unwrap().as_f64(), attributes_to_json(&p.attributes)))
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .collect()
+    };
+    assert_eq!(
+        points("pod_network_rx_bytes"),
+        [
+            (
+                2_000.0,
+                json!({"ClusterName": "prod", "NodeName": "node-a", "Namespace": "shop", "PodName": "api", "Type": "Pod"})
+            ),
+            (
+                400.0,
+                json!({"ClusterName": "prod", "NodeName": "node-a", "Namespace": "shop", "PodName": "worker", "Type": "Pod"})
+            ),
+        ],
+        "worker: eth0 only, eth1 restarted"
+    );
+    assert_eq!(
+        points("pod_interface_network_rx_bytes")[0].1,
+        json!({"ClusterName": "prod", "NodeName": "node-a", "Namespace": "shop", "PodName": "api", "interface": "eth0", "Type": "PodNet"})
+    );
+    assert!(
+        points("pod_network_total_bytes").is_empty(),
+        "no transmit bytes served: no total"
+    );
 }
