@@ -24,6 +24,7 @@ use tokio::sync::broadcast;
 #[derive(Default)]
 struct State {
     pods: Vec<Value>,
+    nodes: Vec<Value>,
     resource_version: u64,
     selectors: Vec<String>,
 }
@@ -82,6 +83,7 @@ impl FakeApi {
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(State {
             pods,
+            nodes: Vec::new(),
             resource_version: 100,
             selectors: Vec::new(),
         }));
@@ -117,6 +119,11 @@ impl FakeApi {
     }
 
     /// Adds or changes a pod, as a watch event.
+    /// Serves `node` at `/api/v1/nodes/<its name>`.
+    pub fn set_node(&self, node: Value) {
+        self.state.lock().unwrap().nodes.push(node);
+    }
+
     pub fn apply(&self, pod: Value) {
         let mut st = self.state.lock().unwrap();
         st.resource_version += 1;
@@ -167,6 +174,27 @@ fn handle(
     state: &Mutex<State>,
     events: &broadcast::Sender<(String, Value)>,
 ) -> Response<Body> {
+    if let Some(name) = req.uri().path().strip_prefix("/api/v1/nodes/") {
+        let found = state
+            .lock()
+            .unwrap()
+            .nodes
+            .iter()
+            .find(|n| n["metadata"]["name"] == name)
+            .cloned();
+        let (status, body) = match found {
+            Some(node) => (200, node),
+            None => (
+                404,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": format!("nodes \"{name}\" not found")}),
+            ),
+        };
+        return Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())).boxed_unsync())
+            .unwrap();
+    }
     let query = req.uri().query().unwrap_or_default().to_owned();
     let node = selected_node(&query);
     state.lock().unwrap().selectors.push(

@@ -48,8 +48,29 @@ pub struct Reading {
 pub struct Node {
     pub cluster: String,
     pub name: String,
+    /// The EC2 instance, once known (the `InstanceId` dimension of node metrics).
+    pub instance_id: Option<String>,
     pub cores: f64,
     pub memory: f64,
+}
+
+impl Node {
+    /// The dimensions of a node-level point: `ClusterName`, `NodeName`, `InstanceId` when
+    /// known, `extra`, and `Type` `kind`.
+    fn dims(&self, kind: &str, extra: &[(&str, &str)]) -> Vec<KeyValue> {
+        let mut d = vec![
+            KeyValue::new("ClusterName", self.cluster.as_str()),
+            KeyValue::new("NodeName", self.name.as_str()),
+        ];
+        d.extend(
+            self.instance_id
+                .as_deref()
+                .map(|id| KeyValue::new("InstanceId", id)),
+        );
+        d.extend(extra.iter().map(|(k, v)| KeyValue::new(*k, *v)));
+        d.push(KeyValue::new("Type", kind));
+        d
+    }
 }
 
 struct Out {
@@ -112,13 +133,7 @@ pub fn metrics(
 ) -> Vec<Metric> {
     let mut out = Out::new(origin, time_ns);
     let cluster = || KeyValue::new("ClusterName", node.cluster.as_str());
-    let node_dims = || {
-        vec![
-            cluster(),
-            KeyValue::new("NodeName", node.name.as_str()),
-            KeyValue::new("Type", "Node"),
-        ]
-    };
+    let node_dims = || node.dims("Node", &[]);
     let (node_cpu, node_memory) = reading.node;
     if let Some(cores) = node_cpu {
         out.push(
@@ -309,15 +324,7 @@ pub fn node_stats_metrics(
     time_ns: u64,
 ) -> Vec<Metric> {
     let mut out = Out::new(origin, time_ns);
-    let dims = |kind: &str, extra: &[(&str, &str)]| {
-        let mut d = vec![
-            KeyValue::new("ClusterName", node.cluster.as_str()),
-            KeyValue::new("NodeName", node.name.as_str()),
-        ];
-        d.extend(extra.iter().map(|(k, v)| KeyValue::new(*k, *v)));
-        d.push(KeyValue::new("Type", kind));
-        d
-    };
+    let dims = |kind: &str, extra: &[(&str, &str)]| node.dims(kind, extra);
     push_network(
         &mut out,
         "node",

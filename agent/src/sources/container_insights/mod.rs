@@ -280,6 +280,12 @@ pub fn build(config: &ContainerInsightsConfig, cx: SourceContext) -> Result<Task
         "container_insights",
         &cx.metrics,
     )?;
+    let (api, _) = crate::kubernetes::this_node(
+        k.kubeconfig.as_ref(),
+        Some(&node),
+        "container_insights",
+        &cx.name,
+    )?;
     let kubelet = &config.kubelet;
     let token = kubelet.bearer_token_file.clone().or_else(|| {
         let default = PathBuf::from(SERVICE_ACCOUNT_TOKEN);
@@ -313,6 +319,9 @@ pub fn build(config: &ContainerInsightsConfig, cx: SourceContext) -> Result<Task
         let mut rates = Rates::default();
         let mut network_rates = Rates::default();
         let mut node_stats = Some(node_stats::NodeStats::default());
+        // This node's EC2 instance: looked up until the API answers (once it says the node
+        // has none, never again).
+        let mut instance_id: Option<Option<String>> = None;
         let mut every = super::Every::new(interval);
         cx.metrics.set_up(true);
         while every.tick(&cx.shutdown).await {
@@ -380,9 +389,21 @@ pub fn build(config: &ContainerInsightsConfig, cx: SourceContext) -> Result<Task
                     continue;
                 }
             };
+            if instance_id.is_none() {
+                match crate::kubernetes::node_instance_id(&api, &node).await {
+                    Ok(id) => instance_id = Some(id),
+                    Err(e) => {
+                        cx.metrics.error("node_lookup");
+                        if let Some(suppressed) = limiter.allow() {
+                            tracing::warn!(component = %cx.name, error = %e, suppressed, "this node's instance id unknown yet (needs get on nodes)");
+                        }
+                    }
+                }
+            }
             let node_info = Node {
                 cluster: cluster.clone(),
                 name: node.clone(),
+                instance_id: instance_id.clone().flatten(),
                 cores,
                 memory,
             };

@@ -76,6 +76,7 @@ fn two_readings_give_cloudwatch_agent_percentages() {
     let node = Node {
         cluster: "prod".into(),
         name: "node-a".into(),
+        instance_id: None,
         cores: 2.0,
         memory: 8.0 * 1024.0 * 1024.0 * 1024.0,
     };
@@ -150,6 +151,10 @@ async fn the_source_reads_the_kubelet_and_the_pod_watch_every_interval() {
     })
     .await;
     let api = FakeApi::start(vec![api_pod("node-a")]).await;
+    api.set_node(json!({
+        "metadata": {"name": "node-a"},
+        "spec": {"providerID": "aws:///us-west-2a/i-0123456789abcdef0"}
+    }));
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("host");
     std::fs::create_dir_all(root.join("proc")).unwrap();
@@ -199,6 +204,19 @@ async fn the_source_reads_the_kubelet_and_the_pod_watch_every_interval() {
     let (capacity, dims) = value(&got, "node_filesystem_capacity").unwrap();
     assert!(capacity > 0.0);
     assert_eq!(dims["device"], "/dev/root");
+    assert_eq!(
+        dims["InstanceId"], "i-0123456789abcdef0",
+        "from the node's providerID"
+    );
+    assert_eq!(
+        value(&got, "node_cpu_utilization").unwrap().1["InstanceId"],
+        "i-0123456789abcdef0"
+    );
+    assert!(value(&got, "pod_cpu_utilization")
+        .unwrap()
+        .1
+        .get("InstanceId")
+        .is_none());
     assert_eq!(dims["Type"], "NodeFS");
     running.stop().await;
 }
@@ -276,6 +294,7 @@ fn node_network_rates_cover_the_interfaces_cadvisor_keeps_and_sum_them() {
     let node = Node {
         cluster: "prod".into(),
         name: "node-a".into(),
+        instance_id: None,
         cores: 4.0,
         memory: 8.0 * 1024.0 * 1024.0 * 1024.0,
     };
@@ -420,6 +439,7 @@ fn pod_network_rates_come_from_cadvisor_per_interface_and_summed() {
     let node = Node {
         cluster: "prod".into(),
         name: "node-a".into(),
+        instance_id: None,
         cores: 2.0,
         memory: 1.0,
     };
