@@ -31,7 +31,7 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::Deserialize;
 use sextant_pipeline::component::{BuildError, SourceContext, Task};
 use sextant_pipeline::config::units::DurationValue;
-use sextant_pipeline::flow::event::{KeyValue, Origin, Resource, Scope};
+use sextant_pipeline::flow::event::{KeyValue, Origin, Resource, Scope, Text};
 use sextant_pipeline::telemetry::LogLimiter;
 
 use super::host_metrics::procfs;
@@ -173,6 +173,15 @@ pub fn pod_spec(pod: &Pod) -> PodSpec {
     }
 }
 
+/// The value of label `name` in a parsed label set, or "".
+fn label_value(labels: &[(Text, Text)], name: &str) -> String {
+    labels
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_default()
+}
+
 /// CPU counters between readings: (value, kubelet timestamp ms) of each.
 #[derive(Default)]
 pub struct Rates {
@@ -203,13 +212,7 @@ impl Rates {
             }
             parse_labels(s.labels, &mut labels)
                 .map_err(|e| format!("line {}: {e}", lexer.line()))?;
-            let get = |n: &str| {
-                labels
-                    .iter()
-                    .find(|(k, _)| k == n)
-                    .map(|(_, v)| v.to_string())
-                    .unwrap_or_default()
-            };
+            let get = |n: &str| label_value(&labels, n);
             let time = s.timestamp_ms.unwrap_or(now_ms);
             let cpu = name.ends_with("_cpu_usage_seconds_total");
             let (key, slot) = match name.split('_').next() {

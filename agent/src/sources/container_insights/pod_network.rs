@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::node_stats::Interface;
-use super::Rates;
+use super::{label_value, Rates};
 use crate::exposition::labels::parse_labels;
 use crate::exposition::{Format, Lexer, Line};
 
@@ -41,13 +41,7 @@ pub fn read(
         };
         parse_labels(sample.labels, &mut labels)
             .map_err(|e| format!("line {}: {e}", lexer.line()))?;
-        let get = |name: &str| {
-            labels
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.to_string())
-                .unwrap_or_default()
-        };
+        let get = |name: &str| label_value(&labels, name);
         let (namespace, pod, interface) = (get("namespace"), get("pod"), get("interface"));
         if namespace.is_empty() || pod.is_empty() || interface.is_empty() {
             continue;

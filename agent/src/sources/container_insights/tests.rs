@@ -35,6 +35,17 @@ fn api_pod(node: &str) -> serde_json::Value {
     })
 }
 
+/// Node `node-a` of cluster `prod`, without an instance id.
+fn node_a(cores: f64, memory: f64) -> Node {
+    Node {
+        cluster: "prod".into(),
+        name: "node-a".into(),
+        instance_id: None,
+        cores,
+        memory,
+    }
+}
+
 fn value(metrics: &[Metric], name: &str) -> Option<(f64, serde_json::Value)> {
     let m = metrics.iter().find(|m| m.name == name)?;
     let Some(MetricData::Gauge(p)) = m.data.as_ref() else {
@@ -73,13 +84,7 @@ fn two_readings_give_cloudwatch_agent_percentages() {
         (0.5, Some(1.5), 3, 2)
     );
     assert_eq!(spec.memory_limit, Some(2.0 * 1024.0 * 1024.0 * 1024.0));
-    let node = Node {
-        cluster: "prod".into(),
-        name: "node-a".into(),
-        instance_id: None,
-        cores: 2.0,
-        memory: 8.0 * 1024.0 * 1024.0 * 1024.0,
-    };
+    let node = node_a(2.0, 8.0 * 1024.0 * 1024.0 * 1024.0);
     let m = metrics(&node, &second, &[spec], &Arc::new(Origin::default()), 1);
     let (v, dims) = value(&m, "pod_cpu_utilization").unwrap();
     assert_eq!(v, 25.0);
@@ -291,13 +296,7 @@ fn node_network_rates_cover_the_interfaces_cadvisor_keeps_and_sum_them() {
     assert_eq!(read[1].rates[0], Some(500.0));
     assert_eq!((read[1].rates[4], read[1].rates[5]), (None, None));
 
-    let node = Node {
-        cluster: "prod".into(),
-        name: "node-a".into(),
-        instance_id: None,
-        cores: 4.0,
-        memory: 8.0 * 1024.0 * 1024.0 * 1024.0,
-    };
+    let node = node_a(4.0, 8.0 * 1024.0 * 1024.0 * 1024.0);
     let origin = Arc::new(Origin::default());
     let metrics = node_stats_metrics(
         &node,
@@ -436,13 +435,7 @@ fn pod_network_rates_come_from_cadvisor_per_interface_and_summed() {
     assert_eq!(worker[1].name, "eth1");
     assert_eq!((worker[1].rates[0], worker[1].rates[5]), (None, None));
 
-    let node = Node {
-        cluster: "prod".into(),
-        name: "node-a".into(),
-        instance_id: None,
-        cores: 2.0,
-        memory: 1.0,
-    };
+    let node = node_a(2.0, 1.0);
     let pod = |name: &str| super::compute::PodSpec {
         namespace: "shop".into(),
         name: name.into(),
