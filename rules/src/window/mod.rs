@@ -308,12 +308,12 @@ impl WindowStore {
         let guess = self.next_guess as usize;
         if let Some(Some(series)) = self.series.get(guess) {
             if series.hash == hash {
-                self.next_guess += 1;
+                self.next_guess = self.next_guess.saturating_add(1);
                 return Some(guess as u32);
             }
         }
         let id = self.find_indexed(hash)?;
-        self.next_guess = id + 1;
+        self.next_guess = id.saturating_add(1);
         Some(id)
     }
 
@@ -403,7 +403,7 @@ impl WindowStore {
         }
         self.by_name.entry(name).or_default().push(id);
         self.stats.series_created += 1;
-        self.next_guess = id + 1;
+        self.next_guess = id.saturating_add(1);
         id
     }
 
