@@ -7,6 +7,7 @@ use sextant_pipeline::runtime::topology::Graph;
 use crate::sinks::aws_cloudwatch_logs::CloudWatchLogsConfig;
 use crate::sinks::aws_cloudwatch_metrics::CloudWatchMetricsConfig;
 use crate::sinks::aws_xray::XRayConfig;
+use crate::sinks::prometheus_remote_write::RemoteWriteConfig;
 use crate::sources::prometheus_rules::PrometheusRulesConfig;
 
 sextant_pipeline::role_sources!(
@@ -20,6 +21,7 @@ sextant_pipeline::role_sinks!(
         AwsCloudwatchLogs(CloudWatchLogsConfig),
         AwsCloudwatchMetrics(CloudWatchMetricsConfig),
         AwsXray(XRayConfig),
+        PrometheusRemoteWrite(RemoteWriteConfig),
     }
 );
 

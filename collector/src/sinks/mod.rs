@@ -1,6 +1,9 @@
-//! The collector's sinks: AWS backends.
+//! The collector's sinks: AWS backends and Prometheus remote write; [`http_auth`] is the
+//! `auth:` of the HTTP ones.
 
 pub(crate) mod aws;
 pub mod aws_cloudwatch_logs;
 pub mod aws_cloudwatch_metrics;
 pub mod aws_xray;
+pub mod http_auth;
+pub mod prometheus_remote_write;

@@ -6,6 +6,7 @@
 //! are counted and honour shutdown.
 
 pub(crate) mod retry;
+pub mod sigv4;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -57,7 +57,7 @@ pub fn push_key_pair(key: &mut Vec<u8>, name: &str, value: &str) {
 }
 
 /// The pairs of a series key, in order.
-fn key_pairs(key: &[u8]) -> impl Iterator<Item = (&str, &str)> {
+pub fn key_pairs(key: &[u8]) -> impl Iterator<Item = (&str, &str)> {
     fn text(bytes: &[u8]) -> &str {
         std::str::from_utf8(bytes).unwrap_or_default()
     }
@@ -200,6 +200,49 @@ pub struct Unmapped {
     pub delta: u64,
     pub exponential_histogram: u64,
     pub no_value: u64,
+}
+
+/// A metric family's type, as Prometheus's metadata gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FamilyType {
+    Counter,
+    Gauge,
+    Histogram,
+    Summary,
+}
+
+/// A metric's family: its series name (histograms and summaries: the name before `_bucket`,
+/// `_sum`, `_count`) and its type; `None` for what [`for_each_sample`] does not map.
+pub fn family(metric: &Metric) -> Option<(String, FamilyType)> {
+    let native = !matches!(
+        metric.origin.scope.name.as_str(),
+        SCRAPE_SCOPE | RULES_SCOPE
+    );
+    let (monotonic, gauge, kind) = match metric.data.as_ref()? {
+        MetricData::Gauge(_) => (false, true, FamilyType::Gauge),
+        MetricData::Sum {
+            temporality: Temporality::Delta,
+            ..
+        }
+        | MetricData::Histogram {
+            temporality: Temporality::Delta,
+            ..
+        }
+        | MetricData::ExponentialHistogram { .. } => return None,
+        MetricData::Sum { monotonic, .. } => (
+            *monotonic,
+            false,
+            if *monotonic {
+                FamilyType::Counter
+            } else {
+                FamilyType::Gauge
+            },
+        ),
+        MetricData::Histogram { .. } => (false, false, FamilyType::Histogram),
+        MetricData::Summary(_) => (false, false, FamilyType::Summary),
+    };
+    let name = metric_name(&metric.name, &metric.unit, native, monotonic, gauge);
+    Some((name, kind))
 }
 
 /// Calls `sample` for every Prometheus sample of `metric`: labels, milliseconds, value.

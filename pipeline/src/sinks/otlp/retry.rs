@@ -83,19 +83,10 @@ fn classify_grpc(status: &crate::net::grpc::Status) -> Retry {
     }
 }
 
-/// `Retry-After` as seconds (the HTTP-date form is rare for OTLP and is treated as absent).
-pub fn parse_retry_after(v: Option<&http::HeaderValue>) -> Option<Duration> {
-    v?.to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::client::parse_retry_after;
 
     #[test]
     fn spec_retryable_codes_retry_and_others_do_not() {

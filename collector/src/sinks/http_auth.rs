@@ -1,0 +1,108 @@
+//! `auth:` of the collector's HTTP sinks (remote write, OpenSearch): basic, bearer, or AWS
+//! SigV4 with the default credential chain. Checked at start-up; the SigV4 credentials are
+//! looked up on first use, so building a sink never waits for the network.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::Full;
+use serde::Deserialize;
+use tokio::sync::OnceCell;
+
+use crate::sinks::aws::sigv4::SigV4;
+use crate::sinks::aws::AwsSettings;
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum HttpAuthConfig {
+    Basic {
+        user: String,
+        password: String,
+    },
+    Bearer {
+        token: String,
+    },
+    /// AWS Signature Version 4 (Amazon Managed Prometheus, Amazon OpenSearch Service).
+    Sigv4 {
+        /// Region; unset: the environment's (`AWS_REGION`) or the instance's.
+        #[serde(default)]
+        region: Option<String>,
+        /// The signing name; unset: the sink's (`aps`, `es`).
+        #[serde(default)]
+        service: Option<String>,
+    },
+}
+
+/// What a sink does to each request before sending it.
+#[derive(Clone)]
+pub enum Authorizer {
+    None,
+    Header(http::HeaderValue),
+    SigV4(Arc<LazySigV4>),
+}
+
+/// A signer made on first use (loading credentials may ask the network).
+pub struct LazySigV4 {
+    aws: AwsSettings,
+    service: String,
+    signer: OnceCell<SigV4>,
+}
+
+impl Authorizer {
+    /// The authorizer for `config`; `default_service` is the sink's SigV4 signing name.
+    pub fn new(config: Option<&HttpAuthConfig>, default_service: &str) -> Result<Self, String> {
+        let header = |text: String| {
+            http::HeaderValue::from_str(&text)
+                .map(|mut v| {
+                    v.set_sensitive(true);
+                    Authorizer::Header(v)
+                })
+                .map_err(|_| "the credentials hold characters a header cannot".to_owned())
+        };
+        match config {
+            None => Ok(Authorizer::None),
+            Some(HttpAuthConfig::Basic { user, password }) => {
+                let token =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                header(format!("Basic {token}"))
+            }
+            Some(HttpAuthConfig::Bearer { token }) => header(format!("Bearer {token}")),
+            Some(HttpAuthConfig::Sigv4 { region, service }) => {
+                Ok(Authorizer::SigV4(Arc::new(LazySigV4 {
+                    aws: AwsSettings {
+                        region: region.clone(),
+                        endpoint: None,
+                    },
+                    service: service.clone().unwrap_or_else(|| default_service.into()),
+                    signer: OnceCell::new(),
+                })))
+            }
+        }
+    }
+
+    /// Authorizes `request` (whose body is `body`): the header, or the signature of this
+    /// attempt.
+    pub async fn apply(
+        &self,
+        request: &mut http::Request<Full<Bytes>>,
+        body: &[u8],
+    ) -> Result<(), String> {
+        match self {
+            Authorizer::None => Ok(()),
+            Authorizer::Header(v) => {
+                request
+                    .headers_mut()
+                    .insert(http::header::AUTHORIZATION, v.clone());
+                Ok(())
+            }
+            Authorizer::SigV4(lazy) => {
+                let signer = lazy
+                    .signer
+                    .get_or_try_init(|| SigV4::new(&lazy.aws, &lazy.service))
+                    .await?;
+                signer.sign(request, body).await
+            }
+        }
+    }
+}
