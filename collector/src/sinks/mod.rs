@@ -2,6 +2,7 @@
 //! `auth:` of the HTTP ones.
 
 pub(crate) mod aws;
+pub use aws::sigv4_check;
 pub mod aws_cloudwatch_logs;
 pub mod aws_cloudwatch_metrics;
 pub mod aws_xray;

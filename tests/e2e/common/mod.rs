@@ -286,7 +286,8 @@ impl FaultProxy {
     }
 }
 
-fn read_request(conn: &mut std::net::TcpStream) -> std::io::Result<Option<(String, Vec<u8>)>> {
+/// Reads one HTTP/1.1 request: its head (request line and headers) and body.
+pub fn read_request(conn: &mut std::net::TcpStream) -> std::io::Result<Option<(String, Vec<u8>)>> {
     use std::io::Read;
     let mut buf = Vec::new();
     let mut byte = [0u8; 1];

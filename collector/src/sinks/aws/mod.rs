@@ -7,6 +7,7 @@
 
 pub(crate) mod retry;
 pub mod sigv4;
+pub mod sigv4_check;
 
 use std::future::Future;
 use std::pin::Pin;

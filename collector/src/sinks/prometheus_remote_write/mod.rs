@@ -22,8 +22,6 @@ pub mod wire;
 
 use std::ops::Range;
 
-use prost::Message;
-
 use sextant_pipeline::component::{BuildError, SinkContext, Task};
 use sextant_pipeline::flow::ack::AckStatus;
 use sextant_pipeline::flow::event::Events;
@@ -109,9 +107,7 @@ impl Request for RemoteWrite {
     }
     /// The samples in `range`: labels, timestamp (ms), value (stale markers as `"stale"`).
     fn dead_letter(&self, range: Range<usize>) -> Vec<serde_json::Value> {
-        let Some(decoded) = request_builder::decompress(&self.body)
-            .and_then(|proto| wire::WriteRequest::decode(&proto[..]).ok())
-        else {
+        let Some(decoded) = wire::decode_body(&self.body) else {
             return Vec::new();
         };
         let mut out = Vec::new();

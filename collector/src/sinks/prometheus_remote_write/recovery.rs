@@ -18,10 +18,10 @@ use prost::Message;
 
 use sextant_pipeline::sink::sender::Refusal;
 
-use super::request_builder::{compress, decompress, RemoteWrite};
+use super::request_builder::{compress, RemoteWrite};
 use super::retry::{classify, RemoteWriteError};
 use super::service::RemoteWriteService;
-use super::wire::{TimeSeries, WriteRequest};
+use super::wire::{decode_body, TimeSeries, WriteRequest};
 use sextant_pipeline::sink::request::Retry;
 
 /// Sends what of `request` the receiver will still take; see the module doc.
@@ -29,9 +29,7 @@ pub async fn deliver_the_rest(
     service: &RemoteWriteService,
     request: &RemoteWrite,
 ) -> Result<Vec<Refusal>, RemoteWriteError> {
-    let Some(decoded) =
-        decompress(&request.body).and_then(|proto| WriteRequest::decode(&proto[..]).ok())
-    else {
+    let Some(decoded) = decode_body(&request.body) else {
         // Our own encoding; unreachable unless memory is corrupt. Refuse it whole.
         return Ok(vec![Refusal {
             reason: "refused",

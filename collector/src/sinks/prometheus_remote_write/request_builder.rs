@@ -262,8 +262,3 @@ pub fn compress(proto: &[u8]) -> Option<Bytes> {
         .ok()
         .map(Bytes::from)
 }
-
-/// The protobuf of a request's body.
-pub fn decompress(body: &[u8]) -> Option<Vec<u8>> {
-    snap::raw::Decoder::new().decompress_vec(body).ok()
-}

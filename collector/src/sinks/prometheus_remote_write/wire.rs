@@ -149,6 +149,12 @@ pub fn push_metadata(out: &mut Vec<u8>, kind: FamilyType, family: &str, help: &s
     }
 }
 
+/// A request body (snappy block format) read back.
+pub fn decode_body(body: &[u8]) -> Option<WriteRequest> {
+    let proto = snap::raw::Decoder::new().decompress_vec(body).ok()?;
+    prost::Message::decode(&proto[..]).ok()
+}
+
 /// The series key of a decoded series' labels (for tests and re-encoding).
 pub fn key_of(labels: &[Label]) -> Vec<u8> {
     let mut key = Vec::new();
