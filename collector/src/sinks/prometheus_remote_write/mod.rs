@@ -13,7 +13,7 @@
 
 pub(crate) mod config;
 pub(crate) mod recovery;
-pub(crate) mod request_builder;
+pub mod request_builder;
 pub(crate) mod retry;
 pub(crate) mod service;
 #[cfg(test)]

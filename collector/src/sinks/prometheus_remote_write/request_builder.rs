@@ -16,12 +16,12 @@
 //!   without a value) is counted and left out.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
+use std::hash::BuildHasher as _;
 
 use bytes::Bytes;
 
 use sextant_pipeline::flow::event::prometheus::{family, for_each_sample, FamilyType, Unmapped};
-use sextant_pipeline::flow::event::Metric;
+use sextant_pipeline::flow::event::{Metric, MetricData};
 
 use super::wire;
 
@@ -58,24 +58,35 @@ struct Family {
 struct Series {
     /// Its series key in `Gathered::keys`.
     key: std::ops::Range<usize>,
+    /// Its labels as remote write encodes them, in `Gathered::labels`.
+    labels: std::ops::Range<usize>,
     family: u32,
+    /// The hash of its key (for the index, and its shard).
+    hash: u64,
 }
 
 /// A batch's series and samples, before they are cut into requests.
 #[derive(Default)]
 struct Gathered {
     keys: Vec<u8>,
+    labels: Vec<u8>,
     series: Vec<Series>,
     /// (series, time, value) in the order received.
     samples: Vec<(u32, i64, f64)>,
     families: Vec<Family>,
 }
 
-type Index = HashMap<Box<[u8]>, u32, foldhash::fast::FixedState>;
-
 fn gather(metrics: &[Metric], stats: &mut BuildStats) -> Gathered {
     let mut g = Gathered::default();
-    let mut index: Index = HashMap::with_hasher(foldhash::fast::FixedState::with_seed(7));
+    let points: usize = metrics
+        .iter()
+        .map(|m| m.data.as_ref().map_or(0, MetricData::point_count))
+        .sum();
+    g.samples.reserve(points);
+    g.series.reserve(points);
+    // Series ids by the hash of their key; the keys themselves are in `g.keys`.
+    let mut index: hashbrown::HashTable<u32> = hashbrown::HashTable::with_capacity(points);
+    let hasher = foldhash::fast::FixedState::with_seed(7);
     let mut families: HashMap<String, u32> = HashMap::new();
     for metric in metrics {
         let family_id = match family(metric) {
@@ -95,17 +106,30 @@ fn gather(metrics: &[Metric], stats: &mut BuildStats) -> Gathered {
         };
         let unmapped = for_each_sample(metric, |labels, t, v| {
             let key = labels.key();
-            let id = match index.get(key) {
+            let hash = hasher.hash_one(key);
+            let (keys, series) = (&g.keys, &g.series);
+            let found = index.find(hash, |&id| &keys[series[id as usize].key.clone()] == key);
+            let id = match found {
                 Some(&id) => id,
                 None => {
                     let id = g.series.len() as u32;
-                    let start = g.keys.len();
+                    let (start, labels_start) = (g.keys.len(), g.labels.len());
+                    if id == 0 {
+                        // Room for as many series as points, each like the first (a batch's
+                        // series are mostly new to it): growing the arenas would copy them.
+                        g.keys.reserve(points * (key.len() + key.len() / 4));
+                        g.labels.reserve(points * (key.len() * 3 / 2));
+                    }
                     g.keys.extend_from_slice(key);
+                    wire::push_labels(&mut g.labels, labels.pair_bytes());
                     g.series.push(Series {
                         key: start..g.keys.len(),
+                        labels: labels_start..g.labels.len(),
                         family: family_id,
+                        hash,
                     });
-                    index.insert(key.into(), id);
+                    let series = &g.series;
+                    index.insert_unique(hash, id, |&id| series[id as usize].hash);
                     id
                 }
             };
@@ -168,9 +192,9 @@ struct Open {
 }
 
 impl Open {
-    fn new() -> Self {
+    fn new(bytes: usize) -> Self {
         Self {
-            proto: Vec::new(),
+            proto: Vec::with_capacity(bytes),
             samples: 0,
             series: 0,
             families: Vec::new(),
@@ -187,30 +211,29 @@ pub fn build(metrics: &[Metric], limits: &Limits, stats: &mut BuildStats) -> Vec
         .len()
         .div_ceil(per_request)
         .clamp(1, limits.shards.max(1));
-    let hasher = foldhash::fast::FixedState::with_seed(0x5e7_a47);
     let mut shard_of: Vec<Vec<u32>> = vec![Vec::new(); shards];
     for (i, series) in g.series.iter().enumerate() {
-        let shard = if shards == 1 {
-            0
-        } else {
-            (hasher.hash_one(&g.keys[series.key.clone()]) % shards as u64) as usize
-        };
+        // The high bits: the table used the low ones.
+        let shard = ((series.hash >> 32) % shards as u64) as usize;
         shard_of[shard].push(i as u32);
     }
+    // Room for a full request: its share of the labels and samples, plus metadata.
+    let per_sample = (g.labels.len() + 24 * samples.len()) / samples.len().max(1) + 8;
+    let request_bytes = per_request.min(samples.len()) * per_sample + 4096;
     let mut groups = Vec::with_capacity(shards);
     let mut in_request = vec![u32::MAX; g.families.len()];
     let mut request_no = 0u32;
     for members in shard_of {
         let mut group = Vec::new();
-        let mut open = Open::new();
+        let mut open = Open::new(request_bytes);
         for s in members {
             let series = &g.series[s as usize];
-            let key = &g.keys[series.key.clone()];
+            let labels = &g.labels[series.labels.clone()];
             let mut rest = &samples[starts[s as usize]..starts[s as usize + 1]];
             while !rest.is_empty() {
                 let room = per_request - open.samples;
                 let (now, later) = rest.split_at(room.min(rest.len()));
-                wire::push_series(&mut open.proto, key, now);
+                wire::push_series(&mut open.proto, labels, now);
                 open.samples += now.len();
                 open.series += 1;
                 if let Some(seen) = in_request.get_mut(series.family as usize) {
@@ -221,7 +244,11 @@ pub fn build(metrics: &[Metric], limits: &Limits, stats: &mut BuildStats) -> Vec
                 }
                 rest = later;
                 if open.samples >= per_request {
-                    group.extend(finish(std::mem::replace(&mut open, Open::new()), &g, stats));
+                    group.extend(finish(
+                        std::mem::replace(&mut open, Open::new(request_bytes)),
+                        &g,
+                        stats,
+                    ));
                     request_no += 1;
                 }
             }

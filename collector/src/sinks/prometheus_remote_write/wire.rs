@@ -8,8 +8,6 @@ use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
 
 use sextant_pipeline::flow::event::prometheus::{push_key_pair, FamilyType};
 
-/// `WriteRequest.timeseries`.
-const TIMESERIES: u32 = 1;
 /// `WriteRequest.metadata`.
 const METADATA: u32 = 3;
 
@@ -73,50 +71,65 @@ fn string_field_len(tag_and_len: usize, text: usize) -> usize {
     tag_and_len + encoded_len_varint(text as u64) + text
 }
 
-/// The encoded length of a label's message body.
-fn label_len(name: &str, value: &str) -> usize {
-    string_field_len(1, name.len()) + string_field_len(1, value.len())
-}
-
 /// A sample's message body: the double (tag 1, fixed 64) and the timestamp (tag 2, varint).
 fn sample_len(timestamp: i64) -> usize {
     1 + 8 + 1 + encoded_len_varint(timestamp as u64)
 }
 
-/// The pairs of a series key (see [`push_key_pair`]).
-fn pairs(key: &[u8]) -> impl Iterator<Item = (&str, &str)> {
-    sextant_pipeline::flow::event::prometheus::key_pairs(key)
+/// A varint into a `Vec` (prost's takes any buffer and is slower at this).
+#[inline]
+fn varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
 }
 
-/// Appends one `WriteRequest.timeseries` entry: the labels of series `key` (already sorted by
-/// name, as Prometheus requires) and `samples` (in time order).
-pub fn push_series(out: &mut Vec<u8>, key: &[u8], samples: &[(i64, f64)]) {
-    let mut len = 0;
-    for (name, value) in pairs(key) {
-        let body = label_len(name, value);
-        len += 1 + encoded_len_varint(body as u64) + body;
+fn bytes_field_len(len: usize) -> usize {
+    1 + encoded_len_varint(len as u64) + len
+}
+
+/// Appends the `TimeSeries.labels` of a series, from its pairs sorted by name (as Prometheus
+/// requires): what [`push_series`] copies for each of its entries.
+pub fn push_labels<'a>(out: &mut Vec<u8>, pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>) {
+    for (name, value) in pairs {
+        out.push(0x0a); // Label, field 1, length-delimited
+        varint(
+            out,
+            (bytes_field_len(name.len()) + bytes_field_len(value.len())) as u64,
+        );
+        push_bytes(out, 0x0a, name);
+        push_bytes(out, 0x12, value);
     }
+}
+
+/// Appends one `WriteRequest.timeseries` entry: `labels` (from [`push_labels`]) and `samples`
+/// (in time order).
+pub fn push_series(out: &mut Vec<u8>, labels: &[u8], samples: &[(i64, f64)]) {
+    let mut len = labels.len();
     for &(t, _) in samples {
-        let body = sample_len(t);
-        len += 1 + encoded_len_varint(body as u64) + body;
+        len += bytes_field_len(sample_len(t));
     }
     out.reserve(len + 6);
-    encode_key(TIMESERIES, WireType::LengthDelimited, out);
-    encode_varint(len as u64, out);
-    for (name, value) in pairs(key) {
-        encode_key(1, WireType::LengthDelimited, out);
-        encode_varint(label_len(name, value) as u64, out);
-        push_string(out, 1, name);
-        push_string(out, 2, value);
-    }
+    out.push(0x0a); // WriteRequest.timeseries, field 1, length-delimited
+    varint(out, len as u64);
+    out.extend_from_slice(labels);
     for &(t, v) in samples {
-        encode_key(2, WireType::LengthDelimited, out);
-        encode_varint(sample_len(t) as u64, out);
-        encode_key(1, WireType::SixtyFourBit, out);
+        out.push(0x12); // Sample, field 2, length-delimited
+        out.push(sample_len(t) as u8);
+        out.push(0x09); // value, field 1, 64-bit
         out.extend_from_slice(&v.to_bits().to_le_bytes());
-        encode_key(2, WireType::Varint, out);
-        encode_varint(t as u64, out);
+        out.push(0x10); // timestamp, field 2, varint
+        varint(out, t as u64);
     }
+}
+
+/// A length-delimited field whose key byte is `key`.
+fn push_bytes(out: &mut Vec<u8>, key: u8, bytes: &[u8]) {
+    out.push(key);
+    varint(out, bytes.len() as u64);
+    out.extend(bytes.iter().copied());
 }
 
 fn push_string(out: &mut Vec<u8>, tag: u32, text: &str) {
@@ -176,10 +189,6 @@ mod tests {
             ("code", "200"),
             ("job", "api"),
         ];
-        let mut key = Vec::new();
-        for (n, v) in labels {
-            push_key_pair(&mut key, n, v);
-        }
         let stale = f64::from_bits(0x7ff0_0000_0000_0002);
         let samples = [
             (1_700_000_000_000, 1.5),
@@ -187,8 +196,13 @@ mod tests {
             (1_700_000_030_000, 2.0),
         ];
         let mut out = Vec::new();
-        push_series(&mut out, &key, &samples);
-        push_series(&mut out, &key, &samples[..1]);
+        let mut block = Vec::new();
+        push_labels(
+            &mut block,
+            labels.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
+        );
+        push_series(&mut out, &block, &samples);
+        push_series(&mut out, &block, &samples[..1]);
         push_metadata(
             &mut out,
             FamilyType::Counter,
