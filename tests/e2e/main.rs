@@ -18,6 +18,7 @@ mod otlp_grpc;
 mod otlp_hop_faults;
 mod otlp_receiver_limits;
 mod otlp_sequential_sender;
+mod prometheus_exporter;
 mod prometheus_remote_write;
 mod prometheus_scrape;
 mod rule_unit_tests;

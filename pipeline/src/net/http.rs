@@ -65,6 +65,15 @@ pub async fn read_body(mut body: Incoming, limit: usize, expected: usize) -> Res
     Ok(out.freeze())
 }
 
+/// Binds `addr` now, from a component's synchronous build (so a port in use is a start-up
+/// error, not a silent dead listener); the listener is non-blocking, ready for
+/// `tokio::net::TcpListener::from_std`.
+pub fn bind_now(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
 /// Binds `addr` now (so a port in use fails at start-up) and returns the listener.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await

@@ -5,6 +5,8 @@ pub mod exposition;
 
 pub mod hop;
 
+pub mod prometheus;
+
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -77,9 +77,12 @@ pub fn build(config: &OtlpSourceConfig, cx: SourceContext) -> Result<Task, Build
         None => None,
     };
     // Bind now so a port in use is a start-up error, not a silent dead receiver.
-    let mut listeners = vec![bind(config.address).map_err(|e| BuildError::io(&cx.name, e))?];
+    let mut listeners =
+        vec![crate::net::http::bind_now(config.address).map_err(|e| BuildError::io(&cx.name, e))?];
     if let Some(grpc_address) = config.grpc_address {
-        listeners.push(bind(grpc_address).map_err(|e| BuildError::io(&cx.name, e))?);
+        listeners.push(
+            crate::net::http::bind_now(grpc_address).map_err(|e| BuildError::io(&cx.name, e))?,
+        );
     }
     let receiver = Arc::new(Receiver {
         config: config.clone(),
@@ -189,12 +192,6 @@ fn decode(signal: Signal, body: Chunks) -> Decoded {
 /// Semaphore permits for `bytes` (the config keeps them under 4 GiB).
 fn permits(bytes: usize) -> usize {
     bytes.min(u32::MAX as usize)
-}
-
-fn bind(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    let listener = std::net::TcpListener::bind(addr)?;
-    listener.set_nonblocking(true)?;
-    Ok(listener)
 }
 
 /// The wire protocol of a request: OTLP/HTTP, or OTLP/gRPC (HTTP/2, `application/grpc`).
