@@ -7,6 +7,7 @@ use sextant_pipeline::runtime::topology::Graph;
 use crate::sinks::aws_cloudwatch_logs::CloudWatchLogsConfig;
 use crate::sinks::aws_cloudwatch_metrics::CloudWatchMetricsConfig;
 use crate::sinks::aws_xray::XRayConfig;
+use crate::sinks::opensearch::OpenSearchConfig;
 use crate::sinks::prometheus_exporter::ExporterConfig;
 use crate::sinks::prometheus_remote_write::RemoteWriteConfig;
 use crate::sources::prometheus_rules::PrometheusRulesConfig;
@@ -22,6 +23,7 @@ sextant_pipeline::role_sinks!(
         AwsCloudwatchLogs(CloudWatchLogsConfig),
         AwsCloudwatchMetrics(CloudWatchMetricsConfig),
         AwsXray(XRayConfig),
+        Opensearch(OpenSearchConfig),
         PrometheusExporter(ExporterConfig),
         PrometheusRemoteWrite(RemoteWriteConfig),
     }

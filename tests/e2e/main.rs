@@ -14,6 +14,7 @@ mod disk_buffer_across_the_hop;
 mod exposition_conformance;
 mod host_metrics;
 mod memory_limit;
+mod opensearch;
 mod otlp_grpc;
 mod otlp_hop_faults;
 mod otlp_receiver_limits;

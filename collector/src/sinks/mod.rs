@@ -1,4 +1,4 @@
-//! The collector's sinks: AWS backends, the Prometheus exporter and remote write; [`http_auth`] is the
+//! The collector's sinks: AWS backends, OpenSearch, the Prometheus exporter and remote write; [`http_auth`] is the
 //! `auth:` of the HTTP ones.
 
 pub(crate) mod aws;
@@ -7,5 +7,6 @@ pub mod aws_cloudwatch_logs;
 pub mod aws_cloudwatch_metrics;
 pub mod aws_xray;
 pub mod http_auth;
+pub mod opensearch;
 pub mod prometheus_exporter;
 pub mod prometheus_remote_write;

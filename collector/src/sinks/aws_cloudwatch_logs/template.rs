@@ -47,11 +47,20 @@ impl Template {
 
     /// Renders for one event; `missing` fills placeholders the event has no value for.
     pub fn render(&self, event: &LogEvent, missing: &str) -> String {
+        self.render_with(|k| event.attribute(k), missing)
+    }
+
+    /// The name with each placeholder filled by `lookup` (or `missing`).
+    pub fn render_with<'a>(
+        &self,
+        lookup: impl Fn(&str) -> Option<&'a sextant_pipeline::flow::event::Value>,
+        missing: &str,
+    ) -> String {
         let mut out = String::new();
         for p in &self.parts {
             match p {
                 Part::Literal(l) => out.push_str(l),
-                Part::Attribute(k) => match event.attribute(k) {
+                Part::Attribute(k) => match lookup(k) {
                     Some(v) => out.push_str(&v.to_text()),
                     None => out.push_str(missing),
                 },

@@ -1,0 +1,309 @@
+//! The `opensearch` sink end to end against `osmem-server` (PyPI; an independent
+//! implementation of OpenSearch's REST API, not OpenSearch: see ../shared/TESTING.md): OTLP logs
+//! and spans into a real `sextant collector`, documents read back whole with `_search`; a
+//! mapping conflict among good documents sends exactly the bad one to the dead-letter file; a
+//! resend indexes nothing twice; the index template is installed before the first write.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test loudly
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{
+    span, status, ResourceSpans, ScopeSpans, Span, Status,
+};
+use prost::Message;
+
+use crate::common::*;
+
+/// 2026-12-03T01:02:03.000000004Z
+const TIME_NS: u64 = 1_796_259_723_000_000_004;
+
+fn kv(k: &str, v: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: k.into(),
+        value: Some(AnyValue { value: Some(v) }),
+        ..Default::default()
+    }
+}
+
+fn text(s: &str) -> any_value::Value {
+    any_value::Value::StringValue(s.into())
+}
+
+fn resource() -> Option<Resource> {
+    Some(Resource {
+        attributes: vec![
+            kv("service.name", text("checkout")),
+            kv("k8s.namespace.name", text("Shop")),
+        ],
+        ..Default::default()
+    })
+}
+
+fn osmem_binary() -> PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/lib");
+    glob_first(&venv).unwrap_or_else(|| {
+        panic!(
+            "osmem-server must be installed (scripts/test installs it) under {}",
+            venv.display()
+        )
+    })
+}
+
+fn glob_first(lib: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(lib)
+        .ok()?
+        .flatten()
+        .map(|d| d.path().join("site-packages/osmem_server/bin/osmem-server"))
+        .find(|p| p.exists())
+}
+
+fn start_osmem(port: u16) -> Proc {
+    release_port(port);
+    let child = std::process::Command::new(osmem_binary())
+        .args(["-addr", &format!("127.0.0.1:{port}"), "-no-stdin-watch"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let proc = Proc {
+        child,
+        name: "osmem-server",
+    };
+    wait_http_ok(
+        &format!("http://127.0.0.1:{port}/"),
+        Duration::from_secs(20),
+    );
+    proc
+}
+
+fn search(port: u16, index: &str) -> Vec<serde_json::Value> {
+    let (status, body) =
+        http_get(&format!("http://127.0.0.1:{port}/{index}/_search?size=100")).unwrap();
+    if status != 200 {
+        return Vec::new();
+    }
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    body["hits"]["hits"].as_array().cloned().unwrap_or_default()
+}
+
+fn start_collector(dir: &Path, osmem: u16, sink_extra: &str, index: &str) -> (Proc, u16, u16) {
+    let (admin, otlp) = (free_port(), free_port());
+    let cfg = crate::common::hop::collector_config(
+        dir,
+        admin,
+        otlp,
+        &format!(
+            r#"    search:
+      type: opensearch
+      inputs: [otlp]
+      endpoint: http://127.0.0.1:{osmem}
+      index: "{index}"
+      dead_letter: {{ path: {dead} }}
+      batch: {{ timeout: 100ms }}
+      request: {{ timeout: 2s, initial_backoff: 50ms, max_backoff: 300ms }}
+{sink_extra}"#,
+            dead = dir.join("dead.jsonl").display()
+        ),
+    );
+    let collector = start_sextant("collector", &cfg, &dir.join("collector.log"));
+    wait_http_ok(
+        &format!("http://127.0.0.1:{admin}/readyz"),
+        Duration::from_secs(20),
+    );
+    (collector, admin, otlp)
+}
+
+fn record(body: &str, n: any_value::Value, ids: bool) -> LogRecord {
+    LogRecord {
+        time_unix_nano: TIME_NS,
+        observed_time_unix_nano: TIME_NS + 5,
+        severity_number: 9,
+        severity_text: "INFO".into(),
+        body: Some(AnyValue {
+            value: Some(text(body)),
+        }),
+        attributes: vec![kv("n", n), kv("http.route", text("/pay"))],
+        trace_id: if ids { vec![0xab; 16] } else { vec![] },
+        span_id: if ids { vec![0xcd; 8] } else { vec![] },
+        ..Default::default()
+    }
+}
+
+fn logs(records: Vec<LogRecord>) -> Vec<u8> {
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: resource(),
+            scope_logs: vec![ScopeLogs {
+                log_records: records,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+fn dropped(admin: u16, reason: &str) -> f64 {
+    let (_, text) = http_get(&format!("http://127.0.0.1:{admin}/metrics")).unwrap();
+    metric_sum_or_zero(
+        &text,
+        "sextant_component_dropped_events_total",
+        &["component=\"search\"", &format!("reason=\"{reason}\"")],
+    )
+}
+
+#[test]
+fn logs_are_indexed_whole_once_and_a_mapping_conflict_dead_letters_only_the_bad_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let osmem = free_port();
+    let _osmem = start_osmem(osmem);
+    let template = dir.path().join("template.json");
+    std::fs::write(
+        &template,
+        r#"{"index_patterns":["logs-*"],"template":{"mappings":{"properties":{"attributes":{"properties":{"n":{"type":"long"}}}}}}}"#,
+    )
+    .unwrap();
+    let (_collector, admin, otlp) = start_collector(
+        dir.path(),
+        osmem,
+        &format!(
+            "      index_template: {{ name: sextant-logs, file: {} }}\n",
+            template.display()
+        ),
+        "logs-{k8s.namespace.name}-%Y.%m.%d",
+    );
+    let request = logs(vec![
+        record("paid 1", any_value::Value::IntValue(1), true),
+        record("paid 2", any_value::Value::IntValue(2), false),
+        record("bad", text("notanumber"), false),
+    ]);
+    assert_eq!(post_otlp(otlp, "/v1/logs", &request), 200);
+
+    // The template was installed before the first write.
+    let (status, body) = http_get(&format!(
+        "http://127.0.0.1:{osmem}/_index_template/sextant-logs"
+    ))
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"logs-*\""), "{body}");
+
+    // The index is named from the record and its date, lowercase.
+    let index = "logs-shop-2026.12.03";
+    let mut hits = search(osmem, index);
+    assert_eq!(hits.len(), 2, "{hits:?}");
+    hits.sort_by_key(|h| h["_source"]["body"].as_str().unwrap().to_owned());
+    let first = &hits[0]["_source"];
+    assert_eq!(
+        *first,
+        serde_json::json!({
+            "@timestamp": "2026-12-03T01:02:03.000000004Z",
+            "observedTimestamp": "2026-12-03T01:02:03.000000009Z",
+            "severity": { "text": "INFO", "number": 9 },
+            "body": "paid 1",
+            "attributes": { "n": 1, "http.route": "/pay" },
+            "resource": { "service.name": "checkout", "k8s.namespace.name": "Shop" },
+            "traceId": "abababababababababababababababab",
+            "spanId": "cdcdcdcdcdcdcdcd",
+        })
+    );
+    assert_eq!(hits[1]["_source"]["body"], "paid 2");
+    assert!(hits[1]["_source"].get("traceId").is_none());
+
+    // Exactly the bad document, with OpenSearch's reason.
+    let dead: Vec<serde_json::Value> = std::fs::read_to_string(dir.path().join("dead.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["reason"], "mapping");
+    assert_eq!(dead[0]["record"]["index"], index);
+    assert_eq!(dead[0]["record"]["document"]["body"], "bad");
+    assert_eq!(dropped(admin, "mapping"), 1.0);
+
+    // The same records again (a sender's retry, an agent's resend): nothing indexed twice.
+    assert_eq!(post_otlp(otlp, "/v1/logs", &request), 200);
+    assert_eq!(search(osmem, index).len(), 2);
+    assert_eq!(dropped(admin, "refused"), 0.0);
+}
+
+#[test]
+fn spans_are_indexed_in_the_layout_trace_analytics_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let osmem = free_port();
+    let _osmem = start_osmem(osmem);
+    let (_collector, _admin, otlp) = start_collector(dir.path(), osmem, "", "otel-v1-apm-span");
+    let span = |id: u8, parent: Option<u8>, name: &str| Span {
+        trace_id: vec![0x11; 16],
+        span_id: vec![id; 8],
+        parent_span_id: parent.map(|p| vec![p; 8]).unwrap_or_default(),
+        name: name.into(),
+        kind: if parent.is_none() {
+            span::SpanKind::Server
+        } else {
+            span::SpanKind::Client
+        } as i32,
+        start_time_unix_nano: TIME_NS,
+        end_time_unix_nano: TIME_NS + 1_500_000,
+        attributes: vec![kv("http.method", text("POST"))],
+        status: Some(Status {
+            code: status::StatusCode::Error as i32,
+            message: "boom".into(),
+        }),
+        ..Default::default()
+    };
+    let request = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: resource(),
+            scope_spans: vec![ScopeSpans {
+                spans: vec![span(1, None, "POST /pay"), span(2, Some(1), "charge card")],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec();
+    assert_eq!(post_otlp(otlp, "/v1/traces", &request), 200);
+    let mut hits = search(osmem, "otel-v1-apm-span");
+    assert_eq!(hits.len(), 2, "{hits:?}");
+    hits.sort_by_key(|h| h["_source"]["spanId"].as_str().unwrap().to_owned());
+    let root = &hits[0]["_source"];
+    assert_eq!(
+        *root,
+        serde_json::json!({
+            "traceId": "11111111111111111111111111111111",
+            "spanId": "0101010101010101",
+            "parentSpanId": "",
+            "traceState": "",
+            "name": "POST /pay",
+            "kind": "SPAN_KIND_SERVER",
+            "startTime": "2026-12-03T01:02:03.000000004Z",
+            "endTime": "2026-12-03T01:02:03.001500004Z",
+            "durationInNanos": 1_500_000,
+            "serviceName": "checkout",
+            "status": { "code": 2, "message": "boom" },
+            "traceGroup": "POST /pay",
+            "traceGroupFields": {
+                "endTime": "2026-12-03T01:02:03.001500004Z",
+                "durationInNanos": 1_500_000,
+                "statusCode": 2
+            },
+            "events": [],
+            "links": [],
+            "droppedAttributesCount": 0,
+            "span.attributes.http@method": "POST",
+            "resource.attributes.service@name": "checkout",
+            "resource.attributes.k8s@namespace@name": "Shop",
+        })
+    );
+    let child = &hits[1]["_source"];
+    assert_eq!(child["parentSpanId"], "0101010101010101");
+    assert!(child.get("traceGroup").is_none());
+    assert_eq!(hits[0]["_id"], "11111111111111110101010101010101");
+}
