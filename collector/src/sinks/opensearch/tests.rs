@@ -49,12 +49,20 @@ fn a_record_read_again_later_gets_the_same_id_and_a_valid_dated_index() {
         &settings(1 << 20),
         &mut stats,
     );
-    let again = build(&Events::Logs(vec![event("a", 999)]), &settings(1 << 20), &mut stats);
+    let again = build(
+        &Events::Logs(vec![event("a", 999)]),
+        &settings(1 << 20),
+        &mut stats,
+    );
     let first = lines(&first[0].ndjson);
     let again = lines(&again[0].ndjson);
     assert_eq!(first.len(), 4, "an action and a document each");
     let id = |v: &serde_json::Value| v["create"]["_id"].as_str().unwrap().to_owned();
-    assert_eq!(id(&first[0]), id(&again[0]), "the observed time is not part of the id");
+    assert_eq!(
+        id(&first[0]),
+        id(&again[0]),
+        "the observed time is not part of the id"
+    );
     assert_ne!(id(&first[0]), id(&first[2]));
     assert_eq!(id(&first[0]).len(), 32);
     assert_eq!(first[0]["create"]["_index"], "logs-team_a_b-2026.12.03");
@@ -73,7 +81,11 @@ fn requests_are_cut_at_the_byte_limit_and_an_oversized_document_is_left_out() {
     let mut stats = BuildStats::default();
     let mut with_big = events.clone();
     with_big.insert(3, event(&"x".repeat(10 * item), 1));
-    let bodies = build(&Events::Logs(with_big), &settings(3 * item + 10), &mut stats);
+    let bodies = build(
+        &Events::Logs(with_big),
+        &settings(3 * item + 10),
+        &mut stats,
+    );
     assert_eq!(stats.too_large, 1);
     let counts: Vec<usize> = bodies.iter().map(|b| b.ends.len()).collect();
     assert_eq!(counts, vec![3, 3, 3, 1]);
