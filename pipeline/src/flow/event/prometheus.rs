@@ -1,6 +1,6 @@
 //! Metrics as Prometheus series: the one mapping every Prometheus-facing part uses (the rules'
-//! window store now, the Prometheus exporter and remote-write sinks next), so a rule and a
-//! dashboard name the same series.
+//! window store, the Prometheus exporter and remote-write sinks), so a rule and a dashboard
+//! name the same series.
 //!
 //! - The name is the metric's, made valid (invalid characters become `_`). Metrics that came
 //!   from a Prometheus scrape or a rule keep their names as exposed; others (OTLP from SDKs) get
@@ -12,7 +12,8 @@
 //!   `le` as Go prints it, `+Inf` last), `_sum`, `_count`; summaries one sample a quantile
 //!   (`quantile`), `_sum`, `_count`. A point flagged "no recorded value" gives stale markers.
 //! - Not representable, so skipped and counted: delta temporality, exponential histograms
-//!   (native histograms are not supported), points without a value.
+//!   (native histograms are not supported), points without a value. (The exporter reads delta
+//!   metrics as cumulative and adds them up itself.)
 
 use std::borrow::Cow;
 
