@@ -307,3 +307,117 @@ fn spans_are_indexed_in_the_layout_trace_analytics_reads() {
     assert!(child.get("traceGroup").is_none());
     assert_eq!(hits[0]["_id"], "11111111111111110101010101010101");
 }
+
+/// A node's log lines through the agent and one collector into OpenSearch and CloudWatch Logs
+/// (moto) at once, with a clean restart of the collector halfway: every line in each, once, and
+/// the file's checkpoint at its end only when both have them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agents_logs_reach_opensearch_and_cloudwatch_logs_from_one_collector_each_once() {
+    use crate::common::hop::{append_lines, expected_lines, Hop};
+    let hop = Hop::new();
+    let (osmem, moto) = (free_port(), free_port());
+    let _osmem = start_osmem(osmem);
+    let _moto = start_moto(moto);
+    let sinks = format!(
+        r#"    search:
+      type: opensearch
+      inputs: [otlp]
+      endpoint: http://127.0.0.1:{osmem}
+      index: node-logs
+      batch: {{ timeout: 100ms }}
+    cloudwatch:
+      type: aws_cloudwatch_logs
+      inputs: [otlp]
+      log_group: /sextant/e2e
+      log_stream: app
+      aws: {{ region: us-east-1, endpoint: "http://127.0.0.1:{moto}" }}
+      batch: {{ timeout: 100ms }}
+"#
+    );
+    let collector_cfg =
+        crate::common::hop::collector_config(hop.dir.path(), hop.collector_admin, hop.otlp, &sinks);
+    let agent_cfg = hop.agent(
+        hop.otlp,
+        "request: { timeout: 30s, initial_backoff: 100ms, max_backoff: 500ms }",
+    );
+    let mut collector = start_sextant("collector", &collector_cfg, &hop.path("c1.log"));
+    let _agent = start_sextant("agent", &agent_cfg, &hop.path("a.log"));
+    let half = append_lines(&hop.app_log, 0..1000);
+    assert!(
+        eventually(Duration::from_secs(60), || committed_offset(&hop.store)
+            == half),
+        "the first half never reached both backends"
+    );
+    assert!(collector.terminate(Duration::from_secs(15)));
+    let _collector = start_sextant("collector", &collector_cfg, &hop.path("c2.log"));
+    let size = append_lines(&hop.app_log, 1000..2000);
+    assert!(
+        eventually(Duration::from_secs(60), || committed_offset(&hop.store)
+            == size),
+        "the second half never reached both backends"
+    );
+
+    let expected = expected_lines(0..2000);
+    // OpenSearch: every line once.
+    let (_, body) = http_get(&format!(
+        "http://127.0.0.1:{osmem}/node-logs/_search?size=10000"
+    ))
+    .unwrap();
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let mut indexed: Vec<String> = body["hits"]["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["_source"]["body"].as_str().unwrap().to_owned())
+        .collect();
+    indexed.sort_by_key(|l| l.split(' ').nth(1).unwrap().parse::<usize>().unwrap());
+    assert_eq!(indexed, expected, "OpenSearch: each line once");
+    // CloudWatch Logs: every line once, in order.
+    let client = cwl_client(moto).await;
+    let stored = read_stream(&client, "/sextant/e2e", "app").await;
+    assert_eq!(
+        stored, expected,
+        "CloudWatch Logs: each line once, in order"
+    );
+}
+
+/// Bulk requests to Amazon OpenSearch Service carry a SigV4 signature (signing name `es`) that
+/// the independent verifier accepts, over the gzipped body as sent; the health check is signed
+/// too.
+#[test]
+fn bulk_requests_to_amazon_opensearch_service_carry_a_sigv4_signature_that_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (receiver, seen) = crate::common::sigv4::signature_checking_receiver();
+    let (_collector, _admin, otlp) = start_collector(
+        dir.path(),
+        receiver,
+        "      auth: { type: sigv4, region: eu-west-1 }\n",
+        "logs",
+    );
+    let request = logs(vec![
+        record("signed 1", any_value::Value::IntValue(1), false),
+        record("signed 2", any_value::Value::IntValue(2), false),
+    ]);
+    assert_eq!(post_otlp(otlp, "/v1/logs", &request), 200);
+    let seen = seen.lock().unwrap().clone();
+    let bulk: Vec<_> = seen.iter().filter(|r| r.path == "/_bulk").collect();
+    assert_eq!(bulk.len(), 1, "{seen:?}");
+    assert_eq!(bulk[0].scope.as_deref(), Ok("testing/eu-west-1/es"));
+    assert!(seen
+        .iter()
+        .any(|r| r.path == "/_cluster/health" && r.scope.is_ok() && r.method == "GET"));
+    let gz = vec![("content-encoding".to_owned(), "gzip".to_owned())];
+    let ndjson = crate::common::sigv4::bulk_ndjson(&bulk[0].body, &gz);
+    let bodies: Vec<String> = ndjson
+        .lines()
+        .skip(1)
+        .step_by(2)
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["body"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(bodies, vec!["signed 1", "signed 2"]);
+}

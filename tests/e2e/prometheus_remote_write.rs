@@ -315,66 +315,10 @@ fn a_collector_killed_while_delivering_resends_from_its_disk_buffer_and_loses_no
     assert!(collector.terminate(Duration::from_secs(15)));
 }
 
-/// What the signature-checking receiver saw: per request, the verified scope and the samples,
-/// or why the signature did not verify.
-type Checked = std::sync::Arc<std::sync::Mutex<Vec<Result<(String, usize), String>>>>;
-
-/// A stand-in for Amazon Managed Prometheus written for this test (not a real component): it
-/// checks each request's SigV4 signature with the collector's independent verifier (secret
-/// `testing`, as `start_sextant` gives the collector), reads the body as remote write, and
-/// answers 204 (or 403 for a bad signature).
-fn signature_checking_receiver() -> (u16, Checked) {
-    use sextant_collector::sinks::prometheus_remote_write::wire::decode_body;
-    use sextant_collector::sinks::sigv4_check::verify;
-    use std::io::Write;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let checked: Checked = Default::default();
-    let seen = checked.clone();
-    std::thread::spawn(move || {
-        for mut conn in listener.incoming().flatten() {
-            let seen = seen.clone();
-            std::thread::spawn(move || {
-                while let Ok(Some((head, body))) = read_request(&mut conn) {
-                    let mut lines = head.lines();
-                    let request_line: Vec<&str> = lines.next().unwrap().split(' ').collect();
-                    let (path, query) = request_line[1]
-                        .split_once('?')
-                        .unwrap_or((request_line[1], ""));
-                    let headers: Vec<(String, String)> = lines
-                        .filter_map(|l| l.split_once(':'))
-                        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-                        .collect();
-                    let outcome = verify(request_line[0], path, query, &headers, &body, "testing")
-                        .map(|scope| {
-                            let samples = decode_body(&body)
-                                .map(|r| r.timeseries.iter().map(|t| t.samples.len()).sum())
-                                .unwrap_or(0);
-                            (
-                                format!("{}/{}/{}", scope.access_key, scope.region, scope.service),
-                                samples,
-                            )
-                        });
-                    let status = if outcome.is_ok() {
-                        "204 No Content"
-                    } else {
-                        "403 Forbidden"
-                    };
-                    seen.lock().unwrap().push(outcome);
-                    if write!(conn, "HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n").is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (port, checked)
-}
-
 #[test]
 fn requests_to_amazon_managed_prometheus_carry_a_sigv4_signature_that_verifies() {
     let dir = tempfile::tempdir().unwrap();
-    let (receiver, checked) = signature_checking_receiver();
+    let (receiver, checked) = crate::common::sigv4::signature_checking_receiver();
     let (admin, otlp) = (free_port(), free_port());
     let cfg = crate::common::hop::collector_config(
         dir.path(),
@@ -406,10 +350,17 @@ fn requests_to_amazon_managed_prometheus_carry_a_sigv4_signature_that_verifies()
     let seen = checked.lock().unwrap().clone();
     assert!(!seen.is_empty());
     let mut samples = 0;
-    for outcome in &seen {
-        let (scope, n) = outcome.as_ref().unwrap();
-        assert_eq!(scope, "testing/eu-west-1/aps");
-        samples += n;
+    for request in &seen {
+        assert_eq!(request.scope.as_deref(), Ok("testing/eu-west-1/aps"));
+        assert_eq!(request.path, "/workspaces/ws-1/api/v1/remote_write");
+        let decoded =
+            sextant_collector::sinks::prometheus_remote_write::wire::decode_body(&request.body)
+                .unwrap();
+        samples += decoded
+            .timeseries
+            .iter()
+            .map(|t| t.samples.len())
+            .sum::<usize>();
     }
     // Per point: a counter, a gauge, 4 buckets + sum + count, 2 quantiles + sum + count.
     assert_eq!(samples, 3 * (1 + 1 + 6 + 4));

@@ -7,6 +7,8 @@ pub mod hop;
 
 pub mod prometheus;
 
+pub mod sigv4;
+
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
