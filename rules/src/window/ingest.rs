@@ -37,17 +37,14 @@ pub struct Ingested {
 pub fn ingest(store: &mut WindowStore, metrics: &[Metric]) -> Ingested {
     let mut ingested = Ingested::default();
     for metric in metrics {
-        let Unmapped {
-            delta,
-            exponential_histogram,
-            no_value,
-        } = for_each_sample(metric, |labels, t, v| match store.append(labels, t, v) {
-            Appended::Stored => ingested.stored += 1,
-            Appended::NotSelected => ingested.not_selected += 1,
-            Appended::OutOfOrder => ingested.out_of_order += 1,
-            Appended::OverLimit => ingested.over_limit += 1,
-        });
-        ingested.unmapped += delta + exponential_histogram + no_value;
+        let Unmapped { delta, no_value } =
+            for_each_sample(metric, |labels, t, v| match store.append(labels, t, v) {
+                Appended::Stored => ingested.stored += 1,
+                Appended::NotSelected => ingested.not_selected += 1,
+                Appended::OutOfOrder => ingested.out_of_order += 1,
+                Appended::OverLimit => ingested.over_limit += 1,
+            });
+        ingested.unmapped += delta + no_value;
     }
     ingested
 }

@@ -52,10 +52,7 @@ impl Exporter {
             Err(_) => return AckStatus::Failed,
         };
         let m = &self.metrics;
-        for (reason, n) in [
-            ("exponential_histogram", done.unmapped.exponential_histogram),
-            ("no_value", done.unmapped.no_value),
-        ] {
+        for (reason, n) in [("no_value", done.unmapped.no_value)] {
             if n > 0 {
                 m.dropped(reason, n);
             }

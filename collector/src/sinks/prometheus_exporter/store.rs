@@ -112,6 +112,9 @@ impl Store {
             }) | Some(MetricData::Histogram {
                 temporality: Temporality::Delta,
                 ..
+            }) | Some(MetricData::ExponentialHistogram {
+                temporality: Temporality::Delta,
+                ..
             })
         );
         let as_cumulative;
@@ -119,7 +122,8 @@ impl Store {
             let mut m = metric.clone();
             match &mut m.data {
                 Some(MetricData::Sum { temporality, .. })
-                | Some(MetricData::Histogram { temporality, .. }) => {
+                | Some(MetricData::Histogram { temporality, .. })
+                | Some(MetricData::ExponentialHistogram { temporality, .. }) => {
                     *temporality = Temporality::Cumulative
                 }
                 _ => {}
@@ -301,7 +305,6 @@ impl Store {
 
 fn add(total: &mut Unmapped, more: &Unmapped) {
     total.delta += more.delta;
-    total.exponential_histogram += more.exponential_histogram;
     total.no_value += more.no_value;
 }
 

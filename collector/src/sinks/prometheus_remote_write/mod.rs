@@ -88,7 +88,6 @@ fn count(metrics: &ComponentMetrics, stats: &BuildStats) {
     for (reason, n) in [
         ("duplicate_sample", stats.duplicate_samples),
         ("delta_temporality", unmapped.delta),
-        ("exponential_histogram", unmapped.exponential_histogram),
         ("no_value", unmapped.no_value),
         ("too_large", stats.uncompressible),
     ] {

@@ -12,8 +12,8 @@
 //! - A request holds at most `max_samples_per_send` samples and the metadata (type, help,
 //!   unit) of the families it carries; it is snappy-compressed (block format), as remote write
 //!   1.0 says.
-//! - What the mapping cannot represent (delta temporality, exponential histograms, points
-//!   without a value) is counted and left out.
+//! - What the mapping cannot represent (delta temporality, points without a value) is counted
+//!   and left out.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher as _;
@@ -136,7 +136,6 @@ fn gather(metrics: &[Metric], stats: &mut BuildStats) -> Gathered {
             g.samples.push((id, t, v));
         });
         stats.unmapped.delta += unmapped.delta;
-        stats.unmapped.exponential_histogram += unmapped.exponential_histogram;
         stats.unmapped.no_value += unmapped.no_value;
     }
     g

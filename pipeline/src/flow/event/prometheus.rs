@@ -11,15 +11,17 @@
 //! - Gauges and cumulative sums give one sample a point; histograms `_bucket` (cumulative,
 //!   `le` as Go prints it, `+Inf` last), `_sum`, `_count`; summaries one sample a quantile
 //!   (`quantile`), `_sum`, `_count`. A point flagged "no recorded value" gives stale markers.
-//! - Not representable, so skipped and counted: delta temporality, exponential histograms
-//!   (native histograms are not supported), points without a value. (The exporter reads delta
+//! - Exponential histograms become classic ones: each bucket's upper bound an `le` (native
+//!   histograms are not produced).
+//! - Not representable, so skipped and counted: delta temporality, points without a value. (The exporter reads delta
 //!   metrics as cumulative and adds them up itself.)
 
 use std::borrow::Cow;
 
 use super::FLAG_NO_RECORDED_VALUE;
 use super::{
-    HistogramPoint, KeyValue, Metric, MetricData, NumberPoint, SummaryPoint, Temporality, Value,
+    ExponentialHistogramPoint, HistogramPoint, KeyValue, Metric, MetricData, NumberPoint,
+    SummaryPoint, Temporality, Value,
 };
 use crate::gofmt::format_g;
 
@@ -224,7 +226,6 @@ impl<'a> PointLayout<'a> {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Unmapped {
     pub delta: u64,
-    pub exponential_histogram: u64,
     pub no_value: u64,
 }
 
@@ -254,7 +255,10 @@ pub fn family(metric: &Metric) -> Option<(String, FamilyType)> {
             temporality: Temporality::Delta,
             ..
         }
-        | MetricData::ExponentialHistogram { .. } => return None,
+        | MetricData::ExponentialHistogram {
+            temporality: Temporality::Delta,
+            ..
+        } => return None,
         MetricData::Sum { monotonic, .. } => (
             *monotonic,
             false,
@@ -264,7 +268,9 @@ pub fn family(metric: &Metric) -> Option<(String, FamilyType)> {
                 FamilyType::Gauge
             },
         ),
-        MetricData::Histogram { .. } => (false, false, FamilyType::Histogram),
+        MetricData::Histogram { .. } | MetricData::ExponentialHistogram { .. } => {
+            (false, false, FamilyType::Histogram)
+        }
         MetricData::Summary(_) => (false, false, FamilyType::Summary),
     };
     let name = metric_name(&metric.name, &metric.unit, native, monotonic, gauge);
@@ -315,8 +321,18 @@ pub fn for_each_sample(
                 histogram_point(&name, point, &base, &mut sample);
             }
         }
-        MetricData::ExponentialHistogram { points, .. } => {
-            unmapped.exponential_histogram += points.len() as u64
+        MetricData::ExponentialHistogram {
+            points,
+            temporality,
+        } => {
+            if *temporality == Temporality::Delta {
+                unmapped.delta += points.len() as u64;
+                return unmapped;
+            }
+            let name = metric_name(&metric.name, &metric.unit, native, false, false);
+            for point in points {
+                histogram_point(&name, &explicit_buckets(point), &base, &mut sample);
+            }
         }
         MetricData::Summary(points) => {
             let name = metric_name(&metric.name, &metric.unit, native, false, false);
@@ -326,6 +342,47 @@ pub fn for_each_sample(
         }
     }
     unmapped
+}
+
+/// An exponential histogram point as classic buckets: each exponential bucket's upper bound
+/// becomes an `le` (negative buckets, most negative first; the zero bucket at the zero
+/// threshold; then the positive ones), so every Prometheus-facing part reads it as a classic
+/// histogram with the same counts.
+fn explicit_buckets(point: &ExponentialHistogramPoint) -> HistogramPoint {
+    // base = 2^(2^-scale); bucket i holds (base^i, base^(i+1)].
+    let step = 2f64.powi(-point.scale);
+    let bound = |index: i64| (index as f64 * step).exp2();
+    let mut bounds = Vec::new();
+    let mut counts = Vec::new();
+    if let Some(negative) = &point.negative {
+        for (k, &n) in negative.bucket_counts.iter().enumerate().rev() {
+            bounds.push(-bound(i64::from(negative.offset) + k as i64));
+            counts.push(n);
+        }
+    }
+    bounds.push(point.zero_threshold.max(0.0));
+    counts.push(point.zero_count);
+    if let Some(positive) = &point.positive {
+        for (k, &n) in positive.bucket_counts.iter().enumerate() {
+            bounds.push(bound(i64::from(positive.offset) + k as i64 + 1));
+            counts.push(n);
+        }
+    }
+    let listed: u64 = counts.iter().sum();
+    counts.push(point.count.saturating_sub(listed));
+    HistogramPoint {
+        attributes: point.attributes.clone(),
+        start_time_unix_nano: point.start_time_unix_nano,
+        time_unix_nano: point.time_unix_nano,
+        count: point.count,
+        sum: point.sum,
+        bucket_counts: counts,
+        explicit_bounds: bounds,
+        flags: point.flags,
+        min: point.min,
+        max: point.max,
+        ..Default::default()
+    }
 }
 
 fn millis(time_unix_nano: u64) -> i64 {
@@ -765,6 +822,64 @@ mod tests {
         assert_eq!(
             expected[5].0,
             "__name__=m,instance=pod-1,job=shop/checkout,k_x=again"
+        );
+    }
+
+    #[test]
+    fn exponential_histograms_become_classic_buckets_at_their_bounds() {
+        use crate::flow::event::{ExponentialBuckets, ExponentialHistogramPoint};
+        // Scale 0: base 2. Negative bucket 0 holds [-2, -1), the zero bucket [0, 0], positive
+        // buckets 0 and 1 hold (1, 2] and (2, 4].
+        let metric = Metric {
+            origin: origin(SCRAPE_SCOPE),
+            name: "latency".into(),
+            description: String::new(),
+            unit: String::new(),
+            metadata: Vec::new(),
+            data: Some(MetricData::ExponentialHistogram {
+                points: vec![ExponentialHistogramPoint {
+                    time_unix_nano: 1_000_000,
+                    count: 7,
+                    sum: Some(3.0),
+                    scale: 0,
+                    zero_count: 1,
+                    positive: Some(ExponentialBuckets {
+                        offset: 0,
+                        bucket_counts: vec![1, 2],
+                    }),
+                    negative: Some(ExponentialBuckets {
+                        offset: 0,
+                        bucket_counts: vec![3],
+                    }),
+                    ..Default::default()
+                }],
+                temporality: Temporality::Cumulative,
+            }),
+        };
+        let got: Vec<String> = collect(&metric)
+            .iter()
+            .map(|s| {
+                let (labels, rest) = s.split_once(' ').unwrap();
+                let le = labels.split(',').find(|l| l.starts_with("le=")).unwrap_or("");
+                let name = labels.split(',').next().unwrap();
+                format!("{name} {le} {rest}")
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                "__name__=latency_bucket le=-1 @1 3",
+                "__name__=latency_bucket le=0 @1 4",
+                "__name__=latency_bucket le=2 @1 5",
+                "__name__=latency_bucket le=4 @1 7",
+                "__name__=latency_bucket le=+Inf @1 7",
+                "__name__=latency_sum  @1 3",
+                "__name__=latency_count  @1 7",
+            ]
+        );
+        assert_eq!(
+            family(&metric),
+            Some(("latency".to_owned(), FamilyType::Histogram))
         );
     }
 
