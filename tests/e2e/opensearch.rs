@@ -388,10 +388,22 @@ async fn the_agents_logs_reach_opensearch_and_cloudwatch_logs_from_one_collector
 fn bulk_requests_to_amazon_opensearch_service_carry_a_sigv4_signature_that_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let (receiver, seen) = crate::common::sigv4::signature_checking_receiver();
+    let template = dir.path().join("template.json");
+    std::fs::write(&template, r#"{"index_patterns":["logs*"]}"#).unwrap();
+    let policy = dir.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"policy":{"default_state":"hot","states":[{"name":"hot","actions":[],"transitions":[]}]}}"#,
+    )
+    .unwrap();
     let (_collector, _admin, otlp) = start_collector(
         dir.path(),
         receiver,
-        "      auth: { type: sigv4, region: eu-west-1 }\n",
+        &format!(
+            "      auth: {{ type: sigv4, region: eu-west-1 }}\n      index_template: {{ name: logs, file: {} }}\n      ism_policy: {{ name: logs-retention, file: {} }}\n",
+            template.display(),
+            policy.display()
+        ),
         "logs",
     );
     let request = logs(vec![
@@ -400,6 +412,28 @@ fn bulk_requests_to_amazon_opensearch_service_carry_a_sigv4_signature_that_verif
     ]);
     assert_eq!(post_otlp(otlp, "/v1/logs", &request), 200);
     let seen = seen.lock().unwrap().clone();
+    // The template and the ISM policy, signed, before the first write (no server here serves
+    // ISM: the stand-in checks the request OpenSearch's documented API takes).
+    let writes: Vec<(&str, &str)> = seen
+        .iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| (r.method.as_str(), r.path.as_str()))
+        .collect();
+    assert_eq!(
+        writes,
+        vec![
+            ("PUT", "/_index_template/logs"),
+            ("PUT", "/_plugins/_ism/policies/logs-retention"),
+            ("POST", "/_bulk"),
+        ]
+    );
+    assert!(seen.iter().all(|r| r.scope.is_ok()));
+    let policy_sent = seen
+        .iter()
+        .find(|r| r.path == "/_plugins/_ism/policies/logs-retention")
+        .unwrap();
+    let policy_sent: serde_json::Value = serde_json::from_slice(&policy_sent.body).unwrap();
+    assert_eq!(policy_sent["policy"]["default_state"], "hot");
     let bulk: Vec<_> = seen.iter().filter(|r| r.path == "/_bulk").collect();
     assert_eq!(bulk.len(), 1, "{seen:?}");
     assert_eq!(bulk[0].scope.as_deref(), Ok("testing/eu-west-1/es"));
@@ -420,4 +454,70 @@ fn bulk_requests_to_amazon_opensearch_service_carry_a_sigv4_signature_that_verif
         })
         .collect();
     assert_eq!(bodies, vec!["signed 1", "signed 2"]);
+}
+
+/// An item OpenSearch refuses with 429 is sent again alone; the others are not sent twice.
+#[test]
+fn a_throttled_item_is_sent_again_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let osmem = free_port();
+    let _osmem = start_osmem(osmem);
+    let proxy = FaultProxy::start(osmem, "/_bulk", vec![Fault::ThrottleFirstBulkItem]);
+    let (_collector, admin, otlp) =
+        start_collector(dir.path(), proxy.port, "      gzip: false\n", "logs");
+    let records = (0..5)
+        .map(|i| record(&format!("line {i}"), any_value::Value::IntValue(i), false))
+        .collect();
+    assert_eq!(post_otlp(otlp, "/v1/logs", &logs(records)), 200);
+    assert_eq!(proxy.injected.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let mut bodies: Vec<String> = search(osmem, "logs")
+        .iter()
+        .map(|h| h["_source"]["body"].as_str().unwrap().to_owned())
+        .collect();
+    bodies.sort();
+    assert_eq!(
+        bodies,
+        (0..5).map(|i| format!("line {i}")).collect::<Vec<_>>()
+    );
+    // Two requests: the five items, then the one throttled item alone.
+    let sent: Vec<Vec<String>> = proxy
+        .matched
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|body| {
+            String::from_utf8_lossy(body)
+                .lines()
+                .skip(1)
+                .step_by(2)
+                .map(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).unwrap()["body"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                })
+                .collect()
+        })
+        .collect();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent[0].len(), 5);
+    assert_eq!(sent[1], vec!["line 0"]);
+    let (_, text) = http_get(&format!("http://127.0.0.1:{admin}/metrics")).unwrap();
+    assert_eq!(
+        metric_sum_or_zero(
+            &text,
+            "sextant_component_sent_events_total",
+            &["component=\"search\""]
+        ),
+        5.0
+    );
+    assert_eq!(
+        metric_sum_or_zero(
+            &text,
+            "sextant_component_retries_total",
+            &["component=\"search\""]
+        ),
+        1.0
+    );
+    assert_eq!(dropped(admin, "refused") + dropped(admin, "mapping"), 0.0);
 }

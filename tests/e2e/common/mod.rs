@@ -257,6 +257,10 @@ pub enum Fault {
     /// Forward it, then answer as X-Ray does when it leaves a document unprocessed: the first
     /// document of the request listed in `UnprocessedTraceSegments` (the server did store it).
     Unprocessed,
+    /// Forward a bulk request, then answer as OpenSearch does when a node's write queue is
+    /// full: its first item refused with 429 `es_rejected_execution_exception` (the server did
+    /// store it), the others as the server answered.
+    ThrottleFirstBulkItem,
 }
 
 /// A fault-injecting HTTP/1.1 proxy in front of a real server, for the failures the test servers
@@ -266,6 +270,8 @@ pub enum Fault {
 pub struct FaultProxy {
     pub port: u16,
     pub injected: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// The bodies of the requests that matched, in order.
+    pub matched: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
 }
 
 impl FaultProxy {
@@ -276,17 +282,28 @@ impl FaultProxy {
         let port = listener.local_addr().unwrap().port();
         let faults = Arc::new(Mutex::new(std::collections::VecDeque::from(faults)));
         let injected = Arc::new(AtomicUsize::new(0));
-        let counter = injected.clone();
+        let matched: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+        let (counter, bodies) = (injected.clone(), matched.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
                 let faults = faults.clone();
-                let counter = counter.clone();
+                let (counter, bodies) = (counter.clone(), bodies.clone());
                 std::thread::spawn(move || {
-                    let _ = serve_connection(conn, upstream, match_header, &faults, &counter);
+                    let _ = serve_connection(
+                        conn,
+                        upstream,
+                        match_header,
+                        &faults,
+                        (&counter, &bodies),
+                    );
                 });
             }
         });
-        FaultProxy { port, injected }
+        FaultProxy {
+            port,
+            injected,
+            matched,
+        }
     }
 }
 
@@ -332,10 +349,14 @@ fn serve_connection(
     upstream: u16,
     match_header: &str,
     faults: &std::sync::Mutex<std::collections::VecDeque<Fault>>,
-    injected: &std::sync::atomic::AtomicUsize,
+    (injected, matched): (
+        &std::sync::atomic::AtomicUsize,
+        &std::sync::Mutex<Vec<Vec<u8>>>,
+    ),
 ) -> std::io::Result<()> {
     while let Some((head, body)) = read_request(&mut conn)? {
         let fault = if head.contains(match_header) {
+            matched.lock().unwrap().push(body.clone());
             faults.lock().unwrap().pop_front()
         } else {
             None
@@ -378,6 +399,18 @@ fn serve_connection(
                         .and_then(|d| serde_json::from_str(d).ok())
                         .unwrap_or_default();
                     let answer = serde_json::json!({"UnprocessedTraceSegments": [{"Id": first["id"], "ErrorCode": "ThrottledException", "Message": "injected by the test"}]}).to_string();
+                    write!(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}", answer.len())?;
+                }
+                Fault::ThrottleFirstBulkItem => {
+                    let response = forward(&head, &body, upstream)?;
+                    let text = String::from_utf8_lossy(&response).into_owned();
+                    let (_, json) = text.split_once("\r\n\r\n").unwrap_or(("", "{}"));
+                    let mut answer: serde_json::Value =
+                        serde_json::from_str(json).unwrap_or_default();
+                    answer["errors"] = true.into();
+                    answer["items"][0]["create"]["status"] = 429.into();
+                    answer["items"][0]["create"]["error"] = serde_json::json!({"type": "es_rejected_execution_exception", "reason": "injected by the test"});
+                    let answer = answer.to_string();
                     write!(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}", answer.len())?;
                 }
                 Fault::Pass => {}

@@ -860,7 +860,10 @@ mod tests {
             .iter()
             .map(|s| {
                 let (labels, rest) = s.split_once(' ').unwrap();
-                let le = labels.split(',').find(|l| l.starts_with("le=")).unwrap_or("");
+                let le = labels
+                    .split(',')
+                    .find(|l| l.starts_with("le="))
+                    .unwrap_or("");
                 let name = labels.split(',').next().unwrap();
                 format!("{name} {le} {rest}")
             })
