@@ -106,3 +106,43 @@ impl Authorizer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn header_of(config: HttpAuthConfig) -> String {
+        let auth = Authorizer::new(Some(&config), "aps").unwrap();
+        let mut request = http::Request::post("http://x/")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        auth.apply(&mut request, b"").await.unwrap();
+        request.headers()[http::header::AUTHORIZATION]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn basic_and_bearer_set_the_authorization_header_and_mark_it_sensitive() {
+        let basic = header_of(HttpAuthConfig::Basic {
+            user: "grafana".into(),
+            password: "s3cr:et".into(),
+        })
+        .await;
+        // base64("grafana:s3cr:et")
+        assert_eq!(basic, "Basic Z3JhZmFuYTpzM2NyOmV0");
+        let bearer = header_of(HttpAuthConfig::Bearer {
+            token: "abc.def".into(),
+        })
+        .await;
+        assert_eq!(bearer, "Bearer abc.def");
+        assert!(Authorizer::new(
+            Some(&HttpAuthConfig::Bearer {
+                token: "line\nbreak".into()
+            }),
+            "aps"
+        )
+        .is_err());
+    }
+}
