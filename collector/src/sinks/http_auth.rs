@@ -1,7 +1,9 @@
-//! `auth:` of the collector's HTTP sinks (remote write, OpenSearch): basic, bearer, or AWS
-//! SigV4 with the default credential chain. Checked at start-up; the SigV4 credentials are
-//! looked up on first use, so building a sink never waits for the network.
+//! What the collector's HTTP sinks (remote write, OpenSearch) check at start-up the same way
+//! ([`prepare_target`]): the endpoint (`http://`, or `https://` with `tls:`), extra `headers:`,
+//! and `auth:` — basic, bearer, or AWS SigV4 with the default credential chain, whose
+//! credentials are looked up on first use, so building a sink never waits for the network.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -9,6 +11,9 @@ use bytes::Bytes;
 use http_body_util::Full;
 use serde::Deserialize;
 use tokio::sync::OnceCell;
+
+use sextant_pipeline::component::BuildError;
+use sextant_pipeline::net::tls::ClientTls;
 
 use crate::sinks::aws::sigv4::SigV4;
 use crate::sinks::aws::AwsSettings;
@@ -32,6 +37,66 @@ pub enum HttpAuthConfig {
         #[serde(default)]
         service: Option<String>,
     },
+}
+
+/// An HTTP sink's checked endpoint, TLS, headers and auth.
+pub struct HttpTarget {
+    pub uri: http::Uri,
+    pub tls: Option<rustls::ClientConfig>,
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub auth: Authorizer,
+}
+
+/// Checks `endpoint`, `tls`, `headers` and `auth` of the sink at `key` (errors name the
+/// setting); `signing_name` is its SigV4 service unless `auth.service` says otherwise.
+pub fn prepare_target(
+    key: &str,
+    endpoint: &str,
+    tls: &ClientTls,
+    headers: &BTreeMap<String, String>,
+    auth: Option<&HttpAuthConfig>,
+    signing_name: &str,
+) -> Result<HttpTarget, BuildError> {
+    let uri: http::Uri = endpoint
+        .parse()
+        .map_err(|e| BuildError::at(key, "endpoint", format!("not a URL: {e}")))?;
+    let tls = match uri.scheme_str() {
+        Some("https") => Some(
+            tls.client_config()
+                .map_err(|e| BuildError::at(key, "tls", e))?,
+        ),
+        Some("http") => None,
+        _ => {
+            return Err(BuildError::at(
+                key,
+                "endpoint",
+                "give an http:// or https:// URL",
+            ))
+        }
+    };
+    let headers = headers
+        .iter()
+        .map(|(k, v)| {
+            let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+                BuildError::at(key, "headers", format!("{k:?} is not a header name"))
+            })?;
+            let value = http::HeaderValue::from_str(v).map_err(|_| {
+                BuildError::at(
+                    key,
+                    "headers",
+                    format!("the value of {k} is not a header value"),
+                )
+            })?;
+            Ok((name, value))
+        })
+        .collect::<Result<_, BuildError>>()?;
+    let auth = Authorizer::new(auth, signing_name).map_err(|e| BuildError::at(key, "auth", e))?;
+    Ok(HttpTarget {
+        uri,
+        tls,
+        headers,
+        auth,
+    })
 }
 
 /// What a sink does to each request before sending it.

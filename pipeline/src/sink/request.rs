@@ -124,6 +124,25 @@ pub enum Retry {
     Permanent { kind: &'static str },
 }
 
+impl Retry {
+    /// An HTTP backend's error status as most backends mean it (remote write, OpenSearch): 429
+    /// and 5xx are worth retrying, after `retry_after` if it was given; other statuses refuse
+    /// the request.
+    pub fn for_http_status(status: u16, retry_after: Option<Duration>) -> Self {
+        match status {
+            429 => Retry::Transient {
+                kind: "http_429",
+                after: retry_after,
+            },
+            500..=599 => Retry::Transient {
+                kind: "http_5xx",
+                after: retry_after,
+            },
+            _ => Retry::Permanent { kind: "http_4xx" },
+        }
+    }
+}
+
 /// Why a call did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError<E> {

@@ -14,7 +14,7 @@ use sextant_pipeline::sink::request::RequestSettings;
 
 use super::document::Layout;
 use super::request_builder::IndexName;
-use crate::sinks::http_auth::{Authorizer, HttpAuthConfig};
+use crate::sinks::http_auth::{prepare_target, Authorizer, HttpAuthConfig};
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -116,45 +116,15 @@ fn read_json(key: &str, field: &str, install: &Installed) -> Result<bytes::Bytes
 
 impl OpenSearchConfig {
     pub fn prepare(&self, key: &str) -> Result<PreparedOpenSearch, BuildError> {
-        let uri: http::Uri = self
-            .endpoint
-            .parse()
-            .map_err(|e| BuildError::at(key, "endpoint", format!("not a URL: {e}")))?;
-        let tls = match uri.scheme_str() {
-            Some("https") => Some(
-                self.tls
-                    .client_config()
-                    .map_err(|e| BuildError::at(key, "tls", e))?,
-            ),
-            Some("http") => None,
-            _ => {
-                return Err(BuildError::at(
-                    key,
-                    "endpoint",
-                    "give an http:// or https:// URL",
-                ))
-            }
-        };
         let index = IndexName::parse(&self.index).map_err(|e| BuildError::at(key, "index", e))?;
-        let headers = self
-            .headers
-            .iter()
-            .map(|(k, v)| {
-                let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
-                    BuildError::at(key, "headers", format!("{k:?} is not a header name"))
-                })?;
-                let value = http::HeaderValue::from_str(v).map_err(|_| {
-                    BuildError::at(
-                        key,
-                        "headers",
-                        format!("the value of {k} is not a header value"),
-                    )
-                })?;
-                Ok((name, value))
-            })
-            .collect::<Result<_, BuildError>>()?;
-        let auth = Authorizer::new(self.auth.as_ref(), "es")
-            .map_err(|e| BuildError::at(key, "auth", e))?;
+        let target = prepare_target(
+            key,
+            &self.endpoint,
+            &self.tls,
+            &self.headers,
+            self.auth.as_ref(),
+            "es",
+        )?;
         let mut installs = Vec::new();
         if let Some(t) = &self.index_template {
             installs.push((
@@ -172,9 +142,9 @@ impl OpenSearchConfig {
             config: self.clone(),
             endpoint: self.endpoint.trim_end_matches('/').to_owned(),
             index,
-            headers,
-            auth,
-            tls,
+            headers: target.headers,
+            auth: target.auth,
+            tls: target.tls,
             installs,
         })
     }

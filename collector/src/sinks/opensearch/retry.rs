@@ -80,17 +80,7 @@ pub fn classify(e: &OpenSearchError) -> Retry {
             status,
             retry_after,
             ..
-        } => match status {
-            429 => Retry::Transient {
-                kind: "http_429",
-                after: *retry_after,
-            },
-            500..=599 => Retry::Transient {
-                kind: "http_5xx",
-                after: *retry_after,
-            },
-            _ => Retry::Permanent { kind: "http_4xx" },
-        },
+        } => Retry::for_http_status(*status, *retry_after),
     }
 }
 

@@ -11,7 +11,7 @@ use sextant_pipeline::flow::batcher::BatchSettings;
 use sextant_pipeline::net::tls::ClientTls;
 use sextant_pipeline::sink::request::RequestSettings;
 
-use crate::sinks::http_auth::{Authorizer, HttpAuthConfig};
+use crate::sinks::http_auth::{prepare_target, Authorizer, HttpAuthConfig};
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -76,25 +76,6 @@ pub struct PreparedRemoteWrite {
 
 impl RemoteWriteConfig {
     pub fn prepare(&self, key: &str) -> Result<PreparedRemoteWrite, BuildError> {
-        let uri: http::Uri = self
-            .endpoint
-            .parse()
-            .map_err(|e| BuildError::at(key, "endpoint", format!("not a URL: {e}")))?;
-        let tls = match uri.scheme_str() {
-            Some("https") => Some(
-                self.tls
-                    .client_config()
-                    .map_err(|e| BuildError::at(key, "tls", e))?,
-            ),
-            Some("http") => None,
-            _ => {
-                return Err(BuildError::at(
-                    key,
-                    "endpoint",
-                    "give an http:// or https:// URL",
-                ))
-            }
-        };
         if self.max_samples_per_send == 0 {
             return Err(BuildError::at(
                 key,
@@ -102,31 +83,20 @@ impl RemoteWriteConfig {
                 "must be at least 1",
             ));
         }
-        let headers = self
-            .headers
-            .iter()
-            .map(|(k, v)| {
-                let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
-                    BuildError::at(key, "headers", format!("{k:?} is not a header name"))
-                })?;
-                let value = http::HeaderValue::from_str(v).map_err(|_| {
-                    BuildError::at(
-                        key,
-                        "headers",
-                        format!("the value of {k} is not a header value"),
-                    )
-                })?;
-                Ok((name, value))
-            })
-            .collect::<Result<_, BuildError>>()?;
-        let auth = Authorizer::new(self.auth.as_ref(), "aps")
-            .map_err(|e| BuildError::at(key, "auth", e))?;
+        let target = prepare_target(
+            key,
+            &self.endpoint,
+            &self.tls,
+            &self.headers,
+            self.auth.as_ref(),
+            "aps",
+        )?;
         Ok(PreparedRemoteWrite {
             config: self.clone(),
-            uri,
-            headers,
-            auth,
-            tls,
+            uri: target.uri,
+            headers: target.headers,
+            auth: target.auth,
+            tls: target.tls,
         })
     }
 }
