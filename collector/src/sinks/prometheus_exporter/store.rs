@@ -213,10 +213,14 @@ impl Store {
         if resource.is_empty() {
             return;
         }
-        let mut info = metric.clone();
-        info.name = TARGET_INFO.into();
-        info.unit.clear();
-        info.description = "Target metadata".into();
+        let mut info = Metric {
+            origin: metric.origin.clone(),
+            name: TARGET_INFO.into(),
+            description: "Target metadata".into(),
+            unit: String::new(),
+            metadata: Vec::new(),
+            data: None,
+        };
         // The identifying attributes are `job` and `instance`; the rest become labels.
         let attributes = resource
             .iter()
