@@ -5,6 +5,7 @@
 pub mod duration;
 pub mod evaluator;
 pub mod labels;
+pub mod notify;
 pub mod promql;
 pub mod promqltest;
 pub mod rule_files;
