@@ -6,6 +6,7 @@ use sextant_pipeline::runtime::topology::Graph;
 
 use crate::sinks::aws_cloudwatch_logs::CloudWatchLogsConfig;
 use crate::sinks::aws_cloudwatch_metrics::CloudWatchMetricsConfig;
+use crate::sinks::aws_sns::SnsConfig;
 use crate::sinks::aws_xray::XRayConfig;
 use crate::sinks::opensearch::OpenSearchConfig;
 use crate::sinks::prometheus_exporter::ExporterConfig;
@@ -22,6 +23,7 @@ sextant_pipeline::role_sinks!(
     pub enum CollectorSink {
         AwsCloudwatchLogs(CloudWatchLogsConfig),
         AwsCloudwatchMetrics(CloudWatchMetricsConfig),
+        AwsSns(SnsConfig),
         AwsXray(XRayConfig),
         Opensearch(OpenSearchConfig),
         PrometheusExporter(ExporterConfig),

@@ -29,4 +29,5 @@ pub mod shutdown;
 pub mod sink;
 pub mod sinks;
 pub mod sources;
+pub mod state_file;
 pub mod telemetry;

@@ -178,7 +178,7 @@ fn pagerduty_severity(severity: &str) -> &'static str {
 }
 
 /// Printable ASCII only (others become `?`), at most `max` characters (`...` marks a cut).
-fn printable(text: &str, max: usize) -> String {
+pub fn printable(text: &str, max: usize) -> String {
     let mut out: String = text
         .chars()
         .map(|c| if (' '..='~').contains(&c) { c } else { '?' })

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use sextant_pipeline::component::BuildError;
 use sextant_pipeline::config::units::{ByteSizeValue, DurationValue};
+use sextant_rules::notify::{Notifier, NotifyConfig};
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +37,11 @@ pub struct PrometheusRulesConfig {
     /// Samples one rule's query may read (Prometheus's `query.max-samples`).
     #[serde(default = "default_query_max_samples")]
     pub query_max_samples: usize,
+    /// Notifications of the alerts: Alertmanager's `route`, `receivers` (`sns_configs`) and
+    /// `inhibit_rules`, and a silences file (see [`sextant_rules::notify`]). The notifications
+    /// leave this source as log records for an `aws_sns` sink.
+    #[serde(default)]
+    pub alerting: Option<NotifyConfig>,
 }
 
 fn default_evaluation_interval() -> DurationValue {
@@ -87,5 +93,21 @@ pub(super) fn validate(config: &PrometheusRulesConfig, name: &str) -> Result<(),
             "must be at least 1s",
         ));
     }
+    notifier(config, name)?;
     Ok(())
+}
+
+/// The checked `alerting:`, if set.
+pub(super) fn notifier(
+    config: &PrometheusRulesConfig,
+    name: &str,
+) -> Result<Option<Notifier>, BuildError> {
+    config
+        .alerting
+        .as_ref()
+        .map(|alerting| {
+            Notifier::compile(alerting)
+                .map_err(|errors| BuildError::at(name, "alerting", errors.join("; ")))
+        })
+        .transpose()
 }

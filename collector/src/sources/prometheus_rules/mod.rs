@@ -15,18 +15,32 @@
 //!   again on SIGHUP and when a file changes (checked every 5 seconds); a set that does not
 //!   load is refused, logged, counted (`rule_reload` errors), and the running rules stay.
 //!   Rules that survive a reload keep their alerts.
+//! - With `alerting:`, each group's alerts go to the notifier after its evaluation (see
+//!   [`sextant_rules::notify`]); the notifications due leave as log records (one batch each,
+//!   for an `aws_sns` sink), and the answer is awaited: delivered (or durable in the sink's disk
+//!   buffer) enters the notification log, anything else is tried again at the group's next
+//!   flush. The silences file is read at start (a bad one stops the start) and when it
+//!   changes (a bad one is refused, counted `silences_reload`, and the old silences stay).
+//! - The alerts and the notification log are saved to `<data_dir>/alerts.json` after each
+//!   tick that ran something and restored at start ([`state`]).
 
 pub mod config;
 mod engine;
+mod notify;
 mod output;
+mod state;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use sextant_pipeline::component::{BuildError, SourceConfig, SourceContext, Taps, Task};
+use sextant_pipeline::flow::ack::{Ack, AckStatus, Acks};
+use sextant_pipeline::flow::batch::Batch;
 use sextant_pipeline::flow::event::{Events, Signals};
 use sextant_pipeline::telemetry::LogLimiter;
 use sextant_rules::evaluator::Settings;
+use sextant_rules::notify::dispatch::Notification;
+use sextant_rules::notify::silence::Silences;
 use sextant_rules::promql::EvalOptions;
 use sextant_rules::rule_files::{load_globs, RuleGroup};
 
@@ -39,7 +53,11 @@ impl SourceConfig for PrometheusRulesConfig {
     }
 
     fn signals(&self) -> Signals {
-        Signals::METRICS
+        if self.alerting.is_some() {
+            Signals::METRICS.union(Signals::LOGS)
+        } else {
+            Signals::METRICS
+        }
     }
 
     fn validate(&self, name: &str) -> Result<(), BuildError> {
@@ -98,8 +116,55 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// The silences file, if any.
+fn load_silences(config: &PrometheusRulesConfig) -> Result<Silences, String> {
+    match config
+        .alerting
+        .as_ref()
+        .and_then(|a| a.silences_file.as_ref())
+    {
+        None => Ok(Silences::default()),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+            Silences::parse(&text).map_err(|e| format!("{path}: {e}"))
+        }
+    }
+}
+
+/// Sends a notification's record as a batch of its own; its answer comes back on `settled`.
+async fn send_notification(
+    cx: &SourceContext,
+    notification: Notification,
+    record: sextant_pipeline::flow::event::LogEvent,
+    settled: &tokio::sync::mpsc::UnboundedSender<(Notification, bool)>,
+) {
+    let (share, answer) = Ack::channel();
+    cx.metrics.received_events.inc();
+    cx.out
+        .send(Batch::logs(vec![record], Acks::one(share)))
+        .await;
+    cx.metrics.sent_events.inc();
+    let settled = settled.clone();
+    let metrics = cx.metrics.clone();
+    tokio::spawn(async move {
+        let delivered = matches!(answer.await, Ok(AckStatus::Delivered));
+        if !delivered {
+            metrics.error("notification_not_delivered");
+        }
+        let _ = settled.send((notification, delivered));
+    });
+}
+
 fn build(config: &PrometheusRulesConfig, cx: SourceContext) -> Result<Task, BuildError> {
     let groups = load(config).map_err(|e| BuildError::at(&cx.name, "rule_files", e))?;
+    let notifier = config::notifier(config, &cx.name)?;
+    let silences =
+        load_silences(config).map_err(|e| BuildError::at(&cx.name, "alerting.silences_file", e))?;
+    let silences_file: Vec<String> = config
+        .alerting
+        .iter()
+        .filter_map(|a| a.silences_file.clone())
+        .collect();
     let Some(tap) = cx.taps.clone() else {
         return Err(BuildError::invalid(
             &cx.name,
@@ -120,10 +185,28 @@ fn build(config: &PrometheusRulesConfig, cx: SourceContext) -> Result<Task, Buil
     let interval_ms = i64::try_from(config.evaluation_interval.0.as_millis()).unwrap_or(60_000);
     let max_bytes = usize::try_from(config.max_bytes.0).unwrap_or(usize::MAX);
     let config = config.clone();
+    let state_path = cx.data_dir.join(state::FILE_NAME);
     Ok(Box::pin(async move {
-        let mut engine = Some(Engine::new(groups, settings, interval_ms, max_bytes));
+        let mut start = Engine::new(groups, settings, interval_ms, max_bytes, notifier);
+        start.set_silences(silences);
+        match state::load(&state_path) {
+            Ok(None) => {}
+            Ok(Some(saved)) => {
+                let restored = start.restore_state(saved);
+                tracing::info!(component = %cx.name, alerts = restored.alerts, orphaned = restored.orphaned, "alert state restored");
+            }
+            Err(error) => {
+                cx.metrics.error("state_restore");
+                let aside = state_path.with_extension("json.unreadable");
+                let _ = std::fs::rename(&state_path, &aside);
+                tracing::error!(component = %cx.name, %error, aside = %aside.display(), "alert state unreadable; set aside, the rules start fresh");
+            }
+        }
+        let mut engine = Some(start);
+        let (settled_tx, mut settled_rx) = tokio::sync::mpsc::unbounded_channel();
         let limiter = LogLimiter::default();
         let mut files = fingerprint(&config.rule_files);
+        let mut silence_files = fingerprint(&silences_file);
         let mut ticks = tokio::time::interval(Duration::from_secs(1));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut file_checks = tokio::time::interval(Duration::from_secs(5));
@@ -154,9 +237,20 @@ fn build(config: &PrometheusRulesConfig, cx: SourceContext) -> Result<Task, Buil
                 _ = ticks.tick() => {
                     let Some(mut e) = engine.take() else { break };
                     let now = now_ms();
-                    let Ok((back, evaluated)) = tokio::task::spawn_blocking(move || {
-                        let evaluated = e.tick(now);
-                        (e, evaluated)
+                    let mut settled = Vec::new();
+                    while let Ok(answer) = settled_rx.try_recv() {
+                        settled.push(answer);
+                    }
+                    let path = state_path.clone();
+                    let Ok((back, evaluated, saved)) = tokio::task::spawn_blocking(move || {
+                        let settled_any = !settled.is_empty();
+                        let evaluated = e.tick(now, settled);
+                        let saved = if settled_any || !evaluated.results.is_empty() {
+                            e.save_state(&path, now)
+                        } else {
+                            Ok(())
+                        };
+                        (e, evaluated, saved)
                     }).await else {
                         tracing::error!(component = %cx.name, "rule engine panicked while evaluating; stopping it");
                         break;
@@ -168,14 +262,42 @@ fn build(config: &PrometheusRulesConfig, cx: SourceContext) -> Result<Task, Buil
                             tracing::warn!(component = %cx.name, file = failure.file, group = failure.group, rule = failure.rule, error = failure.error, suppressed, "rule evaluation failed");
                         }
                     }
+                    if let Err(error) = saved {
+                        cx.metrics.error("state_save");
+                        if let Some(suppressed) = limiter.allow() {
+                            tracing::error!(component = %cx.name, %error, suppressed, "alert state not saved");
+                        }
+                    }
+                    if evaluated.unroutable > 0 {
+                        cx.metrics.error("notification_unroutable");
+                    }
                     for (t, samples) in evaluated.results {
                         if !samples.is_empty() {
                             sextant_pipeline::sources::send_metrics(&cx.out, &cx.metrics, output::to_metrics(samples, t)).await;
                         }
                     }
+                    for (notification, record) in evaluated.notifications {
+                        send_notification(&cx, notification, record, &settled_tx).await;
+                    }
                     false
                 }
                 _ = file_checks.tick() => {
+                    let now = fingerprint(&silences_file);
+                    if now != silence_files {
+                        silence_files = now;
+                        match load_silences(&config) {
+                            Ok(silences) => {
+                                if let Some(e) = engine.as_mut() {
+                                    e.set_silences(silences);
+                                }
+                                tracing::info!(component = %cx.name, "silences reloaded");
+                            }
+                            Err(errors) => {
+                                cx.metrics.error("silences_reload");
+                                tracing::error!(component = %cx.name, %errors, "silences file refused; the silences in force stay");
+                            }
+                        }
+                    }
                     let now = fingerprint(&config.rule_files);
                     let changed = now != files;
                     files = now;
@@ -199,7 +321,8 @@ fn build(config: &PrometheusRulesConfig, cx: SourceContext) -> Result<Task, Buil
             }
         }
         if let Some(e) = engine {
-            tracing::debug!(component = %cx.name, series = e.store().series_count(), "rule engine stopped");
+            let (alerts, groups) = e.notifier_counts();
+            tracing::debug!(component = %cx.name, series = e.store().series_count(), notifier_alerts = alerts, notifier_groups = groups, "rule engine stopped");
         }
         cx.metrics.set_up(false);
     }))

@@ -10,8 +10,8 @@
 //! again from its start.
 
 use std::collections::HashMap;
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -230,16 +230,7 @@ impl Checkpoints {
             pasts: self.pasts.clone(),
         })
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        let tmp = self.path.with_extension("json.tmp");
-        {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&body)?;
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent() {
-            File::open(dir)?.sync_all()?;
-        }
+        crate::state_file::write_atomically(&self.path, &body)?;
         self.dirty = false;
         Ok(())
     }
