@@ -5,6 +5,7 @@
 
 mod common;
 
+mod alert_notifications;
 mod cli;
 mod cloudwatch_logs_faults;
 mod cloudwatch_logs_slice;

@@ -43,6 +43,13 @@ pub struct Alert {
 #[derive(Debug, Default)]
 pub struct AlertingState {
     pub active: HashMap<Labels, Alert>,
+    /// Pending and firing alerts restored after a restart, held aside until the rule returns
+    /// them again (they take their place, with their active-at and state) or `restore_until`
+    /// passes (firing ones are then resolved, pending ones dropped). After a restart the
+    /// metrics the rule reads take a while to arrive; until then an absent alert is not
+    /// believed gone.
+    pub restored: HashMap<Labels, Alert>,
+    pub restore_until: i64,
 }
 
 /// One evaluation's result of the rule's query, as alerts to be.
@@ -74,6 +81,12 @@ impl AlertingState {
             current.insert(candidate.labels.clone(), candidate);
         }
         for (labels, candidate) in &current {
+            if let Some(mut restored) = self.restored.remove(labels) {
+                restored.value = candidate.value;
+                restored.annotations = candidate.annotations.clone();
+                self.active.insert(labels.clone(), restored);
+                continue;
+            }
             match self.active.get_mut(labels) {
                 Some(alert) if alert.state != AlertState::Inactive => {
                     alert.value = candidate.value;
@@ -93,6 +106,15 @@ impl AlertingState {
                             keep_firing_since: None,
                         },
                     );
+                }
+            }
+        }
+        if !self.restored.is_empty() && ts >= self.restore_until {
+            for (labels, mut alert) in self.restored.drain() {
+                if alert.state == AlertState::Firing && !self.active.contains_key(&labels) {
+                    alert.state = AlertState::Inactive;
+                    alert.resolved_at = Some(ts);
+                    self.active.insert(labels, alert);
                 }
             }
         }
@@ -163,4 +185,90 @@ fn series_labels(name: &str, alert: &Labels, state: Option<AlertState>) -> Label
         labels.set("alertstate".to_string(), state.as_str().to_string());
     }
     labels
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidate(room: &str) -> Candidate {
+        Candidate {
+            labels: Labels::from_pairs([("alertname", "Hot"), ("room", room)]),
+            annotations: BTreeMap::new(),
+            value: 1.0,
+        }
+    }
+
+    fn restored(room: &str, state: AlertState, active_at: i64) -> (Labels, Alert) {
+        let labels = candidate(room).labels;
+        let alert = Alert {
+            labels: labels.clone(),
+            annotations: BTreeMap::new(),
+            state,
+            value: 1.0,
+            active_at,
+            fired_at: (state == AlertState::Firing).then_some(active_at + 10_000),
+            resolved_at: None,
+            keep_firing_since: None,
+        };
+        (labels, alert)
+    }
+
+    #[test]
+    fn restored_alerts_wait_for_their_rule_and_keep_their_clock() {
+        let mut state = AlertingState {
+            restored: HashMap::from([
+                restored("lab", AlertState::Pending, 1_000),
+                restored("server", AlertState::Firing, 1_000),
+                restored("attic", AlertState::Firing, 1_000),
+                restored("cellar", AlertState::Pending, 1_000),
+            ]),
+            restore_until: 100_000,
+            ..Default::default()
+        };
+        // No data yet: nothing is believed gone, nothing is reported.
+        assert!(state
+            .update(vec![], 50_000, 20_000, 0, 0)
+            .unwrap()
+            .is_empty());
+        assert_eq!(state.restored.len(), 4);
+        // The rule returns lab and server: they keep their active-at; lab's `for` (20 s from
+        // 1 s) has passed, so it fires now; server was firing and stays so.
+        state
+            .update(
+                vec![candidate("lab"), candidate("server")],
+                60_000,
+                20_000,
+                0,
+                0,
+            )
+            .unwrap();
+        let lab = &state.active[&candidate("lab").labels];
+        assert_eq!(
+            (lab.state, lab.active_at, lab.fired_at),
+            (AlertState::Firing, 1_000, Some(60_000))
+        );
+        let server = &state.active[&candidate("server").labels];
+        assert_eq!(
+            (server.state, server.fired_at),
+            (AlertState::Firing, Some(11_000))
+        );
+        // The grace passes: attic (firing) is resolved, cellar (pending) dropped.
+        state
+            .update(
+                vec![candidate("lab"), candidate("server")],
+                100_000,
+                20_000,
+                0,
+                0,
+            )
+            .unwrap();
+        assert!(state.restored.is_empty());
+        let attic = &state.active[&candidate("attic").labels];
+        assert_eq!(
+            (attic.state, attic.resolved_at),
+            (AlertState::Inactive, Some(100_000))
+        );
+        assert!(!state.active.contains_key(&candidate("cellar").labels));
+    }
 }

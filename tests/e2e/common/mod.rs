@@ -9,6 +9,8 @@ pub mod prometheus;
 
 pub mod sigv4;
 
+pub mod sns;
+
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

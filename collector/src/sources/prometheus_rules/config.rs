@@ -37,6 +37,11 @@ pub struct PrometheusRulesConfig {
     /// Samples one rule's query may read (Prometheus's `query.max-samples`).
     #[serde(default = "default_query_max_samples")]
     pub query_max_samples: usize,
+    /// After a restart, how long a restored pending or firing alert waits for its rule to
+    /// return it (the metrics take a while to arrive again) before it is believed gone:
+    /// resolved if it was firing, dropped if pending.
+    #[serde(default = "default_restore_grace")]
+    pub restore_grace: DurationValue,
     /// Notifications of the alerts: Alertmanager's `route`, `receivers` (`sns_configs`) and
     /// `inhibit_rules`, and a silences file (see [`sextant_rules::notify`]). The notifications
     /// leave this source as log records for an `aws_sns` sink.
@@ -46,6 +51,10 @@ pub struct PrometheusRulesConfig {
 
 fn default_evaluation_interval() -> DurationValue {
     DurationValue(Duration::from_secs(60))
+}
+
+fn default_restore_grace() -> DurationValue {
+    DurationValue(Duration::from_secs(120))
 }
 
 fn default_lookback_delta() -> DurationValue {

@@ -218,10 +218,18 @@ impl Engine {
         super::state::save(path, &state)
     }
 
-    /// Restores what [`Engine::save_state`] saved.
-    pub fn restore_state(&mut self, state: super::state::OnDisk) -> super::state::Restored {
-        let (restored, log) =
-            super::state::restore(state, self.groups.iter_mut().map(|g| &mut g.state));
+    /// Restores what [`Engine::save_state`] saved; pending and firing alerts wait for their
+    /// rule to return them until `restore_until`.
+    pub fn restore_state(
+        &mut self,
+        state: super::state::OnDisk,
+        restore_until: i64,
+    ) -> super::state::Restored {
+        let (restored, log) = super::state::restore(
+            state,
+            self.groups.iter_mut().map(|g| &mut g.state),
+            restore_until,
+        );
         if let Some(notify) = &mut self.notify {
             notify.dispatcher.restore_log(log);
         }

@@ -186,13 +186,15 @@ fn build(config: &PrometheusRulesConfig, cx: SourceContext) -> Result<Task, Buil
     let max_bytes = usize::try_from(config.max_bytes.0).unwrap_or(usize::MAX);
     let config = config.clone();
     let state_path = cx.data_dir.join(state::FILE_NAME);
+    let restore_grace_ms = i64::try_from(config.restore_grace.0.as_millis()).unwrap_or(i64::MAX);
     Ok(Box::pin(async move {
         let mut start = Engine::new(groups, settings, interval_ms, max_bytes, notifier);
         start.set_silences(silences);
         match state::load(&state_path) {
             Ok(None) => {}
             Ok(Some(saved)) => {
-                let restored = start.restore_state(saved);
+                let restored =
+                    start.restore_state(saved, now_ms().saturating_add(restore_grace_ms));
                 tracing::info!(component = %cx.name, alerts = restored.alerts, orphaned = restored.orphaned, "alert state restored");
             }
             Err(error) => {

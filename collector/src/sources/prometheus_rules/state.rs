@@ -70,13 +70,15 @@ pub(super) fn capture<'a>(
     let mut rules = Vec::new();
     for group in groups {
         for state in &group.rules {
-            if state.alerts.active.is_empty() {
+            if state.alerts.active.is_empty() && state.alerts.restored.is_empty() {
                 continue;
             }
+            // Alerts still held aside since the last restart are saved too.
             let mut alerts: Vec<SavedAlert> = state
                 .alerts
                 .active
                 .values()
+                .chain(state.alerts.restored.values())
                 .map(|a| SavedAlert {
                     labels: a
                         .labels
@@ -155,10 +157,13 @@ pub(super) struct Restored {
     pub orphaned: usize,
 }
 
-/// Gives the saved alerts back to their rules, and returns the notification log.
+/// Gives the saved alerts back to their rules — pending and firing ones held aside until
+/// `restore_until` (see [`sextant_rules::evaluator::alerting::AlertingState::restored`]) — and
+/// returns the notification log.
 pub(super) fn restore<'a>(
     state: OnDisk,
     groups: impl Iterator<Item = &'a mut GroupState>,
+    restore_until: i64,
 ) -> (Restored, Vec<(LogKey, LogEntry)>) {
     let mut by_rule: BTreeMap<(String, String, String, String), Vec<SavedAlert>> = state
         .rules
@@ -184,7 +189,13 @@ pub(super) fn restore<'a>(
                 };
                 let labels = Labels::from_pairs(alert.labels);
                 restored.alerts += 1;
-                rule.alerts.active.insert(
+                rule.alerts.restore_until = restore_until;
+                let place = if state == AlertState::Inactive {
+                    &mut rule.alerts.active
+                } else {
+                    &mut rule.alerts.restored
+                };
+                place.insert(
                     labels.clone(),
                     Alert {
                         labels,

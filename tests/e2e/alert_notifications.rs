@@ -1,0 +1,281 @@
+//! Alerts to SNS end to end: `sextant run` scrapes a target the test serves (two rooms'
+//! temperatures), ships the metrics agent → collector over OTLP, the collector's rules fire an
+//! alert after its `for`, and the notifier publishes through an `aws_sns` sink to a topic on
+//! moto, read back from an SQS queue subscribed to it — every field of the message. The
+//! process is killed with -9 twice: while the alert is pending (the `for` clock must not
+//! restart) and after the firing notification went out (it must not be sent again). The
+//! resolution is told once.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value as J;
+
+use crate::common::sns::{Delivered, Topic};
+use crate::common::*;
+
+/// Serves `/metrics` with `temperature` for two rooms, both at the settable value.
+fn serve_target(temperature: Arc<AtomicU64>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let t = f64::from_bits(temperature.load(Ordering::SeqCst));
+            let body = format!(
+                "# TYPE temperature gauge\ntemperature{{room=\"server\"}} {t}\ntemperature{{room=\"lab\"}} {t}\n"
+            );
+            let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        }
+    });
+    port
+}
+
+const RULES: &str = r#"groups:
+  - name: rooms
+    interval: 1s
+    rules:
+      - alert: HighTemperature
+        expr: temperature > 40
+        for: 8s
+        labels:
+          severity: critical
+        annotations:
+          summary: "{{ $labels.room }} at {{ $value }}"
+"#;
+
+/// `ALERTS_FOR_STATE` values (the alert's active-at, in seconds) the file sink received.
+fn for_state_values(dir: &Path) -> Vec<f64> {
+    metric_records(dir)
+        .into_iter()
+        .filter(|r| r["name"] == "ALERTS_FOR_STATE")
+        .flat_map(|r| r["points"].as_array().unwrap().clone())
+        .filter_map(|p| p["value"].as_f64())
+        .collect()
+}
+
+fn set(temperature: &AtomicU64, value: f64) {
+    temperature.store(value.to_bits(), Ordering::SeqCst);
+}
+
+fn millis(rfc3339: &J) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(rfc3339.as_str().unwrap())
+        .unwrap()
+        .timestamp_millis()
+}
+
+/// Waits up to `timeout` for at least `n` messages; returns all that came.
+async fn wait_messages(topic: &Topic, n: usize, timeout: Duration) -> Vec<Delivered> {
+    let start = std::time::Instant::now();
+    let mut got = Vec::new();
+    while start.elapsed() < timeout {
+        got.extend(topic.drain().await);
+        if got.len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_reaches_sns_once_when_it_fires_and_once_when_it_resolves_across_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let moto_port = free_port();
+    let _moto = start_moto(moto_port);
+    let topic = Topic::create(moto_port, "oncall").await;
+    let temperature = Arc::new(AtomicU64::new(20f64.to_bits()));
+    let target = serve_target(temperature.clone());
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(&rules, RULES).unwrap();
+    let out = dir.path().join("out");
+    let (admin, otlp) = (free_port(), free_port());
+    let config = dir.path().join("sextant.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"data_dir: {data}
+admin: {{ address: "127.0.0.1:{admin}" }}
+agent:
+  sources:
+    scrape:
+      type: prometheus_scrape
+      scrape_interval: 1s
+      scrape_configs:
+        - job_name: rooms
+          static_configs: [{{ targets: ["127.0.0.1:{target}"] }}]
+  sinks:
+    to_collector: {{ type: otlp, inputs: [scrape], endpoint: "http://127.0.0.1:{otlp}" }}
+collector:
+  sources:
+    otlp: {{ type: otlp, address: "127.0.0.1:{otlp}" }}
+    rules:
+      type: prometheus_rules
+      inputs: [otlp]
+      rule_files: ["{rules}"]
+      evaluation_interval: 1s
+      external_url: "https://sextant.example"
+      alerting:
+        route:
+          receiver: oncall
+          group_by: [alertname]
+          group_wait: 0s
+          group_interval: 2s
+          repeat_interval: 1h
+        receivers:
+          - name: oncall
+            sns_configs: [{{ topic_arn: "{arn}" }}]
+  sinks:
+    files: {{ type: file, inputs: [otlp, rules], path: {out} }}
+    sns:
+      type: aws_sns
+      inputs: [rules]
+      aws: {{ region: us-east-1, endpoint: "http://127.0.0.1:{moto_port}" }}
+"#,
+            data = dir.path().join("data").display(),
+            rules = rules.display(),
+            out = out.display(),
+            arn = topic.arn,
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("sextant.log");
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let mut sextant = start_sextant("run", &config, &log);
+    assert!(
+        eventually(Duration::from_secs(60), || metric_records(&out)
+            .iter()
+            .any(|r| r["name"] == "temperature")),
+        "no scrape reached the collector; log:\n{}",
+        log_text()
+    );
+
+    // Hot: the alert goes pending. Killed -9 while pending and started again, its `for` clock
+    // keeps the active-at it had.
+    set(&temperature, 55.5);
+    assert!(
+        eventually(Duration::from_secs(20), || !for_state_values(&out)
+            .is_empty()),
+        "the alert never went pending; log:\n{}",
+        log_text()
+    );
+    let active_at_s = for_state_values(&out)[0];
+    std::thread::sleep(Duration::from_secs(3));
+    sextant.kill9();
+    let restarted_at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let mut sextant = start_sextant("run", &config, &log);
+
+    let firing = wait_messages(&topic, 1, Duration::from_secs(40)).await;
+    assert_eq!(firing.len(), 1, "one firing notification: {firing:#?}");
+    let m = &firing[0];
+    let instance = format!("127.0.0.1:{target}");
+    assert_eq!(
+        m.subject,
+        format!("[FIRING:2] HighTemperature ({instance} rooms critical)")
+    );
+    assert_eq!(
+        m.attributes,
+        [
+            ("alertname", "HighTemperature"),
+            ("severity", "critical"),
+            ("status", "firing")
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    );
+    let body = m.json();
+    assert_eq!(body["schema"], "sextant.alert.v1");
+    assert_eq!(body["status"], "firing");
+    assert_eq!(body["receiver"], "oncall");
+    assert_eq!(body["event_action"], "trigger");
+    assert_eq!(body["payload"]["severity"], "critical");
+    assert_eq!(body["version"], "1.0");
+    assert_eq!(body["source"], "custom");
+    assert_eq!(
+        body["groupLabels"],
+        serde_json::json!({"alertname": "HighTemperature"})
+    );
+    assert_eq!(body["truncatedAlerts"], 0);
+    let alerts = body["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 2);
+    for (alert, room) in alerts.iter().zip(["lab", "server"]) {
+        assert_eq!(
+            alert["labels"],
+            serde_json::json!({
+                "alertname": "HighTemperature",
+                "instance": instance,
+                "job": "rooms",
+                "room": room,
+                "severity": "critical",
+            })
+        );
+        assert_eq!(
+            alert["annotations"],
+            serde_json::json!({"summary": format!("{room} at 55.5")})
+        );
+        assert_eq!(alert["status"], "firing");
+        assert_eq!(alert["endsAt"], "0001-01-01T00:00:00Z");
+        assert!(alert["generatorURL"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://sextant.example/graph?g0.expr=temperature%20%3E%2040"));
+        // Fired `for` after it went active, counted across the restart — not `for` after it.
+        let fired_ms = millis(&alert["startsAt"]);
+        let since_active = fired_ms - (active_at_s * 1000.0) as i64;
+        assert!(
+            (8_000..10_000).contains(&since_active),
+            "fired {since_active} ms after going active"
+        );
+        assert!(fired_ms < restarted_at_ms + 8_000);
+    }
+    assert!(
+        for_state_values(&out).iter().all(|v| *v == active_at_s),
+        "ALERTS_FOR_STATE changed across the restart: {:?}",
+        for_state_values(&out)
+    );
+
+    // Killed -9 after the notification went out: the restarted process does not send it again.
+    std::thread::sleep(Duration::from_secs(3));
+    sextant.kill9();
+    let mut sextant = start_sextant("run", &config, &log);
+    let again = wait_messages(&topic, 1, Duration::from_secs(10)).await;
+    assert!(again.is_empty(), "sent again after the restart: {again:#?}");
+
+    // Cool: resolved, told once.
+    set(&temperature, 20.0);
+    let resolved = wait_messages(&topic, 1, Duration::from_secs(30)).await;
+    assert_eq!(
+        resolved.len(),
+        1,
+        "one resolved notification: {resolved:#?}"
+    );
+    let m = &resolved[0];
+    assert_eq!(
+        m.subject,
+        format!("[RESOLVED] HighTemperature ({instance} rooms critical)")
+    );
+    assert_eq!(m.attributes["status"], "resolved");
+    let body = m.json();
+    assert_eq!(body["event_action"], "resolve");
+    assert_eq!(body["dedup_key"], firing[0].json()["dedup_key"]);
+    let alerts = body["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 2);
+    for alert in alerts {
+        assert_eq!(alert["status"], "resolved");
+        assert!(millis(&alert["endsAt"]) > millis(&alert["startsAt"]));
+    }
+    let after = wait_messages(&topic, 1, Duration::from_secs(6)).await;
+    assert!(after.is_empty(), "more after the resolution: {after:#?}");
+    assert!(sextant.terminate(Duration::from_secs(20)));
+}
