@@ -69,6 +69,7 @@ pub struct Notification {
     /// Firing alerts first, then resolved ones, each in label order.
     pub alerts: Vec<NotifiedAlert>,
     pub created_ms: i64,
+    group: GroupId,
     firing: HashSet<u64>,
     resolved: HashSet<u64>,
 }
@@ -93,9 +94,12 @@ struct StoredAlert {
     source: Arc<str>,
 }
 
+/// A group: its route's index and its `group_by` labels.
+type GroupId = (usize, Labels);
+
 struct Group {
-    route: usize,
-    labels: Labels,
+    /// Alertmanager's group key: the route's key and the group labels.
+    key: String,
     alerts: HashSet<u64>,
     next_flush_ms: i64,
     flushed: bool,
@@ -109,7 +113,9 @@ pub struct Dispatcher {
     silences: Silences,
     alerts: HashMap<u64, StoredAlert>,
     by_source: HashMap<Arc<str>, HashSet<u64>>,
-    groups: HashMap<String, Group>,
+    groups: HashMap<GroupId, Group>,
+    /// How many groups hold each alert.
+    held: HashMap<u64, u32>,
     log: HashMap<LogKey, LogEntry>,
     in_flight: HashSet<LogKey>,
 }
@@ -128,6 +134,7 @@ impl Dispatcher {
             alerts: HashMap::new(),
             by_source: HashMap::new(),
             groups: HashMap::new(),
+            held: HashMap::new(),
             log: HashMap::new(),
             in_flight: HashSet::new(),
         }
@@ -162,7 +169,7 @@ impl Dispatcher {
             if self.by_source.get(&source).is_some_and(|s| s.contains(&fp)) {
                 continue;
             }
-            let held = self.groups.values().any(|g| g.alerts.contains(&fp));
+            let held = self.held.contains_key(&fp);
             match self.alerts.get_mut(&fp) {
                 Some(stored) if stored.source != source => {}
                 Some(_) if !held => {
@@ -189,38 +196,32 @@ impl Dispatcher {
         let routes: Vec<usize> = self.routes[0]
             .matching(&alert.labels)
             .iter()
-            .filter_map(|matched| self.routes.iter().position(|r| r.key == matched.key))
+            .map(|matched| matched.index)
             .collect();
         for index in routes {
             let route = &self.routes[index];
-            let labels = route.group_by.group_labels(&alert.labels);
-            let key = format!("{}:{}", route.key, labels);
+            let id: GroupId = (index, route.group_by.group_labels(&alert.labels));
             let started_long_ago = alert.starts_at_ms + route.group_wait_ms < now_ms;
             // A resolved alert matters only to a group that holds it or told it firing
             // (before a restart, say).
             if alert.ends_at_ms.is_some()
-                && !self
-                    .groups
-                    .get(&key)
-                    .is_some_and(|g| g.alerts.contains(&fp))
-                && !self.told_firing(&key, &route.receiver, fp)
+                && !self.groups.get(&id).is_some_and(|g| g.alerts.contains(&fp))
+                && !self.told_firing(&group_key(route, &id.1), &route.receiver, fp)
             {
                 continue;
             }
-            let group = match self.groups.get_mut(&key) {
-                Some(group) => group,
-                None => self.groups.entry(key).or_insert(Group {
-                    route: index,
-                    labels,
-                    alerts: HashSet::new(),
-                    next_flush_ms: now_ms + route.group_wait_ms,
-                    flushed: false,
-                }),
-            };
+            let group = self.groups.entry(id).or_insert_with_key(|id| Group {
+                key: group_key(route, &id.1),
+                alerts: HashSet::new(),
+                next_flush_ms: now_ms + route.group_wait_ms,
+                flushed: false,
+            });
             if !group.flushed && started_long_ago {
                 group.next_flush_ms = group.next_flush_ms.min(now_ms);
             }
-            group.alerts.insert(fp);
+            if group.alerts.insert(fp) {
+                *self.held.entry(fp).or_default() += 1;
+            }
             held = true;
         }
         held
@@ -252,11 +253,11 @@ impl Dispatcher {
 
     /// The notifications the groups due at `now_ms` call for; see the module doc.
     pub fn flush(&mut self, now_ms: i64) -> Vec<Notification> {
-        let due: Vec<String> = self
+        let due: Vec<GroupId> = self
             .groups
             .iter()
             .filter(|(_, g)| g.next_flush_ms <= now_ms)
-            .map(|(k, _)| k.clone())
+            .map(|(id, _)| id.clone())
             .collect();
         if due.is_empty() {
             return Vec::new();
@@ -268,38 +269,25 @@ impl Dispatcher {
             .map(|s| &s.alert.labels);
         let inhibition = Inhibition::new(&self.inhibit_rules, firing_now);
         let mut notifications = Vec::new();
-        for key in &due {
-            let Some(group) = self.groups.get(key) else {
+        for id in &due {
+            let Some(group) = self.groups.get(id) else {
                 continue;
             };
-            let route = &self.routes[group.route];
-            let mut alerts: Vec<NotifiedAlert> = group
+            let route = &self.routes[id.0];
+            // The alerts to tell (not muted), and which are firing; copied into a
+            // notification only when one is sent.
+            let mut told: Vec<(u64, &AlertInput, bool)> = group
                 .alerts
                 .iter()
                 .filter_map(|fp| Some((*fp, &self.alerts.get(fp)?.alert)))
                 .filter(|(_, a)| {
                     !inhibition.mutes(&a.labels) && !self.silences.mutes(&a.labels, now_ms)
                 })
-                .map(|(fp, a)| NotifiedAlert {
-                    labels: a.labels.clone(),
-                    annotations: a.annotations.clone(),
-                    starts_at_ms: a.starts_at_ms,
-                    ends_at_ms: a.ends_at_ms.filter(|end| *end <= now_ms),
-                    generator_url: a.generator_url.clone(),
-                    fingerprint: fp,
-                })
+                .map(|(fp, a)| (fp, a, a.ends_at_ms.is_none_or(|end| end > now_ms)))
                 .collect();
-            alerts.sort_by(|a, b| (!a.firing(), &a.labels).cmp(&(!b.firing(), &b.labels)));
-            let firing: HashSet<u64> = alerts
-                .iter()
-                .filter(|a| a.firing())
-                .map(|a| a.fingerprint)
-                .collect();
-            let resolved: HashSet<u64> = alerts
-                .iter()
-                .filter(|a| !a.firing())
-                .map(|a| a.fingerprint)
-                .collect();
+            let firing: HashSet<u64> = told.iter().filter(|t| t.2).map(|t| t.0).collect();
+            let resolved: HashSet<u64> = told.iter().filter(|t| !t.2).map(|t| t.0).collect();
+            let mut alerts: Option<Vec<NotifiedAlert>> = None;
             let send_resolved = self
                 .receivers
                 .get(&route.receiver)
@@ -307,7 +295,7 @@ impl Dispatcher {
                 .unwrap_or_default();
             for (integration, sends_resolved) in send_resolved.into_iter().enumerate() {
                 let log_key = LogKey {
-                    group_key: key.clone(),
+                    group_key: group.key.clone(),
                     receiver: route.receiver.clone(),
                     integration,
                 };
@@ -325,10 +313,23 @@ impl Dispatcher {
                 ) {
                     continue;
                 }
+                let all = alerts.get_or_insert_with(|| {
+                    told.sort_by(|a, b| (!a.2, &a.1.labels).cmp(&(!b.2, &b.1.labels)));
+                    told.iter()
+                        .map(|(fp, a, _)| NotifiedAlert {
+                            labels: a.labels.clone(),
+                            annotations: a.annotations.clone(),
+                            starts_at_ms: a.starts_at_ms,
+                            ends_at_ms: a.ends_at_ms.filter(|end| *end <= now_ms),
+                            generator_url: a.generator_url.clone(),
+                            fingerprint: *fp,
+                        })
+                        .collect()
+                });
                 let alerts: Vec<NotifiedAlert> = if sends_resolved {
-                    alerts.clone()
+                    all.clone()
                 } else {
-                    alerts.iter().filter(|a| a.firing()).cloned().collect()
+                    all.iter().filter(|a| a.firing()).cloned().collect()
                 };
                 if alerts.is_empty() {
                     // All resolved and this integration does not say so: the log forgets the
@@ -346,20 +347,21 @@ impl Dispatcher {
                 self.in_flight.insert(log_key.clone());
                 notifications.push(Notification {
                     key: log_key,
-                    group_labels: group.labels.clone(),
+                    group_labels: id.1.clone(),
                     alerts,
                     created_ms: now_ms,
+                    group: id.clone(),
                     firing: firing.clone(),
                     resolved: resolved.clone(),
                 });
             }
         }
-        for key in due {
-            if let Some(group) = self.groups.get_mut(&key) {
+        for id in due {
+            if let Some(group) = self.groups.get_mut(&id) {
                 group.flushed = true;
-                group.next_flush_ms = now_ms + self.routes[group.route].group_interval_ms;
+                group.next_flush_ms = now_ms + self.routes[id.0].group_interval_ms;
             }
-            self.prune(&key, now_ms);
+            self.prune(&id, now_ms);
         }
         notifications
     }
@@ -376,24 +378,24 @@ impl Dispatcher {
                     timestamp_ms: notification.created_ms,
                 },
             );
-            self.prune(&notification.key.group_key, now_ms);
+            self.prune(&notification.group, now_ms);
         }
     }
 
     /// Drops the group's resolved alerts every integration has nothing left to say about, and
     /// the group once it is empty.
-    fn prune(&mut self, group_key: &str, now_ms: i64) {
-        let Some(group) = self.groups.get(group_key) else {
+    fn prune(&mut self, id: &GroupId, now_ms: i64) {
+        let Some(group) = self.groups.get(id) else {
             return;
         };
-        let receiver = &self.routes[group.route].receiver;
+        let receiver = &self.routes[id.0].receiver;
         let integrations = self
             .receivers
             .get(receiver)
             .map_or(0, |r| r.send_resolved.len());
         let keys: Vec<LogKey> = (0..integrations)
             .map(|integration| LogKey {
-                group_key: group_key.to_string(),
+                group_key: group.key.clone(),
                 receiver: receiver.clone(),
                 integration,
             })
@@ -418,17 +420,27 @@ impl Dispatcher {
                     })
             })
             .collect();
-        let Some(group) = self.groups.get_mut(group_key) else {
+        let Some(group) = self.groups.get_mut(id) else {
             return;
         };
         for fp in &done {
             group.alerts.remove(fp);
         }
         if group.alerts.is_empty() {
-            self.groups.remove(group_key);
+            self.groups.remove(id);
         }
         for fp in done {
-            if self.groups.values().all(|g| !g.alerts.contains(&fp)) {
+            let still_held = match self.held.get_mut(&fp) {
+                Some(count) if *count > 1 => {
+                    *count -= 1;
+                    true
+                }
+                _ => {
+                    self.held.remove(&fp);
+                    false
+                }
+            };
+            if !still_held {
                 if let Some(stored) = self.alerts.remove(&fp) {
                     if let Some(fps) = self.by_source.get_mut(&stored.source) {
                         fps.remove(&fp);
@@ -451,15 +463,20 @@ impl Dispatcher {
     /// Drops log entries of groups that are gone and were last told long ago (Alertmanager
     /// keeps its log for 120 h).
     pub fn expire_log(&mut self, older_than_ms: i64) {
-        let groups = &self.groups;
+        let live: HashSet<&str> = self.groups.values().map(|g| g.key.as_str()).collect();
         self.log
-            .retain(|k, e| groups.contains_key(&k.group_key) || e.timestamp_ms >= older_than_ms);
+            .retain(|k, e| live.contains(k.group_key.as_str()) || e.timestamp_ms >= older_than_ms);
     }
 
     /// Alerts and groups held, for metrics.
     pub fn counts(&self) -> (usize, usize) {
         (self.alerts.len(), self.groups.len())
     }
+}
+
+/// Alertmanager's group key: the route's key and the group labels.
+fn group_key(route: &Route, labels: &Labels) -> String {
+    format!("{}:{}", route.key, labels)
 }
 
 /// Alertmanager's `DedupStage.needsUpdate`.

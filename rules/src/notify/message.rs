@@ -27,7 +27,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde_json::{json, Map, Value};
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
 
 use super::dispatch::{Notification, NotifiedAlert};
 use super::fingerprint;
@@ -255,7 +256,8 @@ fn shape(
     id: &str,
     budget: usize,
 ) -> String {
-    let render = |cut: Cut| render(n, facts, origin, dedup_key, id, cut);
+    let parts = Parts::of(n, facts);
+    let render = |cut: Cut| render(n, facts, &parts, origin, dedup_key, id, cut);
     let whole = render(Cut {
         capped: false,
         alerts: n.alerts.len(),
@@ -312,24 +314,44 @@ fn cap(value: &str, capped: bool) -> String {
     format!("{}…", &value[..end])
 }
 
-fn labels_json(labels: &Labels, capped: bool) -> Value {
-    let limit = if capped { LABELS_CAP } else { usize::MAX };
-    Value::Object(
-        labels
-            .iter()
-            .take(limit)
-            .map(|l| (l.name.to_string(), Value::String(cap(&l.value, capped))))
-            .collect::<Map<String, Value>>(),
-    )
+/// A string, cut to [`VALUE_CAP_BYTES`] when capped.
+struct CappedStr<'a>(&'a str, bool);
+
+impl Serialize for CappedStr<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if !self.1 || self.0.len() <= VALUE_CAP_BYTES {
+            s.serialize_str(self.0)
+        } else {
+            s.serialize_str(&cap(self.0, true))
+        }
+    }
 }
 
-fn annotations_json(annotations: &BTreeMap<String, String>, capped: bool) -> Value {
-    Value::Object(
-        annotations
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(cap(v, capped))))
-            .collect(),
-    )
+/// Labels as a JSON object (at most [`LABELS_CAP`] when capped).
+struct LabelsJson<'a>(&'a Labels, bool);
+
+impl Serialize for LabelsJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let limit = if self.1 { LABELS_CAP } else { usize::MAX };
+        let mut map = s.serialize_map(Some(self.0.len().min(limit)))?;
+        for label in self.0.iter().take(limit) {
+            map.serialize_entry(&*label.name, &CappedStr(&label.value, self.1))?;
+        }
+        map.end()
+    }
+}
+
+/// Annotations as a JSON object.
+struct AnnotationsJson<'a>(&'a BTreeMap<String, String>, bool);
+
+impl Serialize for AnnotationsJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            map.serialize_entry(k, &CappedStr(v, self.1))?;
+        }
+        map.end()
+    }
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -362,97 +384,205 @@ fn description_line(alert: &NotifiedAlert) -> String {
     line
 }
 
+#[derive(Serialize)]
+struct Body<'a> {
+    version: &'static str,
+    source: &'static str,
+    id: &'a str,
+    content: Content<'a>,
+    metadata: Metadata<'a>,
+    event_action: &'static str,
+    dedup_key: &'a str,
+    payload: Payload<'a>,
+    schema: &'static str,
+    receiver: &'a str,
+    status: &'static str,
+    #[serde(rename = "groupKey")]
+    group_key: &'a str,
+    #[serde(rename = "groupLabels")]
+    group_labels: LabelsJson<'a>,
+    #[serde(rename = "commonLabels")]
+    common_labels: LabelsJson<'a>,
+    #[serde(rename = "commonAnnotations")]
+    common_annotations: AnnotationsJson<'a>,
+    #[serde(rename = "externalURL")]
+    external_url: &'a str,
+    alerts: Vec<AlertJson<'a>>,
+    #[serde(rename = "truncatedAlerts")]
+    truncated_alerts: usize,
+}
+
+#[derive(Serialize)]
+struct Content<'a> {
+    #[serde(rename = "textType")]
+    text_type: &'static str,
+    title: &'a str,
+    description: &'a str,
+}
+
+#[derive(Serialize)]
+struct Metadata<'a> {
+    #[serde(rename = "threadId")]
+    thread_id: &'a str,
+    summary: &'a str,
+    #[serde(rename = "eventType")]
+    event_type: String,
+    #[serde(rename = "additionalContext")]
+    additional_context: AdditionalContext<'a>,
+}
+
+#[derive(Serialize)]
+struct AdditionalContext<'a> {
+    receiver: &'a str,
+    severity: &'a str,
+    alertname: &'a str,
+}
+
+#[derive(Serialize)]
+struct Payload<'a> {
+    summary: &'a str,
+    source: &'a str,
+    severity: &'static str,
+    timestamp: String,
+    custom_details: CustomDetails<'a>,
+}
+
+#[derive(Serialize)]
+struct CustomDetails<'a> {
+    firing: usize,
+    resolved: usize,
+    alerts: &'a [String],
+}
+
+#[derive(Serialize)]
+struct AlertJson<'a> {
+    status: &'static str,
+    labels: LabelsJson<'a>,
+    annotations: AnnotationsJson<'a>,
+    #[serde(rename = "startsAt")]
+    starts_at: String,
+    #[serde(rename = "endsAt")]
+    ends_at: String,
+    #[serde(rename = "generatorURL")]
+    generator_url: &'a str,
+    fingerprint: String,
+}
+
+/// What every rendering of one notification shares.
+struct Parts {
+    description: String,
+    lines: Vec<String>,
+    summary: String,
+    timestamp: String,
+}
+
+impl Parts {
+    fn of(n: &Notification, facts: &Facts) -> Self {
+        let lines: Vec<String> = n
+            .alerts
+            .iter()
+            .take(DESCRIPTION_ALERTS)
+            .map(description_line)
+            .collect();
+        let mut description = lines.join("\n");
+        if n.alerts.len() > DESCRIPTION_ALERTS {
+            let _ = write!(
+                description,
+                "\n… and {} more",
+                n.alerts.len() - DESCRIPTION_ALERTS
+            );
+        }
+        let summary = match facts.common_annotations.get("summary") {
+            Some(s) if facts.firing > 0 => format!("{}: {}", facts.subject, cap(s, true)),
+            _ => facts.subject.clone(),
+        };
+        Self {
+            description,
+            lines,
+            summary: printable_utf8(&summary, 1024),
+            timestamp: rfc3339(n.created_ms),
+        }
+    }
+}
+
 fn render(
     n: &Notification,
     facts: &Facts,
+    parts: &Parts,
     origin: &Origin,
     dedup_key: &str,
     id: &str,
     cut: Cut,
 ) -> String {
     let kept = &n.alerts[..cut.alerts.min(n.alerts.len())];
-    let alerts: Vec<Value> = kept
+    let alerts = kept
         .iter()
-        .map(|a| {
-            json!({
-                "status": if a.firing() { "firing" } else { "resolved" },
-                "labels": labels_json(&a.labels, cut.capped),
-                "annotations": annotations_json(&a.annotations, cut.capped),
-                "startsAt": rfc3339(a.starts_at_ms),
-                "endsAt": a.ends_at_ms.map(rfc3339).unwrap_or_else(|| "0001-01-01T00:00:00Z".to_string()),
-                "generatorURL": a.generator_url,
-                "fingerprint": hex(a.fingerprint),
-            })
+        .map(|a| AlertJson {
+            status: if a.firing() { "firing" } else { "resolved" },
+            labels: LabelsJson(&a.labels, cut.capped),
+            annotations: AnnotationsJson(&a.annotations, cut.capped),
+            starts_at: rfc3339(a.starts_at_ms),
+            ends_at: a
+                .ends_at_ms
+                .map(rfc3339)
+                .unwrap_or_else(|| "0001-01-01T00:00:00Z".to_string()),
+            generator_url: &a.generator_url,
+            fingerprint: hex(a.fingerprint),
         })
         .collect();
-    let mut description: Vec<String> = n
-        .alerts
-        .iter()
-        .take(DESCRIPTION_ALERTS)
-        .map(description_line)
-        .collect();
-    if n.alerts.len() > DESCRIPTION_ALERTS {
-        description.push(format!(
-            "… and {} more",
-            n.alerts.len() - DESCRIPTION_ALERTS
-        ));
-    }
-    let resolved = n.alerts.len() - facts.firing;
     let source = if origin.external_url.is_empty() {
         "sextant"
     } else {
         origin.external_url.as_str()
     };
-    let summary = match facts.common_annotations.get("summary") {
-        Some(s) if facts.firing > 0 => format!("{}: {}", facts.subject, cap(s, true)),
-        _ => facts.subject.clone(),
+    let body = Body {
+        version: "1.0",
+        source: "custom",
+        id,
+        content: Content {
+            text_type: "client-markdown",
+            title: &facts.subject,
+            description: &parts.description,
+        },
+        metadata: Metadata {
+            thread_id: dedup_key,
+            summary: &parts.summary,
+            event_type: format!("alert_{}", facts.status),
+            additional_context: AdditionalContext {
+                receiver: &n.key.receiver,
+                severity: &facts.severity,
+                alertname: &facts.alertname,
+            },
+        },
+        event_action: if facts.firing > 0 {
+            "trigger"
+        } else {
+            "resolve"
+        },
+        dedup_key,
+        payload: Payload {
+            summary: &parts.summary,
+            source,
+            severity: pagerduty_severity(&facts.severity),
+            timestamp: parts.timestamp.clone(),
+            custom_details: CustomDetails {
+                firing: facts.firing,
+                resolved: n.alerts.len() - facts.firing,
+                alerts: &parts.lines,
+            },
+        },
+        schema: "sextant.alert.v1",
+        receiver: &n.key.receiver,
+        status: facts.status,
+        group_key: &n.key.group_key,
+        group_labels: LabelsJson(&n.group_labels, cut.capped),
+        common_labels: LabelsJson(&facts.common_labels, cut.capped),
+        common_annotations: AnnotationsJson(&facts.common_annotations, cut.capped),
+        external_url: &origin.external_url,
+        alerts,
+        truncated_alerts: n.alerts.len() - kept.len(),
     };
-    let summary = printable_utf8(&summary, 1024);
-    let timestamp = rfc3339(n.created_ms);
-    json!({
-        "version": "1.0",
-        "source": "custom",
-        "id": id,
-        "content": {
-            "textType": "client-markdown",
-            "title": facts.subject,
-            "description": description.join("\n"),
-        },
-        "metadata": {
-            "threadId": dedup_key,
-            "summary": summary,
-            "eventType": format!("alert_{}", facts.status),
-            "additionalContext": {
-                "receiver": n.key.receiver,
-                "severity": facts.severity,
-                "alertname": facts.alertname,
-            },
-        },
-        "event_action": if facts.firing > 0 { "trigger" } else { "resolve" },
-        "dedup_key": dedup_key,
-        "payload": {
-            "summary": summary,
-            "source": source,
-            "severity": pagerduty_severity(&facts.severity),
-            "timestamp": timestamp,
-            "custom_details": {
-                "firing": facts.firing,
-                "resolved": resolved,
-                "alerts": n.alerts.iter().take(DESCRIPTION_ALERTS).map(description_line).collect::<Vec<_>>(),
-            },
-        },
-        "schema": "sextant.alert.v1",
-        "receiver": n.key.receiver,
-        "status": facts.status,
-        "groupKey": n.key.group_key,
-        "groupLabels": labels_json(&n.group_labels, cut.capped),
-        "commonLabels": labels_json(&facts.common_labels, cut.capped),
-        "commonAnnotations": annotations_json(&facts.common_annotations, cut.capped),
-        "externalURL": origin.external_url,
-        "alerts": alerts,
-        "truncatedAlerts": n.alerts.len() - kept.len(),
-    })
-    .to_string()
+    serde_json::to_string(&body).unwrap_or_default()
 }
 
 /// At most `max` bytes, cut on a character boundary.

@@ -63,6 +63,8 @@ impl GroupBy {
 pub struct Route {
     /// Alertmanager's route key: the parent's key, this route's matchers and its position.
     pub key: String,
+    /// Its position in [`Route::walk`]'s order.
+    pub index: usize,
     pub receiver: String,
     pub group_by: GroupBy,
     pub group_wait_ms: i64,
@@ -98,7 +100,15 @@ impl Route {
         if !config.matchers.is_empty() || !config.match_eq.is_empty() {
             errors.push("route: the root route must not have matchers".to_string());
         }
-        let route = compile_node(config, &inherited, "route", "{}".to_string(), &mut errors);
+        let mut count = 0;
+        let route = compile_node(
+            config,
+            &inherited,
+            "route",
+            "{}".to_string(),
+            &mut count,
+            &mut errors,
+        );
         if errors.is_empty() {
             Ok(route)
         } else {
@@ -130,7 +140,7 @@ impl Route {
         }
     }
 
-    /// Every route of the tree, for checks.
+    /// Every route of the tree, parents before children (the order of [`Route::index`]).
     pub fn walk(&self) -> Vec<&Route> {
         let mut out = vec![self];
         for child in &self.routes {
@@ -145,8 +155,11 @@ fn compile_node(
     parent: &Inherited,
     path: &str,
     key: String,
+    count: &mut usize,
     errors: &mut Vec<String>,
 ) -> Route {
+    let index = *count;
+    *count += 1;
     let mut duration = |field: &str, text: &Option<String>, inherited: i64, min: i64| match text {
         None => inherited,
         Some(text) => match parse_duration(text) {
@@ -228,12 +241,14 @@ fn compile_node(
                 &here,
                 &format!("{path}.routes[{i}]"),
                 child_key,
+                count,
                 errors,
             )
         })
         .collect();
     Route {
         key,
+        index,
         receiver: receiver.unwrap_or_default(),
         group_by: group_by.unwrap_or(GroupBy::Labels(Vec::new())),
         group_wait_ms,
@@ -322,6 +337,7 @@ routes:
         );
         let db = all.iter().find(|r| r.receiver == "db-slack").unwrap();
         assert_eq!(db.group_wait_ms, 10_000);
+        assert!(all.iter().enumerate().all(|(i, r)| r.index == i));
         let mut keys: Vec<_> = all.iter().map(|r| r.key.clone()).collect();
         keys.sort();
         keys.dedup();
