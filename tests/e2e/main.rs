@@ -6,6 +6,7 @@
 mod common;
 
 mod alert_notifications;
+mod alertmanager_comparison;
 mod cli;
 mod cloudwatch_logs_faults;
 mod cloudwatch_logs_slice;

@@ -10,6 +10,8 @@ pub struct Delivered {
     pub subject: String,
     pub attributes: std::collections::BTreeMap<String, String>,
     pub body: String,
+    /// When SNS took it (RFC 3339).
+    pub timestamp: String,
 }
 
 impl Delivered {
@@ -96,6 +98,7 @@ impl Topic {
                     subject: envelope["Subject"].as_str().unwrap_or("").to_string(),
                     attributes,
                     body: envelope["Message"].as_str().unwrap().to_string(),
+                    timestamp: envelope["Timestamp"].as_str().unwrap_or("").to_string(),
                 });
                 self.sqs
                     .delete_message()
