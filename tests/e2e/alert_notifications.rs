@@ -279,3 +279,179 @@ collector:
     assert!(after.is_empty(), "more after the resolution: {after:#?}");
     assert!(sextant.terminate(Duration::from_secs(20)));
 }
+
+/// Bad input on the way out: a receiver whose topic does not exist, SNS throttling the first
+/// publishes, and an annotation template that fails at run time. The missing topic's message is
+/// refused for good — dead-lettered whole and counted — while the good topic's is retried
+/// through the throttling and arrives once, with the template's error in its annotation; the
+/// rules keep evaluating.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_topic_is_dead_lettered_and_throttling_neither_loses_nor_doubles() {
+    let dir = tempfile::tempdir().unwrap();
+    let moto_port = free_port();
+    let _moto = start_moto(moto_port);
+    let topic = Topic::create(moto_port, "oncall").await;
+    let proxy = FaultProxy::start(moto_port, "x-www-form-urlencoded", vec![Fault::Throttle; 6]);
+    let temperature = Arc::new(AtomicU64::new(55f64.to_bits()));
+    let target = serve_target(temperature.clone());
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(
+        &rules,
+        r#"groups:
+  - name: rooms
+    interval: 1s
+    rules:
+      - alert: HighTemperature
+        expr: temperature > 40
+        labels:
+          severity: critical
+        annotations:
+          summary: "{{ $labels.room }} at {{ $value }}"
+          broken: '{{ query "sum(" }}'
+"#,
+    )
+    .unwrap();
+    let dead = dir.path().join("dead.jsonl");
+    let missing = "arn:aws:sns:us-east-1:123456789012:no-such-topic";
+    let (admin, otlp) = (free_port(), free_port());
+    let config = dir.path().join("sextant.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"data_dir: {data}
+admin: {{ address: "127.0.0.1:{admin}" }}
+agent:
+  sources:
+    scrape:
+      type: prometheus_scrape
+      scrape_interval: 1s
+      scrape_configs:
+        - job_name: rooms
+          static_configs: [{{ targets: ["127.0.0.1:{target}"] }}]
+  sinks:
+    to_collector: {{ type: otlp, inputs: [scrape], endpoint: "http://127.0.0.1:{otlp}" }}
+collector:
+  sources:
+    otlp: {{ type: otlp, address: "127.0.0.1:{otlp}" }}
+    rules:
+      type: prometheus_rules
+      inputs: [otlp]
+      rule_files: ["{rules}"]
+      evaluation_interval: 1s
+      alerting:
+        route:
+          receiver: oncall
+          group_by: [alertname]
+          group_wait: 0s
+          group_interval: 2s
+          routes:
+            - matchers: ['severity="critical"']
+              receiver: missing
+              continue: true
+            - matchers: ['severity="critical"']
+              receiver: oncall
+        receivers:
+          - name: oncall
+            sns_configs: [{{ topic_arn: "{arn}" }}]
+          - name: missing
+            sns_configs: [{{ topic_arn: "{missing}" }}]
+  sinks:
+    metrics: {{ type: blackhole, inputs: [otlp, rules] }}
+    sns:
+      type: aws_sns
+      inputs: [rules]
+      healthcheck: false
+      dead_letter: {{ path: "{dead}" }}
+      aws: {{ region: us-east-1, endpoint: "http://127.0.0.1:{proxy}" }}
+      request: {{ initial_backoff: 50ms, max_backoff: 200ms }}
+"#,
+            data = dir.path().join("data").display(),
+            rules = rules.display(),
+            arn = topic.arn,
+            dead = dead.display(),
+            proxy = proxy.port,
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("sextant.log");
+    let mut sextant = start_sextant("run", &config, &log);
+
+    let got = wait_messages(&topic, 1, Duration::from_secs(40)).await;
+    assert_eq!(
+        got.len(),
+        1,
+        "one notification: {got:#?}; log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert!(got[0].subject.starts_with("[FIRING:2] HighTemperature"));
+    let body = got[0].json();
+    for alert in body["alerts"].as_array().unwrap() {
+        let broken = alert["annotations"]["broken"].as_str().unwrap();
+        assert!(
+            broken.starts_with("<error expanding template: "),
+            "{broken}"
+        );
+        assert!(alert["annotations"]["summary"]
+            .as_str()
+            .unwrap()
+            .ends_with(" at 55"));
+    }
+    assert_eq!(
+        proxy.injected.load(Ordering::SeqCst),
+        6,
+        "every throttle was hit"
+    );
+
+    // The missing topic: refused for good, its message dead-lettered whole.
+    assert!(eventually(Duration::from_secs(20), || {
+        std::fs::read_to_string(&dead).is_ok_and(|t| !t.is_empty())
+    }));
+    let first: J = serde_json::from_str(
+        std::fs::read_to_string(&dead)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let text = first.to_string();
+    assert!(text.contains(missing), "{text}");
+    assert!(text.contains("[FIRING:2] HighTemperature"), "{text}");
+    assert!(text.contains("\\\"severity\\\":\\\"critical\\\""), "{text}");
+
+    // Nothing more reaches the good topic, and the refused one is not tried again.
+    let more = wait_messages(&topic, 1, Duration::from_secs(6)).await;
+    assert!(more.is_empty(), "sent twice: {more:#?}");
+    let (_, m) = http_get(&format!("http://127.0.0.1:{admin}/metrics")).unwrap();
+    let errors = |component: &str, t: &str| {
+        metric_sum(
+            &m,
+            "sextant_component_errors_total",
+            &[
+                &format!("component=\"{component}\""),
+                &format!("error_type=\"{t}\""),
+            ],
+        )
+    };
+    assert!(errors("sns", "throttled") >= 6.0, "{m}");
+    // Refused for good is final: once, not at every group interval.
+    assert_eq!(errors("sns", "topic_not_found"), 1.0, "{m}");
+    assert_eq!(errors("rules", "notification_refused"), 1.0, "{m}");
+    assert_eq!(
+        metric_sum_or_zero(
+            &m,
+            "sextant_component_errors_total",
+            &[
+                "component=\"rules\"",
+                "error_type=\"notification_not_delivered\""
+            ]
+        ),
+        0.0
+    );
+    assert_eq!(
+        std::fs::read_to_string(&dead).unwrap().lines().count(),
+        1,
+        "dead-lettered once"
+    );
+    assert!(sextant.terminate(Duration::from_secs(20)));
+}

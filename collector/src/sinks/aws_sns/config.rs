@@ -21,6 +21,10 @@ pub struct SnsConfig {
     pub topic_arn: Option<String>,
     #[serde(default)]
     pub aws: AwsSettings,
+    /// Where messages SNS refuses for good (no such topic, not authorized, invalid) are
+    /// written, one JSON line each with topic, subject, message and attributes.
+    #[serde(default)]
+    pub dead_letter: Option<sextant_pipeline::sink::dead_letter::DeadLetterConfig>,
     #[serde(default = "default_batch")]
     pub batch: BatchSettings,
     #[serde(default)]
@@ -33,9 +37,11 @@ pub struct SnsConfig {
 }
 
 fn default_batch() -> BatchSettings {
-    // Notifications are few and late ones are worse than small requests: no waiting.
+    // A record is a Publish of its own anyway; batches of one keep each record's answer its
+    // own (a notification delivered is never reported refused because a neighbour in its
+    // batch was), and notifications are few and must not wait.
     BatchSettings {
-        max_events: 100,
+        max_events: 1,
         max_bytes: ByteSizeValue(4 * 1024 * 1024),
         timeout: DurationValue(Duration::from_millis(10)),
     }

@@ -15,6 +15,7 @@ pub(crate) mod service;
 use sextant_pipeline::component::{BuildError, SinkContext, Task};
 use sextant_pipeline::flow::ack::AckStatus;
 use sextant_pipeline::flow::event::Events;
+use sextant_pipeline::sink::dead_letter::DeadLetter;
 use sextant_pipeline::sink::request::Retry;
 use sextant_pipeline::sink::sender::{self, Drive, Encoder, Groups, Sender};
 use sextant_pipeline::telemetry::ComponentMetrics;
@@ -31,7 +32,12 @@ pub(crate) fn build(config: &SnsConfig, cx: SinkContext) -> Result<Task, BuildEr
         let (aws, topic) = (aws.clone(), topic.clone());
         async move { SnsService::new(&aws, topic).await }
     });
-    let sender = Sender::new(service, &config.request, &cx);
+    let dead_letter = config
+        .dead_letter
+        .as_ref()
+        .map(|d| DeadLetter::open(d, cx.metrics.clone()))
+        .transpose()?;
+    let sender = Sender::new(service, &config.request, &cx).with_dead_letter(dead_letter);
     Ok(sender::run(
         cx,
         config.batch.clone(),

@@ -18,8 +18,9 @@
 //! - With `alerting:`, each group's alerts go to the notifier after its evaluation (see
 //!   [`sextant_rules::notify`]); the notifications due leave as log records (one batch each,
 //!   for an `aws_sns` sink), and the answer is awaited: delivered (or durable in the sink's disk
-//!   buffer) enters the notification log, anything else is tried again at the group's next
-//!   flush. The silences file is read at start (a bad one stops the start) and when it
+//!   buffer) or refused for good (dead-lettered by the sink; counted `notification_refused`)
+//!   enters the notification log; not delivered (counted `notification_not_delivered`) is tried
+//!   again at the group's next flush. The silences file is read at start (a bad one stops the start) and when it
 //!   changes (a bad one is refused, counted `silences_reload`, and the old silences stay).
 //! - The alerts and the notification log are saved to `<data_dir>/alerts.json` after each
 //!   tick that ran something and restored at start ([`state`]).
@@ -147,11 +148,15 @@ async fn send_notification(
     let settled = settled.clone();
     let metrics = cx.metrics.clone();
     tokio::spawn(async move {
-        let delivered = matches!(answer.await, Ok(AckStatus::Delivered));
-        if !delivered {
-            metrics.error("notification_not_delivered");
+        // Refused for good is final too: the sink counted and dead-lettered it, and sending it
+        // again at every group interval would only refill the dead-letter file.
+        let status = answer.await.unwrap_or(AckStatus::Failed);
+        match status {
+            AckStatus::Delivered => {}
+            AckStatus::Rejected => metrics.error("notification_refused"),
+            AckStatus::Failed => metrics.error("notification_not_delivered"),
         }
-        let _ = settled.send((notification, delivered));
+        let _ = settled.send((notification, status.is_final()));
     });
 }
 
