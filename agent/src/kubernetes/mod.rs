@@ -10,36 +10,7 @@ use std::path::PathBuf;
 
 use sextant_pipeline::component::BuildError;
 
-/// Where the API is, when it is to be used at all.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum ApiSource {
-    InCluster,
-    Kubeconfig(PathBuf),
-}
-
-/// Whether to use the API: `enabled: false` never; `true` requires a way to reach it; unset
-/// (auto) uses it in a cluster or with a kubeconfig given.
-pub fn api_source(
-    enabled: Option<bool>,
-    kubeconfig: Option<&PathBuf>,
-    component: &str,
-) -> Result<Option<ApiSource>, BuildError> {
-    let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
-    let source = match (kubeconfig, in_cluster) {
-        (Some(path), _) => Some(ApiSource::Kubeconfig(path.clone())),
-        (None, true) => Some(ApiSource::InCluster),
-        (None, false) => None,
-    };
-    match (enabled, source) {
-        (Some(false), _) => Ok(None),
-        (Some(true), None) => Err(BuildError::invalid(
-            component,
-            "kubernetes_api.enabled is true, but this is not a cluster (KUBERNETES_SERVICE_HOST \
-             is unset) and no kubeconfig is given",
-        )),
-        (_, source) => Ok(source),
-    }
-}
+pub use sextant_pipeline::net::kube_api::{api_source, client, ApiSource};
 
 /// Where the API is and this node's name, for a component that cannot work without them
 /// (`needed_by` says which feature, for the error): the API from `kubeconfig` or the in-cluster
@@ -98,20 +69,6 @@ fn instance_id_of(provider_id: &str) -> Option<String> {
     let rest = provider_id.strip_prefix("aws://")?;
     let id = rest.rsplit('/').next()?;
     (id.starts_with("i-") && id.len() > 2).then(|| id.to_string())
-}
-
-async fn client(source: &ApiSource) -> Result<kube::Client, String> {
-    let config = match source {
-        ApiSource::InCluster => kube::Config::incluster().map_err(|e| e.to_string())?,
-        ApiSource::Kubeconfig(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-                .await
-                .map_err(|e| format!("{}: {e}", path.display()))?
-        }
-    };
-    kube::Client::try_from(config).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

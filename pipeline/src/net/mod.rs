@@ -1,6 +1,7 @@
 //! Protocol plumbing the receivers and senders share: the HTTP listener ([`http`]), the HTTP
 //! client ([`client`]), gRPC
-//! framing ([`grpc`]), TLS ([`tls`]) and bounded request-body inflation ([`inflate`]).
+//! framing ([`grpc`]), TLS ([`tls`]), bounded request-body inflation ([`inflate`]) and the
+//! Kubernetes API client ([`kube_api`]).
 //!
 //! Depends on: `flow` (events for gRPC), `shutdown`, `telemetry`, `memory`.
 
@@ -8,4 +9,5 @@ pub mod client;
 pub mod grpc;
 pub mod http;
 pub mod inflate;
+pub mod kube_api;
 pub mod tls;

@@ -47,6 +47,10 @@ pub struct PrometheusRulesConfig {
     /// leave this source as log records for an `aws_sns` sink.
     #[serde(default)]
     pub alerting: Option<NotifyConfig>,
+    /// A ruler pair's Kubernetes Lease: both evaluate, only the holder notifies and writes rule
+    /// results to the sinks (see [`super::lease`]). Unset: this process does both on its own.
+    #[serde(default)]
+    pub lease: Option<super::lease::LeaseConfig>,
 }
 
 fn default_evaluation_interval() -> DurationValue {

@@ -138,8 +138,14 @@ impl Engine {
     /// Runs every group whose slot (a multiple of its interval) came since its last run, at
     /// that slot's time; missed slots are skipped, not caught up. `settled` are the answers to
     /// notifications handed out before (delivered or not); the notifications due now are
-    /// returned.
-    pub fn tick(&mut self, now_ms: i64, settled: Vec<(Notification, bool)>) -> Evaluated {
+    /// returned — unless this ruler does not lead (`notifies` false): then they are settled as
+    /// told at once, so its notification log keeps up with the leader's.
+    pub fn tick(
+        &mut self,
+        now_ms: i64,
+        settled: Vec<(Notification, bool)>,
+        notifies: bool,
+    ) -> Evaluated {
         let mut evaluated = Evaluated {
             results: Vec::new(),
             failures: Vec::new(),
@@ -180,6 +186,10 @@ impl Engine {
         self.store.truncate(now_ms);
         if let Some(notify) = &mut self.notify {
             for notification in notify.dispatcher.flush(now_ms) {
+                if !notifies {
+                    notify.dispatcher.settle(&notification, true, now_ms);
+                    continue;
+                }
                 match super::notify::message_for(&notify.notifier, &notification, &notify.origin) {
                     Some(message) => {
                         let record = super::notify::record_for(message, notification.created_ms);

@@ -24,9 +24,16 @@
 //!   changes (a bad one is refused, counted `silences_reload`, and the old silences stay).
 //! - The alerts and the notification log are saved to `<data_dir>/alerts.json` after each
 //!   tick that ran something and restored at start ([`state`]).
+//! - With `lease:` (a ruler pair), only the ruler holding the Lease ([`lease`]) sends
+//!   notifications and rule results; the other evaluates the same and keeps its notification
+//!   log as if it had sent them (its notifications are settled as told without leaving), so a
+//!   takeover does not tell again what the leader told.
 
 pub mod config;
 mod engine;
+pub mod lease;
+#[cfg(test)]
+mod lease_tests;
 mod notify;
 mod output;
 mod state;
@@ -163,6 +170,11 @@ async fn send_notification(
 fn build(config: &PrometheusRulesConfig, cx: SourceContext) -> Result<Task, BuildError> {
     let groups = load(config).map_err(|e| BuildError::at(&cx.name, "rule_files", e))?;
     let notifier = config::notifier(config, &cx.name)?;
+    let election = config
+        .lease
+        .as_ref()
+        .map(|lease| lease.prepare(&cx.name))
+        .transpose()?;
     let silences =
         load_silences(config).map_err(|e| BuildError::at(&cx.name, "alerting.silences_file", e))?;
     let silences_file: Vec<String> = config
@@ -210,6 +222,18 @@ fn build(config: &PrometheusRulesConfig, cx: SourceContext) -> Result<Task, Buil
             }
         }
         let mut engine = Some(start);
+        let leading = lease::Leading::default();
+        match election {
+            Some(election) => {
+                tokio::spawn(lease::run(
+                    election,
+                    leading.clone(),
+                    cx.metrics.clone(),
+                    cx.shutdown.clone(),
+                ));
+            }
+            None => leading.set_alone(),
+        }
         let (settled_tx, mut settled_rx) = tokio::sync::mpsc::unbounded_channel();
         let limiter = LogLimiter::default();
         let mut files = fingerprint(&config.rule_files);
@@ -249,9 +273,10 @@ fn build(config: &PrometheusRulesConfig, cx: SourceContext) -> Result<Task, Buil
                         settled.push(answer);
                     }
                     let path = state_path.clone();
+                    let leads = leading.now();
                     let Ok((back, evaluated, saved)) = tokio::task::spawn_blocking(move || {
                         let settled_any = !settled.is_empty();
-                        let evaluated = e.tick(now, settled);
+                        let evaluated = e.tick(now, settled, leads);
                         let saved = if settled_any || !evaluated.results.is_empty() {
                             e.save_state(&path, now)
                         } else {
@@ -279,7 +304,7 @@ fn build(config: &PrometheusRulesConfig, cx: SourceContext) -> Result<Task, Buil
                         cx.metrics.error("notification_unroutable");
                     }
                     for (t, samples) in evaluated.results {
-                        if !samples.is_empty() {
+                        if !samples.is_empty() && leads {
                             sextant_pipeline::sources::send_metrics(&cx.out, &cx.metrics, output::to_metrics(samples, t)).await;
                         }
                     }
