@@ -7,8 +7,6 @@
 //! resolution is told once.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -18,25 +16,6 @@ use serde_json::Value as J;
 
 use crate::common::sns::{Delivered, Topic};
 use crate::common::*;
-
-/// Serves `/metrics` with `temperature` for two rooms, both at the settable value.
-fn serve_target(temperature: Arc<AtomicU64>) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
-            let t = f64::from_bits(temperature.load(Ordering::SeqCst));
-            let body = format!(
-                "# TYPE temperature gauge\ntemperature{{room=\"server\"}} {t}\ntemperature{{room=\"lab\"}} {t}\n"
-            );
-            let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
-        }
-    });
-    port
-}
 
 const RULES: &str = r#"groups:
   - name: rooms
@@ -92,7 +71,7 @@ async fn an_alert_reaches_sns_once_when_it_fires_and_once_when_it_resolves_acros
     let _moto = start_moto(moto_port);
     let topic = Topic::create(moto_port, "oncall").await;
     let temperature = Arc::new(AtomicU64::new(20f64.to_bits()));
-    let target = serve_target(temperature.clone());
+    let target = serve_rooms(temperature.clone());
     let rules = dir.path().join("rules.yml");
     std::fs::write(&rules, RULES).unwrap();
     let out = dir.path().join("out");
@@ -293,7 +272,7 @@ async fn a_missing_topic_is_dead_lettered_and_throttling_neither_loses_nor_doubl
     let topic = Topic::create(moto_port, "oncall").await;
     let proxy = FaultProxy::start(moto_port, "x-www-form-urlencoded", vec![Fault::Throttle; 6]);
     let temperature = Arc::new(AtomicU64::new(55f64.to_bits()));
-    let target = serve_target(temperature.clone());
+    let target = serve_rooms(temperature.clone());
     let rules = dir.path().join("rules.yml");
     std::fs::write(
         &rules,

@@ -13,8 +13,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,24 +20,6 @@ use std::time::Duration;
 use crate::common::prometheus::start_prometheus_with;
 use crate::common::sns::{Delivered, Topic};
 use crate::common::*;
-
-fn serve_target(temperature: Arc<AtomicU64>) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
-            let t = f64::from_bits(temperature.load(Ordering::SeqCst));
-            let body = format!(
-                "# TYPE temperature gauge\ntemperature{{room=\"server\"}} {t}\ntemperature{{room=\"lab\"}} {t}\n"
-            );
-            let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
-        }
-    });
-    port
-}
 
 fn rules() -> String {
     format!(
@@ -114,7 +94,7 @@ async fn sextant_notifies_the_groups_alertmanager_does_and_stays_within_sns_limi
     let am_topic = Topic::create(moto_port, "alertmanager").await;
     let sextant_topic = Topic::create(moto_port, "sextant").await;
     let temperature = Arc::new(AtomicU64::new(20f64.to_bits()));
-    let target = serve_target(temperature.clone());
+    let target = serve_rooms(temperature.clone());
     let rules_file = dir.path().join("rules.yml");
     std::fs::write(&rules_file, rules()).unwrap();
 

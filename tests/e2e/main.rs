@@ -25,6 +25,7 @@ mod prometheus_exporter;
 mod prometheus_remote_write;
 mod prometheus_scrape;
 mod rule_unit_tests;
+mod ruler_pair;
 mod rules_end_to_end;
 mod scrape_to_cloudwatch;
 mod signal_routing;

@@ -11,6 +11,11 @@ pub mod sigv4;
 
 pub mod sns;
 
+/// The collector's fake Lease API (its unit tests use it too).
+#[path = "../../../collector/src/sources/prometheus_rules/fake_leases.rs"]
+#[allow(clippy::unwrap_used)]
+pub mod fake_leases;
+
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -627,4 +632,24 @@ pub fn start_agent_to_files(dir: &Path, name: &str, source: &str) -> (Proc, Path
     )
     .unwrap();
     (start_sextant("agent", &config, &dir.join("agent.log")), out)
+}
+
+/// Serves `/metrics` with `temperature{room="server"}` and `temperature{room="lab"}`, both at
+/// the value `temperature` holds (an f64's bits), for the alerting tests; returns the port.
+pub fn serve_rooms(temperature: std::sync::Arc<std::sync::atomic::AtomicU64>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = std::io::Read::read(&mut stream, &mut buf);
+            let t = f64::from_bits(temperature.load(std::sync::atomic::Ordering::SeqCst));
+            let body = format!(
+                "# TYPE temperature gauge\ntemperature{{room=\"server\"}} {t}\ntemperature{{room=\"lab\"}} {t}\n"
+            );
+            let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        }
+    });
+    port
 }

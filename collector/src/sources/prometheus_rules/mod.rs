@@ -31,6 +31,8 @@
 
 pub mod config;
 mod engine;
+#[cfg(test)]
+pub(crate) mod fake_leases;
 pub mod lease;
 #[cfg(test)]
 mod lease_tests;
