@@ -33,10 +33,18 @@ struct Ruler {
     log: PathBuf,
 }
 
+/// Where a ruler's metrics come from: its own scrape of the target, or OTLP on a port (from
+/// the pool's forwarding collectors).
+#[derive(Clone, Copy)]
+enum Feed {
+    Scrape(u16),
+    Otlp(u16),
+}
+
 fn ruler(
     dir: &Path,
     name: &'static str,
-    target: u16,
+    (feed, rules_text): (Feed, &str),
     lease_port: u16,
     moto: u16,
     arn: &str,
@@ -44,27 +52,25 @@ fn ruler(
     let home = dir.join(name);
     std::fs::create_dir_all(&home).unwrap();
     let rules = home.join("rules.yml");
-    std::fs::write(&rules, RULES).unwrap();
+    std::fs::write(&rules, rules_text).unwrap();
     let kube = home.join("kubeconfig");
     std::fs::write(&kube, kubeconfig(lease_port)).unwrap();
     let out = home.join("out");
-    let (admin, otlp) = (free_port(), free_port());
+    let admin = free_port();
+    let (agent, otlp) = match feed {
+        Feed::Scrape(target) => {
+            let otlp = free_port();
+            (scraping_agent(target, &[otlp]), otlp)
+        }
+        Feed::Otlp(port) => (String::new(), port),
+    };
     let config = home.join("sextant.yaml");
     std::fs::write(
         &config,
         format!(
             r#"data_dir: {data}
 admin: {{ address: "127.0.0.1:{admin}" }}
-agent:
-  sources:
-    scrape:
-      type: prometheus_scrape
-      scrape_interval: 1s
-      scrape_configs:
-        - job_name: rooms
-          static_configs: [{{ targets: ["127.0.0.1:{target}"] }}]
-  sinks:
-    to_collector: {{ type: otlp, inputs: [scrape], endpoint: "http://127.0.0.1:{otlp}" }}
+{agent}
 collector:
   sources:
     otlp: {{ type: otlp, address: "127.0.0.1:{otlp}" }}
@@ -114,6 +120,27 @@ collector:
     }
 }
 
+/// An `agent:` section scraping the rooms target every second into `collectors` (balanced).
+fn scraping_agent(target: u16, collectors: &[u16]) -> String {
+    let endpoints: Vec<String> = collectors
+        .iter()
+        .map(|p| format!("\"http://127.0.0.1:{p}\""))
+        .collect();
+    format!(
+        r#"agent:
+  sources:
+    scrape:
+      type: prometheus_scrape
+      scrape_interval: 1s
+      scrape_configs:
+        - job_name: rooms
+          static_configs: [{{ targets: ["127.0.0.1:{target}"] }}]
+  sinks:
+    to_collector: {{ type: otlp, inputs: [scrape], endpoints: [{}], batch: {{ max_events: 1 }} }}"#,
+        endpoints.join(", ")
+    )
+}
+
 fn alerts_written(out: &Path) -> usize {
     metric_records(out)
         .iter()
@@ -147,7 +174,7 @@ async fn only_the_lease_holder_notifies_and_a_handover_tells_each_group_once() {
         ruler(
             dir.path(),
             "ruler-a",
-            target,
+            (Feed::Scrape(target), RULES),
             lease_port,
             moto_port,
             &topic.arn,
@@ -155,7 +182,7 @@ async fn only_the_lease_holder_notifies_and_a_handover_tells_each_group_once() {
         ruler(
             dir.path(),
             "ruler-b",
-            target,
+            (Feed::Scrape(target), RULES),
             lease_port,
             moto_port,
             &topic.arn,
@@ -229,4 +256,171 @@ async fn only_the_lease_holder_notifies_and_a_handover_tells_each_group_once() {
     let more = wait_messages(&topic, 4, 1).await;
     assert!(more.is_empty(), "{more:#?}");
     assert!(procs[follower].terminate(Duration::from_secs(20)));
+}
+
+/// A rule that needs every series of the job: right only where all of them arrive.
+const SUM_RULES: &str = r#"groups:
+  - name: rooms
+    interval: 1s
+    rules:
+      - alert: RoomsTooHot
+        expr: sum by (job) (temperature) > 80
+        labels:
+          severity: critical
+        annotations:
+          summary: "{{ $value }} in all"
+"#;
+
+/// A collector of the pool: receives part of the agent's metrics and forwards what the rules
+/// read to both rulers.
+fn forwarder(dir: &Path, name: &str, otlp: u16, rulers: [u16; 2]) -> PathBuf {
+    let home = dir.join(name);
+    std::fs::create_dir_all(&home).unwrap();
+    let rules = home.join("rules.yml");
+    std::fs::write(&rules, SUM_RULES).unwrap();
+    let config = home.join("sextant.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"data_dir: {data}
+admin: {{ address: "127.0.0.1:{admin}" }}
+collector:
+  sources:
+    otlp: {{ type: otlp, address: "127.0.0.1:{otlp}" }}
+    to_rulers:
+      type: prometheus_rules
+      inputs: [otlp]
+      rule_files: ["{rules}"]
+      forward_only: true
+  sinks:
+    metrics: {{ type: blackhole, inputs: [otlp] }}
+    ruler_a: {{ type: otlp, inputs: [to_rulers], endpoint: "http://127.0.0.1:{a}" }}
+    ruler_b: {{ type: otlp, inputs: [to_rulers], endpoint: "http://127.0.0.1:{b}" }}
+"#,
+            data = home.join("data").display(),
+            admin = free_port(),
+            rules = rules.display(),
+            a = rulers[0],
+            b = rulers[1],
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// The pool: an agent balances its batches over two collectors; both forward what the rules
+/// read (and nothing else) to both rulers of a pair, which see only what was forwarded. The pair's
+/// notification equals a single process's on the same input: the sum over every room, told
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_forwards_to_the_ruler_pair_and_alerts_as_one_process_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let moto_port = free_port();
+    let _moto = start_moto(moto_port);
+    let pool_topic = Topic::create(moto_port, "pool").await;
+    let single_topic = Topic::create(moto_port, "single").await;
+    let fake = Arc::new(FakeLeases::default());
+    let lease_port = serve(fake.clone()).await;
+    let temperature = Arc::new(AtomicU64::new(20f64.to_bits()));
+    let target = serve_rooms(temperature.clone());
+
+    let ruler_ports = [free_port(), free_port()];
+    let rulers = [
+        ruler(
+            dir.path(),
+            "ruler-a",
+            (Feed::Otlp(ruler_ports[0]), SUM_RULES),
+            lease_port,
+            moto_port,
+            &pool_topic.arn,
+        ),
+        ruler(
+            dir.path(),
+            "ruler-b",
+            (Feed::Otlp(ruler_ports[1]), SUM_RULES),
+            lease_port,
+            moto_port,
+            &pool_topic.arn,
+        ),
+    ];
+    let collector_ports = [free_port(), free_port()];
+    let mut procs: Vec<Proc> = rulers
+        .iter()
+        .map(|r| start_sextant("collector", &r.config, &r.log))
+        .collect();
+    for (i, port) in collector_ports.iter().enumerate() {
+        let name = format!("collector-{i}");
+        let config = forwarder(dir.path(), &name, *port, ruler_ports);
+        procs.push(start_sextant(
+            "collector",
+            &config,
+            &dir.path().join(format!("{name}.log")),
+        ));
+    }
+    let agent_config = dir.path().join("agent.yaml");
+    std::fs::write(
+        &agent_config,
+        format!(
+            "data_dir: {}\nadmin: {{ address: \"127.0.0.1:{}\" }}\n{}\n",
+            dir.path().join("agent-data").display(),
+            free_port(),
+            scraping_agent(target, &collector_ports)
+        ),
+    )
+    .unwrap();
+    procs.push(start_sextant(
+        "agent",
+        &agent_config,
+        &dir.path().join("agent.log"),
+    ));
+    // The reference: one process that sees everything, without a Lease.
+    let single = ruler(
+        dir.path(),
+        "single",
+        (Feed::Scrape(target), SUM_RULES),
+        lease_port,
+        moto_port,
+        &single_topic.arn,
+    );
+    let text = std::fs::read_to_string(&single.config).unwrap();
+    let (start, end) = (
+        text.find("      lease:").unwrap(),
+        text.find("      alerting:").unwrap(),
+    );
+    std::fs::write(
+        &single.config,
+        format!("{}{}", &text[..start], &text[end..]),
+    )
+    .unwrap();
+    procs.push(start_sextant("run", &single.config, &single.log));
+    assert!(eventually(Duration::from_secs(30), || fake
+        .holder()
+        .is_some()));
+
+    temperature.store(55f64.to_bits(), Ordering::SeqCst);
+    let reference = wait_messages(&single_topic, 40, 1).await;
+    let pool = wait_messages(&pool_topic, 40, 1).await;
+    assert_eq!(reference.len(), 1, "{reference:#?}");
+    assert_eq!(
+        pool.len(),
+        1,
+        "the pair tells the group once: {pool:#?}; ruler log:\n{}",
+        std::fs::read_to_string(&rulers[0].log).unwrap_or_default()
+    );
+    assert_eq!(pool[0].subject, reference[0].subject);
+    assert_eq!(pool[0].subject, "[FIRING:1] RoomsTooHot (rooms critical)");
+    let alert = |d: &Delivered| {
+        let body = d.json();
+        (
+            body["alerts"][0]["labels"].clone(),
+            body["alerts"][0]["annotations"].clone(),
+        )
+    };
+    assert_eq!(alert(&pool[0]), alert(&reference[0]));
+    assert_eq!(alert(&pool[0]).1["summary"], "110 in all");
+    let more = wait_messages(&pool_topic, 4, 1).await;
+    assert!(more.is_empty(), "{more:#?}");
+    for p in &mut procs {
+        p.terminate(Duration::from_secs(20));
+    }
 }

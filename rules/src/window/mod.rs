@@ -14,6 +14,7 @@
 
 mod chunk;
 pub mod filter;
+pub mod forward;
 pub mod ingest;
 pub mod retention;
 

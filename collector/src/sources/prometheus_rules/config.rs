@@ -51,6 +51,10 @@ pub struct PrometheusRulesConfig {
     /// results to the sinks (see [`super::lease`]). Unset: this process does both on its own.
     #[serde(default)]
     pub lease: Option<super::lease::LeaseConfig>,
+    /// A collector of a pool: evaluate nothing, pass on to the sinks only the metric points
+    /// the rules' selectors can match (for `otlp` sinks to each ruler of the pair).
+    #[serde(default)]
+    pub forward_only: bool,
 }
 
 fn default_evaluation_interval() -> DurationValue {
@@ -107,6 +111,13 @@ pub(super) fn validate(config: &PrometheusRulesConfig, name: &str) -> Result<(),
         ));
     }
     notifier(config, name)?;
+    if config.forward_only && (config.alerting.is_some() || config.lease.is_some()) {
+        return Err(BuildError::at(
+            name,
+            "forward_only",
+            "a forwarding collector evaluates nothing: alerting and lease belong to the rulers",
+        ));
+    }
     Ok(())
 }
 

@@ -24,6 +24,8 @@
 //!   changes (a bad one is refused, counted `silences_reload`, and the old silences stay).
 //! - The alerts and the notification log are saved to `<data_dir>/alerts.json` after each
 //!   tick that ran something and restored at start ([`state`]).
+//! - With `forward_only: true` nothing is evaluated: the points the rules can read are passed
+//!   on to the sinks that name the source (the rulers' `otlp` sinks; see [`forward`]).
 //! - With `lease:` (a ruler pair), only the ruler holding the Lease ([`lease`]) sends
 //!   notifications and rule results; the other evaluates the same and keeps its notification
 //!   log as if it had sent them (its notifications are settled as told without leaving), so a
@@ -33,6 +35,7 @@ pub mod config;
 mod engine;
 #[cfg(test)]
 pub(crate) mod fake_leases;
+mod forward;
 pub mod lease;
 #[cfg(test)]
 mod lease_tests;
@@ -63,7 +66,7 @@ impl SourceConfig for PrometheusRulesConfig {
     }
 
     fn signals(&self) -> Signals {
-        if self.alerting.is_some() {
+        if self.alerting.is_some() && !self.forward_only {
             Signals::METRICS.union(Signals::LOGS)
         } else {
             Signals::METRICS
@@ -171,6 +174,15 @@ async fn send_notification(
 
 fn build(config: &PrometheusRulesConfig, cx: SourceContext) -> Result<Task, BuildError> {
     let groups = load(config).map_err(|e| BuildError::at(&cx.name, "rule_files", e))?;
+    if config.forward_only {
+        if cx.taps.is_none() {
+            return Err(BuildError::invalid(
+                &cx.name,
+                "no input queue: inputs name no source",
+            ));
+        }
+        return Ok(forward::task(config.clone(), groups, cx));
+    }
     let notifier = config::notifier(config, &cx.name)?;
     let election = config
         .lease
