@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::Value as J;
 
-use crate::common::sns::{Delivered, Topic};
+use crate::common::sns::Topic;
 use crate::common::*;
 
 const RULES: &str = r#"groups:
@@ -50,20 +50,6 @@ fn millis(rfc3339: &J) -> i64 {
         .timestamp_millis()
 }
 
-/// Waits up to `timeout` for at least `n` messages; returns all that came.
-async fn wait_messages(topic: &Topic, n: usize, timeout: Duration) -> Vec<Delivered> {
-    let start = std::time::Instant::now();
-    let mut got = Vec::new();
-    while start.elapsed() < timeout {
-        got.extend(topic.drain().await);
-        if got.len() >= n {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    got
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alert_reaches_sns_once_when_it_fires_and_once_when_it_resolves_across_kill_9() {
     let dir = tempfile::tempdir().unwrap();
@@ -75,27 +61,12 @@ async fn an_alert_reaches_sns_once_when_it_fires_and_once_when_it_resolves_acros
     let rules = dir.path().join("rules.yml");
     std::fs::write(&rules, RULES).unwrap();
     let out = dir.path().join("out");
-    let (admin, otlp) = (free_port(), free_port());
+    let (head, _) = rooms_run(&dir.path().join("data"), target);
     let config = dir.path().join("sextant.yaml");
     std::fs::write(
         &config,
         format!(
-            r#"data_dir: {data}
-admin: {{ address: "127.0.0.1:{admin}" }}
-agent:
-  sources:
-    scrape:
-      type: prometheus_scrape
-      scrape_interval: 1s
-      scrape_configs:
-        - job_name: rooms
-          static_configs: [{{ targets: ["127.0.0.1:{target}"] }}]
-  sinks:
-    to_collector: {{ type: otlp, inputs: [scrape], endpoint: "http://127.0.0.1:{otlp}" }}
-collector:
-  sources:
-    otlp: {{ type: otlp, address: "127.0.0.1:{otlp}" }}
-    rules:
+            r#"{head}    rules:
       type: prometheus_rules
       inputs: [otlp]
       rule_files: ["{rules}"]
@@ -118,7 +89,6 @@ collector:
       inputs: [rules]
       aws: {{ region: us-east-1, endpoint: "http://127.0.0.1:{moto_port}" }}
 "#,
-            data = dir.path().join("data").display(),
             rules = rules.display(),
             out = out.display(),
             arn = topic.arn,
@@ -154,7 +124,7 @@ collector:
         .as_millis() as i64;
     let mut sextant = start_sextant("run", &config, &log);
 
-    let firing = wait_messages(&topic, 1, Duration::from_secs(40)).await;
+    let firing = topic.first(40).await;
     assert_eq!(firing.len(), 1, "one firing notification: {firing:#?}");
     let m = &firing[0];
     let instance = format!("127.0.0.1:{target}");
@@ -237,12 +207,12 @@ collector:
     std::thread::sleep(Duration::from_secs(3));
     sextant.kill9();
     let mut sextant = start_sextant("run", &config, &log);
-    let again = wait_messages(&topic, 1, Duration::from_secs(10)).await;
+    let again = topic.first(10).await;
     assert!(again.is_empty(), "sent again after the restart: {again:#?}");
 
     // Cool: resolved, told once.
     set(&temperature, 20.0);
-    let resolved = wait_messages(&topic, 1, Duration::from_secs(30)).await;
+    let resolved = topic.first(30).await;
     assert_eq!(
         resolved.len(),
         1,
@@ -263,7 +233,7 @@ collector:
         assert_eq!(alert["status"], "resolved");
         assert!(millis(&alert["endsAt"]) > millis(&alert["startsAt"]));
     }
-    let after = wait_messages(&topic, 1, Duration::from_secs(6)).await;
+    let after = topic.first(6).await;
     assert!(after.is_empty(), "more after the resolution: {after:#?}");
     assert!(sextant.terminate(Duration::from_secs(20)));
 }
@@ -301,27 +271,12 @@ async fn a_missing_topic_is_dead_lettered_and_throttling_neither_loses_nor_doubl
     .unwrap();
     let dead = dir.path().join("dead.jsonl");
     let missing = "arn:aws:sns:us-east-1:123456789012:no-such-topic";
-    let (admin, otlp) = (free_port(), free_port());
+    let (head, admin) = rooms_run(&dir.path().join("data"), target);
     let config = dir.path().join("sextant.yaml");
     std::fs::write(
         &config,
         format!(
-            r#"data_dir: {data}
-admin: {{ address: "127.0.0.1:{admin}" }}
-agent:
-  sources:
-    scrape:
-      type: prometheus_scrape
-      scrape_interval: 1s
-      scrape_configs:
-        - job_name: rooms
-          static_configs: [{{ targets: ["127.0.0.1:{target}"] }}]
-  sinks:
-    to_collector: {{ type: otlp, inputs: [scrape], endpoint: "http://127.0.0.1:{otlp}" }}
-collector:
-  sources:
-    otlp: {{ type: otlp, address: "127.0.0.1:{otlp}" }}
-    rules:
+            r#"{head}    rules:
       type: prometheus_rules
       inputs: [otlp]
       rule_files: ["{rules}"]
@@ -353,7 +308,6 @@ collector:
       aws: {{ region: us-east-1, endpoint: "http://127.0.0.1:{proxy}" }}
       request: {{ initial_backoff: 50ms, max_backoff: 200ms }}
 "#,
-            data = dir.path().join("data").display(),
             rules = rules.display(),
             arn = topic.arn,
             dead = dead.display(),
@@ -364,7 +318,7 @@ collector:
     let log = dir.path().join("sextant.log");
     let mut sextant = start_sextant("run", &config, &log);
 
-    let got = wait_messages(&topic, 1, Duration::from_secs(40)).await;
+    let got = topic.first(40).await;
     assert_eq!(
         got.len(),
         1,
@@ -408,7 +362,7 @@ collector:
     assert!(text.contains("\\\"severity\\\":\\\"critical\\\""), "{text}");
 
     // Nothing more reaches the good topic, and the refused one is not tried again.
-    let more = wait_messages(&topic, 1, Duration::from_secs(6)).await;
+    let more = topic.first(6).await;
     assert!(more.is_empty(), "sent twice: {more:#?}");
     let (_, m) = http_get(&format!("http://127.0.0.1:{admin}/metrics")).unwrap();
     let errors = |component: &str, t: &str| {

@@ -69,23 +69,6 @@ fn alertname(subject: &str) -> String {
         .to_string()
 }
 
-/// What the topic's queue receives until `until` holds, or `seconds` pass.
-async fn collect(
-    topic: &Topic,
-    seconds: u64,
-    until: impl Fn(&[Delivered]) -> bool,
-) -> Vec<Delivered> {
-    let mut got = Vec::new();
-    for _ in 0..seconds * 4 {
-        got.extend(topic.drain().await);
-        if until(&got) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    got
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sextant_notifies_the_groups_alertmanager_does_and_stays_within_sns_limits() {
     let dir = tempfile::tempdir().unwrap();
@@ -133,27 +116,12 @@ async fn sextant_notifies_the_groups_alertmanager_does_and_stays_within_sns_limi
     );
 
     // Sextant, the same rules and route.
-    let (admin, otlp) = (free_port(), free_port());
+    let (head, _) = rooms_run(&dir.path().join("data"), target);
     let config = dir.path().join("sextant.yaml");
     std::fs::write(
         &config,
         format!(
-            r#"data_dir: {data}
-admin: {{ address: "127.0.0.1:{admin}" }}
-agent:
-  sources:
-    scrape:
-      type: prometheus_scrape
-      scrape_interval: 1s
-      scrape_configs:
-        - job_name: rooms
-          static_configs: [{{ targets: ["127.0.0.1:{target}"] }}]
-  sinks:
-    to_collector: {{ type: otlp, inputs: [scrape], endpoint: "http://127.0.0.1:{otlp}" }}
-collector:
-  sources:
-    otlp: {{ type: otlp, address: "127.0.0.1:{otlp}" }}
-    rules:
+            r#"{head}    rules:
       type: prometheus_rules
       inputs: [otlp]
       rule_files: ["{rules}"]
@@ -169,7 +137,6 @@ collector:
       inputs: [rules]
       aws: {{ region: us-east-1, endpoint: "http://127.0.0.1:{moto_port}" }}
 "#,
-            data = dir.path().join("data").display(),
             rules = rules_file.display(),
             route = ROUTE.replace("\n  ", "\n        "),
             arn = sextant_topic.arn,
@@ -198,9 +165,9 @@ collector:
     temperature.store(55f64.to_bits(), Ordering::SeqCst);
 
     let three = |got: &[Delivered]| got.len() >= 3;
-    let ours = collect(&sextant_topic, 60, three).await;
+    let ours = sextant_topic.collect(60, three).await;
     // Alertmanager publishes only what SNS takes (moto refuses a subject over 100 characters).
-    let theirs = collect(&am_topic, 15, three).await;
+    let theirs = am_topic.collect(15, three).await;
     eprintln!(
         "alertmanager delivered: {:#?}",
         theirs
@@ -267,16 +234,17 @@ collector:
 
     // Resolved: each side tells each group once.
     temperature.store(20f64.to_bits(), Ordering::SeqCst);
-    let resolved = collect(&sextant_topic, 60, three).await;
+    let resolved = sextant_topic.collect(60, three).await;
     let mut subjects: Vec<String> = resolved.iter().map(|d| alertname(&d.subject)).collect();
     subjects.sort();
     assert_eq!(subjects, ["HighTemperature", "LongSubject", "Verbose"]);
     assert!(resolved.iter().all(|d| d.subject.starts_with("[RESOLVED]")));
-    let reference = collect(&am_topic, 15, |got| {
-        got.iter()
-            .any(|d| alertname(&d.subject) == "HighTemperature")
-    })
-    .await;
+    let reference = am_topic
+        .collect(15, |got| {
+            got.iter()
+                .any(|d| alertname(&d.subject) == "HighTemperature")
+        })
+        .await;
     let reference = reference
         .iter()
         .find(|d| alertname(&d.subject) == "HighTemperature")

@@ -60,7 +60,7 @@ fn ruler(
     let (agent, otlp) = match feed {
         Feed::Scrape(target) => {
             let otlp = free_port();
-            (scraping_agent(target, &[otlp]), otlp)
+            (rooms_agent(target, &[otlp]), otlp)
         }
         Feed::Otlp(port) => (String::new(), port),
     };
@@ -120,44 +120,11 @@ collector:
     }
 }
 
-/// An `agent:` section scraping the rooms target every second into `collectors` (balanced).
-fn scraping_agent(target: u16, collectors: &[u16]) -> String {
-    let endpoints: Vec<String> = collectors
-        .iter()
-        .map(|p| format!("\"http://127.0.0.1:{p}\""))
-        .collect();
-    format!(
-        r#"agent:
-  sources:
-    scrape:
-      type: prometheus_scrape
-      scrape_interval: 1s
-      scrape_configs:
-        - job_name: rooms
-          static_configs: [{{ targets: ["127.0.0.1:{target}"] }}]
-  sinks:
-    to_collector: {{ type: otlp, inputs: [scrape], endpoints: [{}], batch: {{ max_events: 1 }} }}"#,
-        endpoints.join(", ")
-    )
-}
-
 fn alerts_written(out: &Path) -> usize {
     metric_records(out)
         .iter()
         .filter(|r| r["name"] == "ALERTS")
         .count()
-}
-
-async fn wait_messages(topic: &Topic, seconds: u64, enough: usize) -> Vec<Delivered> {
-    let mut got = Vec::new();
-    for _ in 0..seconds * 4 {
-        got.extend(topic.drain().await);
-        if got.len() >= enough {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    got
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -205,10 +172,10 @@ async fn only_the_lease_holder_notifies_and_a_handover_tells_each_group_once() {
 
     // Hot: one firing notification for the group, from the leader alone.
     temperature.store(55f64.to_bits(), Ordering::SeqCst);
-    let firing = wait_messages(&topic, 30, 1).await;
+    let firing = topic.first(30).await;
     assert_eq!(firing.len(), 1, "{firing:#?}");
     assert!(firing[0].subject.starts_with("[FIRING:2] HighTemperature"));
-    let more = wait_messages(&topic, 4, 1).await;
+    let more = topic.first(4).await;
     assert!(more.is_empty(), "told twice: {more:#?}");
     assert!(
         alerts_written(&rulers[leader].out) > 0,
@@ -230,7 +197,7 @@ async fn only_the_lease_holder_notifies_and_a_handover_tells_each_group_once() {
         "the follower never took over"
     );
     assert_eq!(fake.transitions(), Some(1));
-    let after_handover = wait_messages(&topic, 5, 1).await;
+    let after_handover = topic.first(5).await;
     assert!(
         after_handover.is_empty(),
         "told again after the handover: {after_handover:#?}"
@@ -244,7 +211,7 @@ async fn only_the_lease_holder_notifies_and_a_handover_tells_each_group_once() {
 
     // Cool: the new leader tells the resolution, once.
     temperature.store(20f64.to_bits(), Ordering::SeqCst);
-    let resolved = wait_messages(&topic, 30, 1).await;
+    let resolved = topic.first(30).await;
     assert_eq!(resolved.len(), 1, "{resolved:#?}");
     assert!(resolved[0]
         .subject
@@ -253,7 +220,7 @@ async fn only_the_lease_holder_notifies_and_a_handover_tells_each_group_once() {
         resolved[0].json()["dedup_key"],
         firing[0].json()["dedup_key"]
     );
-    let more = wait_messages(&topic, 4, 1).await;
+    let more = topic.first(4).await;
     assert!(more.is_empty(), "{more:#?}");
     assert!(procs[follower].terminate(Duration::from_secs(20)));
 }
@@ -364,7 +331,7 @@ async fn a_pool_forwards_to_the_ruler_pair_and_alerts_as_one_process_would() {
             "data_dir: {}\nadmin: {{ address: \"127.0.0.1:{}\" }}\n{}\n",
             dir.path().join("agent-data").display(),
             free_port(),
-            scraping_agent(target, &collector_ports)
+            rooms_agent(target, &collector_ports)
         ),
     )
     .unwrap();
@@ -398,8 +365,8 @@ async fn a_pool_forwards_to_the_ruler_pair_and_alerts_as_one_process_would() {
         .is_some()));
 
     temperature.store(55f64.to_bits(), Ordering::SeqCst);
-    let reference = wait_messages(&single_topic, 40, 1).await;
-    let pool = wait_messages(&pool_topic, 40, 1).await;
+    let reference = single_topic.first(40).await;
+    let pool = pool_topic.first(40).await;
     assert_eq!(reference.len(), 1, "{reference:#?}");
     assert_eq!(
         pool.len(),
@@ -418,7 +385,7 @@ async fn a_pool_forwards_to_the_ruler_pair_and_alerts_as_one_process_would() {
     };
     assert_eq!(alert(&pool[0]), alert(&reference[0]));
     assert_eq!(alert(&pool[0]).1["summary"], "110 in all");
-    let more = wait_messages(&pool_topic, 4, 1).await;
+    let more = pool_topic.first(4).await;
     assert!(more.is_empty(), "{more:#?}");
     for p in &mut procs {
         p.terminate(Duration::from_secs(20));

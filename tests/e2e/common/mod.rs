@@ -653,3 +653,37 @@ pub fn serve_rooms(temperature: std::sync::Arc<std::sync::atomic::AtomicU64>) ->
     });
     port
 }
+
+/// An `agent:` section scraping the rooms target every second into `collectors` (balanced).
+pub fn rooms_agent(target: u16, collectors: &[u16]) -> String {
+    let endpoints: Vec<String> = collectors
+        .iter()
+        .map(|p| format!("\"http://127.0.0.1:{p}\""))
+        .collect();
+    format!(
+        r#"agent:
+  sources:
+    scrape:
+      type: prometheus_scrape
+      scrape_interval: 1s
+      scrape_configs:
+        - job_name: rooms
+          static_configs: [{{ targets: ["127.0.0.1:{target}"] }}]
+  sinks:
+    to_collector: {{ type: otlp, inputs: [scrape], endpoints: [{}], batch: {{ max_events: 1 }} }}"#,
+        endpoints.join(", ")
+    )
+}
+
+/// The head of a `sextant run` configuration for the alerting tests: `data_dir`, `admin` (its
+/// port is returned), an agent scraping the rooms target every second into the collector's
+/// `otlp` source, and that source; the test appends its own sources and sinks.
+pub fn rooms_run(data: &Path, target: u16) -> (String, u16) {
+    let (admin, otlp) = (free_port(), free_port());
+    let head = format!(
+        "data_dir: {}\nadmin: {{ address: \"127.0.0.1:{admin}\" }}\n{}\ncollector:\n  sources:\n    otlp: {{ type: otlp, address: \"127.0.0.1:{otlp}\" }}\n",
+        data.display(),
+        rooms_agent(target, &[otlp])
+    );
+    (head, admin)
+}

@@ -66,6 +66,28 @@ impl Topic {
         }
     }
 
+    /// What the queue receives until `until` holds of all received so far, or `seconds` pass.
+    pub async fn collect(
+        &self,
+        seconds: u64,
+        until: impl Fn(&[Delivered]) -> bool,
+    ) -> Vec<Delivered> {
+        let mut got = Vec::new();
+        for _ in 0..seconds * 4 {
+            got.extend(self.drain().await);
+            if until(&got) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        got
+    }
+
+    /// What the queue receives until a first message comes, or `seconds` pass.
+    pub async fn first(&self, seconds: u64) -> Vec<Delivered> {
+        self.collect(seconds, |got| !got.is_empty()).await
+    }
+
     /// Every message waiting in the queue now (each received once, then deleted).
     pub async fn drain(&self) -> Vec<Delivered> {
         let mut out = Vec::new();
