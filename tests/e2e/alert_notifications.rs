@@ -397,3 +397,93 @@ async fn a_missing_topic_is_dead_lettered_and_throttling_neither_loses_nor_doubl
     );
     assert!(sextant.terminate(Duration::from_secs(20)));
 }
+
+/// Silences from a file: the one in force mutes its alert; a file with a bad matcher is refused
+/// and the silences in force stay (the muted alert stays muted: no new notification); a good
+/// file replaces them (the alert is unmuted and told).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silences_mute_and_a_bad_silences_file_keeps_the_old_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let moto_port = free_port();
+    let _moto = start_moto(moto_port);
+    let topic = Topic::create(moto_port, "oncall").await;
+    let temperature = Arc::new(AtomicU64::new(55f64.to_bits()));
+    let target = serve_rooms(temperature.clone());
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(
+        &rules,
+        "groups:\n  - name: rooms\n    interval: 1s\n    rules:\n      - alert: Hot\n        expr: temperature > 40\n",
+    )
+    .unwrap();
+    let silences = dir.path().join("silences.yml");
+    let lab_silenced = "silences:\n  - matchers: ['room=\"lab\"']\n    starts_at: 2020-01-01T00:00:00Z\n    ends_at: 2100-01-01T00:00:00Z\n    comment: lab under maintenance\n";
+    std::fs::write(&silences, lab_silenced).unwrap();
+    let (head, admin) = rooms_run(&dir.path().join("data"), target);
+    let config = dir.path().join("sextant.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{head}    rules:
+      type: prometheus_rules
+      inputs: [otlp]
+      rule_files: ["{rules}"]
+      evaluation_interval: 1s
+      alerting:
+        route: {{ receiver: oncall, group_by: [alertname], group_wait: 0s, group_interval: 1s }}
+        receivers: [{{ name: oncall, sns_configs: [{{ topic_arn: "{arn}" }}] }}]
+        silences_file: "{silences}"
+  sinks:
+    metrics: {{ type: blackhole, inputs: [otlp, rules] }}
+    sns: {{ type: aws_sns, inputs: [rules], aws: {{ region: us-east-1, endpoint: "http://127.0.0.1:{moto_port}" }} }}
+"#,
+            rules = rules.display(),
+            arn = topic.arn,
+            silences = silences.display(),
+        ),
+    )
+    .unwrap();
+    let mut sextant = start_sextant("run", &config, &dir.path().join("sextant.log"));
+    let rooms = |d: &crate::common::sns::Delivered| -> Vec<String> {
+        d.json()["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["labels"]["room"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let first = topic.first(40).await;
+    assert_eq!(first.len(), 1, "{first:#?}");
+    assert_eq!(rooms(&first[0]), ["server"], "the lab is silenced");
+
+    // A bad file: refused, counted, and the lab stays silenced.
+    std::fs::write(
+        &silences,
+        "silences:\n  - matchers: ['room~\"lab\"']\n    starts_at: 2020-01-01T00:00:00Z\n    ends_at: 2100-01-01T00:00:00Z\n",
+    )
+    .unwrap();
+    let metrics_url = format!("http://127.0.0.1:{admin}/metrics");
+    let refused = |m: &str| {
+        metric_sum_or_zero(
+            m,
+            "sextant_component_errors_total",
+            &["component=\"rules\"", "error_type=\"silences_reload\""],
+        )
+    };
+    assert!(
+        eventually(Duration::from_secs(15), || http_get(&metrics_url)
+            .is_some_and(|(_, m)| refused(&m) == 1.0)),
+        "the bad silences file was not refused"
+    );
+    let during = topic.first(4).await;
+    assert!(
+        during.is_empty(),
+        "the old silences were dropped: {during:#?}"
+    );
+
+    // A good file without silences: the lab is told.
+    std::fs::write(&silences, "silences: []\n").unwrap();
+    let after = topic.first(20).await;
+    assert_eq!(after.len(), 1, "{after:#?}");
+    assert_eq!(rooms(&after[0]), ["lab", "server"]);
+    assert!(sextant.terminate(Duration::from_secs(20)));
+}
