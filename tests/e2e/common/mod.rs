@@ -42,6 +42,20 @@ pub fn free_port() -> u16 {
     port
 }
 
+/// Holds `port` again after the process that listened on it stopped, until the next one that
+/// names it starts: a port left free for long (a collector down for a minute) can be taken by
+/// any other test's listener or outgoing connection, which the restarted process then cannot
+/// bind — or worse, the client reaches a stranger. Panics when someone took it already.
+pub fn hold_port(port: u16) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_reuse_address(true).unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    socket
+        .bind(&addr.into())
+        .unwrap_or_else(|e| panic!("port {port} was taken while its process was down: {e}"));
+    held().insert(port, socket);
+}
+
 fn held() -> std::sync::MutexGuard<'static, std::collections::HashMap<u16, socket2::Socket>> {
     static HELD: std::sync::LazyLock<
         std::sync::Mutex<std::collections::HashMap<u16, socket2::Socket>>,
