@@ -339,8 +339,13 @@ async fn a_clean_stop_and_restart_with_disk_buffers_on_both_sides_sends_nothing_
         Duration::from_secs(10),
     );
     std::thread::sleep(Duration::from_secs(2));
+    // Only a collector that had handed everything to its sink before the stop starts with an
+    // empty buffer; after a prefix (a busy machine; a clean-clone CI run) the rest is there,
+    // delivered first, and must still arrive once.
     let log = std::fs::read_to_string(hop.path("c2.log")).unwrap();
-    assert!(!log.contains("holds data from before"), "{log}");
+    if first.len() == expected.len() {
+        assert!(!log.contains("holds data from before"), "{log}");
+    }
     // Neither buffer counts anything (acknowledged records in a live segment are not held),
     // the collector's unless lines were left in it at the stop.
     let mut buffers = vec![(hop.agent_admin, "to_collector")];
