@@ -117,6 +117,12 @@ const QL: &[&str] = &["component", "role"];
 
 static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
     let r = Registry::new();
+    // process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, … as every
+    // Prometheus client exports them: the dashboards' CPU and memory panels.
+    #[cfg(target_os = "linux")]
+    let _ = r.register(Box::new(
+        prometheus::process_collector::ProcessCollector::for_self(),
+    ));
     let exp = |start: f64, factor: f64, n: usize| {
         prometheus::exponential_buckets(start, factor, n).unwrap_or_default()
     };
@@ -561,6 +567,24 @@ mod tests {
         assert!(text.contains(
             "sextant_events_discarded_total{component=\"telemetry_test\",kind=\"test\",reason=\"invalid_utf8\",role=\"test\"} 2"
         ));
+    }
+
+    #[test]
+    fn the_process_metrics_are_exported_with_the_resident_memory_of_this_process() {
+        let text = render();
+        let value = |name: &str| -> f64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+                .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
+        };
+        let resident = value("process_resident_memory_bytes");
+        let own = crate::memory::resident_bytes().expect("VmRSS") as f64;
+        assert!(
+            (resident - own).abs() < own * 0.5,
+            "resident {resident} vs VmRSS {own}"
+        );
+        assert!(value("process_cpu_seconds_total") >= 0.0);
+        assert!(value("process_open_fds") >= 3.0);
     }
 
     #[test]

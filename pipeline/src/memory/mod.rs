@@ -29,8 +29,8 @@
 //!   sinks freed stops counting against the budget.
 //! - While the process spills, a queue in front of a disk stage admits only a small window of
 //!   bytes (see [`crate::flow::queue`]): sources then go at the disk's pace instead of filling memory.
-//! - Exported as `sextant_memory_resident_bytes`, `sextant_memory_over_soft_limit` and
-//!   `sextant_memory_spilling`. Without any limit nothing is sampled, nothing pauses, nothing
+//! - Exported as `sextant_memory_resident_bytes`, `sextant_memory_over_soft_limit`,
+//!   `sextant_memory_spilling` and `sextant_memory_limit_bytes{limit="soft"|"hard"}`. Without any limit nothing is sampled, nothing pauses, nothing
 //!   spills.
 
 mod settings;
@@ -42,7 +42,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{LazyLock, OnceLock};
 use std::time::{Duration, Instant};
 
-use prometheus::IntGauge;
+use prometheus::{IntGauge, IntGaugeVec};
 use tokio::sync::Notify;
 
 use crate::shutdown::Shutdown;
@@ -90,6 +90,7 @@ struct Gauges {
     resident: IntGauge,
     over_soft: IntGauge,
     spilling: IntGauge,
+    limit: IntGaugeVec,
 }
 
 static GAUGES: LazyLock<Option<Gauges>> = LazyLock::new(|| {
@@ -111,6 +112,18 @@ static GAUGES: LazyLock<Option<Gauges>> = LazyLock::new(|| {
             "sextant_memory_spilling",
             "1 from resident memory crossing the hard limit until it is under the soft limit again: sinks without a disk buffer spill to disk.",
         )?,
+        limit: {
+            let g = IntGaugeVec::new(
+                prometheus::Opts::new(
+                    "sextant_memory_limit_bytes",
+                    "The memory limits in force, by `limit` (soft, hard), for dashboards that plot resident memory against them.",
+                ),
+                &["limit"],
+            )
+            .ok()?;
+            crate::telemetry::register(Box::new(g.clone()));
+            g
+        },
     })
 });
 
@@ -324,6 +337,13 @@ pub fn watch(
         HARD.store(limits.hard.unwrap_or(u64::MAX), Ordering::Relaxed);
         NEAR.store(near, Ordering::Relaxed);
         INTAKE_STEP.store(near / 24, Ordering::Relaxed);
+        if let Some(g) = &*GAUGES {
+            for (name, limit) in [("soft", limits.soft), ("hard", limits.hard)] {
+                if let Some(bytes) = limit {
+                    g.limit.with_label_values(&[name]).set(bytes as i64);
+                }
+            }
+        }
         next_sample = sample(limits, near);
     }
     async move {
