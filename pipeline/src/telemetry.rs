@@ -33,6 +33,7 @@ pub mod names {
     pub const QUEUE_BLOCKED_SECONDS: &str = "sextant_queue_blocked_seconds_total";
     pub const CHECKPOINT_OFFSET_BYTES: &str = "sextant_checkpoint_committed_bytes_total";
     pub const OPEN_FILES: &str = "sextant_files_open";
+    pub const UNREAD_BYTES: &str = "sextant_source_unread_bytes";
     pub const BUFFER_BYTES: &str = "sextant_buffer_bytes";
     pub const SPILLED_EVENTS: &str = "sextant_component_spilled_events_total";
     pub const CONCURRENCY_LIMIT: &str = "sextant_component_concurrency_limit";
@@ -63,6 +64,7 @@ struct Families {
     queue_blocked: prometheus::CounterVec,
     checkpoint_bytes: IntCounterVec,
     open_files: IntGaugeVec,
+    unread_bytes: IntGaugeVec,
     up: IntGaugeVec,
     healthy: IntGaugeVec,
     metadata_missing: IntCounterVec,
@@ -235,6 +237,12 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
             CL,
         ),
         open_files: gauge(&r, names::OPEN_FILES, "Files a source holds open.", CL),
+        unread_bytes: gauge(
+            &r,
+            names::UNREAD_BYTES,
+            "Bytes in the files a source follows beyond what it has read: how far it is behind.",
+            CL,
+        ),
         up: gauge(
             &r,
             names::COMPONENT_UP,
@@ -317,6 +325,8 @@ pub struct ComponentMetrics {
     pub batch_bytes: Histogram,
     pub checkpointed_bytes: IntCounter,
     pub open_files: IntGauge,
+    /// Bytes of the followed files not read yet (a file source's lag).
+    pub unread_bytes: IntGauge,
     /// Events sent without metadata that should have been there (an API down or slow).
     pub metadata_missing_events: IntCounter,
     /// Bytes in this sink's disk buffer.
@@ -351,6 +361,7 @@ impl ComponentMetrics {
             batch_bytes: f.batch_bytes.with_label_values(&l),
             checkpointed_bytes: f.checkpoint_bytes.with_label_values(&l),
             open_files: f.open_files.with_label_values(&l),
+            unread_bytes: f.unread_bytes.with_label_values(&l),
             metadata_missing_events: f.metadata_missing.with_label_values(&l),
             buffer_bytes: f.buffer_bytes.with_label_values(&l),
             spilled_events: f.spilled_events.with_label_values(&l),

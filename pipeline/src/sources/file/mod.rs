@@ -352,6 +352,7 @@ impl Tailer {
             }
             self.apply_acks();
             self.persist();
+            self.publish_unread_bytes();
         }
     }
 
@@ -453,6 +454,21 @@ impl Tailer {
         }
         self.first_scan = false;
         self.metrics.open_files.set(self.files.len() as i64);
+        self.publish_unread_bytes();
+    }
+
+    /// `sextant_source_unread_bytes`: what the followed files hold beyond what was read, by
+    /// their size now (one `fstat` each, at every scan and every `checkpoint_interval` while a
+    /// full queue holds a batch back), so the gauge grows while reading waits.
+    fn publish_unread_bytes(&self) {
+        let unread: u64 = self
+            .files
+            .iter()
+            .filter_map(|f| Some(f.file.metadata().ok()?.len().saturating_sub(f.read_offset)))
+            .sum();
+        self.metrics
+            .unread_bytes
+            .set(i64::try_from(unread).unwrap_or(i64::MAX));
     }
 
     /// Counts and logs (at a rate limit) a matching path that cannot be tailed, once per path

@@ -721,3 +721,49 @@ async fn identical_files_in_different_directories_are_each_read_whole() {
     );
     stop(h).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_bytes_show_how_far_a_blocked_source_is_behind_and_fall_to_zero_once_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let text = lines("lag", 0..200_000);
+    append(&log, &text);
+    let name = "file_test_unread_bytes";
+    // A 64 KiB queue nobody pops: the source reads a little, then waits on back-pressure.
+    let h = start_throttled(name, &config(dir.path()), state.path(), 64 << 10);
+    let metrics = ComponentMetrics::new("test", name, "file");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while metrics.unread_bytes.get() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no lag shown");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Once the queue is full, the gauge settles at what is left.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let behind = metrics.unread_bytes.get();
+    assert!(
+        behind > (text.len() / 2) as i64 && behind < text.len() as i64,
+        "{behind} of {} bytes unread",
+        text.len()
+    );
+    // Lines appended while it waits count too.
+    append(&log, &lines("more", 0..1000));
+    let appended = lines("more", 0..1000).len() as i64;
+    let grown = text.len() as i64 + appended;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while metrics.unread_bytes.get() != behind + appended {
+        assert!(tokio::time::Instant::now() < deadline, "appended bytes not shown");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(collect(&h, 201_000, true).await.len(), 201_000);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while metrics.unread_bytes.get() != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {grown} still shown unread after all was read",
+            metrics.unread_bytes.get()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop(h).await;
+}
