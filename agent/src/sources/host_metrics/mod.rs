@@ -86,6 +86,9 @@ pub struct HostMetricsConfig {
     pub collectors: Vec<Collector>,
     pub filesystem: FilesystemSettings,
     pub network: NetworkSettings,
+    /// The resource's `service.name`: the `job` label of these series in Prometheus terms (the
+    /// node name, or else the host name, is the `instance`), so a cluster's nodes stay apart.
+    pub job: String,
 }
 
 /// `network:` of `host_metrics`: node_exporter's `--collector.netdev.device-exclude`.
@@ -124,6 +127,7 @@ impl Default for HostMetricsConfig {
             collectors: Collector::ALL.to_vec(),
             filesystem: FilesystemSettings::default(),
             network: NetworkSettings::default(),
+            job: "node".into(),
         }
     }
 }
@@ -223,7 +227,11 @@ impl Host {
     }
 }
 
-fn origin(root: &std::path::Path) -> Arc<Origin> {
+/// The host as a resource: `host.*`, `os.type`, `k8s.node.name` (from `$NODE_NAME`), and
+/// `service.name` = `job`, `service.instance.id` = the node name, else the host name, which
+/// the Prometheus mapping makes `job` and `instance` (kube-prometheus's node-exporter
+/// convention: `instance` is the node).
+fn origin(root: &std::path::Path, job: &str, node: &str) -> Arc<Origin> {
     let host = procfs::read(root, "proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_default();
@@ -233,14 +241,15 @@ fn origin(root: &std::path::Path) -> Arc<Origin> {
         other => other,
     };
     let mut attributes = vec![
-        KeyValue::new("host.name", host),
         KeyValue::new("host.arch", arch),
         KeyValue::new("os.type", "linux"),
     ];
-    if let Ok(node) = std::env::var("NODE_NAME") {
-        if !node.is_empty() {
-            attributes.push(KeyValue::new("k8s.node.name", node));
-        }
+    let instance = if node.is_empty() { host.as_str() } else { node };
+    attributes.push(KeyValue::new("service.name", job));
+    attributes.push(KeyValue::new("service.instance.id", instance));
+    attributes.push(KeyValue::new("host.name", host.as_str()));
+    if !node.is_empty() {
+        attributes.push(KeyValue::new("k8s.node.name", node));
     }
     Arc::new(Origin {
         resource: Resource {
@@ -269,7 +278,8 @@ pub fn build(config: &HostMetricsConfig, cx: SourceContext) -> Result<Task, Buil
     let interval = config.interval.0;
     let settings = config.clone();
     Ok(Box::pin(async move {
-        let origin = origin(&root);
+        let node = std::env::var("NODE_NAME").unwrap_or_default();
+        let origin = origin(&root, &settings.job, &node);
         let mut host = Some(Host::new(root, collectors, &settings));
         let limiter = LogLimiter::default();
         let mut every = super::Every::new(interval);

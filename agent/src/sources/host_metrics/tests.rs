@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use sextant_pipeline::flow::event::{attributes_to_json, Metric, MetricData, Origin};
 
-use super::{Collector, Host, HostMetricsConfig};
+use super::{origin, Collector, Host, HostMetricsConfig};
 
 fn write(root: &Path, rel: &str, text: &str) {
     let p = root.join(rel);
@@ -178,4 +178,39 @@ fn a_missing_or_malformed_file_fails_its_collector_only() {
     assert!(m
         .iter()
         .all(|x| x.name != "node_load1" && x.name != "node_filefd_allocated"));
+}
+
+#[test]
+fn the_resource_names_the_node_as_instance_of_the_job_so_nodes_stay_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "proc/sys/kernel/hostname", "ip-10-0-1-5.ec2.internal\n");
+    let attrs = |node: &str| -> Vec<(String, String)> {
+        origin(dir.path(), "node", node)
+            .resource
+            .attributes
+            .iter()
+            .map(|kv| (kv.key.to_string(), kv.value.to_text().into_owned()))
+            .filter(|(k, _)| k.starts_with("service.") || k.contains("name"))
+            .collect()
+    };
+    assert_eq!(
+        attrs("node-a"),
+        [
+            ("service.name", "node"),
+            ("service.instance.id", "node-a"),
+            ("host.name", "ip-10-0-1-5.ec2.internal"),
+            ("k8s.node.name", "node-a"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+    );
+    // Outside Kubernetes the host name is the instance.
+    assert_eq!(
+        attrs(""),
+        [
+            ("service.name", "node"),
+            ("service.instance.id", "ip-10-0-1-5.ec2.internal"),
+            ("host.name", "ip-10-0-1-5.ec2.internal"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+    );
 }
