@@ -35,6 +35,7 @@ pub mod names {
     pub const OPEN_FILES: &str = "sextant_files_open";
     pub const UNREAD_BYTES: &str = "sextant_source_unread_bytes";
     pub const BUFFER_BYTES: &str = "sextant_buffer_bytes";
+    pub const BUFFER_MAX_BYTES: &str = "sextant_buffer_max_bytes";
     pub const SPILLED_EVENTS: &str = "sextant_component_spilled_events_total";
     pub const CONCURRENCY_LIMIT: &str = "sextant_component_concurrency_limit";
     pub const METADATA_MISSING_EVENTS: &str = "sextant_metadata_missing_events_total";
@@ -70,6 +71,7 @@ struct Families {
     metadata_missing: IntCounterVec,
     skipped_bytes: IntCounterVec,
     buffer_bytes: IntGaugeVec,
+    buffer_max_bytes: IntGaugeVec,
     spilled_events: IntCounterVec,
     concurrency_limit: IntGaugeVec,
     rule_failures: IntCounterVec,
@@ -273,6 +275,12 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
             "Bytes a sink's disk buffer holds.",
             CL,
         ),
+        buffer_max_bytes: gauge(
+            &r,
+            names::BUFFER_MAX_BYTES,
+            "The most bytes a sink's disk buffer may hold (queue.disk.max_bytes).",
+            CL,
+        ),
         spilled_events: counter(
             &r,
             names::SPILLED_EVENTS,
@@ -331,6 +339,8 @@ pub struct ComponentMetrics {
     pub metadata_missing_events: IntCounter,
     /// Bytes in this sink's disk buffer.
     pub buffer_bytes: IntGauge,
+    /// The bound of this sink's disk buffer (`queue.disk.max_bytes`).
+    pub buffer_max_bytes: IntGauge,
     /// Events spilled to disk above the memory hard limit.
     pub spilled_events: IntCounter,
     /// The adaptive concurrency limit of this sink's requests.
@@ -364,6 +374,7 @@ impl ComponentMetrics {
             unread_bytes: f.unread_bytes.with_label_values(&l),
             metadata_missing_events: f.metadata_missing.with_label_values(&l),
             buffer_bytes: f.buffer_bytes.with_label_values(&l),
+            buffer_max_bytes: f.buffer_max_bytes.with_label_values(&l),
             spilled_events: f.spilled_events.with_label_values(&l),
             concurrency_limit: f.concurrency_limit.with_label_values(&l),
             up: f.up.with_label_values(&l),

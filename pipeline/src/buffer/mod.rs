@@ -14,7 +14,8 @@
 //!   (after the sink's final flush at shutdown), so a clean stop resends nothing.
 //! - All file I/O (writes, fsyncs, rolls, reads, deletions, the ledger) runs on the buffer's own
 //!   thread (`io.rs`), never on the async workers or in an acknowledgement callback.
-//! - `sextant_buffer_bytes` is what is not yet acknowledged, not the files' size.
+//! - `sextant_buffer_bytes` is what is not yet acknowledged, not the files' size;
+//!   `sextant_buffer_max_bytes` is its bound (`max_bytes`), for alerts on a buffer filling.
 //! - Bounded by `max_bytes` on disk. `when_full: block` stops taking from the input, so the
 //!   input queue fills and sources pause (files wait on disk, receivers answer retry-later);
 //!   `drop_oldest` deletes the oldest segment, counting its events as dropped (`buffer_full`).
@@ -114,6 +115,9 @@ pub fn spawn(
         tracing::info!(component = %metrics.name, bytes = held, "disk buffer holds data from before; delivering it first");
     }
     metrics.buffer_bytes.set(held as i64);
+    metrics
+        .buffer_max_bytes
+        .set(i64::try_from(settings.max_bytes.0).unwrap_or(i64::MAX));
     let disk =
         Disk::start(segments, metrics.clone()).map_err(|e| BuildError::io(&metrics.name, e))?;
     let shared = Arc::new(Shared {
