@@ -131,9 +131,11 @@ fn expand_item(item: &str, out: &mut Vec<SequenceValue>) -> Result<(), String> {
         out.push(Some(stale_marker()));
         return Ok(());
     }
+    // `x` is always repetition here, as promtool lexes it: `0x10` is ten more zeros, and a
+    // hexadecimal value (`0x1f`) is not a sequence item.
     let (head, times) = match item.rfind('x') {
-        Some(i) if !item.starts_with("0x") => (&item[..i], Some(parse_count(&item[i + 1..])?)),
-        _ => (item, None),
+        Some(i) => (&item[..i], Some(parse_count(&item[i + 1..])?)),
+        None => (item, None),
     };
     let Some(times) = times else {
         out.push(Some(parse_number(head)?));
@@ -188,6 +190,13 @@ pub fn parse_number(text: &str) -> Result<f64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_repeated_is_zeros_not_a_hexadecimal_number() {
+        let zeros = parse_values("1 0x3").unwrap();
+        assert_eq!(zeros, vec![Some(1.0), Some(0.0), Some(0.0), Some(0.0), Some(0.0)]);
+        assert!(parse_values("0x1f").is_err(), "promtool refuses it too");
+    }
 
     #[test]
     fn sequences_expand_as_prometheus_does() {
