@@ -194,7 +194,10 @@ mod tests {
     #[test]
     fn zero_repeated_is_zeros_not_a_hexadecimal_number() {
         let zeros = parse_values("1 0x3").unwrap();
-        assert_eq!(zeros, vec![Some(1.0), Some(0.0), Some(0.0), Some(0.0), Some(0.0)]);
+        assert_eq!(
+            zeros,
+            vec![Some(1.0), Some(0.0), Some(0.0), Some(0.0), Some(0.0)]
+        );
         assert!(parse_values("0x1f").is_err(), "promtool refuses it too");
     }
 

@@ -12,6 +12,7 @@ mod cloudwatch_logs_faults;
 mod cloudwatch_logs_slice;
 mod cloudwatch_metrics;
 mod crash_recovery;
+mod deploy_assets;
 mod disk_buffer_across_the_hop;
 mod exposition_conformance;
 mod host_metrics;

@@ -270,7 +270,11 @@ async fn the_stage_acknowledges_sources_after_fsync_blocks_when_full_and_deliver
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!pusher.is_finished(), "a full buffer holds the source back");
     assert!(metrics.buffer_bytes.get() <= 2 << 20);
-    assert_eq!(metrics.buffer_max_bytes.get(), 2 << 20, "its bound, for alerts");
+    assert_eq!(
+        metrics.buffer_max_bytes.get(),
+        2 << 20,
+        "its bound, for alerts"
+    );
     let got = deliver_bodies(&output, 400).await;
     source_acks.extend(pusher.await.unwrap());
     assert_eq!(

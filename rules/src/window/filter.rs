@@ -89,6 +89,15 @@ impl SelectorFilter {
         }
     }
 
+    /// The metric names the selectors require, and whether some selector names none (matches
+    /// by other labels only). What a check of rules and dashboards against the metrics really
+    /// exported reads.
+    pub fn metric_names(&self) -> (Vec<&str>, bool) {
+        let mut names: Vec<&str> = self.by_name.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        (names, !self.general.is_empty())
+    }
+
     /// Whether some selector matches the series.
     pub fn admits(&self, labels: &impl LabelView) -> bool {
         let all =
@@ -136,6 +145,10 @@ mod tests {
         assert!(!admits(&[("__name__", "node_load1")]));
         assert!(admits(&[("__name__", "anything"), ("job", "batch")]));
         assert!(!admits(&[("__name__", "go_goroutines"), ("job", "api")]));
+        assert_eq!(
+            filter.metric_names(),
+            (vec!["http_requests_total", "node_load1", "up"], true)
+        );
         assert!(
             filter.may_admit_name("go_goroutines"),
             "a selector without a name is tried on every series"

@@ -183,7 +183,11 @@ fn a_missing_or_malformed_file_fails_its_collector_only() {
 #[test]
 fn the_resource_names_the_node_as_instance_of_the_job_so_nodes_stay_apart() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "proc/sys/kernel/hostname", "ip-10-0-1-5.ec2.internal\n");
+    write(
+        dir.path(),
+        "proc/sys/kernel/hostname",
+        "ip-10-0-1-5.ec2.internal\n",
+    );
     let attrs = |node: &str| -> Vec<(String, String)> {
         origin(dir.path(), "node", node)
             .resource

@@ -752,7 +752,10 @@ async fn unread_bytes_show_how_far_a_blocked_source_is_behind_and_fall_to_zero_o
     let grown = text.len() as i64 + appended;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while metrics.unread_bytes.get() != behind + appended {
-        assert!(tokio::time::Instant::now() < deadline, "appended bytes not shown");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "appended bytes not shown"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(collect(&h, 201_000, true).await.len(), 201_000);
