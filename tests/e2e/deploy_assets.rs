@@ -241,13 +241,32 @@ fn exposition_names(text: &str) -> BTreeSet<String> {
 }
 
 /// A `sextant run` that exercises what the alerts and dashboards watch: a memory budget, a
-/// file source (one line of invalid UTF-8), host metrics, its own `/metrics` scraped, a
-/// scrape of a port nobody serves (errors), a sink to a port nobody serves (retries, failed
-/// batches, a failing health check), a queue that drops, and a disk-buffered collector sink.
+/// file source in CRI format (one line that is not), host metrics, its own `/metrics`
+/// scraped, a scrape of a port nobody serves (errors), a sink to a port nobody serves
+/// (retries, failed batches, a failing health check), a queue that drops, a disk-buffered
+/// collector sink, and rules: an alert that always fires (`ALERTS`) and a rule whose query
+/// fails at every evaluation (a duplicate series on the "one" side of a match).
 fn exporting_config(dir: &Path, admin: u16, otlp: u16, closed: u16) -> String {
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).unwrap();
-    std::fs::write(logs.join("app.log"), b"good line\nbad \xff byte\n").unwrap();
+    std::fs::write(
+        logs.join("app.log"),
+        "2026-12-03T07:00:00.000000000Z stdout F good line\nnot a CRI line\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("rules.yml"),
+        r#"groups:
+  - name: exported
+    interval: 1s
+    rules:
+      - alert: Always
+        expr: vector(1)
+      - record: fails
+        expr: vector(1) * on () group_left () (vector(1) or label_replace(vector(1), "x", "y", "", ""))
+"#,
+    )
+    .unwrap();
     format!(
         r#"
 data_dir: {data}
@@ -257,6 +276,7 @@ agent:
   sources:
     app:
       type: file
+      format: cri
       include: ["{logs}/*.log"]
     host:
       type: host_metrics
@@ -283,16 +303,18 @@ agent:
 collector:
   sources:
     otlp: {{ type: otlp, address: "127.0.0.1:{otlp}" }}
+    rules: {{ type: prometheus_rules, inputs: [otlp], rule_files: ["{rules}"] }}
   sinks:
     files:
       type: file
-      inputs: [otlp]
+      inputs: [otlp, rules]
       path: {out}
       queue: {{ disk: {{ max_bytes: 64MiB }} }}
 "#,
         data = dir.join("data").display(),
         logs = logs.display(),
         out = dir.join("out").display(),
+        rules = dir.join("rules.yml").display(),
     )
 }
 
