@@ -8,7 +8,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use sextant_rules::window::SelectorFilter;
@@ -30,16 +29,8 @@ fn files_in(dir: &Path, suffix: &str) -> Vec<PathBuf> {
 }
 
 fn run(program: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program} (scripts/test installs it): {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    let (code, text) = run_program(program, args);
+    (code == 0, text)
 }
 
 /// Every alerting rule of `alerts/*.rules.yml`: (name, rule as YAML).

@@ -4,7 +4,6 @@
 //! fail, so a runner that passes everything is caught.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn unit_test_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
@@ -21,17 +20,9 @@ fn unit_test_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn exit_code(program: &str, args: &[&str], file: &Path) -> (i32, String) {
-    let output = Command::new(program)
-        .args(args)
-        .arg(file)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program} (scripts/test installs it): {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.code().unwrap_or(-1), text)
+    let file = file.to_str().unwrap();
+    let args: Vec<&str> = args.iter().copied().chain([file]).collect();
+    crate::common::run_program(program, &args)
 }
 
 #[test]

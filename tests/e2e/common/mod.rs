@@ -190,6 +190,21 @@ pub fn http_get(url: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
+/// Runs a program to its end: its exit code (-1 when killed by a signal) and its stdout and
+/// stderr together.
+pub fn run_program(program: &str, args: &[&str]) -> (i32, String) {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program} (scripts/test installs it): {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code().unwrap_or(-1), text)
+}
+
 /// Starts `sextant <role> --config <file>` with moto's fake credentials in its environment.
 pub fn start_sextant(role: &str, config: &Path, log: &Path) -> Proc {
     release_ports_in(&std::fs::read_to_string(config).unwrap_or_default());
