@@ -211,6 +211,18 @@ fn names_queried() -> BTreeMap<String, BTreeSet<String>> {
         let dashboard: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
         let title = dashboard["title"].as_str().unwrap().to_string();
+        let variables: BTreeSet<&str> = dashboard["templating"]["list"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v["name"].as_str())
+            .collect();
+        for wanted in ["datasource", "cluster", "node"] {
+            assert!(
+                variables.contains(wanted),
+                "{title}: no {wanted} variable ({variables:?})"
+            );
+        }
         let exprs = dashboard_exprs(&dashboard);
         assert!(exprs.len() >= 4, "{title}: {} queries", exprs.len());
         for expr in exprs {
@@ -318,9 +330,11 @@ fn alerts_and_dashboards_query_only_metrics_that_sextant_exports() {
     std::fs::write(&config, exporting_config(dir.path(), admin, otlp, closed)).unwrap();
     let mut sextant = start_sextant("run", &config, &dir.path().join("sextant.log"));
     let mut exported = BTreeSet::new();
+    let mut exposition = String::new();
     let all_there = eventually(Duration::from_secs(45), || {
         if let Some((200, text)) = http_get(&format!("http://127.0.0.1:{admin}/metrics")) {
             exported.extend(exposition_names(&text));
+            exposition = text;
         }
         for record in metric_records(&dir.path().join("out")) {
             if let Some(name) = record["name"].as_str() {
@@ -349,4 +363,17 @@ fn alerts_and_dashboards_query_only_metrics_that_sextant_exports() {
     }
     // The check has teeth: a name that is not exported is caught.
     assert!(!exported.contains("sextant_events_lost_total"));
+    // The budget the dashboards plot memory against: 80% and 90% of `memory.limit` (1 GiB).
+    let gib = 1u64 << 30;
+    for (limit, share) in [("soft", 80), ("hard", 90)] {
+        assert_eq!(
+            metric_read(
+                &exposition,
+                "sextant_memory_limit_bytes",
+                &[&format!("limit=\"{limit}\"")]
+            ),
+            Some((gib / 100 * share) as f64),
+            "{limit} limit"
+        );
+    }
 }
