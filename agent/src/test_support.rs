@@ -17,6 +17,18 @@ use sextant_pipeline::shutdown::ShutdownTrigger;
 use sextant_pipeline::telemetry::{ComponentMetrics, QueueMetrics};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// How long a test waits for what should come at once: `d` times `SEXTANT_TEST_PATIENCE`
+/// (default 1). The arm64 run under qemu sets it: emulation on a loaded machine is several
+/// times slower, and a deadline there says nothing about the code.
+pub fn patience(d: Duration) -> Duration {
+    let factor = std::env::var("SEXTANT_TEST_PATIENCE")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(1)
+        .max(1);
+    d * factor
+}
+
 /// Serves `body(n)` to the `n`th request (from 0) on a loopback port: (port, requests served).
 pub async fn serve(
     body: impl Fn(usize) -> String + Send + Sync + 'static,
@@ -98,10 +110,11 @@ impl Running {
         }
     }
 
-    /// Metrics (acknowledging their batches) until `done` says enough; a panic after 15 s.
+    /// Metrics (acknowledging their batches) until `done` says enough; a panic after 15 s
+    /// (times [`patience`]).
     pub async fn metrics_until(&self, mut done: impl FnMut(&[Metric]) -> bool) -> Vec<Metric> {
         let mut seen = Vec::new();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        let deadline = tokio::time::Instant::now() + patience(Duration::from_secs(15));
         while !done(&seen) {
             let b = tokio::time::timeout_at(deadline, self.queue.pop())
                 .await

@@ -297,13 +297,13 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
     }
 });
 
-/// The text exposition of every self-metric.
 /// Registers a process-wide metric defined elsewhere (the memory gauges) in the registry that
 /// `/metrics` renders.
 pub fn register(metric: Box<dyn prometheus::core::Collector>) {
     let _ = FAMILIES.registry.register(metric);
 }
 
+/// The text exposition of every self-metric.
 pub fn render() -> String {
     let mut buf = Vec::new();
     let families = FAMILIES.registry.gather();

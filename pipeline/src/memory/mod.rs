@@ -30,8 +30,8 @@
 //! - While the process spills, a queue in front of a disk stage admits only a small window of
 //!   bytes (see [`crate::flow::queue`]): sources then go at the disk's pace instead of filling memory.
 //! - Exported as `sextant_memory_resident_bytes`, `sextant_memory_over_soft_limit`,
-//!   `sextant_memory_spilling` and `sextant_memory_limit_bytes{limit="soft"|"hard"}`. Without any limit nothing is sampled, nothing pauses, nothing
-//!   spills.
+//!   `sextant_memory_spilling` and `sextant_memory_limit_bytes{limit="soft"|"hard"}`. Without
+//!   any limit nothing is sampled, nothing pauses, nothing spills.
 
 mod settings;
 
@@ -94,11 +94,11 @@ struct Gauges {
 }
 
 static GAUGES: LazyLock<Option<Gauges>> = LazyLock::new(|| {
-    let gauge = |name: &str, help: &str| {
-        let g = IntGauge::new(name, help).ok()?;
-        crate::telemetry::register(Box::new(g.clone()));
-        Some(g)
-    };
+    fn registered<M: prometheus::core::Collector + Clone + 'static>(m: M) -> M {
+        crate::telemetry::register(Box::new(m.clone()));
+        m
+    }
+    let gauge = |name: &str, help: &str| IntGauge::new(name, help).ok().map(registered);
     Some(Gauges {
         resident: gauge(
             "sextant_memory_resident_bytes",
@@ -112,18 +112,15 @@ static GAUGES: LazyLock<Option<Gauges>> = LazyLock::new(|| {
             "sextant_memory_spilling",
             "1 from resident memory crossing the hard limit until it is under the soft limit again: sinks without a disk buffer spill to disk.",
         )?,
-        limit: {
-            let g = IntGaugeVec::new(
-                prometheus::Opts::new(
-                    "sextant_memory_limit_bytes",
-                    "The memory limits in force, by `limit` (soft, hard), for dashboards that plot resident memory against them.",
-                ),
-                &["limit"],
-            )
-            .ok()?;
-            crate::telemetry::register(Box::new(g.clone()));
-            g
-        },
+        limit: IntGaugeVec::new(
+            prometheus::Opts::new(
+                "sextant_memory_limit_bytes",
+                "The memory limits in force, by `limit` (soft, hard), for dashboards that plot resident memory against them.",
+            ),
+            &["limit"],
+        )
+        .ok()
+        .map(registered)?,
     })
 });
 

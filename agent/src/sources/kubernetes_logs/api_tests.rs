@@ -264,10 +264,12 @@ async fn an_unreachable_api_delays_nothing_past_the_wait_and_counts_what_lacks_m
     let state = dir.path().join("state");
     std::fs::create_dir_all(&state).unwrap();
     let mut config = config(&root, kubeconfig);
-    config.kubernetes_api.wait_for_metadata = DurationValue(Duration::from_secs(30));
+    // Three times `collect`'s deadline, both scaled alike on slow machines.
+    config.kubernetes_api.wait_for_metadata =
+        DurationValue(crate::test_support::patience(Duration::from_secs(30)));
 
     let mut source = Running::start(&config, "k8s_api_down_test", &state);
-    // Well inside the 30 s wait: a failing API is not waited for.
+    // Well inside the wait: a failing API is not waited for.
     let events = source.collect(200).await;
     let metrics = source.metrics.clone();
     source.stop().await;

@@ -73,14 +73,18 @@ impl Running {
         }
     }
 
-    /// The next `n` events (acknowledging their batches), or a panic after 10 s without one.
+    /// The next `n` events (acknowledging their batches), or a panic after 10 s (times
+    /// [`patience`](crate::test_support::patience)) without one.
     pub async fn collect(&mut self, n: usize) -> Vec<LogEvent> {
         let mut events: Vec<LogEvent> = Vec::new();
         while events.len() < n {
-            let b = tokio::time::timeout(Duration::from_secs(10), self.queue.pop())
-                .await
-                .unwrap_or_else(|_| panic!("only {} of {n} events arrived", events.len()))
-                .unwrap();
+            let b = tokio::time::timeout(
+                crate::test_support::patience(Duration::from_secs(10)),
+                self.queue.pop(),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {n} events arrived", events.len()))
+            .unwrap();
             if let Events::Logs(l) = &b.events {
                 events.extend(l.iter().cloned());
             }

@@ -395,6 +395,9 @@ async fn the_kubelet_is_scraped_over_https_with_the_token_and_a_wrong_ca_or_toke
                 && ["wrong_token", "wrong_ca"]
                     .iter()
                     .all(|j| !up_of(m, j).is_empty())
+                // A slow handshake makes `wrong_token` up 0 by its timeout before the kubelet
+                // has refused it: wait for a refusal too.
+                && refused.load(Ordering::SeqCst) >= 1
         })
         .await;
     assert!(
