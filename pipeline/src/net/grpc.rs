@@ -167,28 +167,39 @@ impl Status {
                 h.insert("grpc-message", v);
             }
         }
-        if let Some(delay) = self.retry_delay {
-            let info = RetryInfo {
-                retry_delay: Some(ProtoDuration {
-                    seconds: delay.as_secs() as i64,
-                    nanos: delay.subsec_nanos() as i32,
-                }),
-            };
-            let status = RpcStatus {
-                code: self.code as i32,
-                message: self.message.clone(),
-                details: vec![Any {
-                    type_url: RETRY_INFO_TYPE.into(),
-                    value: info.encode_to_vec(),
-                }],
-            };
+        if self.retry_delay.is_some() {
             let encoded =
-                base64::engine::general_purpose::STANDARD_NO_PAD.encode(status.encode_to_vec());
+                base64::engine::general_purpose::STANDARD_NO_PAD.encode(self.to_rpc_status());
             if let Ok(v) = http::HeaderValue::from_str(&encoded) {
                 h.insert("grpc-status-details-bin", v);
             }
         }
         h
+    }
+
+    /// As an encoded `google.rpc.Status` (with a `RetryInfo` when there is a delay): what
+    /// `grpc-status-details-bin` carries, and the body of an OTLP/HTTP error answer.
+    pub fn to_rpc_status(&self) -> Vec<u8> {
+        let details = self
+            .retry_delay
+            .map(|delay| Any {
+                type_url: RETRY_INFO_TYPE.into(),
+                value: RetryInfo {
+                    retry_delay: Some(ProtoDuration {
+                        seconds: delay.as_secs() as i64,
+                        nanos: delay.subsec_nanos() as i32,
+                    }),
+                }
+                .encode_to_vec(),
+            })
+            .into_iter()
+            .collect();
+        RpcStatus {
+            code: self.code as i32,
+            message: self.message.clone(),
+            details,
+        }
+        .encode_to_vec()
     }
 
     /// From trailers (or the headers of a trailers-only answer); `None` without `grpc-status`.

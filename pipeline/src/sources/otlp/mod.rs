@@ -1,7 +1,8 @@
-//! Source `otlp`: receives OTLP/HTTP (`/v1/logs`, `/v1/metrics`, `/v1/traces`, protobuf; gzip,
-//! zstd or not) and OTLP/gRPC (the three Export methods, on the same listener by HTTP/2 and
+//! Source `otlp`: receives OTLP/HTTP (`/v1/logs`, `/v1/metrics`, `/v1/traces`, protobuf or
+//! JSON, answered in kind, see [`encoding`]; gzip, zstd or not) and OTLP/gRPC (the three Export methods, on the same listener by HTTP/2 and
 //! `application/grpc`, see [`crate::net::grpc`]) and answers each request only when the batch's delivery is known:
-//! `200` (with a partial success naming malformed records that were skipped) once every sink
+//! `200` (with a partial success counting the records with malformed ids that were skipped, the
+//! rest delivered) once every sink
 //! delivered it or refused it for good; `503` with `Retry-After` when it failed, or when
 //! `ack_timeout` passed (the sender retries: at least once, with bounded duplicates). A request
 //! that cannot be read or decoded is answered `400` and counted; it never stops the receiver.
@@ -20,6 +21,9 @@
 //! is answered 413 (`RESOURCE_EXHAUSTED`); decompression runs off the async threads.
 
 pub(crate) mod config;
+mod encoding;
+#[cfg(test)]
+mod json_tests;
 #[cfg(test)]
 mod tests;
 
@@ -28,20 +32,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
-use prost::Message;
-
-use opentelemetry_proto::tonic::collector::{
-    logs::v1::{ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse},
-    metrics::v1::{
-        ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-    },
-    trace::v1::{ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse},
-};
 
 use crate::component::{BuildError, SourceContext, Task};
 use crate::flow::ack::{Ack, AckStatus, Acks};
 use crate::flow::batch::Batch;
-use crate::flow::event::{otlp, Events, Signal};
+use crate::flow::event::{Events, Signal};
 use crate::flow::fanout::Fanout;
 use crate::net::grpc;
 use crate::net::http::{self, Body};
@@ -49,6 +44,7 @@ use crate::net::inflate::{self, Chunks, Encoding, InflateError};
 use crate::telemetry::{ComponentMetrics, LogLimiter};
 
 pub use config::OtlpSourceConfig;
+use encoding::{Decoded, Format};
 
 struct Receiver {
     config: OtlpSourceConfig,
@@ -169,26 +165,6 @@ const DECODE_INLINE_BYTES: usize = 256 * 1024;
 /// After inflating this much, the blocking thread gives its freed memory back to the OS.
 const GIVE_BACK_AFTER_BYTES: usize = 4 * 1024 * 1024;
 
-/// A decoded request: its events and how many records were skipped as malformed.
-type Decoded = Result<(Events, u64), prost::DecodeError>;
-
-fn decode(signal: Signal, body: Chunks) -> Decoded {
-    match signal {
-        Signal::Logs => ExportLogsServiceRequest::decode(body).map(|r| {
-            let d = otlp::logs_from_proto(r);
-            (Events::Logs(d.records), d.rejected)
-        }),
-        Signal::Metrics => ExportMetricsServiceRequest::decode(body).map(|r| {
-            let d = otlp::metrics_from_proto(r);
-            (Events::Metrics(d.records), d.rejected)
-        }),
-        Signal::Traces => ExportTraceServiceRequest::decode(body).map(|r| {
-            let d = otlp::spans_from_proto(r);
-            (Events::Spans(d.records), d.rejected)
-        }),
-    }
-}
-
 /// Semaphore permits for `bytes` (the config keeps them under 4 GiB).
 fn permits(bytes: usize) -> usize {
     bytes.min(u32::MAX as usize)
@@ -269,19 +245,21 @@ impl Receiver {
     }
 
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
-        let wire = if header(&req, hyper::header::CONTENT_TYPE).starts_with(grpc::CONTENT_TYPE) {
-            Wire::Grpc
+        let content_type = header(&req, hyper::header::CONTENT_TYPE);
+        let (wire, format) = if content_type.starts_with(grpc::CONTENT_TYPE) {
+            (Wire::Grpc, Some(Format::Protobuf))
         } else {
-            Wire::Http
+            (Wire::Http, Format::of_content_type(content_type))
         };
-        let answer = self.answer(wire, req).await;
+        let answer = self.answer(wire, format, req).await;
         match wire {
-            Wire::Http => http_answer(answer),
+            Wire::Http => http_answer(answer, format),
             Wire::Grpc => grpc_answer(answer),
         }
     }
 
-    async fn answer(&self, wire: Wire, req: Request<Incoming>) -> Answer {
+    /// What to answer a request, read as `format` (`None`: a Content-Type we do not take).
+    async fn answer(&self, wire: Wire, format: Option<Format>, req: Request<Incoming>) -> Answer {
         if req.method() != Method::POST {
             return refused(405, grpc::code::UNIMPLEMENTED, "use POST");
         }
@@ -322,15 +300,13 @@ impl Receiver {
         let Some(held) = self.reserve(declared + declared.min(CONNECTION_READ_BUFFER_BYTES)) else {
             return self.retry_later("too many request bytes in flight; retry");
         };
-        if wire == Wire::Http
-            && !header(&req, hyper::header::CONTENT_TYPE).starts_with("application/x-protobuf")
-        {
+        let Some(format) = format else {
             return refused(
                 415,
                 grpc::code::INVALID_ARGUMENT,
-                "only application/x-protobuf is accepted",
+                "only application/x-protobuf and application/json are accepted",
             );
-        }
+        };
         let encoding = match wire {
             Wire::Http => header(&req, hyper::header::CONTENT_ENCODING),
             Wire::Grpc => header(&req, "grpc-encoding"),
@@ -355,15 +331,15 @@ impl Receiver {
             Ok(e) => e,
             Err(e) => return self.bad_request("bad_encoding", e.to_string()),
         };
-        let (decoded, held) = match self.unpack(signal, encoding, payload, held).await {
+        let (decoded, held) = match self.unpack(signal, format, encoding, payload, held).await {
             Ok(unpacked) => unpacked,
             Err(answer) => return answer,
         };
         let (events, rejected) = match decoded {
             Ok(d) => d,
-            Err(e) => return self.bad_request("bad_protobuf", e.to_string()),
+            Err(e) => return self.bad_request(e.reason, e.detail),
         };
-        self.deliver(signal, events, rejected, held).await
+        self.deliver(signal, format, events, rejected, held).await
     }
 
     /// A share of `max_in_flight_bytes`, or `None` (counted) when it is not free now.
@@ -382,6 +358,7 @@ impl Receiver {
     async fn unpack(
         &self,
         signal: Signal,
+        format: Format,
         encoding: Option<Encoding>,
         payload: Bytes,
         held: InFlight,
@@ -396,10 +373,10 @@ impl Receiver {
                 return Err(too_large(InflateError::TooLarge { limit }));
             }
             if payload.len() <= DECODE_INLINE_BYTES {
-                return Ok((decode(signal, Chunks::whole(payload)), held));
+                return Ok((format.decode(signal, Chunks::whole(payload)), held));
             }
             return tokio::task::spawn_blocking(move || {
-                (decode(signal, Chunks::whole(payload)), held)
+                (format.decode(signal, Chunks::whole(payload)), held)
             })
             .await
             .map_err(|e| self.bad_request("bad_protobuf", e.to_string()));
@@ -424,7 +401,7 @@ impl Receiver {
             });
             drop(payload);
             let large = held.bytes() >= GIVE_BACK_AFTER_BYTES;
-            let decoded = inflated.map(|chunks| decode(signal, chunks));
+            let decoded = inflated.map(|chunks| format.decode(signal, chunks));
             if large {
                 crate::memory::give_back_now();
             }
@@ -456,6 +433,7 @@ impl Receiver {
     async fn deliver(
         &self,
         signal: Signal,
+        format: Format,
         events: Events,
         rejected: u64,
         held: InFlight,
@@ -489,38 +467,24 @@ impl Receiver {
         } else {
             String::new()
         };
-        Answer::Accepted(match signal {
-            Signal::Logs => ExportLogsServiceResponse {
-                partial_success: (rejected > 0).then_some(ExportLogsPartialSuccess {
-                    rejected_log_records: rejected as i64,
-                    error_message: message,
-                }),
-            }
-            .encode_to_vec(),
-            Signal::Metrics => ExportMetricsServiceResponse {
-                partial_success: (rejected > 0).then_some(ExportMetricsPartialSuccess {
-                    rejected_data_points: rejected as i64,
-                    error_message: message,
-                }),
-            }
-            .encode_to_vec(),
-            Signal::Traces => ExportTraceServiceResponse {
-                partial_success: (rejected > 0).then_some(ExportTracePartialSuccess {
-                    rejected_spans: rejected as i64,
-                    error_message: message,
-                }),
-            }
-            .encode_to_vec(),
-        })
+        Answer::Accepted(format.response(signal, rejected, message))
     }
 }
 
-/// OTLP/HTTP: 200 with the response, 503 with `Retry-After`, or the refusal's status.
-fn http_answer(answer: Answer) -> Response<Body> {
+/// OTLP/HTTP: 200 with the response, 503 with `Retry-After`, or the refusal's status; an
+/// error's body is a `google.rpc.Status` in the request's format (plain text when the format
+/// was not one of ours).
+fn http_answer(answer: Answer, format: Option<Format>) -> Response<Body> {
+    let error = |status: u16, code: u32, message: &str| match format {
+        Some(f) => http::response(status, f.content_type(), f.status(code, message)),
+        None => http::response(status, "text/plain", message.to_owned()),
+    };
     match answer {
-        Answer::Accepted(body) => http::response(200, "application/x-protobuf", body),
+        Answer::Accepted(body) => {
+            http::response(200, format.unwrap_or(Format::Protobuf).content_type(), body)
+        }
         Answer::RetryLater(message, after) => {
-            let mut r = http::response(503, "text/plain", message);
+            let mut r = error(503, grpc::code::UNAVAILABLE, message);
             r.headers_mut().insert(
                 hyper::header::RETRY_AFTER,
                 hyper::header::HeaderValue::from(after.as_secs().max(1)),
@@ -529,9 +493,9 @@ fn http_answer(answer: Answer) -> Response<Body> {
         }
         Answer::Refused {
             http: status,
+            grpc: code,
             message,
-            ..
-        } => http::response(status, "text/plain", message),
+        } => error(status, code, &message),
     }
 }
 

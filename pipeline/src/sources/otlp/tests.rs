@@ -6,6 +6,9 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use prost::Message;
 
 use super::*;
@@ -14,7 +17,19 @@ use crate::flow::queue::{ByteQueue, WhenFull};
 use crate::shutdown::ShutdownTrigger;
 use crate::telemetry::QueueMetrics;
 
-fn post(port: u16, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<u8>) {
+/// `(status, body)` of a POST.
+pub(super) fn post(port: u16, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<u8>) {
+    let (status, _, body) = post_answered(port, path, headers, body);
+    (status, body)
+}
+
+/// `(status, Content-Type, body)` of a POST.
+pub(super) fn post_answered(
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut req = format!(
@@ -32,7 +47,15 @@ fn post(port: u16, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, V
     let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
     let head = String::from_utf8_lossy(&out[..split]).to_string();
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, out[split + 4..].to_vec())
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    (status, content_type, out[split + 4..].to_vec())
 }
 
 fn logs_request(n: usize) -> Vec<u8> {
@@ -56,19 +79,19 @@ fn logs_request(n: usize) -> Vec<u8> {
     .encode_to_vec()
 }
 
-const PROTO: (&str, &str) = ("Content-Type", "application/x-protobuf");
+pub(super) const PROTO: (&str, &str) = ("Content-Type", "application/x-protobuf");
 
-struct Started {
-    port: u16,
-    queue: Arc<ByteQueue<Batch>>,
-    metrics: ComponentMetrics,
-    trigger: ShutdownTrigger,
-    task: tokio::task::JoinHandle<()>,
+pub(super) struct Started {
+    pub(super) port: u16,
+    pub(super) queue: Arc<ByteQueue<Batch>>,
+    pub(super) metrics: ComponentMetrics,
+    pub(super) trigger: ShutdownTrigger,
+    pub(super) task: tokio::task::JoinHandle<()>,
 }
 
 /// The receiver named `name` on a free port (64 KiB requests, 256 KiB decompressed and in
 /// flight, 500 ms ack timeout), sending into a 16 MiB queue.
-fn start(name: &str) -> Started {
+pub(super) fn start(name: &str) -> Started {
     start_with_queue(name, 1 << 24)
 }
 
@@ -160,12 +183,7 @@ async fn answers_after_delivery_and_survives_malformed_requests() {
             &enc.finish().unwrap(),
         );
         let too_big = post(port, "/v1/logs", &[PROTO], &vec![0u8; 100 * 1024]);
-        let wrong_type = post(
-            port,
-            "/v1/logs",
-            &[("Content-Type", "application/json")],
-            b"{}",
-        );
+        let wrong_type = post(port, "/v1/logs", &[("Content-Type", "text/plain")], b"{}");
         let failed = post(port, "/v1/logs", &[PROTO], &logs_request(7));
         let ok_again = post(port, "/v1/logs", &[PROTO], &logs_request(5));
         let zstd_ok = post(
