@@ -21,6 +21,7 @@ mod opensearch;
 mod otlp_grpc;
 mod otlp_hop_faults;
 mod otlp_receiver_limits;
+mod otlp_sdk_senders;
 mod otlp_sequential_sender;
 mod prometheus_exporter;
 mod prometheus_remote_write;

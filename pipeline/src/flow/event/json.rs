@@ -60,17 +60,37 @@ pub fn metric_to_json(m: &Metric) -> J {
     json!({"name": m.name, "description": m.description, "unit": m.unit, "type": kind, "points": points, "resource": attributes_to_json(&m.origin.resource.attributes)})
 }
 
+/// A span whole: everything OTLP carries for it, its scope and its resource.
 pub fn span_to_json(s: &Span) -> J {
+    let events: Vec<J> = s
+        .events
+        .iter()
+        .map(|e| json!({"time_unix_nano": e.time_unix_nano, "name": e.name, "attributes": attributes_to_json(&e.attributes), "dropped_attributes_count": e.dropped_attributes_count}))
+        .collect();
+    let links: Vec<J> = s
+        .links
+        .iter()
+        .map(|l| json!({"trace_id": hex(&l.trace_id), "span_id": hex(&l.span_id), "trace_state": l.trace_state, "flags": l.flags, "attributes": attributes_to_json(&l.attributes), "dropped_attributes_count": l.dropped_attributes_count}))
+        .collect();
+    let scope = &s.origin.scope;
     json!({
         "trace_id": hex(&s.trace_id),
         "span_id": hex(&s.span_id),
         "parent_span_id": s.parent_span_id.map(|p| hex(&p)),
+        "trace_state": s.trace_state,
+        "flags": s.flags,
         "name": s.name,
         "kind": format!("{:?}", s.kind),
         "start_time_unix_nano": s.start_time_unix_nano,
         "end_time_unix_nano": s.end_time_unix_nano,
         "attributes": attributes_to_json(&s.attributes),
+        "dropped_attributes_count": s.dropped_attributes_count,
+        "events": events,
+        "dropped_events_count": s.dropped_events_count,
+        "links": links,
+        "dropped_links_count": s.dropped_links_count,
         "status": s.status.as_ref().map(|(c, m)| json!({"code": format!("{c:?}"), "message": m})),
+        "scope": {"name": scope.name, "version": scope.version, "attributes": attributes_to_json(&scope.attributes)},
         "resource": attributes_to_json(&s.origin.resource.attributes),
     })
 }

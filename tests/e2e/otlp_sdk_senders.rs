@@ -1,0 +1,140 @@
+//! The OpenTelemetry Python SDK as a real sender to `sextant agent` (TESTING.md): over gRPC, over
+//! OTLP/HTTP protobuf plain and gzipped (the SDK's own exporters), and over OTLP/HTTP JSON plain
+//! and gzipped. The SDK has no JSON exporter; `python/otel_trace_app.py` encodes the SDK's own
+//! export request with protobuf's JSON mapping and hex ids, as the OTLP spec describes.
+//!
+//! The app makes one trace with every span field in use (kinds, parents, attributes of each
+//! type, events, a link, an error status, scope, resource), waits for each export's answer and
+//! prints the spans as the SDK saw them; every field it printed must come out of the agent's
+//! file sink unchanged, each span exactly once.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::*;
+
+fn app() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/python/otel_trace_app.py")
+}
+
+fn python() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")
+}
+
+/// Every key of `want` is in `got` with the same value (numbers compared as numbers; arrays
+/// element by element and of the same length); `got` may have more keys.
+fn assert_has(got: &Value, want: &Value, path: &str) {
+    match (got, want) {
+        (Value::Object(g), Value::Object(w)) => {
+            for (k, v) in w {
+                let at = format!("{path}.{k}");
+                let g = g.get(k).unwrap_or_else(|| panic!("{at} missing in {got}"));
+                assert_has(g, v, &at);
+            }
+        }
+        (Value::Array(g), Value::Array(w)) => {
+            assert_eq!(g.len(), w.len(), "{path}: {got} against {want}");
+            for (i, (g, w)) in g.iter().zip(w).enumerate() {
+                assert_has(g, w, &format!("{path}[{i}]"));
+            }
+        }
+        (Value::Number(g), Value::Number(w)) => {
+            assert_eq!(g.as_f64(), w.as_f64(), "{path}");
+            assert_eq!(g.as_u64(), w.as_u64(), "{path}: exact integers");
+        }
+        _ => assert_eq!(got, want, "{path}"),
+    }
+}
+
+fn spans_written(out: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(out.join("traces.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+fn the_python_sdk_sends_whole_spans_over_grpc_http_protobuf_and_http_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let (http, grpc) = (free_port(), free_port());
+    let (mut agent, out) = start_agent_to_files(
+        dir.path(),
+        "otlp",
+        &format!(
+            "{{type: otlp, address: \"127.0.0.1:{http}\", grpc_address: \"127.0.0.1:{grpc}\"}}"
+        ),
+    );
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", grpc)).is_ok()
+        }),
+        "the agent listens"
+    );
+    let traces_url = format!("http://127.0.0.1:{http}/v1/traces");
+    let grpc_url = format!("http://127.0.0.1:{grpc}");
+    let mut sent_before = 0;
+    for (transport, endpoint) in [
+        ("grpc", &grpc_url),
+        ("http", &traces_url),
+        ("http-gzip", &traces_url),
+        ("json", &traces_url),
+        ("json-gzip", &traces_url),
+    ] {
+        let run = Command::new(python())
+            .args([app().to_str().unwrap(), transport, endpoint])
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{transport}: every export was answered with success: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let sent: Vec<Value> = String::from_utf8_lossy(&run.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(sent.len(), 4, "{transport}: the app's four spans");
+        // The app exported each span and was answered only once it was delivered: it is in
+        // the file already (the file sink is the only sink).
+        let written: Vec<Value> = spans_written(&out)
+            .into_iter()
+            .filter(|s| sent.iter().any(|e| e["trace_id"] == s["trace_id"]))
+            .collect();
+        assert_eq!(written.len(), 4, "{transport}: each span once");
+        for want in &sent {
+            let got = written
+                .iter()
+                .find(|s| s["span_id"] == want["span_id"])
+                .unwrap_or_else(|| panic!("{transport}: span {} missing", want["name"]));
+            assert_has(got, want, transport);
+        }
+        // The trace is whole: the two children name the root, the root has none.
+        let root = written
+            .iter()
+            .find(|s| s["name"] == "POST /orders")
+            .unwrap();
+        assert_eq!(root["parent_span_id"], Value::Null);
+        assert_eq!(
+            written
+                .iter()
+                .filter(|s| s["parent_span_id"] == root["span_id"])
+                .count(),
+            2,
+            "{transport}"
+        );
+        assert!(written
+            .iter()
+            .all(|s| s["trace_id"] == root["trace_id"] || s["name"] == "warm cache"));
+        sent_before += 4;
+        assert_eq!(
+            spans_written(&out).len(),
+            sent_before,
+            "{transport}: nothing else written"
+        );
+    }
+    assert!(agent.terminate(Duration::from_secs(15)));
+}
