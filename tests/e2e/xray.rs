@@ -312,6 +312,10 @@ collector:
       inputs: [otlp]
       aws: {{ region: us-east-1, endpoint: "http://127.0.0.1:{moto_port}" }}
       batch: {{ timeout: 100ms }}
+    files:
+      type: file
+      inputs: [otlp]
+      path: {d}/out
 "#,
             d = dir.path().display(),
         ),
@@ -399,7 +403,67 @@ collector:
             "sextant_component_received_events_total",
             &["component=\"xray\"", "kind=\"xray_udp\""]
         ),
-        25.0
+        50.0,
+        "25 segments and the subsegment nested in each, as spans"
     );
+    // The same segments as OpenTelemetry spans in the file sink: the segment a server span of
+    // the service, its nested subsegment a child span with the annotation as an attribute.
+    let read = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(dir.path().join("out/traces.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    // The file sink is the collector's other sink: it may finish a moment after X-Ray.
+    eventually(Duration::from_secs(10), || read().len() >= 50);
+    let spans = read();
+    assert_eq!(spans.len(), 50);
+    for (i, (id, _, serialized)) in sent.iter().enumerate() {
+        let doc: serde_json::Value = serde_json::from_str(serialized).unwrap();
+        let segment: Vec<_> = spans
+            .iter()
+            .filter(|s| s["span_id"] == id.as_str())
+            .collect();
+        assert_eq!(segment.len(), 1, "segment {id} once");
+        let segment = segment[0];
+        assert_eq!(segment["name"], "legacy-app");
+        assert_eq!(segment["kind"], "Server");
+        assert_eq!(segment["resource"]["service.name"], "legacy-app");
+        assert_eq!(
+            segment["resource"]["telemetry.sdk.name"],
+            doc["aws"]["xray"]["sdk"]
+        );
+        assert_eq!(segment["parent_span_id"], serde_json::Value::Null);
+        let raw: serde_json::Value = serde_json::from_str(
+            segment["attributes"]["aws.xray.raw_segment"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(raw, doc, "the raw document rides along");
+        let sub = &doc["subsegments"][0];
+        let children: Vec<_> = spans
+            .iter()
+            .filter(|s| s["parent_span_id"] == id.as_str())
+            .collect();
+        assert_eq!(children.len(), 1);
+        let child = children[0];
+        assert_eq!(child["span_id"], sub["id"]);
+        assert_eq!(child["trace_id"], segment["trace_id"]);
+        assert_eq!(child["name"], "query");
+        assert_eq!(child["kind"], "Internal");
+        assert_eq!(child["attributes"]["order"], serde_json::json!(i));
+        assert_eq!(child["attributes"]["aws.xray.nested"], true);
+        let micros = |v: &serde_json::Value| (v.as_f64().unwrap() * 1e6).round() as u64;
+        assert_eq!(
+            child["start_time_unix_nano"].as_u64().unwrap(),
+            micros(&sub["start_time"]) * 1000
+        );
+        assert_eq!(
+            child["end_time_unix_nano"].as_u64().unwrap(),
+            micros(&sub["end_time"]) * 1000
+        );
+    }
     assert!(sextant.terminate(Duration::from_secs(15)));
 }

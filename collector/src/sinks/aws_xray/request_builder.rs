@@ -4,7 +4,9 @@
 //! A document over 64 kB is trimmed, least useful first: metadata, then the SQL query text,
 //! then exception causes, then annotations; one still too large (a name cannot be) is dropped
 //! and counted. A span that arrived as an X-Ray segment over the daemon's UDP protocol carries
-//! its original document in the attribute [`RAW_SEGMENT_ATTRIBUTE`] and goes out unchanged.
+//! its original document in the attribute [`RAW_SEGMENT_ATTRIBUTE`] and goes out unchanged; the
+//! child spans made from subsegments nested in it ([`NESTED_ATTRIBUTE`]) are inside that
+//! document already and are not sent again.
 
 use serde_json::{Map, Value as Json};
 
@@ -18,6 +20,7 @@ pub const MAX_DOCUMENTS_PER_REQUEST: usize = 50;
 pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
 /// The span attribute holding a segment document received as is (by the `xray_udp` source).
 pub use sextant_pipeline::sources::xray_udp::parse::RAW_SEGMENT_ATTRIBUTE;
+pub use sextant_pipeline::sources::xray_udp::segment::NESTED_ATTRIBUTE;
 
 /// A segment document ready to send.
 #[derive(Clone, Debug, PartialEq)]
@@ -71,6 +74,9 @@ fn trimmed(mut doc: Map<String, Json>, stats: &mut BuildStats) -> Option<String>
 pub fn build(spans: &[Span], indexing: &Indexing, stats: &mut BuildStats) -> Vec<Vec<Document>> {
     let mut docs = Vec::with_capacity(spans.len());
     for span in spans {
+        if find_attribute(&span.attributes, NESTED_ATTRIBUTE).is_some() {
+            continue;
+        }
         if let Some(raw) =
             find_attribute(&span.attributes, RAW_SEGMENT_ATTRIBUTE).and_then(|v| v.as_str())
         {

@@ -259,3 +259,27 @@ fn documents_over_64_kb_are_trimmed_and_unchanged_raw_segments_pass_or_are_dropp
     assert_eq!(requests[0][0].json, raw);
     assert_eq!(stats.too_large, 1);
 }
+
+#[test]
+fn a_datagram_with_nested_subsegments_goes_out_as_its_one_raw_document() {
+    // The xray_udp source makes the segment and a child span per nested subsegment; only the
+    // segment's document is sent, and it still holds the subsegments.
+    let raw = r#"{"name":"checkout","id":"70de5b6f19ff9a0a","trace_id":"1-581cf771-a006649127e371903a2de979","start_time":1478293361.271,"end_time":1478293361.449,"subsegments":[{"name":"DynamoDB","id":"1a2b3c4d5e6f7081","namespace":"aws","start_time":1478293361.3,"end_time":1478293361.35,"subsegments":[{"name":"retry","id":"1a2b3c4d5e6f7082","start_time":1478293361.3,"end_time":1478293361.31}]}]}"#;
+    let datagram = format!("{{\"format\":\"json\",\"version\":1}}\n{raw}");
+    let spans = sextant_pipeline::sources::xray_udp::parse::datagram(
+        datagram.as_bytes(),
+        &Arc::new(Origin::default()),
+    )
+    .unwrap();
+    assert_eq!(spans.len(), 3);
+    let mut stats = BuildStats::default();
+    let requests = build(&spans, &Indexing::All, &mut stats);
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0].len(),
+        1,
+        "the nested subsegments are not sent again"
+    );
+    assert_eq!(requests[0][0].json, raw);
+    assert_eq!(requests[0][0].id, "70de5b6f19ff9a0a");
+}

@@ -165,6 +165,29 @@ const DECODE_INLINE_BYTES: usize = 256 * 1024;
 /// After inflating this much, the blocking thread gives its freed memory back to the OS.
 const GIVE_BACK_AFTER_BYTES: usize = 4 * 1024 * 1024;
 
+/// Decodes one OTLP/HTTP body as the receiver does, without its budgets: inflation by
+/// `content_encoding` up to `limit` bytes, then protobuf or JSON by `content_type`. The events
+/// and how many records were skipped for malformed ids, or why the body is refused. For fuzzing
+/// and benches.
+pub fn decode_body(
+    signal: Signal,
+    content_type: &str,
+    content_encoding: &str,
+    body: &[u8],
+    limit: usize,
+) -> Result<(Events, u64), String> {
+    let format = Format::of_content_type(content_type).ok_or("unsupported content type")?;
+    let chunks = match Encoding::parse(content_encoding).map_err(|e| e.to_string())? {
+        Some(encoding) => {
+            inflate::inflate(encoding, body, limit, &mut |_| true).map_err(|e| e.to_string())?
+        }
+        None => Chunks::whole(Bytes::copy_from_slice(body)),
+    };
+    format
+        .decode(signal, chunks)
+        .map_err(|e| format!("{}: {}", e.reason, e.detail))
+}
+
 /// Semaphore permits for `bytes` (the config keeps them under 4 GiB).
 fn permits(bytes: usize) -> usize {
     bytes.min(u32::MAX as usize)

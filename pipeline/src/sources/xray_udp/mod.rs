@@ -1,7 +1,8 @@
 //! Source `xray_udp`: the X-Ray daemon's UDP protocol (port 2000), so applications instrumented
 //! with the X-Ray SDKs send their segments to Sextant unchanged. Each datagram becomes a span
-//! carrying its original document ([`parse`]); the `aws_xray` sink sends that document as it
-//! came. Datagrams are gathered into batches of up to 1,000 spans or 200 ms.
+//! carrying its original document ([`parse`]), which the `aws_xray` sink sends as it came, and
+//! whose every field is also in OpenTelemetry's terms ([`segment`]), nested subsegments as child
+//! spans, for any other sink. Datagrams are gathered into batches of up to 1,000 spans or 200 ms.
 //!
 //! UDP cannot push back: while the pipeline is full this source waits, and the kernel's socket
 //! buffer (`receive_buffer_bytes`) holds what arrives meanwhile; past it the kernel drops. A
@@ -9,6 +10,9 @@
 //! reason), logged at a rate limit, and skipped.
 
 pub mod parse;
+pub mod segment;
+#[cfg(test)]
+mod segment_tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -106,9 +110,9 @@ pub fn build(config: &XRayUdpSourceConfig, cx: SourceContext) -> Result<Task, Bu
                     let Ok((n, _)) = r else { continue };
                     cx.metrics.received_bytes.inc_by(n as u64);
                     match parse::datagram(&buf[..n], &origin) {
-                        Ok(span) => {
-                            cx.metrics.received_events.inc();
-                            spans.push(span);
+                        Ok(from_datagram) => {
+                            cx.metrics.received_events.inc_by(from_datagram.len() as u64);
+                            spans.extend(from_datagram);
                             deadline.get_or_insert_with(|| tokio::time::Instant::now() + MAX_BATCH_WAIT);
                         }
                         Err(reason) => {

@@ -1,15 +1,15 @@
-//! One X-Ray daemon datagram to a span: `{"format":"json","version":1}` on the first line, one
+//! One X-Ray daemon datagram to spans: `{"format":"json","version":1}` on the first line, one
 //! segment (or independent subsegment) document after it, as the X-Ray SDKs send them.
 //!
-//! The document itself is kept byte for byte in the attribute `aws.xray.raw_segment` (the
-//! `aws_xray` sink sends it unchanged); the span's ids, name and times are read from it so the
-//! span can be routed, counted and searched like any other.
+//! The document itself is kept byte for byte in the attribute `aws.xray.raw_segment` of its
+//! span (the `aws_xray` sink sends it unchanged); everything else in it becomes OpenTelemetry
+//! span fields ([`super::segment`]), nested subsegments child spans.
 
 use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::flow::event::{KeyValue, Origin, Span, SpanId, SpanKind, TraceId, Value};
+use crate::flow::event::{KeyValue, Origin, Span, TraceId, Value};
 
 /// The attribute that carries the original document.
 pub const RAW_SEGMENT_ATTRIBUTE: &str = "aws.xray.raw_segment";
@@ -20,21 +20,7 @@ struct HeaderLine {
     version: u32,
 }
 
-#[derive(Deserialize)]
-struct Document {
-    trace_id: String,
-    id: String,
-    #[serde(default)]
-    parent_id: Option<String>,
-    name: String,
-    start_time: f64,
-    #[serde(default)]
-    end_time: Option<f64>,
-    #[serde(default, rename = "type")]
-    kind: Option<String>,
-}
-
-fn hex_bytes<const N: usize>(hex: &str) -> Option<[u8; N]> {
+pub(super) fn hex_bytes<const N: usize>(hex: &str) -> Option<[u8; N]> {
     if hex.len() != 2 * N {
         return None;
     }
@@ -60,7 +46,7 @@ pub fn trace_id(xray: &str) -> Option<TraceId> {
 
 /// Epoch seconds (as X-Ray writes them, microsecond precision at best) to nanoseconds, rounded
 /// to the microsecond so that `.271` does not become `.270999908`.
-fn nanos(seconds: f64) -> u64 {
+pub(super) fn nanos(seconds: f64) -> u64 {
     if seconds.is_finite() && seconds > 0.0 {
         (seconds * 1e6).round() as u64 * 1000
     } else {
@@ -68,8 +54,9 @@ fn nanos(seconds: f64) -> u64 {
     }
 }
 
-/// The span of one datagram, or why it is not one.
-pub fn datagram(bytes: &[u8], origin: &Arc<Origin>) -> Result<Span, &'static str> {
+/// The spans of one datagram (the document's, then its nested subsegments'), or why it is not
+/// a segment.
+pub fn datagram(bytes: &[u8], origin: &Arc<Origin>) -> Result<Vec<Span>, &'static str> {
     let newline = memchr::memchr(b'\n', bytes).ok_or("no_header")?;
     let header: HeaderLine = serde_json::from_slice(&bytes[..newline]).map_err(|_| "bad_header")?;
     if header.format != "json" || header.version != 1 {
@@ -78,30 +65,12 @@ pub fn datagram(bytes: &[u8], origin: &Arc<Origin>) -> Result<Span, &'static str
     let raw = std::str::from_utf8(&bytes[newline + 1..])
         .map_err(|_| "not_utf8")?
         .trim();
-    let doc: Document = serde_json::from_str(raw).map_err(|_| "bad_document")?;
-    let trace_id = trace_id(&doc.trace_id).ok_or("bad_trace_id")?;
-    let span_id: SpanId = hex_bytes(&doc.id).ok_or("bad_segment_id")?;
-    let parent_span_id = match &doc.parent_id {
-        Some(p) => Some(hex_bytes::<8>(p).ok_or("bad_parent_id")?),
-        None => None,
-    };
-    let subsegment = doc.kind.as_deref() == Some("subsegment");
-    Ok(Span {
-        origin: origin.clone(),
-        trace_id,
-        span_id,
-        parent_span_id,
-        name: doc.name,
-        kind: if subsegment {
-            SpanKind::Internal
-        } else {
-            SpanKind::Server
-        },
-        start_time_unix_nano: nanos(doc.start_time),
-        end_time_unix_nano: doc.end_time.map_or(0, nanos),
-        attributes: vec![KeyValue::new(RAW_SEGMENT_ATTRIBUTE, Value::from(raw))],
-        ..Default::default()
-    })
+    let doc: serde_json::Value = serde_json::from_str(raw).map_err(|_| "bad_document")?;
+    super::segment::spans(
+        &doc,
+        KeyValue::new(RAW_SEGMENT_ATTRIBUTE, Value::from(raw)),
+        origin,
+    )
 }
 
 #[cfg(test)]
@@ -113,15 +82,15 @@ mod tests {
         let doc = r#"{"name":"legacy","id":"70de5b6f19ff9a0a","trace_id":"1-581cf771-a006649127e371903a2de979","start_time":1478293361.271,"end_time":1478293361.449,"http":{"request":{"method":"GET"}}}"#;
         let datagram_bytes = format!("{{\"format\":\"json\",\"version\":1}}\n{doc}");
         let origin = Arc::new(Origin::default());
-        let span = datagram(datagram_bytes.as_bytes(), &origin).map_err(|e| e.to_string());
-        let span = span.unwrap_or_default();
+        let spans = datagram(datagram_bytes.as_bytes(), &origin).map_err(|e| e.to_string());
+        let span = spans.unwrap_or_default().remove(0);
         assert_eq!(span.name, "legacy");
         assert_eq!(span.trace_id[..4], [0x58, 0x1c, 0xf7, 0x71]);
         assert_eq!(
             span.span_id,
             [0x70, 0xde, 0x5b, 0x6f, 0x19, 0xff, 0x9a, 0x0a]
         );
-        assert_eq!(span.kind, SpanKind::Server);
+        assert_eq!(span.kind, crate::flow::event::SpanKind::Server);
         assert_eq!(span.start_time_unix_nano / 1_000_000, 1_478_293_361_271);
         assert_eq!(span.attributes[0].value.as_str(), Some(doc));
         for (bad, why) in [
