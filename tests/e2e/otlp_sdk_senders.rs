@@ -138,3 +138,106 @@ fn the_python_sdk_sends_whole_spans_over_grpc_http_protobuf_and_http_json() {
     }
     assert!(agent.terminate(Duration::from_secs(15)));
 }
+
+#[test]
+fn while_the_collector_is_down_the_sdk_is_told_to_retry_and_nothing_is_lost_once_it_is_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (http, agent_admin, collector_otlp, collector_admin) =
+        (free_port(), free_port(), free_port(), free_port());
+    let agent_config = d.join("agent.yaml");
+    // The agent answers its senders only once the collector has the data; it gives up waiting
+    // after `ack_timeout` and answers 503, which the SDK retries.
+    std::fs::write(
+        &agent_config,
+        format!(
+            r#"
+data_dir: {d}/agent-data
+admin: {{ address: "127.0.0.1:{agent_admin}" }}
+agent:
+  sources:
+    otlp: {{ type: otlp, address: "127.0.0.1:{http}", ack_timeout: 1s }}
+  sinks:
+    to_collector:
+      type: otlp
+      inputs: [otlp]
+      endpoint: http://127.0.0.1:{collector_otlp}
+      {request}
+"#,
+            d = d.display(),
+            request = crate::common::hop::REQUEST,
+        ),
+    )
+    .unwrap();
+    let mut agent = start_sextant("agent", &agent_config, &d.join("agent.log"));
+    // Not ready (its collector is down) but listening.
+    assert!(eventually(Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", http)).is_ok()
+    }));
+    let out = d.join("out");
+    let sender = Command::new(python())
+        .args([
+            app().to_str().unwrap(),
+            "http",
+            &format!("http://127.0.0.1:{http}/v1/traces"),
+        ])
+        .env("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "60")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The SDK is turned away while there is no collector...
+    let agent_metrics = || {
+        http_get(&format!("http://127.0.0.1:{agent_admin}/metrics"))
+            .map(|(_, m)| m)
+            .unwrap_or_default()
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            metric_sum_or_zero(
+                &agent_metrics(),
+                "sextant_component_failed_events_total",
+                &["component=\"otlp\""],
+            ) >= 2.0
+        }),
+        "the agent answered retry-later at least twice"
+    );
+    // ...and gets through once there is one.
+    let collector_config = crate::common::hop::collector_config(
+        d,
+        collector_admin,
+        collector_otlp,
+        &crate::common::hop::file_sink(&out),
+    );
+    let mut collector = start_sextant("collector", &collector_config, &d.join("collector.log"));
+    let run = sender.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        run.status.success(),
+        "every export succeeded in the end: {stderr}"
+    );
+    assert!(
+        stderr.contains("retrying"),
+        "the SDK retried on the agent's answer: {stderr}"
+    );
+    let sent: Vec<Value> = String::from_utf8_lossy(&run.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(sent.len(), 4);
+    let written = spans_written(&out);
+    for want in &sent {
+        let copies: Vec<&Value> = written
+            .iter()
+            .filter(|s| s["span_id"] == want["span_id"])
+            .collect();
+        // At least once: a request the agent gave up waiting for may still be delivered
+        // besides its retry.
+        assert!(!copies.is_empty(), "span {} lost", want["name"]);
+        for got in copies {
+            assert_has(got, want, "after the outage");
+        }
+    }
+    assert!(collector.terminate(Duration::from_secs(15)));
+    assert!(agent.terminate(Duration::from_secs(15)));
+}
