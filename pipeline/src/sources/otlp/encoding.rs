@@ -81,7 +81,18 @@ impl Format {
                 detail: e.to_string(),
             }),
             Self::Json => {
-                serde_json::from_reader(bytes::Buf::reader(body)).map_err(|e| Malformed {
+                // serde_json parses a slice several times faster than a reader: an inflated
+                // body in several chunks is joined first (its budget was paid as it inflated;
+                // the copy lives only while it is parsed).
+                use bytes::Buf;
+                let mut body = body;
+                let parsed = if body.chunk().len() == body.remaining() {
+                    serde_json::from_slice(body.chunk())
+                } else {
+                    let joined = body.copy_to_bytes(body.remaining());
+                    serde_json::from_slice(&joined)
+                };
+                parsed.map_err(|e| Malformed {
                     reason: "bad_json",
                     detail: e.to_string(),
                 })
