@@ -4,6 +4,11 @@
 //! path metadata), batching and acknowledgements. It reports wall time, MiB/s, events/s, CPU
 //! seconds per GiB, MiB per CPU-second (from /proc/<pid>/stat) and peak RSS (VmHWM).
 //!
+//! The floor: on the one-file run it first times, in this process on one thread (CPU time from /proc at 10 ms resolution), the least any
+//! tailer must do with the same file — read 1 MiB blocks, split lines with memchr, skip the CRI
+//! prefix, parse each payload into a simd-json tape with reused buffers — and prints the
+//! agent's MiB per CPU-second as a share of the floor's (`of_floor`).
+//!
 //! `cargo bench --bench agent_e2e` (SEXTANT_BENCH_MIB sets the data size, default 256;
 //! SEXTANT_BENCH_PARSE_JSON=false leaves JSON messages unparsed, to see what that costs).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -45,10 +50,68 @@ fn write_pod_logs(root: &Path, files: usize, total_bytes: usize) -> (u64, usize)
     (bytes, lines)
 }
 
+/// This process's CPU seconds so far (the floor runs while it has one busy thread).
+fn own_cpu_seconds() -> f64 {
+    cpu_and_peak_rss(std::process::id()).0
+}
+
+/// The floor loop over `path`: (MiB per CPU-second, lines parsed).
+fn floor(path: &Path) -> (f64, usize) {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).unwrap();
+    let bytes = file.metadata().unwrap().len();
+    let started = own_cpu_seconds();
+    let mut block = vec![0u8; 1 << 20];
+    let mut carry: Vec<u8> = Vec::new();
+    let mut scratch: Vec<u8> = Vec::new();
+    let mut buffers = simd_json::Buffers::default();
+    let mut lines = 0usize;
+    let mut parse = |line: &[u8], lines: &mut usize| {
+        // `<time> <stream> <tag> <payload>`: the payload after the third space.
+        let mut at = 0;
+        for _ in 0..3 {
+            at += memchr::memchr(b' ', &line[at..]).unwrap() + 1;
+        }
+        scratch.clear();
+        scratch.extend_from_slice(&line[at..]);
+        let tape = simd_json::to_tape_with_buffers(&mut scratch, &mut buffers).unwrap();
+        assert!(!tape.0.is_empty());
+        *lines += 1;
+    };
+    loop {
+        let n = file.read(&mut block).unwrap();
+        if n == 0 {
+            break;
+        }
+        let mut data = &block[..n];
+        if !carry.is_empty() {
+            let end = memchr::memchr(b'\n', data).unwrap();
+            carry.extend_from_slice(&data[..end]);
+            parse(&carry, &mut lines);
+            carry.clear();
+            data = &data[end + 1..];
+        }
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', data) {
+            parse(&data[start..end], &mut lines);
+            start = end + 1;
+        }
+        carry.extend_from_slice(&data[start..]);
+    }
+    let cpu = own_cpu_seconds() - started;
+    (bytes as f64 / (1u64 << 20) as f64 / cpu, lines)
+}
+
 fn run(files: usize, mib: usize) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("pods");
     let (bytes, lines) = write_pod_logs(&root, files, mib << 20);
+    let floor = (files == 1).then(|| {
+        let (mib_per_cpu_s, parsed) = floor(&root.join("bench_pod-0_00000000-uid/app/0.log"));
+        assert_eq!(parsed, lines);
+        println!("floor data={mib}MiB lines={parsed} MiB_per_cpu_s={mib_per_cpu_s:.0}");
+        mib_per_cpu_s
+    });
     let port = free_port();
     let cfg = dir.path().join("agent.yaml");
     std::fs::write(
@@ -105,6 +168,13 @@ fn run(files: usize, mib: usize) {
         mibs / cpu,
         peak_kib as f64 / 1024.0
     );
+    if let Some(floor) = floor {
+        println!(
+            "agent_e2e of_floor={:.0}% (agent {:.0} / floor {floor:.0} MiB per CPU-second)",
+            100.0 * (mibs / cpu) / floor,
+            mibs / cpu
+        );
+    }
     assert_eq!(events as usize, lines, "every line became one event");
 }
 
