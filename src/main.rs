@@ -5,17 +5,20 @@ mod config;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use sextant_agent::config::{AgentSink, AgentSource};
+use sextant_agent::kubernetes::pods_by_ip::AgentPods;
 use sextant_collector::config::{CollectorSink, CollectorSource};
 use sextant_pipeline::runtime::admin;
 use sextant_pipeline::runtime::logging::{self, LogFormat};
 use sextant_pipeline::runtime::topology::{Graph, Health, Running};
 use sextant_pipeline::shutdown::ShutdownTrigger;
+use sextant_pipeline::sources::pod_association::PodResolver;
 
 use config::{Config, DEFAULT_CONFIG};
 
@@ -154,7 +157,16 @@ impl Process {
         let mut agent = None;
         if command.runs_agent() {
             if let Some(g) = &config.agent {
-                let run = Running::start(g, "agent", &config.data_dir, health.clone(), spill);
+                // The agent's sources that receive from applications add the sender's pod.
+                let pods: Arc<dyn PodResolver> = Arc::new(AgentPods);
+                let run = Running::start_with_pods(
+                    g,
+                    "agent",
+                    &config.data_dir,
+                    health.clone(),
+                    spill,
+                    Some(pods),
+                );
                 agent = Some(run.await?);
             }
         }

@@ -29,6 +29,14 @@ pub fn patience(d: Duration) -> Duration {
     d * factor
 }
 
+/// A loopback TCP port free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
 /// Serves `body(n)` to the `n`th request (from 0) on a loopback port: (port, requests served).
 pub async fn serve(
     body: impl Fn(usize) -> String + Send + Sync + 'static,
@@ -101,6 +109,7 @@ impl Running {
             taps: None,
             shutdown,
             metrics: ComponentMetrics::new("test", kind, kind),
+            pods: None,
         };
         let task = tokio::spawn(build(cx).unwrap());
         Self {

@@ -34,6 +34,9 @@ pub struct SourceContext {
     pub taps: Option<Arc<ByteQueue<Batch>>>,
     pub shutdown: Shutdown,
     pub metrics: ComponentMetrics,
+    /// The role's pods, for sources that associate senders with them (the agent's; `None`
+    /// elsewhere), see [`crate::sources::pod_association`].
+    pub pods: Option<Arc<dyn crate::sources::pod_association::PodResolver>>,
 }
 
 /// What a sink gets to run with.

@@ -5,6 +5,7 @@
 #[cfg(test)]
 pub(crate) mod fake_api;
 pub mod node_pods;
+pub mod pods_by_ip;
 
 use std::path::PathBuf;
 

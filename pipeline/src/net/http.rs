@@ -95,6 +95,15 @@ pub type ServerTls = (
     crate::telemetry::ComponentMetrics,
 );
 
+/// The address a request came from, in the request's extensions (set by [`serve_with`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub std::net::SocketAddr);
+
+/// The address `req` came from, when [`serve_with`] received it.
+pub fn peer_of<B>(req: &Request<B>) -> Option<std::net::SocketAddr> {
+    req.extensions().get::<Peer>().map(|p| p.0)
+}
+
 /// [`serve`], over TLS when `tls` is given (HTTP/2 offered by ALPN).
 pub async fn serve_with<F, Fut>(
     listener: TcpListener,
@@ -122,7 +131,8 @@ pub async fn serve_with<F, Fut>(
         let handler = handler.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
+            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(Peer(peer));
                 let handler = handler.clone();
                 async move { Ok::<_, Infallible>(handler(req).await) }
             });

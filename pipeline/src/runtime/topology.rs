@@ -37,6 +37,7 @@ use crate::flow::event::Signals;
 use crate::flow::fanout::{Fanout, Output, Tap};
 use crate::flow::queue::{ByteQueue, WhenFull};
 use crate::shutdown::ShutdownTrigger;
+use crate::sources::pod_association::PodResolver;
 use crate::telemetry::{ComponentMetrics, QueueMetrics};
 
 /// `sources:` and `sinks:` of a role.
@@ -227,6 +228,8 @@ pub struct Running<S, K> {
     spill: Option<DiskBufferSettings>,
     /// The first wait before a panicked component is restarted (`None`: the supervisor's own).
     restart_delay: Option<Duration>,
+    /// The role's pods for the sources (the agent's), see [`SourceContext::pods`].
+    pods: Option<Arc<dyn PodResolver>>,
 }
 
 /// What the queue in front of a disk stage admits while the process spills: a few batches, so
@@ -263,6 +266,18 @@ impl<
         health: Health,
         spill: Option<DiskBufferSettings>,
     ) -> Result<Self, BuildError> {
+        Self::start_with_pods(graph, role, data_dir, health, spill, None).await
+    }
+
+    /// [`Running::start`], with `pods` for the sources that associate senders with pods.
+    pub async fn start_with_pods(
+        graph: &Graph<S, K>,
+        role: &str,
+        data_dir: &Path,
+        health: Health,
+        spill: Option<DiskBufferSettings>,
+        pods: Option<Arc<dyn PodResolver>>,
+    ) -> Result<Self, BuildError> {
         let mut running = Running {
             role: role.to_owned(),
             data_dir: data_dir.to_owned(),
@@ -271,6 +286,7 @@ impl<
             health,
             spill,
             restart_delay: None,
+            pods,
         };
         let summary = running.reload(graph, Duration::from_secs(30)).await?;
         if !summary.failed.is_empty() {
@@ -411,6 +427,7 @@ impl<
             );
             let shutdown = shutdown.clone();
             let tap_queue = tap.as_ref().map(|t| t.queue.clone());
+            let pods = self.pods.clone();
             move || SourceContext {
                 name: name.clone(),
                 data_dir: data_dir.clone(),
@@ -418,6 +435,7 @@ impl<
                 taps: tap_queue.clone(),
                 shutdown: shutdown.clone(),
                 metrics: metrics.clone(),
+                pods: pods.clone(),
             }
         };
         let first = source.build(context())?;

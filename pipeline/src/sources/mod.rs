@@ -1,8 +1,9 @@
 //! Sources both roles can use: `file` (tail files), `otlp` (receive OTLP/HTTP) and `xray_udp`
-//! (the X-Ray daemon protocol).
+//! (the X-Ray daemon protocol); [`pod_association`] adds a sender's pod to what it sends.
 
 pub mod file;
 pub mod otlp;
+pub mod pod_association;
 pub mod xray_udp;
 
 /// Sends one collection of metrics (a scrape, a rule evaluation) as a batch, counting its

@@ -63,6 +63,7 @@ impl Running {
             taps: None,
             shutdown,
             metrics: metrics.clone(),
+            pods: None,
         };
         let task = tokio::spawn(build(config, cx).unwrap());
         Self {

@@ -525,6 +525,15 @@ impl Events {
         }
     }
 
+    /// Calls `f` with each record's origin, in order.
+    pub fn for_each_origin(&mut self, mut f: impl FnMut(&mut Arc<Origin>)) {
+        match self {
+            Events::Logs(v) => v.iter_mut().for_each(|e| f(&mut e.origin)),
+            Events::Metrics(v) => v.iter_mut().for_each(|e| f(&mut e.origin)),
+            Events::Spans(v) => v.iter_mut().for_each(|e| f(&mut e.origin)),
+        }
+    }
+
     /// Appends `other` if it is of the same signal; gives it back otherwise.
     pub fn append(&mut self, other: Events) -> Result<(), Events> {
         match (self, other) {

@@ -44,6 +44,7 @@ impl Receiver {
                     taps: None,
                     shutdown,
                     metrics,
+                    pods: None,
                 },
             )
             .unwrap(),

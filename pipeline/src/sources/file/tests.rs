@@ -500,6 +500,7 @@ fn start_throttled(
         taps: None,
         shutdown,
         metrics: ComponentMetrics::new("test", name, "file"),
+        pods: None,
     };
     let task = tokio::spawn(build(config, cx).unwrap());
     Harness {

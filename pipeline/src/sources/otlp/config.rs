@@ -27,6 +27,9 @@ pub struct OtlpSourceConfig {
     pub ack_timeout: DurationValue,
     /// Serve HTTPS (and require client certificates with `client_ca_file`).
     pub tls: Option<crate::net::tls::ServerTls>,
+    /// On the agent: add the `k8s.*` attributes of the sender's pod (by its source IP) to the
+    /// resources it sends, see [`crate::sources::pod_association`].
+    pub pod_association: crate::sources::pod_association::PodAssociationConfig,
 }
 
 impl Default for OtlpSourceConfig {
@@ -39,6 +42,7 @@ impl Default for OtlpSourceConfig {
             max_in_flight_bytes: ByteSizeValue(64 * 1024 * 1024),
             ack_timeout: DurationValue(Duration::from_secs(30)),
             tls: None,
+            pod_association: Default::default(),
         }
     }
 }

@@ -9,6 +9,9 @@
 //! Over gRPC the same answers are `OK`, `UNAVAILABLE` with a one-second `RetryInfo`, and
 //! `INVALID_ARGUMENT` / `RESOURCE_EXHAUSTED` / `UNIMPLEMENTED`.
 //!
+//! On the agent, what a pod sends gets that pod's `k8s.*` resource attributes, found by the
+//! sender's IP (see [`crate::sources::pod_association`]).
+//!
 //! Memory: requests being read and decoded hold a share of `max_in_flight_bytes` (their
 //! declared length, and as much again up to the connection's read buffer, while read; then each
 //! chunk of their decompressed output before it is
@@ -41,6 +44,7 @@ use crate::flow::fanout::Fanout;
 use crate::net::grpc;
 use crate::net::http::{self, Body};
 use crate::net::inflate::{self, Chunks, Encoding, InflateError};
+use crate::sources::pod_association::{associate, peer_pods, PeerPods};
 use crate::telemetry::{ComponentMetrics, LogLimiter};
 
 pub use config::OtlpSourceConfig;
@@ -56,10 +60,13 @@ struct Receiver {
     out: Fanout,
     metrics: ComponentMetrics,
     bad_input: LogLimiter,
+    /// This node's pods, to add a sender's to its resources (agent only).
+    pods: Option<Arc<dyn PeerPods>>,
 }
 
 pub fn build(config: &OtlpSourceConfig, cx: SourceContext) -> Result<Task, BuildError> {
     config.validate(&cx.name)?;
+    let pods = peer_pods(cx.pods.as_ref(), &config.pod_association, &cx.metrics)?;
     let tls = match &config.tls {
         Some(tls) => {
             let server = tls
@@ -91,6 +98,7 @@ pub fn build(config: &OtlpSourceConfig, cx: SourceContext) -> Result<Task, Build
         out: cx.out,
         metrics: cx.metrics,
         bad_input: LogLimiter::default(),
+        pods,
     });
     let shutdown = cx.shutdown;
     Ok(Box::pin(async move {
@@ -330,6 +338,7 @@ impl Receiver {
                 "only application/x-protobuf and application/json are accepted",
             );
         };
+        let peer = http::peer_of(&req);
         let encoding = match wire {
             Wire::Http => header(&req, hyper::header::CONTENT_ENCODING),
             Wire::Grpc => header(&req, "grpc-encoding"),
@@ -358,10 +367,13 @@ impl Receiver {
             Ok(unpacked) => unpacked,
             Err(answer) => return answer,
         };
-        let (events, rejected) = match decoded {
+        let (mut events, rejected) = match decoded {
             Ok(d) => d,
             Err(e) => return self.bad_request(e.reason, e.detail),
         };
+        if let Some(peer) = peer {
+            associate(self.pods.as_ref(), peer.ip(), &mut events);
+        }
         self.deliver(signal, format, events, rejected, held).await
     }
 

@@ -117,6 +117,7 @@ fn start_with_queue(name: &str, queue_bytes: usize) -> Started {
         ack_timeout: DurationValue(Duration::from_millis(500)),
         tls: None,
         grpc_address: None,
+        pod_association: Default::default(),
     };
     let cx = SourceContext {
         name: name.into(),
@@ -125,6 +126,7 @@ fn start_with_queue(name: &str, queue_bytes: usize) -> Started {
         taps: None,
         shutdown,
         metrics: metrics.clone(),
+        pods: None,
     };
     let task = tokio::spawn(build(&config, cx).unwrap());
     Started {

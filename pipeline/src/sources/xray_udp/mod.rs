@@ -2,7 +2,8 @@
 //! with the X-Ray SDKs send their segments to Sextant unchanged. Each datagram becomes a span
 //! carrying its original document ([`parse`]), which the `aws_xray` sink sends as it came, and
 //! whose every field is also in OpenTelemetry's terms ([`segment`]), nested subsegments as child
-//! spans, for any other sink. Datagrams are gathered into batches of up to 1,000 spans or 200 ms.
+//! spans, for any other sink. On the agent, a sender's pod (by its source IP) adds its `k8s.*`
+//! attributes to the resource ([`crate::sources::pod_association`]). Datagrams are gathered into batches of up to 1,000 spans or 200 ms.
 //!
 //! UDP cannot push back: while the pipeline is full this source waits, and the kernel's socket
 //! buffer (`receive_buffer_bytes`) holds what arrives meanwhile; past it the kernel drops. A
@@ -24,7 +25,8 @@ use crate::component::{BuildError, SourceContext, Task};
 use crate::config::units::ByteSizeValue;
 use crate::flow::ack::Acks;
 use crate::flow::batch::Batch;
-use crate::flow::event::Origin;
+use crate::flow::event::{Events, Origin};
+use crate::sources::pod_association::{associate, peer_pods, PodAssociationConfig};
 use crate::telemetry::LogLimiter;
 
 const MAX_BATCH_SPANS: usize = 1000;
@@ -39,6 +41,9 @@ pub struct XRayUdpSourceConfig {
     pub address: SocketAddr,
     /// The socket's receive buffer, which absorbs bursts while the pipeline is busy.
     pub receive_buffer_bytes: ByteSizeValue,
+    /// On the agent: add the `k8s.*` attributes of the sender's pod (by its source IP) to its
+    /// segments' resources, see [`crate::sources::pod_association`].
+    pub pod_association: PodAssociationConfig,
 }
 
 impl Default for XRayUdpSourceConfig {
@@ -46,6 +51,7 @@ impl Default for XRayUdpSourceConfig {
         Self {
             address: SocketAddr::from(([127, 0, 0, 1], 2000)),
             receive_buffer_bytes: ByteSizeValue(4 * 1024 * 1024),
+            pod_association: PodAssociationConfig::default(),
         }
     }
 }
@@ -79,6 +85,7 @@ fn set_receive_buffer(socket: &std::net::UdpSocket, bytes: usize) -> std::io::Re
 
 pub fn build(config: &XRayUdpSourceConfig, cx: SourceContext) -> Result<Task, BuildError> {
     // Bind now so a port in use is a start-up error.
+    let pods = peer_pods(cx.pods.as_ref(), &config.pod_association, &cx.metrics)?;
     let std_socket = bind(config).map_err(|e| BuildError::io(&cx.name, e))?;
     let address = config.address;
     Ok(Box::pin(async move {
@@ -107,12 +114,16 @@ pub fn build(config: &XRayUdpSourceConfig, cx: SourceContext) -> Result<Task, Bu
                 () = cx.shutdown.stopped() => break,
                 () = wait => {}
                 r = socket.recv_from(&mut buf) => {
-                    let Ok((n, _)) = r else { continue };
+                    let Ok((n, sender)) = r else { continue };
                     cx.metrics.received_bytes.inc_by(n as u64);
                     match parse::datagram(&buf[..n], &origin) {
                         Ok(from_datagram) => {
                             cx.metrics.received_events.inc_by(from_datagram.len() as u64);
-                            spans.extend(from_datagram);
+                            let mut events = Events::Spans(from_datagram);
+                            associate(pods.as_ref(), sender.ip(), &mut events);
+                            if let Events::Spans(from_datagram) = events {
+                                spans.extend(from_datagram);
+                            }
                             deadline.get_or_insert_with(|| tokio::time::Instant::now() + MAX_BATCH_WAIT);
                         }
                         Err(reason) => {
