@@ -32,3 +32,4 @@ mod rules_end_to_end;
 mod scrape_to_cloudwatch;
 mod signal_routing;
 mod xray;
+mod xray_sampling;

@@ -171,6 +171,15 @@ pub fn wait_http_ok(url: &str, timeout: Duration) {
 
 /// A minimal HTTP GET on loopback: (status, body).
 pub fn http_get(url: &str) -> Option<(u16, String)> {
+    http_call("GET", url, None)
+}
+
+/// `POST`s `json` to `url` over HTTP/1.0: (status, body), `None` when unreachable.
+pub fn http_post_json(url: &str, json: &str) -> Option<(u16, String)> {
+    http_call("POST", url, Some(json))
+}
+
+fn http_call(method: &str, url: &str, json: Option<&str>) -> Option<(u16, String)> {
     use std::io::Read;
     let rest = url.strip_prefix("http://")?;
     let (host, path) = rest
@@ -178,8 +187,16 @@ pub fn http_get(url: &str) -> Option<(u16, String)> {
         .map(|(h, p)| (h, format!("/{p}")))
         .unwrap_or((rest, "/".into()));
     let mut s = std::net::TcpStream::connect(host).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(15))).ok()?;
+    match json {
+        None => write!(s, "{method} {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?,
+        Some(body) => write!(
+            s,
+            "{method} {path} HTTP/1.0\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .ok()?,
+    }
     let mut buf = String::new();
     s.read_to_string(&mut buf).ok()?;
     let status = buf.split_whitespace().nth(1)?.parse().ok()?;

@@ -1,14 +1,15 @@
 //! A stand-in for AWS endpoints that take SigV4-signed HTTP (Amazon Managed Prometheus, Amazon
-//! OpenSearch Service), written for the tests (not a real component): it checks each request's
+//! OpenSearch Service, X-Ray's sampling API, which moto does not serve), written for the tests (not a real component): it checks each request's
 //! signature with the collector's independent verifier (secret `testing`, as `start_sextant`
 //! gives the collector) and keeps what it got. It answers a bulk request as OpenSearch does
-//! (every item created), `GET /_cluster/health` with a green cluster, anything else 204; a bad
+//! (every item created), `GET /_cluster/health` with a green cluster, X-Ray's sampling calls
+//! with rules and targets (see [`SAMPLING_RULES`]), anything else 204; a bad
 //! signature gets 403.
 
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 
-use sextant_collector::sinks::sigv4_check::verify;
+use sextant_pipeline::net::aws::sigv4_check::verify;
 
 use super::read_request;
 
@@ -58,6 +59,8 @@ pub fn signature_checking_receiver() -> (u16, Seen) {
                             ("200 OK", bulk_answer(&body, &headers))
                         }
                         (Ok(_), "/_cluster/health") => ("200 OK", r#"{"status":"green"}"#.into()),
+                        (Ok(_), "/GetSamplingRules") => ("200 OK", SAMPLING_RULES.into()),
+                        (Ok(_), "/SamplingTargets") => ("200 OK", sampling_targets(&body)),
                         (Ok(_), _) => ("204 No Content", String::new()),
                     };
                     keep.lock().unwrap().push(Checked {
@@ -81,6 +84,35 @@ pub fn signature_checking_receiver() -> (u16, Seen) {
         }
     });
     (port, seen)
+}
+
+/// X-Ray's `GetSamplingRules` answer (its documented shape): `legacy-app` is always sampled,
+/// `unsampled-app` never (no reservoir, rate 0), so an SDK that applies them proves it got them.
+pub const SAMPLING_RULES: &str = r#"{"SamplingRuleRecords":[
+ {"SamplingRule":{"RuleName":"legacy","RuleARN":"arn:aws:xray:eu-west-1:123456789012:sampling-rule/legacy","ResourceARN":"*","Priority":1,"FixedRate":1.0,"ReservoirSize":0,"ServiceName":"legacy-app","ServiceType":"*","Host":"*","HTTPMethod":"*","URLPath":"*","Version":1,"Attributes":{}},"CreatedAt":1700000000.0,"ModifiedAt":1700000000.0},
+ {"SamplingRule":{"RuleName":"never","RuleARN":"arn:aws:xray:eu-west-1:123456789012:sampling-rule/never","ResourceARN":"*","Priority":2,"FixedRate":0.0,"ReservoirSize":0,"ServiceName":"unsampled-app","ServiceType":"*","Host":"*","HTTPMethod":"*","URLPath":"*","Version":1,"Attributes":{}},"CreatedAt":1700000000.0,"ModifiedAt":1700000000.0}
+]}"#;
+
+/// X-Ray's `GetSamplingTargets` answer for the rules a request reports on.
+fn sampling_targets(body: &[u8]) -> String {
+    let request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let documents: Vec<serde_json::Value> = request["SamplingStatisticsDocuments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            serde_json::json!({
+                "RuleName": d["RuleName"], "FixedRate": 1.0, "ReservoirQuota": 1,
+                "ReservoirQuotaTTL": 1900000000.0, "Interval": 10
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "SamplingTargetDocuments": documents,
+        "LastRuleModification": 1700000000.0,
+        "UnprocessedStatistics": []
+    })
+    .to_string()
 }
 
 /// The NDJSON of a bulk body (gunzipped when it was sent gzipped).

@@ -6,42 +6,15 @@
 //! are counted and honour shutdown.
 
 pub(crate) mod retry;
-pub mod sigv4;
-pub mod sigv4_check;
+pub use sextant_pipeline::net::aws::{sdk_config, sigv4, sigv4_check, AwsSettings};
 
 use std::future::Future;
 use std::pin::Pin;
 
-use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use sextant_pipeline::sink::request::Retry;
 use sextant_pipeline::sink::sender::{Accepted, Request, Service};
-
-use aws_config::retry::RetryConfig;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct AwsSettings {
-    /// Region; unset: from the environment (`AWS_REGION`) or the instance.
-    pub region: Option<String>,
-    /// Endpoint override, for VPC endpoints and tests.
-    pub endpoint: Option<String>,
-}
-
-/// Loads the SDK configuration (async: the credential chain may ask the network lazily).
-pub async fn sdk_config(settings: &AwsSettings) -> SdkConfig {
-    let mut loader =
-        aws_config::defaults(BehaviorVersion::latest()).retry_config(RetryConfig::disabled());
-    if let Some(region) = &settings.region {
-        loader = loader.region(Region::new(region.clone()));
-    }
-    if let Some(endpoint) = &settings.endpoint {
-        loader = loader.endpoint_url(endpoint.clone());
-    }
-    loader.load().await
-}
 
 /// One AWS API a sink calls: its request, the call, a cheap check, and what its errors mean.
 pub(crate) trait AwsApi: Send + Sync + 'static {

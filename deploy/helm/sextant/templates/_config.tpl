@@ -80,6 +80,9 @@ agent:
     xray:
       type: xray_udp
       address: "0.0.0.0:2000"
+      {{- with $.Values.aws.region }}
+      sampling_proxy: { aws: { region: {{ . | quote }} } }
+      {{- end }}
     {{- end }}
   sinks:
     to_collector:

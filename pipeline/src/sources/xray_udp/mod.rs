@@ -5,12 +5,16 @@
 //! spans, for any other sink. On the agent, a sender's pod (by its source IP) adds its `k8s.*`
 //! attributes to the resource ([`crate::sources::pod_association`]). Datagrams are gathered into batches of up to 1,000 spans or 200 ms.
 //!
+//! Beside it, on TCP at the same address, the daemon's sampling proxy forwards the SDKs'
+//! centralised sampling calls to X-Ray ([`sampling_proxy`]).
+//!
 //! UDP cannot push back: while the pipeline is full this source waits, and the kernel's socket
 //! buffer (`receive_buffer_bytes`) holds what arrives meanwhile; past it the kernel drops. A
 //! datagram that is not a segment is counted (`sextant_events_discarded_total` by
 //! reason), logged at a rate limit, and skipped.
 
 pub mod parse;
+pub mod sampling_proxy;
 pub mod segment;
 #[cfg(test)]
 mod segment_tests;
@@ -26,8 +30,10 @@ use crate::config::units::ByteSizeValue;
 use crate::flow::ack::Acks;
 use crate::flow::batch::Batch;
 use crate::flow::event::{Events, Origin};
+use crate::net::http;
 use crate::sources::pod_association::{associate, peer_pods, PodAssociationConfig};
 use crate::telemetry::LogLimiter;
+use sampling_proxy::{SamplingProxy, SamplingProxyConfig};
 
 const MAX_BATCH_SPANS: usize = 1000;
 const MAX_BATCH_WAIT: Duration = Duration::from_millis(200);
@@ -44,6 +50,8 @@ pub struct XRayUdpSourceConfig {
     /// On the agent: add the `k8s.*` attributes of the sender's pod (by its source IP) to its
     /// segments' resources, see [`crate::sources::pod_association`].
     pub pod_association: PodAssociationConfig,
+    /// The X-Ray daemon's sampling proxy on TCP at `address` ([`sampling_proxy`]).
+    pub sampling_proxy: SamplingProxyConfig,
 }
 
 impl Default for XRayUdpSourceConfig {
@@ -52,6 +60,7 @@ impl Default for XRayUdpSourceConfig {
             address: SocketAddr::from(([127, 0, 0, 1], 2000)),
             receive_buffer_bytes: ByteSizeValue(4 * 1024 * 1024),
             pod_association: PodAssociationConfig::default(),
+            sampling_proxy: SamplingProxyConfig::default(),
         }
     }
 }
@@ -87,8 +96,35 @@ pub fn build(config: &XRayUdpSourceConfig, cx: SourceContext) -> Result<Task, Bu
     // Bind now so a port in use is a start-up error.
     let pods = peer_pods(cx.pods.as_ref(), &config.pod_association, &cx.metrics)?;
     let std_socket = bind(config).map_err(|e| BuildError::io(&cx.name, e))?;
+    let proxy_listener = match config.sampling_proxy.enabled {
+        true => Some(http::bind_now(config.address).map_err(|e| BuildError::io(&cx.name, e))?),
+        false => None,
+    };
+    let proxy = Arc::new(SamplingProxy::new(
+        &config.sampling_proxy,
+        cx.metrics.clone(),
+    ));
     let address = config.address;
     Ok(Box::pin(async move {
+        let proxying = match proxy_listener.map(tokio::net::TcpListener::from_std) {
+            Some(Ok(listener)) => {
+                tracing::info!(component = %cx.name, %address, "proxying X-Ray sampling calls over TCP");
+                Some(tokio::spawn(http::serve_with(
+                    listener,
+                    None,
+                    cx.shutdown.clone(),
+                    move |req| {
+                        let proxy = proxy.clone();
+                        async move { proxy.handle(req).await }
+                    },
+                )))
+            }
+            Some(Err(e)) => {
+                tracing::error!(component = %cx.name, error = %e, "the X-Ray sampling proxy cannot use its socket");
+                None
+            }
+            None => None,
+        };
         let socket = match tokio::net::UdpSocket::from_std(std_socket) {
             Ok(s) => s,
             Err(e) => {
@@ -149,6 +185,9 @@ pub fn build(config: &XRayUdpSourceConfig, cx: SourceContext) -> Result<Task, Bu
         }
         if !spans.is_empty() {
             cx.out.send(Batch::spans(spans, Acks::none())).await;
+        }
+        if let Some(proxying) = proxying {
+            let _ = proxying.await;
         }
         cx.metrics.set_up(false);
     }))

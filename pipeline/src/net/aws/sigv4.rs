@@ -50,6 +50,11 @@ impl SigV4 {
         })
     }
 
+    /// The region it signs for.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
     async fn credentials(&self) -> Result<Credentials, String> {
         let mut cached = self.cached.lock().await;
         if let Some(c) = cached.as_ref() {
