@@ -241,3 +241,113 @@ agent:
     assert!(collector.terminate(Duration::from_secs(15)));
     assert!(agent.terminate(Duration::from_secs(15)));
 }
+
+/// Pod association end to end: the agent's one pod watch reads the (fake) API's pods; one of
+/// them has the SDK's address (127.0.0.1) as its IP, so every span the SDK sends (gRPC and
+/// HTTP JSON alike) carries that pod's `k8s.*` attributes beside the SDK's own resource, which
+/// stays as the SDK set it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_from_a_pods_address_carry_the_pods_attributes() {
+    use crate::common::fake_api::{pod, FakeApi};
+    let mut checkout = pod(
+        "checkout-7d9f8b6c5-x2x",
+        "uid-checkout",
+        "node-a",
+        serde_json::json!({"app": "checkout", "pod-template-hash": "7d9f8b6c5"}),
+        serde_json::json!({}),
+        Some(("ReplicaSet", "checkout-7d9f8b6c5")),
+    );
+    checkout["status"] = serde_json::json!({
+        "phase": "Running", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}]
+    });
+    let api = FakeApi::start(vec![checkout]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
+    let (http, grpc) = (free_port(), free_port());
+    let (mut agent, out) = start_agent_to_files(
+        dir.path(),
+        "otlp",
+        &format!(
+            "{{type: otlp, address: \"127.0.0.1:{http}\", grpc_address: \"127.0.0.1:{grpc}\", pod_association: {{kubeconfig: {}, node_name: node-a}}}}",
+            kubeconfig.display()
+        ),
+    );
+    let run_app = |transport: &str, endpoint: String| {
+        let transport = transport.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let run = Command::new(python())
+                .args([app().to_str().unwrap(), &transport, &endpoint])
+                .output()
+                .unwrap();
+            assert!(
+                run.status.success(),
+                "{transport}: {}",
+                String::from_utf8_lossy(&run.stderr)
+            );
+            String::from_utf8_lossy(&run.stdout)
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", grpc)).is_ok()
+        }),
+        "the agent listens"
+    );
+    // The watch has taken the listing once it asks to watch from it: a second request.
+    let listed = tokio::time::Instant::now() + Duration::from_secs(20);
+    while api
+        .selectors()
+        .iter()
+        .filter(|s| s.contains("node-a"))
+        .count()
+        < 2
+    {
+        assert!(
+            tokio::time::Instant::now() < listed,
+            "the agent never watched its pods"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut sent = run_app("grpc", format!("http://127.0.0.1:{grpc}"))
+        .await
+        .unwrap();
+    sent.extend(
+        run_app("json", format!("http://127.0.0.1:{http}/v1/traces"))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(sent.len(), 8);
+    let written = spans_written(&out);
+    assert_eq!(written.len(), 8, "each span once");
+    let pod_resource = serde_json::json!({
+        "k8s.namespace.name": "shop",
+        "k8s.pod.name": "checkout-7d9f8b6c5-x2x",
+        "k8s.pod.uid": "uid-checkout",
+        "k8s.node.name": "node-a",
+        "k8s.replicaset.name": "checkout-7d9f8b6c5",
+        "k8s.deployment.name": "checkout",
+        "k8s.pod.label.app": "checkout",
+        "k8s.pod.label.pod-template-hash": "7d9f8b6c5",
+    });
+    for want in &sent {
+        let got = written
+            .iter()
+            .find(|s| s["span_id"] == want["span_id"])
+            .unwrap_or_else(|| panic!("span {} missing", want["name"]));
+        // Every field the SDK set, its resource included, as it set it...
+        assert_has(got, want, "pod association");
+        // ...and the pod's attributes besides.
+        assert_has(&got["resource"], &pod_resource, "the pod");
+        assert_eq!(
+            got["resource"].as_object().unwrap().len(),
+            want["resource"].as_object().unwrap().len() + 8,
+            "{}",
+            got["resource"]
+        );
+    }
+    assert!(agent.terminate(Duration::from_secs(15)));
+}

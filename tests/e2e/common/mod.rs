@@ -11,6 +11,11 @@ pub mod sigv4;
 
 pub mod sns;
 
+/// The agent's fake Kubernetes API for its pod watch (its unit tests use it too).
+#[path = "../../../agent/src/kubernetes/fake_api.rs"]
+#[allow(clippy::unwrap_used, dead_code)]
+pub mod fake_api;
+
 /// The collector's fake Lease API (its unit tests use it too).
 #[path = "../../../collector/src/sources/prometheus_rules/fake_leases.rs"]
 #[allow(clippy::unwrap_used)]
