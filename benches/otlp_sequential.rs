@@ -8,12 +8,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::BufReader;
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, http_get};
+use common::{free_port, http_get, otlp_round_trip};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
@@ -41,33 +41,6 @@ fn body(request: u32) -> Vec<u8> {
         }],
     }
     .encode_to_vec()
-}
-
-/// Sends one request on `conn` and reads its answer; the status.
-fn round_trip(conn: &mut BufReader<TcpStream>, port: u16, body: &[u8]) -> u16 {
-    write!(
-        conn.get_mut(),
-        "POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    conn.get_mut().write_all(body).unwrap();
-    let mut status = String::new();
-    conn.read_line(&mut status).unwrap();
-    let mut length = 0usize;
-    loop {
-        let mut line = String::new();
-        conn.read_line(&mut line).unwrap();
-        if line == "\r\n" {
-            break;
-        }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = v.trim().parse().unwrap();
-        }
-    }
-    let mut rest = vec![0u8; length];
-    conn.read_exact(&mut rest).unwrap();
-    status.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 fn main() {
@@ -107,7 +80,7 @@ fn main() {
     let start = Instant::now();
     for b in &bodies {
         let t = Instant::now();
-        assert_eq!(round_trip(&mut conn, otlp, b), 200);
+        assert_eq!(otlp_round_trip(&mut conn, otlp, b), 200);
         latencies.push(t.elapsed());
     }
     let total = start.elapsed();

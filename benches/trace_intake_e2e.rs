@@ -15,14 +15,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::BufReader;
 use std::net::{TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{cpu_and_peak_rss, free_port, http_get, metric};
+use common::{cpu_and_peak_rss, free_port, http_get, kv, metric, otlp_round_trip};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
@@ -31,14 +31,6 @@ const SPANS: u32 = 1000;
 /// Distinct request bodies; the senders cycle through them.
 const BODIES: u32 = 200;
 const SENDERS: u32 = 8;
-
-fn kv(key: &str, value: any_value::Value) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..Default::default()
-    }
-}
 
 fn body(request: u32) -> Vec<u8> {
     let spans = (0..SPANS)
@@ -101,33 +93,6 @@ fn body(request: u32) -> Vec<u8> {
     .encode_to_vec()
 }
 
-/// Sends one request on `conn` and reads its answer; the status.
-fn round_trip(conn: &mut BufReader<TcpStream>, port: u16, body: &[u8]) -> u16 {
-    write!(
-        conn.get_mut(),
-        "POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    conn.get_mut().write_all(body).unwrap();
-    let mut status = String::new();
-    conn.read_line(&mut status).unwrap();
-    let mut length = 0usize;
-    loop {
-        let mut line = String::new();
-        conn.read_line(&mut line).unwrap();
-        if line == "\r\n" {
-            break;
-        }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = v.trim().parse().unwrap();
-        }
-    }
-    let mut rest = vec![0u8; length];
-    conn.read_exact(&mut rest).unwrap();
-    status.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 /// A release agent with `source` into a blackhole; (child, admin port).
 fn start_agent(dir: &std::path::Path, source: &str) -> (Child, u16) {
     let admin = free_port();
@@ -178,7 +143,7 @@ fn otlp() {
                 let mut conn = BufReader::new(TcpStream::connect(("127.0.0.1", port)).unwrap());
                 conn.get_ref().set_nodelay(true).unwrap();
                 for b in mine.iter().cycle().take(per_sender as usize) {
-                    assert_eq!(round_trip(&mut conn, port, b), 200);
+                    assert_eq!(otlp_round_trip(&mut conn, port, b), 200);
                 }
             });
         }

@@ -2,7 +2,8 @@
 //! `sextant` processes and read their CPU time, peak RSS and metrics.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -50,4 +51,43 @@ pub fn cpu_and_peak_rss(pid: u32) -> (f64, u64) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     (cpu, hwm)
+}
+
+/// An OTLP `KeyValue`.
+pub fn kv(
+    key: &str,
+    value: opentelemetry_proto::tonic::common::v1::any_value::Value,
+) -> opentelemetry_proto::tonic::common::v1::KeyValue {
+    opentelemetry_proto::tonic::common::v1::KeyValue {
+        key: key.into(),
+        value: Some(opentelemetry_proto::tonic::common::v1::AnyValue { value: Some(value) }),
+        ..Default::default()
+    }
+}
+
+/// OTLP/HTTP protobuf traces: /// sends one request on `conn` and reads its answer; the status.
+pub fn otlp_round_trip(conn: &mut BufReader<TcpStream>, port: u16, body: &[u8]) -> u16 {
+    write!(
+        conn.get_mut(),
+        "POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    conn.get_mut().write_all(body).unwrap();
+    let mut status = String::new();
+    conn.read_line(&mut status).unwrap();
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        conn.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap();
+        }
+    }
+    let mut rest = vec![0u8; length];
+    conn.read_exact(&mut rest).unwrap();
+    status.split_whitespace().nth(1).unwrap().parse().unwrap()
 }

@@ -332,28 +332,18 @@ collector:
         .send_to(b"not a segment", ("127.0.0.1", udp))
         .unwrap();
 
-    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    let out = std::process::Command::new(python)
-        .args(["-c", XRAY_SDK_APP, &format!("127.0.0.1:{udp}"), "25"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let sent: Vec<(String, String, String)> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut parts = l.splitn(3, ' ');
-            (
-                parts.next().unwrap().into(),
-                parts.next().unwrap().into(),
-                parts.next().unwrap().into(),
-            )
-        })
-        .collect();
+    let sent: Vec<(String, String, String)> =
+        run_python(XRAY_SDK_APP, &[&format!("127.0.0.1:{udp}"), "25"])
+            .lines()
+            .map(|l| {
+                let mut parts = l.splitn(3, ' ');
+                (
+                    parts.next().unwrap().into(),
+                    parts.next().unwrap().into(),
+                    parts.next().unwrap().into(),
+                )
+            })
+            .collect();
     assert_eq!(sent.len(), 25);
 
     let client = aws_sdk_xray::Client::new(&moto_sdk_config(moto_port).await);

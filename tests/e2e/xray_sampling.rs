@@ -99,24 +99,14 @@ agent:
         1.0
     );
 
-    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    let out = std::process::Command::new(python)
-        .args(["-c", SAMPLING_APP, &format!("127.0.0.1:{port}"), "12"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let decisions: Vec<(String, String, String)> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let p: Vec<&str> = l.split(' ').collect();
-            (p[0].into(), p[1].into(), p[2].into())
-        })
-        .collect();
+    let decisions: Vec<(String, String, String)> =
+        run_python(SAMPLING_APP, &[&format!("127.0.0.1:{port}"), "12"])
+            .lines()
+            .map(|l| {
+                let p: Vec<&str> = l.split(' ').collect();
+                (p[0].into(), p[1].into(), p[2].into())
+            })
+            .collect();
     assert_eq!(decisions.len(), 10);
     for (service, _, sampled) in &decisions {
         let want = if service == "legacy-app" {

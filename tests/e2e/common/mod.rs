@@ -212,6 +212,24 @@ fn http_call(method: &str, url: &str, json: Option<&str>) -> Option<(u16, String
     Some((status, body))
 }
 
+/// Runs Python `code` (with `args`) in the test venv to its end; its stdout, after asserting it
+/// succeeded (its stderr in the panic).
+pub fn run_python(code: &str, args: &[&str]) -> String {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(code)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Runs a program to its end: its exit code (-1 when killed by a signal) and its stdout and
 /// stderr together.
 pub fn run_program(program: &str, args: &[&str]) -> (i32, String) {
