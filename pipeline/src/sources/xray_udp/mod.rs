@@ -29,10 +29,10 @@ use crate::component::{BuildError, SourceContext, Task};
 use crate::config::units::ByteSizeValue;
 use crate::flow::ack::Acks;
 use crate::flow::batch::Batch;
-use crate::flow::event::{Events, Origin};
+use crate::flow::event::{Events, Origin, Span};
 use crate::net::http;
-use crate::sources::pod_association::{associate, peer_pods, PodAssociationConfig};
-use crate::telemetry::LogLimiter;
+use crate::sources::pod_association::{associate, peer_pods, PeerPods, PodAssociationConfig};
+use crate::telemetry::{ComponentMetrics, LogLimiter};
 use sampling_proxy::{SamplingProxy, SamplingProxyConfig};
 
 const MAX_BATCH_SPANS: usize = 1000;
@@ -134,8 +134,12 @@ pub fn build(config: &XRayUdpSourceConfig, cx: SourceContext) -> Result<Task, Bu
         };
         cx.metrics.set_up(true);
         tracing::info!(component = %cx.name, %address, "receiving X-Ray segments over UDP");
-        let origin = Arc::new(Origin::default());
-        let bad_input = LogLimiter::default();
+        let intake = Intake {
+            origin: Arc::new(Origin::default()),
+            pods,
+            bad_input: LogLimiter::default(),
+            metrics: cx.metrics.clone(),
+        };
         let mut buf = vec![0u8; MAX_DATAGRAM];
         let mut spans = Vec::new();
         let mut deadline = None;
@@ -151,23 +155,17 @@ pub fn build(config: &XRayUdpSourceConfig, cx: SourceContext) -> Result<Task, Bu
                 () = wait => {}
                 r = socket.recv_from(&mut buf) => {
                     let Ok((n, sender)) = r else { continue };
-                    cx.metrics.received_bytes.inc_by(n as u64);
-                    match parse::datagram(&buf[..n], &origin) {
-                        Ok(from_datagram) => {
-                            cx.metrics.received_events.inc_by(from_datagram.len() as u64);
-                            let mut events = Events::Spans(from_datagram);
-                            associate(pods.as_ref(), sender.ip(), &mut events);
-                            if let Events::Spans(from_datagram) = events {
-                                spans.extend(from_datagram);
-                            }
-                            deadline.get_or_insert_with(|| tokio::time::Instant::now() + MAX_BATCH_WAIT);
-                        }
-                        Err(reason) => {
-                            cx.metrics.discarded(reason, 1);
-                            if let Some(suppressed) = bad_input.allow() {
-                                tracing::warn!(component = %cx.name, reason, suppressed, "skipped a datagram that is not an X-Ray segment");
-                            }
-                        }
+                    intake.take(&buf[..n], sender, &mut spans);
+                    // What else is queued in the socket, without a trip through the
+                    // runtime per datagram.
+                    while spans.len() < MAX_BATCH_SPANS {
+                        let Ok((n, sender)) = socket.try_recv_from(&mut buf) else {
+                            break;
+                        };
+                        intake.take(&buf[..n], sender, &mut spans);
+                    }
+                    if !spans.is_empty() {
+                        deadline.get_or_insert_with(|| tokio::time::Instant::now() + MAX_BATCH_WAIT);
                     }
                     if spans.len() < MAX_BATCH_SPANS {
                         continue;
@@ -191,4 +189,37 @@ pub fn build(config: &XRayUdpSourceConfig, cx: SourceContext) -> Result<Task, Bu
         }
         cx.metrics.set_up(false);
     }))
+}
+
+/// What becomes of each datagram.
+struct Intake {
+    origin: Arc<Origin>,
+    pods: Option<Arc<dyn PeerPods>>,
+    bad_input: LogLimiter,
+    metrics: ComponentMetrics,
+}
+
+impl Intake {
+    /// Parses one datagram from `sender` into `spans`, or counts why it was skipped.
+    fn take(&self, datagram: &[u8], sender: SocketAddr, spans: &mut Vec<Span>) {
+        self.metrics.received_bytes.inc_by(datagram.len() as u64);
+        match parse::datagram(datagram, &self.origin) {
+            Ok(from_datagram) => {
+                self.metrics
+                    .received_events
+                    .inc_by(from_datagram.len() as u64);
+                let mut events = Events::Spans(from_datagram);
+                associate(self.pods.as_ref(), sender.ip(), &mut events);
+                if let Events::Spans(from_datagram) = events {
+                    spans.extend(from_datagram);
+                }
+            }
+            Err(reason) => {
+                self.metrics.discarded(reason, 1);
+                if let Some(suppressed) = self.bad_input.allow() {
+                    tracing::warn!(component = %self.metrics.name, reason, suppressed, "skipped a datagram that is not an X-Ray segment");
+                }
+            }
+        }
+    }
 }
