@@ -739,9 +739,22 @@ async fn unread_bytes_show_how_far_a_blocked_source_is_behind_and_fall_to_zero_o
         assert!(tokio::time::Instant::now() < deadline, "no lag shown");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Once the queue is full, the gauge settles at what is left.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let behind = metrics.unread_bytes.get();
+    // Once the queue is full, the gauge settles at what is left: wait until it stops moving
+    // (a fixed pause was too short under emulation, where the source was still reading).
+    let mut behind = metrics.unread_bytes.get();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = metrics.unread_bytes.get();
+        if now == behind {
+            break;
+        }
+        behind = now;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lag never settles"
+        );
+    }
     assert!(
         behind > (text.len() / 2) as i64 && behind < text.len() as i64,
         "{behind} of {} bytes unread",
