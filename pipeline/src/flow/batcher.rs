@@ -66,6 +66,13 @@ impl Batcher {
             || current.byte_size() + next.byte_size() > self.settings.max_bytes.as_usize()
     }
 
+    /// Records a batch that starts like `b` holds once full, by bytes or events.
+    fn projected_records(&self, b: &Batch) -> usize {
+        let records = b.events.records();
+        let by_bytes = self.settings.max_bytes.as_usize() / (b.byte_size() / records.max(1)).max(1);
+        by_bytes.min(self.settings.max_events).max(records)
+    }
+
     /// The next batch to send; `None` when the input is closed and everything was handed out.
     pub async fn next(&mut self) -> Option<Batch> {
         let mut current = match self.pending.take() {
@@ -73,6 +80,7 @@ impl Batcher {
             None => self.input.pop().await?,
         };
         let deadline = Instant::now() + self.settings.timeout.0;
+        let mut reserved = false;
         while !self.full(&current) {
             let next = match self.input.try_pop() {
                 Some(b) => b,
@@ -85,6 +93,12 @@ impl Batcher {
             if self.would_overflow(&current, &next) {
                 self.pending = Some(next);
                 break;
+            }
+            if !reserved {
+                reserved = true;
+                current
+                    .events
+                    .reserve_total(self.projected_records(&current));
             }
             if let Err(other_signal) = current.merge(next) {
                 self.pending = Some(other_signal);

@@ -12,7 +12,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use base64::Engine;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use prost::Message;
 
 pub const CONTENT_TYPE: &str = "application/grpc";
@@ -87,27 +87,39 @@ struct ProtoDuration {
 
 const RETRY_INFO_TYPE: &str = "type.googleapis.com/google.rpc.RetryInfo";
 
+/// Bytes of a frame's header: the compressed flag and the message's length.
+pub const FRAME_HEADER: usize = 5;
+
 /// Frames one message, gzipped when `gzip`.
 pub fn frame(message: &[u8], gzip: bool) -> std::io::Result<Bytes> {
-    let compressed;
-    let payload = if gzip {
-        let mut enc = flate2::write::GzEncoder::new(
-            Vec::with_capacity(message.len() / 4),
-            flate2::Compression::fast(),
-        );
+    let mut out = vec![0; FRAME_HEADER];
+    if gzip {
+        out.reserve(message.len() / 4);
+        let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
         enc.write_all(message)?;
-        compressed = enc.finish()?;
-        &compressed[..]
+        out = enc.finish()?;
     } else {
-        message
-    };
-    let len = u32::try_from(payload.len())
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "message over 4 GiB"))?;
-    let mut out = BytesMut::with_capacity(5 + payload.len());
-    out.put_u8(u8::from(gzip));
-    out.put_u32(len);
-    out.put_slice(payload);
-    Ok(out.freeze())
+        out.extend_from_slice(message);
+    }
+    frame_written(out, gzip)
+}
+
+/// Frames a message written after [`FRAME_HEADER`] bytes left free at the front of `buf`,
+/// in place.
+pub fn frame_written(mut buf: Vec<u8>, compressed: bool) -> std::io::Result<Bytes> {
+    let len = buf
+        .len()
+        .checked_sub(FRAME_HEADER)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "no room for the frame header, or a message over 4 GiB",
+            )
+        })?;
+    buf[0] = u8::from(compressed);
+    buf[1..FRAME_HEADER].copy_from_slice(&len.to_be_bytes());
+    Ok(Bytes::from(buf))
 }
 
 /// The one message of a unary body: whether its compressed flag is set, and its bytes (still

@@ -1,4 +1,6 @@
 //! The loop every sink runs: batcher -> up to `concurrency` requests in flight -> acknowledge.
+//! A batch is taken from the queue only when a request slot is free and the previous batch has
+//! become requests ([`Building`]).
 //!
 //! A sink supplies `process`, which sends one batch's events (a network sink through
 //! [`crate::sink::sender`]) and says how it ended. The driver finishes the batch's acknowledgements
@@ -10,7 +12,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::component::SinkContext;
@@ -24,9 +26,34 @@ where
     F: Fn(Events) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = AckStatus> + Send + 'static,
 {
+    drive_building(cx, batch, concurrency, move |events, building| {
+        drop(building);
+        process(events)
+    })
+    .await;
+}
+
+/// A batch on its way to becoming requests. The driver takes the next batch from the queue only
+/// once the last one's `Building` is dropped, which a sink does when it has built its requests:
+/// with several requests in flight, the batches taken meanwhile would otherwise wait as whole
+/// events (the largest form of a batch) for the encoder instead of in the queue, which bounds
+/// them, or merged in the batcher.
+pub struct Building(#[allow(dead_code)] OwnedSemaphorePermit);
+
+/// [`drive`] for a sink that builds requests: `process` gets the batch's [`Building`].
+pub async fn drive_building<F, Fut>(
+    cx: SinkContext,
+    batch: BatchSettings,
+    concurrency: usize,
+    process: F,
+) where
+    F: Fn(Events, Building) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = AckStatus> + Send + 'static,
+{
     let metrics = cx.metrics.clone();
     let mut batcher = Batcher::new(cx.input, batch);
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    let building = Arc::new(Semaphore::new(1));
     let process = Arc::new(process);
     let mut tasks = JoinSet::new();
     metrics.set_up(true);
@@ -34,6 +61,9 @@ where
     // into the next batch instead of waiting as many small ones.
     loop {
         let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
+        let Ok(built) = building.clone().acquire_owned().await else {
             break;
         };
         let Some(b) = batcher.next().await else {
@@ -50,7 +80,7 @@ where
         tasks.spawn(async move {
             // A panic in `process` fails the batch (its acknowledgements drop): counted here.
             let mut failed = CountFailed(Some((counters, n)));
-            let status = process(events).await;
+            let status = process(events, Building(built)).await;
             if status != AckStatus::Failed {
                 failed.0 = None;
             }
@@ -240,5 +270,56 @@ mod tests {
             assert_eq!(rx.await.unwrap(), AckStatus::Delivered);
         }
         assert_eq!(most.load(Ordering::SeqCst), 3);
+    }
+
+    /// Requests overlap, but the batches taken from the queue become requests one at a time:
+    /// none waits out of the queue as events while another is being built.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_is_taken_only_once_the_last_one_is_built_while_requests_overlap() {
+        let (input, cx) = context("driver_test_building");
+        let mut answers = Vec::new();
+        for i in 0..6 {
+            let (batch, rx) = one(&i.to_string());
+            input.push(batch).await;
+            answers.push(rx);
+        }
+        input.close();
+        let settings = crate::flow::batcher::BatchSettings {
+            max_events: 1,
+            ..Default::default()
+        };
+        let counters: [Arc<AtomicUsize>; 4] = Default::default();
+        let c = counters.clone();
+        drive_building(cx, settings, 4, move |_events, building| {
+            let [taken, most_taken, in_flight, most_in_flight] = c.clone();
+            async move {
+                most_taken.fetch_max(taken.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                most_in_flight.fetch_max(
+                    in_flight.fetch_add(1, Ordering::SeqCst) + 1,
+                    Ordering::SeqCst,
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await; // building
+                taken.fetch_sub(1, Ordering::SeqCst);
+                drop(building);
+                tokio::time::sleep(Duration::from_millis(60)).await; // sending
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                AckStatus::Delivered
+            }
+        })
+        .await;
+        for rx in answers {
+            assert_eq!(rx.await.unwrap(), AckStatus::Delivered);
+        }
+        let [_, most_taken, _, most_in_flight] = &counters;
+        assert_eq!(
+            most_taken.load(Ordering::SeqCst),
+            1,
+            "batches out of the queue, not yet requests"
+        );
+        assert!(
+            most_in_flight.load(Ordering::SeqCst) >= 2,
+            "requests still overlap: {}",
+            most_in_flight.load(Ordering::SeqCst)
+        );
     }
 }

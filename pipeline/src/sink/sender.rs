@@ -4,7 +4,9 @@
 //! backend's limits), a [`Service`] (one call to the backend, and what its errors mean), and its
 //! config. [`run`] does the rest:
 //! - the batch loop ([`crate::sink::driver`], or per-resource lanes, [`crate::sink::lanes`]);
-//! - encoding on a blocking thread, off the async workers;
+//! - encoding on a blocking thread, off the async workers, one batch at a time (see
+//!   [`crate::sink::driver::Building`]): batches wait in the queue as events, in flight as
+//!   encoded requests;
 //! - each request through [`crate::sink::request::call_with_retry`]: timeout, retry with the backend's
 //!   hints, rate limit, adaptive concurrency;
 //! - counting, per request: sent events and bytes when accepted, events the backend refused
@@ -28,6 +30,7 @@ use crate::flow::batcher::BatchSettings;
 use crate::flow::event::Events;
 use crate::shutdown::Shutdown;
 use crate::sink::dead_letter::DeadLetter;
+use crate::sink::driver::Building;
 use crate::sink::request::{call_with_retry, CallError, RequestGate, RequestSettings, Retry};
 use crate::telemetry::{ComponentMetrics, LogLimiter};
 
@@ -234,8 +237,14 @@ impl<S: Service> Sender<S> {
         .await
     }
 
-    /// Encodes `events` on a blocking thread and sends them.
-    pub async fn process<E>(self: &Arc<Self>, encoder: &Arc<E>, events: Events) -> AckStatus
+    /// Encodes `events` on a blocking thread and sends them; `building` is let go once they are
+    /// requests.
+    pub async fn process<E>(
+        self: &Arc<Self>,
+        encoder: &Arc<E>,
+        events: Events,
+        building: Option<Building>,
+    ) -> AckStatus
     where
         E: Encoder<Request = S::Request>,
     {
@@ -248,6 +257,7 @@ impl<S: Service> Sender<S> {
             groups
         })
         .await;
+        drop(building);
         match encoded {
             Ok(Ok(groups)) => self.send_groups(groups).await,
             Ok(Err(status)) => status,
@@ -286,13 +296,24 @@ where
     if healthcheck {
         sender.spawn_healthcheck();
     }
-    let process = move |events| {
+    let process = move |events, building| {
         let (sender, encoder) = (sender.clone(), encoder.clone());
-        async move { sender.process(&encoder, events).await }
+        async move { sender.process(&encoder, events, building).await }
     };
     match drive {
-        Drive::Batches(n) => Box::pin(crate::sink::driver::drive(cx, batch, n, process)),
-        Drive::Lanes(n) => Box::pin(crate::sink::lanes::drive_in_lanes(cx, batch, n, process)),
+        Drive::Batches(n) => Box::pin(crate::sink::driver::drive_building(
+            cx,
+            batch,
+            n,
+            move |events, building| process(events, Some(building)),
+        )),
+        // A lane has one request at a time: nothing waits to be built.
+        Drive::Lanes(n) => Box::pin(crate::sink::lanes::drive_in_lanes(
+            cx,
+            batch,
+            n,
+            move |events| process(events, None),
+        )),
     }
 }
 

@@ -545,6 +545,29 @@ impl Events {
         Ok(())
     }
 
+    /// Makes room for `records` records (log records, metrics, spans) in all, at once, so that
+    /// merging batches into this one grows it once rather than doubling it again and again (each
+    /// doubling copies every record, and the last can leave it nearly twice the size it needs).
+    pub fn reserve_total(&mut self, records: usize) {
+        fn reserve<T>(v: &mut Vec<T>, total: usize) {
+            v.reserve_exact(total.saturating_sub(v.len()));
+        }
+        match self {
+            Events::Logs(l) => reserve(l, records),
+            Events::Metrics(m) => reserve(m, records),
+            Events::Spans(s) => reserve(s, records),
+        }
+    }
+
+    /// Records held: log records, metrics (not their points), spans.
+    pub fn records(&self) -> usize {
+        match self {
+            Events::Logs(l) => l.len(),
+            Events::Metrics(m) => m.len(),
+            Events::Spans(s) => s.len(),
+        }
+    }
+
     /// Splits in two halves by record (log record, metric, span); `Err(self)` if it holds fewer
     /// than two.
     pub fn halve(self) -> Result<(Events, Events), Events> {

@@ -1,4 +1,5 @@
-//! Round-trip property tests: events -> OTLP -> events is the identity, for all three signals.
+//! Round-trip property tests: events -> OTLP -> events is the identity, for all three signals;
+//! and the send path's encoder ([`otlp::wire`]) writes what prost writes.
 
 use std::sync::Arc;
 
@@ -307,6 +308,32 @@ proptest! {
         let decoded = logs_from_proto(logs_to_proto(events.clone()));
         prop_assert_eq!(decoded.rejected, 0);
         prop_assert_eq!(decoded.records, events);
+    }
+
+    /// Any records, origins interleaved, shared by pointer or only equal in value: the wire
+    /// encoder's bytes are prost's bytes of the converted request, with room left in front.
+    #[test]
+    fn logs_written_straight_from_events_are_the_bytes_prost_writes(
+        (events, front) in (vec(origin(), 1..4), 0usize..6).prop_flat_map(|(origins, front)| {
+            // Each origin also as a copy equal in value only, which must regroup with it.
+            let pool: Vec<Arc<Origin>> = origins
+                .iter()
+                .flat_map(|o| [o.clone(), Arc::new((**o).clone())])
+                .collect();
+            let n = pool.len();
+            (vec((0..n).prop_flat_map(move |i| log_event(pool[i].clone())), 0..12), Just(front))
+        }),
+        severity in prop_oneof![Just(None), any::<i32>().prop_map(Some)],
+    ) {
+        let mut events = events;
+        if let (Some(s), Some(first)) = (severity, events.first_mut()) {
+            first.severity_number = s;
+            first.dropped_attributes_count = s as u32;
+        }
+        let prost = prost::Message::encode_to_vec(&logs_to_proto(events.clone()));
+        let wire = wire::encode(&events, front);
+        prop_assert!(wire[..front].iter().all(|&b| b == 0));
+        prop_assert_eq!(&wire[front..], &prost[..]);
     }
 
     #[test]

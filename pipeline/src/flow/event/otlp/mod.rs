@@ -25,6 +25,7 @@ use super::*;
 mod logs;
 mod metrics;
 mod traces;
+pub mod wire;
 
 pub use logs::{logs_from_proto, logs_to_proto};
 pub use metrics::{metrics_from_proto, metrics_to_proto};
