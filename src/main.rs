@@ -46,6 +46,25 @@ fn give_back_freed_memory() {
     }
 }
 
+/// mimalloc's `mi_option_purge_delay` (its option enum's 16th entry in v2 and v3 alike).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Milliseconds mimalloc keeps freed pages committed before it returns them to the OS. v3 waits
+/// a second; on the agent's path every log line is made on the tailer's thread and freed on
+/// another at hundreds of thousands a second, so a second's worth of freed pages stayed
+/// resident: `hop_e2e` zstd peaked at 49–56 MiB, and at 39–45 MiB with 25 ms, at the same
+/// events per CPU-second (0 ms, purging at once, costs about 40% of the throughput).
+const PURGE_DELAY_MS: std::ffi::c_long = 25;
+
+/// Sets the purge delay, unless `MIMALLOC_PURGE_DELAY` is in the environment: that one wins.
+#[allow(unsafe_code)] // one FFI call with plain integers
+fn tune_allocator() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: options may be set from any thread at any time; an unknown value is ignored.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) }
+    }
+}
+
 #[derive(Parser)]
 #[command(
     name = "sextant",
@@ -333,6 +352,7 @@ fn test_rules(files: &[PathBuf]) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = Cli::parse();
     logging::init(cli.log_format);
     if cli.command == Command::DefaultConfig {
