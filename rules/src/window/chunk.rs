@@ -455,8 +455,7 @@ fn read_delta_of_delta(reader: &mut Reader<'_>) -> Option<i64> {
     read_bucketed(reader, TIME_WIDTHS)
 }
 
-/// A zero bit, or a prefix of 1s (up to four) choosing one of `widths`, then that many bits,
-/// sign-extended.
+/// A zero bit, or a prefix of 1s (up to four) choosing one of `widths`, then that many bits.
 fn read_bucketed(reader: &mut Reader<'_>, widths: [u8; 4]) -> Option<i64> {
     let mut prefix = 0;
     while prefix < 4 && reader.bit()? {
@@ -467,10 +466,16 @@ fn read_bucketed(reader: &mut Reader<'_>, widths: [u8; 4]) -> Option<i64> {
     }
     let width = widths[prefix - 1];
     let raw = reader.bits(width)?;
-    Some(if width == 64 {
-        raw as i64
+    if width == 64 {
+        return Some(raw as i64);
+    }
+    // The bucket holds -(2^(w-1)-1)..=2^(w-1) (see `push_bucketed`): 2^(w-1) itself is positive,
+    // only what lies above it is negative.
+    let (raw, half) = (raw as i64, 1i64 << (width - 1));
+    Some(if raw > half {
+        raw - (1i64 << width)
     } else {
-        ((raw << (64 - width)) as i64) >> (64 - width)
+        raw
     })
 }
 
@@ -518,6 +523,21 @@ mod tests {
                 prop_assert!((g.t - *t).abs() <= TIMESTAMP_TOLERANCE_MS * 150, "{} vs {t}", g.t);
                 prop_assert_eq!(g.v.to_bits(), v.to_bits());
             }
+        }
+    }
+
+    /// A bucket holds `-(2^(w-1)-1)..=2^(w-1)`, as Prometheus's: its top value once came back
+    /// negative (a value step of +0.128 at scale 3 read as -0.128; found by the property test
+    /// below), and a timestamp's delta of delta of exactly 8,192 ms would have too.
+    #[test]
+    fn a_delta_of_delta_at_the_top_of_its_bucket_comes_back_positive() {
+        let values = [0.001, 5e-324, -0.274, -0.146];
+        let times = [0, 15_000, 30_000 + 8_192, 45_000 + 2 * 8_192 + 65_536];
+        let samples: Vec<(i64, f64)> = times.into_iter().zip(values).collect();
+        let got = roundtrip(&samples);
+        assert_eq!(got.len(), samples.len());
+        for (g, (t, v)) in got.iter().zip(&samples) {
+            assert_eq!((g.t, g.v.to_bits()), (*t, v.to_bits()));
         }
     }
 
