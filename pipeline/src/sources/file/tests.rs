@@ -739,22 +739,32 @@ async fn unread_bytes_show_how_far_a_blocked_source_is_behind_and_fall_to_zero_o
         assert!(tokio::time::Instant::now() < deadline, "no lag shown");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Once the queue is full, the gauge settles at what is left: wait until it stops moving
-    // (a fixed pause was too short under emulation, where the source was still reading).
-    let mut behind = metrics.unread_bytes.get();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let now = metrics.unread_bytes.get();
-        if now == behind {
-            break;
-        }
-        behind = now;
+    // Once the queue is full, the gauge settles at what is left. Wait until the source has
+    // stopped: the gauge, the lines it read and the queue all still for a second. The gauge
+    // alone was not enough: it is published between reads, and under emulation one pass of
+    // `max_read_bytes` took longer than a 300 ms pause, so the lag looked settled while the
+    // source was still reading.
+    let snapshot = || {
+        (
+            metrics.unread_bytes.get(),
+            metrics.received_events.get(),
+            h.queue.bytes(),
+        )
+    };
+    let mut last = snapshot();
+    let mut still = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while still < 10 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = snapshot();
+        still = if now == last { still + 1 } else { 0 };
+        last = now;
         assert!(
             tokio::time::Instant::now() < deadline,
             "the lag never settles"
         );
     }
+    let behind = last.0;
     assert!(
         behind > (text.len() / 2) as i64 && behind < text.len() as i64,
         "{behind} of {} bytes unread",
