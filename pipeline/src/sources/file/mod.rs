@@ -50,7 +50,7 @@ use crossbeam_queue::SegQueue;
 use crate::component::{BuildError, SourceContext, Task};
 use crate::flow::ack::{Ack, AckStatus, Acks};
 use crate::flow::batch::Batch;
-use crate::flow::event::{Events, Origin, Scope};
+use crate::flow::event::{ByteSize, Events, Origin, Scope};
 use crate::flow::fanout::Fanout;
 use crate::shutdown::Shutdown;
 use crate::telemetry::{ComponentMetrics, LogLimiter};
@@ -107,6 +107,8 @@ struct Tailed {
     gone_since: Option<Instant>,
     /// Its size when last looked at (what a truncation may have cut off unread).
     size_seen: u64,
+    /// Events its last read made: the room the next read's batch starts with.
+    events_last_read: usize,
 }
 
 /// What a new file is to the files already known, by its content.
@@ -569,6 +571,7 @@ impl Tailer {
             opened_at: Instant::now(),
             gone_since: None,
             size_seen: size,
+            events_last_read: 0,
         });
         Ok(())
     }
@@ -859,7 +862,9 @@ impl Tailer {
             f.fingerprint = Fingerprint::of(&f.file, want)?;
             self.checkpoints.extend_fingerprint(&f.key, f.fingerprint);
         }
-        let mut events = Vec::new();
+        let mut events = Vec::with_capacity(f.events_last_read);
+        // The batch's size, added up line by line while each line's events are in cache.
+        let (mut sized, mut byte_size) = (0usize, 0usize);
         let mut total = 0usize;
         let cx = DecodeContext {
             origin: &f.origin,
@@ -898,11 +903,21 @@ impl Tailer {
                     }
                     Held::FromThisLine => *held_from = Some(start),
                 }
+                byte_size += events[sized..]
+                    .iter()
+                    .map(ByteSize::byte_size)
+                    .sum::<usize>();
+                sized = events.len();
             });
         }
         if f.held_from.is_some() && !f.decoder.flush_expired(&cx, &mut events) {
             f.held_from = None;
         }
+        byte_size += events[sized..]
+            .iter()
+            .map(ByteSize::byte_size)
+            .sum::<usize>();
+        f.events_last_read = events.len();
         if total > 0 {
             self.metrics.received_bytes.inc_by(total as u64);
         }
@@ -927,7 +942,11 @@ impl Tailer {
                 status,
             })
         });
-        Ok(Some(Batch::new(Events::Logs(events), Acks::one(share))))
+        Ok(Some(Batch::with_size(
+            Events::Logs(events),
+            Acks::one(share),
+            byte_size,
+        )))
     }
 
     fn apply_acks(&mut self) {

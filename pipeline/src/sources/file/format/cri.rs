@@ -88,15 +88,17 @@ impl CriDecoder {
         cx: &DecodeContext<'_>,
         out: &mut Vec<LogEvent>,
     ) {
-        let mut attributes = vec![KeyValue::new("log.iostream", stream)];
+        let body_json = if split {
+            JsonMessages::default()
+        } else {
+            self.json
+        };
+        let mut attributes = json::attributes_with_room(body_json, 2);
+        attributes.push(KeyValue::new("log.iostream", stream));
         if split {
             attributes.push(split_attribute());
         }
-        let body = if split {
-            cx.text(message)
-        } else {
-            json::message_body(message, self.json, cx, &mut attributes)
-        };
+        let body = json::message_body(message, body_json, cx, &mut attributes);
         out.push(cx.event(time, body, attributes));
     }
 }

@@ -67,7 +67,9 @@ impl DockerDecoder {
         cx: &DecodeContext<'_>,
         out: &mut Vec<LogEvent>,
     ) {
-        let mut attributes = vec![KeyValue::new("log.iostream", stream)];
+        // Room for the split mark too (pushed by the caller on a part of a long record).
+        let mut attributes = json::attributes_with_room(self.json, 2);
+        attributes.push(KeyValue::new("log.iostream", stream));
         let body = json::message_body(message, self.json, cx, &mut attributes);
         out.push(cx.event(time, body, attributes));
     }

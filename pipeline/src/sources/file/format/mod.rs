@@ -213,7 +213,7 @@ pub struct PlainDecoder {
 
 impl LineDecoder for PlainDecoder {
     fn decode(&mut self, line: Line<'_>, cx: &DecodeContext<'_>, out: &mut Vec<LogEvent>) -> Held {
-        let mut attributes = Vec::new();
+        let mut attributes = json::attributes_with_room(self.json, 1);
         if line.split {
             attributes.push(split_attribute());
         }
