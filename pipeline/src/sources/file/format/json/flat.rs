@@ -94,6 +94,15 @@ impl<'a> Reader<'a> {
         let bytes = self.text.as_bytes();
         let start = self.at;
         let mut end = start;
+        // Eight bytes at a time to the first quote, backslash or control character.
+        while let Some(word) = bytes.get(end..end + 8) {
+            let special = special_bytes(u64::from_le_bytes(word.try_into().ok()?));
+            if special != 0 {
+                end += (special.trailing_zeros() / 8) as usize;
+                break;
+            }
+            end += 8;
+        }
         loop {
             match *bytes.get(end)? {
                 b'"' => break,
@@ -180,4 +189,17 @@ impl<'a> Reader<'a> {
             .fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
         Some(Value::Int(if negative { -magnitude } else { magnitude }))
     }
+}
+
+/// A word with the high bit set in each byte that is a quote, a backslash or below 0x20, and
+/// perhaps in bytes above the first of those (borrows), never below it: the lowest set bit
+/// marks the first such byte exactly.
+fn special_bytes(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let quote = zero_byte(word ^ (ONES * u64::from(b'"')));
+    let backslash = zero_byte(word ^ (ONES * u64::from(b'\\')));
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
+    quote | backslash | control
 }

@@ -139,3 +139,28 @@ fn the_flat_reader_takes_a_structured_loggers_line_and_declines_the_rest() {
         Some(2)
     );
 }
+
+#[test]
+fn a_string_ends_at_its_quote_and_is_declined_at_an_escape_or_control_byte_wherever_they_fall() {
+    for len in 0..40 {
+        let text: String = (0..len).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+        let plain = format!(r#"{{"k":"{text}","n":1}}"#);
+        let (by_flat, by_tape) = both(plain.as_bytes());
+        assert_eq!(by_flat, by_tape, "{plain}");
+        assert_eq!(by_flat.map(|(n, _)| n), Some(2), "{plain}");
+        for at in 0..len {
+            for special in ["\\n", "\t", "\u{1}", "é"] {
+                let mut odd = text.clone();
+                odd.insert_str(at, special);
+                let message = format!(r#"{{"k":"{odd}","n":1}}"#);
+                let (by_flat, by_tape) = both(message.as_bytes());
+                if special == "é" {
+                    assert_eq!(by_flat, by_tape, "{message}");
+                    assert!(by_flat.is_some(), "{message}");
+                } else {
+                    assert_eq!(by_flat, None, "{message:?}");
+                }
+            }
+        }
+    }
+}
