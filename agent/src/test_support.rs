@@ -37,6 +37,18 @@ pub fn free_port() -> u16 {
         .unwrap()
 }
 
+/// A port free on all addresses for both UDP and TCP right now (the X-Ray source binds both on
+/// one port). Pick it just before binding: until then another test may take it.
+pub fn free_tcp_and_udp_port() -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// Serves `body(n)` to the `n`th request (from 0) on a loopback port: (port, requests served).
 pub async fn serve(
     body: impl Fn(usize) -> String + Send + Sync + 'static,

@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::AgentPods;
 use crate::kubernetes::fake_api::{pod, FakeApi};
-use crate::test_support::{patience, Running};
+use crate::test_support::{free_tcp_and_udp_port, patience, Running};
 
 const CHECKOUT: &str = "127.0.0.11";
 const HOST_NETWORK: &str = "127.0.0.12";
@@ -340,22 +340,21 @@ fn segment(id: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xray_segments_from_a_pod_get_its_attributes() {
     let (_api, dir, pod_association) = start_api().await;
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
+    let metrics = ComponentMetrics::new("test", "xray", "xray_udp");
+    // Wait for the watch (shared with the source: one per node and API) to have listed.
+    let pods = AgentPods
+        .resolve(&pod_association, &metrics)
         .unwrap()
-        .port();
+        .unwrap();
+    until(&pods, ip(CHECKOUT), true).await;
+    // Picked only now, free for UDP and TCP (the sampling proxy listens on the same port): a
+    // UDP port picked before the wait had its TCP twin taken by another test's connection.
+    let port = free_tcp_and_udp_port();
     let config = XRayUdpSourceConfig {
         address: SocketAddr::from(([0, 0, 0, 0], port)),
         pod_association,
         ..XRayUdpSourceConfig::default()
     };
-    let metrics = ComponentMetrics::new("test", "xray", "xray_udp");
-    // Wait for the watch (shared with the source: one per node and API) to have listed.
-    let pods = AgentPods
-        .resolve(&config.pod_association, &metrics)
-        .unwrap()
-        .unwrap();
-    until(&pods, ip(CHECKOUT), true).await;
     let source = Running::start("xray_udp", dir.path(), |mut cx| {
         with_pods(&mut cx);
         sextant_pipeline::sources::xray_udp::build(&config, cx)
