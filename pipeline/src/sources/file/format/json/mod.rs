@@ -79,7 +79,7 @@ fn value_at(nodes: &[Node<'_>], i: usize) -> Option<(Value, usize)> {
 /// them, and returns the index after them; `None` (with `out` as it was) if the tape is not shaped
 /// like an object there.
 fn fields_into(nodes: &[Node<'_>], i: usize, len: usize, out: &mut Vec<KeyValue>) -> Option<usize> {
-    fields_with_keys(nodes, i, len, out, &mut Vec::new())
+    fields_with_keys(nodes, i, len, out, None)
 }
 
 /// How many of an object's first keys [`fields_with_keys`] keeps for the next object.
@@ -102,13 +102,14 @@ fn known_key(keys: &mut Vec<Text>, at: usize, key: &str) -> Text {
 
 /// [`fields_into`], taking each key from `keys` (the keys of the previous object parsed at
 /// this level, by position) when it is the same, which is the common case for a service's
-/// log lines, and keeping this object's keys there for the next.
+/// log lines, and keeping this object's keys there for the next. Nested objects pass `None`:
+/// their keys are made as they come, with nothing kept.
 fn fields_with_keys(
     nodes: &[Node<'_>],
     mut i: usize,
     len: usize,
     out: &mut Vec<KeyValue>,
-    keys: &mut Vec<Text>,
+    mut keys: Option<&mut Vec<Text>>,
 ) -> Option<usize> {
     let before = out.len();
     out.reserve(len);
@@ -123,10 +124,11 @@ fn fields_with_keys(
             out.truncate(before);
             return None;
         };
-        out.push(KeyValue {
-            key: known_key(keys, at, key),
-            value,
-        });
+        let key = match keys.as_deref_mut() {
+            Some(keys) => known_key(keys, at, key),
+            None => Text::from(*key),
+        };
+        out.push(KeyValue { key, value });
         i = next;
     }
     Some(i)
@@ -162,7 +164,9 @@ fn tape_fields_into(
     scratch.extend_from_slice(message);
     let tape = simd_json::to_tape_with_buffers(scratch, buffers).ok()?;
     match tape.0.first()? {
-        Node::Object { len, .. } => fields_with_keys(&tape.0, 1, *len, out, keys).map(|_| *len),
+        Node::Object { len, .. } => {
+            fields_with_keys(&tape.0, 1, *len, out, Some(keys)).map(|_| *len)
+        }
         _ => None,
     }
 }
