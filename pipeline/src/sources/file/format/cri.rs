@@ -5,12 +5,12 @@
 //! record takes the first part's time; the stream becomes `log.iostream`. A line that is not CRI
 //! passes through raw with a `parse_error` attribute and is counted.
 
-use crate::flow::event::{KeyValue, LogEvent};
+use crate::flow::event::LogEvent;
 
 use super::super::lines::Line;
 use super::{
-    json, split_attribute, time::parse_rfc3339_nanos, DecodeContext, Held, JsonMessages,
-    LineDecoder,
+    iostream_attribute, json, split_attribute, time::parse_rfc3339_nanos, DecodeContext, Held,
+    JsonMessages, LineDecoder,
 };
 
 /// The parts of one CRI line.
@@ -94,7 +94,7 @@ impl CriDecoder {
             self.json
         };
         let mut attributes = json::attributes_with_room(body_json, 2);
-        attributes.push(KeyValue::new("log.iostream", stream));
+        attributes.push(iostream_attribute(stream));
         if split {
             attributes.push(split_attribute());
         }

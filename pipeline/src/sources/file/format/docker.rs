@@ -3,12 +3,12 @@
 //! does not end in a newline; they are merged like CRI partial lines. A line that is not such a
 //! record passes through raw with a `parse_error` attribute and is counted.
 
-use crate::flow::event::{KeyValue, LogEvent};
+use crate::flow::event::LogEvent;
 
 use super::super::lines::Line;
 use super::{
-    json, split_attribute, time::parse_rfc3339_nanos, DecodeContext, Held, JsonMessages,
-    LineDecoder,
+    iostream_attribute, json, split_attribute, time::parse_rfc3339_nanos, DecodeContext, Held,
+    JsonMessages, LineDecoder,
 };
 
 pub struct DockerDecoder {
@@ -69,7 +69,7 @@ impl DockerDecoder {
     ) {
         // Room for the split mark too (pushed by the caller on a part of a long record).
         let mut attributes = json::attributes_with_room(self.json, 2);
-        attributes.push(KeyValue::new("log.iostream", stream));
+        attributes.push(iostream_attribute(stream));
         let body = json::message_body(message, self.json, cx, &mut attributes);
         out.push(cx.event(time, body, attributes));
     }

@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use super::config::InvalidUtf8;
 use super::lines::Line;
-use crate::flow::event::{KeyValue, LogEvent, Origin, Resource, Value};
+use crate::flow::event::{KeyValue, LogEvent, Origin, Resource, Text, Value};
 use crate::telemetry::{ComponentMetrics, LogLimiter};
 
 /// What a decoder needs besides the line.
@@ -201,9 +201,22 @@ impl FileFormat for GenericFormat {
     }
 }
 
+/// The `log.iostream` attribute of a line from `stream` ("stdout" or "stderr"): the key is
+/// built at compile time and the value from a static string, so no string goes through a
+/// variable-length copy per line.
+pub fn iostream_attribute(stream: &'static str) -> KeyValue {
+    KeyValue {
+        key: const { Text::const_new("log.iostream") },
+        value: Value::Str(Text::const_new(stream)),
+    }
+}
+
 /// Marks a part of an over-long line.
 pub fn split_attribute() -> KeyValue {
-    KeyValue::new("sextant.split", Value::Bool(true))
+    KeyValue {
+        key: const { Text::const_new("sextant.split") },
+        value: Value::Bool(true),
+    }
 }
 
 /// One line, one event.

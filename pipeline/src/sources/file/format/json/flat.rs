@@ -59,14 +59,13 @@ impl<'a> Reader<'a> {
         if self.eat(b'}').is_none() {
             loop {
                 self.eat(b'"')?;
-                let key = self.string()?;
+                let key = known_key(keys, fields, self.string()?);
                 self.skip_whitespace();
                 self.eat(b':')?;
                 self.skip_whitespace();
-                let value = self.value()?;
                 out.push(KeyValue {
-                    key: known_key(keys, fields, key),
-                    value,
+                    key,
+                    value: self.value()?,
                 });
                 fields += 1;
                 self.skip_whitespace();
