@@ -4,10 +4,15 @@
 //! path metadata), batching and acknowledgements. It reports wall time, MiB/s, events/s, CPU
 //! seconds per GiB, MiB per CPU-second (from /proc/<pid>/stat) and peak RSS (VmHWM).
 //!
-//! The floor: on the one-file run it first times, in this process on one thread (CPU time from /proc at 10 ms resolution), the least any
-//! tailer must do with the same file — read 1 MiB blocks, split lines with memchr, skip the CRI
+//! The floor: on the one-file run it times, in this process on one thread (CPU time from
+//! /proc at 10 ms resolution), the least any tailer must do with the same file — read 1 MiB blocks, split lines with memchr, skip the CRI
 //! prefix, parse each payload into a simd-json tape with reused buffers — and prints the
 //! agent's MiB per CPU-second as a share of the floor's (`of_floor`).
+//!
+//! The floor and the agent alternate for a few rounds (SEXTANT_BENCH_ROUNDS, default 3), since
+//! this kind of machine gives the same process the same work at CPU costs up to twice apart
+//! from one run to the next: each round's ratio is printed, then the best agent against the
+//! best floor, and the median of the rounds' ratios.
 //!
 //! `cargo bench --bench agent_e2e` (SEXTANT_BENCH_MIB sets the data size, default 256;
 //! SEXTANT_BENCH_PARSE_JSON=false leaves JSON messages unparsed, to see what that costs).
@@ -102,23 +107,26 @@ fn floor(path: &Path) -> (f64, usize) {
     (bytes as f64 / (1u64 << 20) as f64 / cpu, lines)
 }
 
-fn run(files: usize, mib: usize) {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("pods");
-    let (bytes, lines) = write_pod_logs(&root, files, mib << 20);
-    let floor = (files == 1).then(|| {
-        let (mib_per_cpu_s, parsed) = floor(&root.join("bench_pod-0_00000000-uid/app/0.log"));
-        assert_eq!(parsed, lines);
-        println!("floor data={mib}MiB lines={parsed} MiB_per_cpu_s={mib_per_cpu_s:.0}");
-        mib_per_cpu_s
-    });
+/// What one agent run over the files cost.
+struct AgentRun {
+    wall: f64,
+    cpu: f64,
+    peak_kib: u64,
+    events: f64,
+}
+
+/// Runs a release agent over `root` (from the start, fresh data dir) until its checkpoints
+/// cover `bytes`.
+fn agent_once(dir: &Path, root: &Path, bytes: u64) -> AgentRun {
+    let data = dir.join("data");
+    let _ = std::fs::remove_dir_all(&data);
     let port = free_port();
-    let cfg = dir.path().join("agent.yaml");
+    let cfg = dir.join("agent.yaml");
     std::fs::write(
         &cfg,
         format!(
-            "data_dir: {d}/data\nadmin: {{ address: \"127.0.0.1:{port}\" }}\nagent:\n  sources:\n    pods:\n      type: kubernetes_logs\n      root: {root}\n      node_name: bench\n      parse_json: {parse_json}\n      tail: {{ glob_interval: 200ms }}\n  sinks:\n    null:\n      type: blackhole\n      inputs: [pods]\n",
-            d = dir.path().display(),
+            "data_dir: {d}\nadmin: {{ address: \"127.0.0.1:{port}\" }}\nagent:\n  sources:\n    pods:\n      type: kubernetes_logs\n      root: {root}\n      node_name: bench\n      parse_json: {parse_json}\n      tail: {{ glob_interval: 200ms }}\n  sinks:\n    null:\n      type: blackhole\n      inputs: [pods]\n",
+            d = data.display(),
             root = root.display(),
             parse_json = std::env::var("SEXTANT_BENCH_PARSE_JSON").unwrap_or_else(|_| "true".into())
         ),
@@ -158,24 +166,77 @@ fn run(files: usize, mib: usize) {
     );
     let _ = child.kill();
     let _ = child.wait();
+    AgentRun {
+        wall,
+        cpu,
+        peak_kib,
+        events,
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// `rounds` times the floor then the agent, alternating, so that both see the machine in the
+/// same moods; on a shared VM one process's CPU time for the same work varies by half or more
+/// from run to run. Each round's ratio is printed, then the ratio of the best of each.
+fn run(files: usize, mib: usize, rounds: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("pods");
+    let (bytes, lines) = write_pod_logs(&root, files, mib << 20);
     let mibs = bytes as f64 / (1u64 << 20) as f64;
-    println!(
-        "agent_e2e files={files} data={mibs:.0}MiB lines={lines} events={events:.0} wall={wall:.2}s \
-         {:.0}MiB/s {:.0}events/s cpu={cpu:.2}s cpu_s_per_GiB={:.2} MiB_per_cpu_s={:.0} peak_rss={:.1}MiB",
-        mibs / wall,
-        events / wall,
-        cpu / (mibs / 1024.0),
-        mibs / cpu,
-        peak_kib as f64 / 1024.0
-    );
-    if let Some(floor) = floor {
+    let (mut floors, mut agents) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let floor = (files == 1).then(|| {
+            let (mib_per_cpu_s, parsed) = floor(&root.join("bench_pod-0_00000000-uid/app/0.log"));
+            assert_eq!(parsed, lines);
+            println!(
+                "floor round={round} data={mib}MiB lines={parsed} MiB_per_cpu_s={mib_per_cpu_s:.0}"
+            );
+            mib_per_cpu_s
+        });
+        let AgentRun {
+            wall,
+            cpu,
+            peak_kib,
+            events,
+        } = agent_once(dir.path(), &root, bytes);
         println!(
-            "agent_e2e of_floor={:.0}% (agent {:.0} / floor {floor:.0} MiB per CPU-second)",
-            100.0 * (mibs / cpu) / floor,
-            mibs / cpu
+            "agent_e2e round={round} files={files} data={mibs:.0}MiB lines={lines} events={events:.0} wall={wall:.2}s \
+             {:.0}MiB/s {:.0}events/s cpu={cpu:.2}s cpu_s_per_GiB={:.2} MiB_per_cpu_s={:.0} peak_rss={:.1}MiB",
+            mibs / wall,
+            events / wall,
+            cpu / (mibs / 1024.0),
+            mibs / cpu,
+            peak_kib as f64 / 1024.0
+        );
+        assert_eq!(events as usize, lines, "every line became one event");
+        if let Some(floor) = floor {
+            println!(
+                "agent_e2e round={round} of_floor={:.0}% (agent {:.0} / floor {floor:.0} MiB per CPU-second)",
+                100.0 * (mibs / cpu) / floor,
+                mibs / cpu
+            );
+            floors.push(floor);
+        }
+        agents.push(mibs / cpu);
+    }
+    let best_agent = agents.iter().copied().fold(0.0, f64::max);
+    println!(
+        "agent_e2e files={files} rounds={rounds} agent MiB_per_cpu_s best={best_agent:.0} median={:.0}",
+        median(agents.clone())
+    );
+    if !floors.is_empty() {
+        let best_floor = floors.iter().copied().fold(0.0, f64::max);
+        let ratios = agents.iter().zip(&floors).map(|(a, f)| a / f).collect();
+        println!(
+            "agent_e2e of_floor best_of_each={:.0}% median_of_rounds={:.0}% (agent {best_agent:.0} / floor {best_floor:.0} MiB per CPU-second at best)",
+            100.0 * best_agent / best_floor,
+            100.0 * median(ratios)
         );
     }
-    assert_eq!(events as usize, lines, "every line became one event");
 }
 
 fn main() {
@@ -185,6 +246,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(if benching { 256 } else { 4 });
-    run(1, mib);
-    run(100, mib);
+    let rounds: usize = std::env::var("SEXTANT_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if benching { 3 } else { 1 });
+    run(1, mib, rounds);
+    run(100, mib, rounds);
 }
