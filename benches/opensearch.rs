@@ -57,7 +57,8 @@ fn records() -> Vec<LogEvent> {
                 KeyValue::new("customer", 84213i64),
                 KeyValue::new("currency", "EUR"),
                 KeyValue::new("retry", Value::Bool(false)),
-            ],
+            ]
+            .into(),
             ..Default::default()
         })
         .collect()

@@ -16,7 +16,16 @@ const SPANS: u8 = 3;
 
 pub fn encode(events: Events) -> Vec<u8> {
     let (tag, body) = match events {
-        Events::Logs(l) => (LOGS, otlp::logs_to_proto(l).encode_to_vec()),
+        // Log records written straight from the events (the same bytes as prost's), after one
+        // byte left for the signal: no message structs, and attributes kept as JSON text are
+        // written from the text.
+        Events::Logs(l) => {
+            let mut out = otlp::wire::encode(&l, 1);
+            if let Some(signal) = out.first_mut() {
+                *signal = LOGS;
+            }
+            return out;
+        }
         Events::Metrics(m) => (METRICS, otlp::metrics_to_proto(m).encode_to_vec()),
         Events::Spans(s) => (SPANS, otlp::spans_to_proto(s).encode_to_vec()),
     };

@@ -185,7 +185,7 @@ fn a_full_buffer_refuses_until_space_is_freed_or_drops_the_oldest_segment() {
 fn log_batch(i: usize, pad: usize, acks: crate::flow::ack::Acks) -> Batch {
     let e = LogEvent {
         body: format!("line {i}").into(),
-        attributes: vec![crate::flow::event::KeyValue::new("pad", "x".repeat(pad))],
+        attributes: vec![crate::flow::event::KeyValue::new("pad", "x".repeat(pad))].into(),
         ..Default::default()
     };
     Batch::new(Events::Logs(vec![e]), acks)
@@ -306,7 +306,8 @@ async fn a_batch_larger_than_a_segment_is_split_into_records_not_dropped() {
             attributes: vec![crate::flow::event::KeyValue::new(
                 "pad",
                 "x".repeat(if i == 50 { 300_000 } else { 10_000 }),
-            )],
+            )]
+            .into(),
             ..Default::default()
         })
         .collect();

@@ -114,7 +114,7 @@ fn names_are_templated_from_attributes_then_resource() {
     });
     let e = LogEvent {
         origin,
-        attributes: vec![KeyValue::new("k8s.container.name", "app")],
+        attributes: vec![KeyValue::new("k8s.container.name", "app")].into(),
         body: "hi".into(),
         ..Default::default()
     };
@@ -151,7 +151,7 @@ fn streams_are_separate_requests() {
     let g = Template::parse("/g").unwrap();
     let s = Template::parse("{log.file.name}").unwrap();
     let mk = |name: &str, ts: u64| LogEvent {
-        attributes: vec![KeyValue::new("log.file.name", name)],
+        attributes: vec![KeyValue::new("log.file.name", name)].into(),
         time_unix_nano: ts * 1_000_000,
         body: "x".into(),
         ..Default::default()
@@ -189,7 +189,8 @@ fn json_encoding_sends_the_body_attributes_and_chosen_resource_attributes_whole(
             KeyValue::new("user_id", 42i64),
             KeyValue::new("path", "/api/orders"),
             KeyValue::new("log.iostream", "stdout"),
-        ],
+        ]
+        .into(),
         trace_id: Some([0xab; 16]),
         ..Default::default()
     };

@@ -194,7 +194,7 @@ pub fn documents(
                 origin: origin.clone(),
                 time_unix_nano: (timestamp_ms.max(0) as u64) * 1_000_000,
                 body: Value::Str(Json::Object(doc).to_string().into()),
-                attributes: attributes.clone(),
+                attributes: attributes.clone().into(),
                 ..Default::default()
             });
         }

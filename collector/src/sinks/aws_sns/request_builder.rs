@@ -170,7 +170,7 @@ mod tests {
     fn record(body: Value, attributes: Vec<KeyValue>) -> LogEvent {
         LogEvent {
             body,
-            attributes,
+            attributes: attributes.into(),
             ..Default::default()
         }
     }

@@ -107,7 +107,7 @@ pub(super) fn record_for(message: SnsMessage, created_ms: i64) -> LogEvent {
         time_unix_nano,
         observed_time_unix_nano: time_unix_nano,
         body: Value::Str(message.body.into()),
-        attributes,
+        attributes: attributes.into(),
         event_name: "alert.notification".into(),
         ..Default::default()
     }

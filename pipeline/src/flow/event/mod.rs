@@ -8,15 +8,18 @@
 //!
 //! Events never travel one by one: a [`Batch`](crate::flow::batch::Batch) carries [`Events`] of one signal.
 
+pub mod flat_json;
 pub mod json;
 pub mod otlp;
 pub mod prometheus;
+mod record_attributes;
 mod size;
 #[cfg(test)]
 mod tests;
 
 use std::sync::Arc;
 
+pub use record_attributes::RecordAttributes;
 pub use size::ByteSize;
 
 /// The string of attribute keys and string values. Keys and most values in logs are short
@@ -40,6 +43,19 @@ pub enum Value {
 }
 
 impl Value {
+    /// The value as a JSON scalar (a string, boolean, number or null), if it is one.
+    pub fn as_scalar(&self) -> Option<flat_json::Scalar<'_>> {
+        use flat_json::Scalar;
+        Some(match self {
+            Value::Empty => Scalar::Null,
+            Value::Str(s) => Scalar::Str(s),
+            Value::Bool(b) => Scalar::Bool(*b),
+            Value::Int(i) => Scalar::Int(*i),
+            Value::Double(d) => Scalar::Double(*d),
+            Value::Bytes(_) | Value::Array(_) | Value::Map(_) => return None,
+        })
+    }
+
     /// The value as a string slice, if it is one.
     pub fn as_str(&self) -> Option<&str> {
         match self {
@@ -186,7 +202,7 @@ pub struct LogEvent {
     pub severity_number: i32,
     pub severity_text: String,
     pub body: Value,
-    pub attributes: Attributes,
+    pub attributes: RecordAttributes,
     pub dropped_attributes_count: u32,
     pub flags: u32,
     pub trace_id: Option<TraceId>,

@@ -5,7 +5,7 @@
 //! (allocator rounding aside). It is computed once when a batch is made and carried with it,
 //! never per queue operation.
 
-use super::{Attributes, Events, KeyValue, LogEvent, Metric, MetricData, NumberPoint, Span, Value};
+use super::{Events, KeyValue, LogEvent, Metric, MetricData, NumberPoint, Span, Value};
 
 /// Charged per record: the size of the largest record struct.
 const RECORD_OVERHEAD: usize = std::mem::size_of::<LogEvent>();
@@ -38,7 +38,7 @@ impl ByteSize for KeyValue {
     }
 }
 
-pub(crate) fn attributes_size(attributes: &Attributes) -> usize {
+pub(crate) fn attributes_size(attributes: &[KeyValue]) -> usize {
     attributes.iter().map(ByteSize::byte_size).sum()
 }
 
@@ -46,7 +46,7 @@ impl ByteSize for LogEvent {
     fn byte_size(&self) -> usize {
         RECORD_OVERHEAD
             + self.body.byte_size()
-            + attributes_size(&self.attributes)
+            + self.attributes.byte_size()
             + self.severity_text.len()
             + self.event_name.len()
     }

@@ -50,6 +50,34 @@ fn attributes() -> impl Strategy<Value = Attributes> {
     })
 }
 
+static LEADING: [KeyValue; 1] = [KeyValue {
+    key: Text::const_new("log.iostream"),
+    value: Value::Str(Text::const_new("stderr")),
+}];
+
+/// A record's attributes as a list, or kept as the text of a flat JSON object (as the file
+/// source keeps a JSON message), which every encoder must read as the values it stands for.
+fn record_attributes() -> impl Strategy<Value = RecordAttributes> {
+    let scalar = prop_oneof![
+        r#"[ -~&&[^\\"]]{0,30}"#.prop_map(|s| format!("\"{s}\"")),
+        any::<bool>().prop_map(|b| b.to_string()),
+        (-99_999_999_999_999_999i64..=99_999_999_999_999_999).prop_map(|i| i.to_string()),
+        any::<f64>()
+            .prop_filter("finite", |d| d.is_finite())
+            .prop_map(|d| format!("{d:?}")),
+        Just("null".to_owned()),
+    ];
+    prop_oneof![
+        attributes().prop_map(RecordAttributes::from),
+        vec(("[a-z.]{0,10}", scalar), 0..6).prop_map(|fields| {
+            let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            let text = format!("{{{}}}", body.join(","));
+            RecordAttributes::flat_json(&LEADING, &text, |_, _| {})
+                .unwrap_or_else(|| panic!("a flat object: {text}"))
+        }),
+    ]
+}
+
 fn origin() -> impl Strategy<Value = Arc<Origin>> {
     (
         attributes(),
@@ -83,7 +111,7 @@ fn log_event(origin: Arc<Origin>) -> impl Strategy<Value = LogEvent> {
         0i32..25,
         "[A-Z]{0,5}",
         value(),
-        attributes(),
+        record_attributes(),
         any::<u32>(),
         proptest::option::of(any::<[u8; 16]>()),
         proptest::option::of(any::<[u8; 8]>()),

@@ -15,7 +15,8 @@ use std::sync::Arc;
 
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, WireType};
 
-use super::super::{KeyValue, LogEvent, Origin, Resource, Scope, Value};
+use super::super::flat_json::{self, Scalar};
+use super::super::{KeyValue, LogEvent, Origin, RecordAttributes, Resource, Scope, Value};
 
 /// A record OTLP nests under `Resource*` and `Scope*` messages; both nestings use the same field
 /// numbers for every signal (resource or scope 1, the children 2, schema_url 3).
@@ -183,7 +184,7 @@ impl WireRecord for LogEvent {
                 Value::Empty => 0,
                 ref body => message_field_len(5, any_value_len(body)),
             }
-            + attributes_len(6, &self.attributes)
+            + record_attributes_len(6, &self.attributes)
             + uint32_len(7, self.dropped_attributes_count)
             + fixed32_len(8, self.flags)
             + self.trace_id.map_or(0, |id| message_field_len(9, id.len()))
@@ -200,7 +201,7 @@ impl WireRecord for LogEvent {
             put_message_key(5, any_value_len(&self.body), buf);
             put_any_value(&self.body, buf);
         }
-        put_attributes(6, &self.attributes, buf);
+        put_record_attributes(6, &self.attributes, buf);
         put_uint32(7, self.dropped_attributes_count, buf);
         put_fixed32(8, self.flags, buf);
         if let Some(id) = &self.trace_id {
@@ -218,34 +219,22 @@ impl WireRecord for LogEvent {
 
 /// The body of an `AnyValue` message. Its `value` is a oneof: written even when zero.
 fn any_value_len(v: &Value) -> usize {
+    if let Some(scalar) = v.as_scalar() {
+        return scalar_len(scalar);
+    }
     match v {
-        Value::Empty => 0,
-        Value::Str(s) => message_field_len(1, s.len()),
-        Value::Bool(_) => key_len(2) + 1,
-        Value::Int(i) => key_len(3) + encoded_len_varint(*i as u64),
-        Value::Double(_) => key_len(4) + 8,
         Value::Array(a) => message_field_len(5, array_len(a)),
         Value::Map(m) => message_field_len(6, attributes_len(1, m)),
         Value::Bytes(b) => message_field_len(7, b.len()),
+        _ => 0,
     }
 }
 
 fn put_any_value(v: &Value, buf: &mut Vec<u8>) {
+    if let Some(scalar) = v.as_scalar() {
+        return put_scalar(scalar, buf);
+    }
     match v {
-        Value::Empty => {}
-        Value::Str(s) => put_bytes(1, s.as_bytes(), buf),
-        Value::Bool(b) => {
-            encode_key(2, WireType::Varint, buf);
-            buf.push(u8::from(*b));
-        }
-        Value::Int(i) => {
-            encode_key(3, WireType::Varint, buf);
-            encode_varint(*i as u64, buf);
-        }
-        Value::Double(d) => {
-            encode_key(4, WireType::SixtyFourBit, buf);
-            buf.extend_from_slice(&d.to_le_bytes());
-        }
         Value::Array(a) => {
             put_message_key(5, array_len(a), buf);
             for v in a {
@@ -258,6 +247,37 @@ fn put_any_value(v: &Value, buf: &mut Vec<u8>) {
             put_attributes(1, m, buf);
         }
         Value::Bytes(b) => put_bytes(7, b, buf),
+        _ => {}
+    }
+}
+
+/// [`any_value_len`] of a scalar (an empty value is a message with nothing set).
+fn scalar_len(v: Scalar<'_>) -> usize {
+    match v {
+        Scalar::Null => 0,
+        Scalar::Str(s) => message_field_len(1, s.len()),
+        Scalar::Bool(_) => key_len(2) + 1,
+        Scalar::Int(i) => key_len(3) + encoded_len_varint(i as u64),
+        Scalar::Double(_) => key_len(4) + 8,
+    }
+}
+
+fn put_scalar(v: Scalar<'_>, buf: &mut Vec<u8>) {
+    match v {
+        Scalar::Null => {}
+        Scalar::Str(s) => put_bytes(1, s.as_bytes(), buf),
+        Scalar::Bool(b) => {
+            encode_key(2, WireType::Varint, buf);
+            buf.push(u8::from(b));
+        }
+        Scalar::Int(i) => {
+            encode_key(3, WireType::Varint, buf);
+            encode_varint(i as u64, buf);
+        }
+        Scalar::Double(d) => {
+            encode_key(4, WireType::SixtyFourBit, buf);
+            buf.extend_from_slice(&d.to_le_bytes());
+        }
     }
 }
 
@@ -269,25 +289,54 @@ fn array_len(values: &[Value]) -> usize {
         .sum()
 }
 
-/// A `KeyValue`'s body: the key unless empty, the value always (as a message, empty or not).
-fn key_value_len(kv: &KeyValue) -> usize {
-    str_len(1, &kv.key) + message_field_len(2, any_value_len(&kv.value))
+/// A `KeyValue`'s body: the key unless empty, the value (of `value_len`) always, as a message
+/// empty or not.
+fn key_value_len(key: &str, value_len: usize) -> usize {
+    str_len(1, key) + message_field_len(2, value_len)
+}
+
+fn put_key_value(tag: u32, key: &str, value_len: usize, buf: &mut Vec<u8>) {
+    put_message_key(tag, key_value_len(key, value_len), buf);
+    put_str(1, key, buf);
+    put_message_key(2, value_len, buf);
 }
 
 fn attributes_len(tag: u32, attributes: &[KeyValue]) -> usize {
     attributes
         .iter()
-        .map(|kv| message_field_len(tag, key_value_len(kv)))
+        .map(|kv| message_field_len(tag, key_value_len(&kv.key, any_value_len(&kv.value))))
         .sum()
 }
 
 fn put_attributes(tag: u32, attributes: &[KeyValue], buf: &mut Vec<u8>) {
     for kv in attributes {
-        put_message_key(tag, key_value_len(kv), buf);
-        put_str(1, &kv.key, buf);
-        put_message_key(2, any_value_len(&kv.value), buf);
+        put_key_value(tag, &kv.key, any_value_len(&kv.value), buf);
         put_any_value(&kv.value, buf);
     }
+}
+
+/// A record's attributes; those still kept as JSON text are written straight from it, the
+/// same bytes as from the values they read as.
+fn record_attributes_len(tag: u32, attributes: &RecordAttributes) -> usize {
+    let Some((leading, text)) = attributes.unparsed_json() else {
+        return attributes_len(tag, attributes);
+    };
+    let mut len = attributes_len(tag, leading);
+    flat_json::visit(text, |key, value| {
+        len += message_field_len(tag, key_value_len(key, scalar_len(value)));
+    });
+    len
+}
+
+fn put_record_attributes(tag: u32, attributes: &RecordAttributes, buf: &mut Vec<u8>) {
+    let Some((leading, text)) = attributes.unparsed_json() else {
+        return put_attributes(tag, attributes, buf);
+    };
+    put_attributes(tag, leading, buf);
+    flat_json::visit(text, |key, value| {
+        put_key_value(tag, key, scalar_len(value), buf);
+        put_scalar(value, buf);
+    });
 }
 
 // ---------- fields ----------

@@ -9,8 +9,8 @@ use crate::flow::event::LogEvent;
 
 use super::super::lines::Line;
 use super::{
-    iostream_attribute, json, split_attribute, time::parse_rfc3339_nanos, DecodeContext, Held,
-    JsonMessages, LineDecoder,
+    json, line_attributes, time::parse_rfc3339_nanos, DecodeContext, Held, JsonMessages,
+    LineDecoder,
 };
 
 /// The parts of one CRI line.
@@ -93,12 +93,8 @@ impl CriDecoder {
         } else {
             self.json
         };
-        let mut attributes = json::attributes_with_room(body_json, 2);
-        attributes.push(iostream_attribute(stream));
-        if split {
-            attributes.push(split_attribute());
-        }
-        let body = json::message_body(message, body_json, cx, &mut attributes);
+        let leading = line_attributes(Some(stream), split);
+        let (body, attributes) = json::message_body(message, body_json, cx, leading);
         out.push(cx.event(time, body, attributes));
     }
 }

@@ -7,7 +7,7 @@ use crate::flow::event::LogEvent;
 
 use super::super::lines::Line;
 use super::{
-    iostream_attribute, json, split_attribute, time::parse_rfc3339_nanos, DecodeContext, Held,
+    json, line_attributes, split_attribute, time::parse_rfc3339_nanos, DecodeContext, Held,
     JsonMessages, LineDecoder,
 };
 
@@ -68,9 +68,8 @@ impl DockerDecoder {
         out: &mut Vec<LogEvent>,
     ) {
         // Room for the split mark too (pushed by the caller on a part of a long record).
-        let mut attributes = json::attributes_with_room(self.json, 2);
-        attributes.push(iostream_attribute(stream));
-        let body = json::message_body(message, self.json, cx, &mut attributes);
+        let leading = line_attributes(Some(stream), false);
+        let (body, attributes) = json::message_body(message, self.json, cx, leading);
         out.push(cx.event(time, body, attributes));
     }
 }

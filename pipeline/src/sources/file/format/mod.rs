@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use super::config::InvalidUtf8;
 use super::lines::Line;
-use crate::flow::event::{KeyValue, LogEvent, Origin, Resource, Text, Value};
+use crate::flow::event::{KeyValue, LogEvent, Origin, RecordAttributes, Resource, Text, Value};
 use crate::telemetry::{ComponentMetrics, LogLimiter};
 
 /// What a decoder needs besides the line.
@@ -50,7 +50,12 @@ impl DecodeContext<'_> {
     }
 
     /// An event for `body` with this file's origin.
-    pub fn event(&self, time_unix_nano: u64, body: Value, attributes: Vec<KeyValue>) -> LogEvent {
+    pub fn event(
+        &self,
+        time_unix_nano: u64,
+        body: Value,
+        attributes: RecordAttributes,
+    ) -> LogEvent {
         LogEvent {
             origin: self.origin.clone(),
             time_unix_nano,
@@ -80,7 +85,7 @@ impl DecodeContext<'_> {
         if line.split {
             attributes.push(split_attribute());
         }
-        out.push(self.event(self.now, self.text(line.bytes), attributes));
+        out.push(self.event(self.now, self.text(line.bytes), attributes.into()));
         if was_holding {
             Held::Continues
         } else {
@@ -201,22 +206,42 @@ impl FileFormat for GenericFormat {
     }
 }
 
-/// The `log.iostream` attribute of a line from `stream` ("stdout" or "stderr"): the key is
-/// built at compile time and the value from a static string, so no string goes through a
-/// variable-length copy per line.
-pub fn iostream_attribute(stream: &'static str) -> KeyValue {
+const fn iostream(stream: &'static str) -> KeyValue {
     KeyValue {
-        key: const { Text::const_new("log.iostream") },
+        key: Text::const_new("log.iostream"),
         value: Value::Str(Text::const_new(stream)),
+    }
+}
+
+const SPLIT: KeyValue = KeyValue {
+    key: Text::const_new("sextant.split"),
+    value: Value::Bool(true),
+};
+
+static STDOUT: [KeyValue; 1] = [iostream("stdout")];
+static STDERR: [KeyValue; 1] = [iostream("stderr")];
+static STDOUT_SPLIT: [KeyValue; 2] = [iostream("stdout"), SPLIT];
+static STDERR_SPLIT: [KeyValue; 2] = [iostream("stderr"), SPLIT];
+static SPLIT_ONLY: [KeyValue; 1] = [SPLIT];
+
+/// The attributes a record from a line starts with: `log.iostream` when the format has a
+/// stream (`"stdout"` or `"stderr"`; `"stderr"` is told apart, anything else is stdout), and
+/// `sextant.split` when it is a part of an over-long line. Built at compile time, so no string
+/// is copied per line, and shared by records that keep their message as text.
+pub fn line_attributes(stream: Option<&'static str>, split: bool) -> &'static [KeyValue] {
+    match (stream, split) {
+        (None, false) => &[],
+        (None, true) => &SPLIT_ONLY,
+        (Some("stderr"), false) => &STDERR,
+        (Some("stderr"), true) => &STDERR_SPLIT,
+        (Some(_), false) => &STDOUT,
+        (Some(_), true) => &STDOUT_SPLIT,
     }
 }
 
 /// Marks a part of an over-long line.
 pub fn split_attribute() -> KeyValue {
-    KeyValue {
-        key: const { Text::const_new("sextant.split") },
-        value: Value::Bool(true),
-    }
+    SPLIT
 }
 
 /// One line, one event.
@@ -226,11 +251,8 @@ pub struct PlainDecoder {
 
 impl LineDecoder for PlainDecoder {
     fn decode(&mut self, line: Line<'_>, cx: &DecodeContext<'_>, out: &mut Vec<LogEvent>) -> Held {
-        let mut attributes = json::attributes_with_room(self.json, 1);
-        if line.split {
-            attributes.push(split_attribute());
-        }
-        let body = json::message_body(line.bytes, self.json, cx, &mut attributes);
+        let leading = line_attributes(None, line.split);
+        let (body, attributes) = json::message_body(line.bytes, self.json, cx, leading);
         out.push(cx.event(cx.now, body, attributes));
         Held::No
     }

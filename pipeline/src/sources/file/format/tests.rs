@@ -362,3 +362,51 @@ fn bad_multiline_settings_are_refused() {
     };
     assert!(empty.compile().is_err());
 }
+
+#[test]
+fn a_flat_json_message_is_kept_as_text_and_reads_as_if_parsed() {
+    let json = JsonMessages {
+        parse: true,
+        keep_original: false,
+    };
+    let mut d = cri::CriDecoder::new(json);
+    let (events, _) = run(
+        &mut d,
+        &[
+            r#"2024-01-01T00:00:01Z stderr F {"level":"warn","message":"first","msg":"second","n":-7,"ok":false,"x":null,"d":2.5}"#,
+            r#"2024-01-01T00:00:02Z stdout F {"level":"info","path":"/a"}"#,
+        ],
+        1024,
+        "cri_flat_json",
+    );
+    assert_eq!(events.len(), 2);
+    let e = &events[0];
+    // Kept as text: nothing was read into values by the decoder.
+    let (leading, text) = e.attributes.unparsed_json().expect("kept as text");
+    assert_eq!(leading, [KeyValue::new("log.iostream", "stderr")]);
+    assert!(text.starts_with(r#"{"level":"warn""#));
+    // The first `message`/`msg` field is the body, the others stay attributes.
+    assert_eq!(body(e), "first");
+    use crate::flow::event::ByteSize;
+    let size = e.byte_size();
+    use crate::flow::event::Value as V;
+    assert_eq!(
+        *e.attributes,
+        vec![
+            KeyValue::new("log.iostream", "stderr"),
+            KeyValue::new("level", "warn"),
+            KeyValue::new("message", "first"),
+            KeyValue::new("msg", "second"),
+            KeyValue::new("n", -7i64),
+            KeyValue::new("ok", V::Bool(false)),
+            KeyValue::new("x", V::Empty),
+            KeyValue::new("d", V::Double(2.5)),
+        ]
+    );
+    assert!(e.attributes.unparsed_json().is_none(), "read once, kept");
+    assert_eq!(e.byte_size(), size, "reading does not change the charge");
+    // No short message: the body is the whole message.
+    assert_eq!(body(&events[1]), r#"{"level":"info","path":"/a"}"#);
+    assert_eq!(attr(&events[1], "path").as_deref(), Some("/a"));
+    assert_eq!(attr(&events[1], "log.iostream").as_deref(), Some("stdout"));
+}

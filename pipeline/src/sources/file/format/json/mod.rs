@@ -1,19 +1,20 @@
 //! Messages that are JSON objects: parsed into attributes, so that
 //! `{"level":"error","msg":"boom"}` can be filtered and templated by `level`.
 //!
-//! The common shape (one flat object of scalars, strings without escapes) is read in one pass
-//! straight into attributes ([`flat`]); any other object is parsed with simd-json into a tape
-//! and converted from there. Both give the same attributes for what `flat` accepts. The keys
-//! of the previous object are kept by position and reused when they repeat, as a service's
-//! lines mostly do.
+//! The common shape (one flat object of scalars, strings without escapes) is checked in one
+//! pass and kept as text in the record's attributes ([`RecordAttributes::flat_json`]), which
+//! read it into values only when something asks; any other object is parsed with simd-json into
+//! a tape and converted from there. Both give the same attributes for what the flat reader
+//! accepts. For the tape, the keys of the previous object are kept by position and reused when
+//! they repeat, as a service's lines mostly do.
 
-mod flat;
 #[cfg(test)]
 mod tests;
 
 use simd_json::tape::Node;
 
-use crate::flow::event::{KeyValue, Text, Value};
+use crate::flow::event::flat_json::Scalar;
+use crate::flow::event::{KeyValue, RecordAttributes, Text, Value};
 
 use super::{DecodeContext, JsonMessages};
 
@@ -33,7 +34,7 @@ thread_local! {
 /// An empty attribute list with room for `leading` attributes plus, when `json` messages are
 /// parsed, as many fields as the last message had: lines of one service mostly have the same
 /// fields, so pushing them then does not reallocate.
-pub fn attributes_with_room(json: JsonMessages, leading: usize) -> Vec<KeyValue> {
+fn attributes_with_room(json: JsonMessages, leading: usize) -> Vec<KeyValue> {
     let fields = if json.parse {
         FIELDS_LAST_SEEN.with(std::cell::Cell::get)
     } else {
@@ -134,25 +135,20 @@ fn fields_with_keys(
     Some(i)
 }
 
-/// Appends the fields of a JSON object message to `out`, in their order, and returns how many;
-/// `None` (with `out` as it was) if the message is not a JSON object.
-pub fn parse_object_into(message: &[u8], out: &mut Vec<KeyValue>) -> Option<usize> {
-    let first = message.iter().find(|b| !b.is_ascii_whitespace())?;
-    if *first != b'{' {
-        return None;
-    }
+/// Appends the fields of a JSON object message to `out` by simd-json's tape, in their order, and
+/// returns how many; `None` (with `out` as it was) if the message is not a JSON object.
+fn parse_object_into(message: &[u8], out: &mut Vec<KeyValue>) -> Option<usize> {
     PARSER.with(|parser| {
         let mut parser = parser.try_borrow_mut().ok()?;
         let (buffers, scratch, keys) = &mut *parser;
-        let fields = flat::fields_into(message, out, keys)
-            .or_else(|| tape_fields_into(message, out, buffers, scratch, keys))?;
+        let fields = tape_fields_into(message, out, buffers, scratch, keys)?;
         FIELDS_LAST_SEEN.with(|seen| seen.set(fields.min(KEYS_KEPT)));
         Some(fields)
     })
 }
 
-/// [`parse_object_into`] by simd-json's tape, for any JSON object (the flat reader's
-/// fallback): `message` is copied into `scratch`, which simd-json parses in place.
+/// The fields of any JSON object by simd-json's tape (the flat reader's fallback): `message`
+/// is copied into `scratch`, which simd-json parses in place.
 fn tape_fields_into(
     message: &[u8],
     out: &mut Vec<KeyValue>,
@@ -171,23 +167,52 @@ fn tape_fields_into(
     }
 }
 
-/// The body of a message, adding JSON fields to `attributes` when asked.
+/// The body of a message and its record's attributes: `leading`, then, when `json` asks for it
+/// and the message is a JSON object, its fields. Unless the original is kept, the body is the
+/// object's first `message` or `msg` field when it has one, else the whole message.
 pub fn message_body(
     message: &[u8],
     json: JsonMessages,
     cx: &DecodeContext<'_>,
-    attributes: &mut Vec<KeyValue>,
-) -> Value {
-    if json.parse {
-        let before = attributes.len();
-        if parse_object_into(message, attributes).is_some() && !json.keep_original {
-            let short = attributes[before..]
+    leading: &'static [KeyValue],
+) -> (Value, RecordAttributes) {
+    if json.parse && message.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        if let Some((body, attributes)) = flat_object(message, leading, json.keep_original) {
+            return (body.unwrap_or_else(|| cx.text(message)), attributes);
+        }
+        let mut attributes = attributes_with_room(json, leading.len());
+        attributes.extend_from_slice(leading);
+        if parse_object_into(message, &mut attributes).is_some() && !json.keep_original {
+            let short = attributes[leading.len()..]
                 .iter()
-                .find(|kv| kv.key == "message" || kv.key == "msg");
-            if let Some(kv) = short {
-                return kv.value.clone();
+                .find(|kv| is_short_message_key(&kv.key))
+                .map(|kv| kv.value.clone());
+            if let Some(body) = short {
+                return (body, attributes.into());
             }
         }
+        return (cx.text(message), attributes.into());
     }
-    cx.text(message)
+    (cx.text(message), leading.to_vec().into())
+}
+
+fn is_short_message_key(key: &str) -> bool {
+    key == "message" || key == "msg"
+}
+
+/// A flat JSON object message as attributes kept as text, and its short message (unless the
+/// original is kept); `None` if the flat reader declines it.
+fn flat_object(
+    message: &[u8],
+    leading: &'static [KeyValue],
+    keep_original: bool,
+) -> Option<(Option<Value>, RecordAttributes)> {
+    let text = std::str::from_utf8(message).ok()?;
+    let mut short: Option<Scalar<'_>> = None;
+    let attributes = RecordAttributes::flat_json(leading, text, |key, value| {
+        if short.is_none() && !keep_original && is_short_message_key(key) {
+            short = Some(value);
+        }
+    })?;
+    Some((short.map(Scalar::to_value), attributes))
 }

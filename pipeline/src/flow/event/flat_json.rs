@@ -1,30 +1,47 @@
 //! A one-pass reader for the shape most JSON log messages have: one object of keys and scalar
 //! values (strings without escapes, numbers, `true`, `false`, `null`), as structured loggers
-//! (zap, logrus, slog, pino, structlog) write them. It makes the attributes straight from the
-//! message's bytes: no copy of the message, no tape, one look at each byte.
+//! (zap, logrus, slog, pino, structlog) write them. It hands each field to a visitor straight
+//! from the message's bytes: no copy of the message, no tape, one look at each byte.
 //!
 //! Anything else — a nested object or array, an escape in a string, a number it does not read
 //! exactly as simd-json does (over 18 digits, not finite), anything that is not JSON — it
-//! declines: `None`, with `out` as it was, and the caller parses the message with simd-json.
-//! For what it accepts it gives exactly the attributes simd-json's path gives, in the same
-//! order (duplicate keys kept, as there); `json::tests` holds that with a property test.
+//! declines with `None`, after the visitor may have seen some fields (callers that build
+//! something undo it), and the caller parses the message with simd-json. For what it accepts
+//! it gives exactly the fields simd-json's path gives, in the same order (duplicate keys kept,
+//! as there); `sources::file::format::json::tests` holds that with a property test.
+//!
+//! A text it accepted once it accepts again with the same fields, which is what lets a record
+//! keep such a message as text and read its fields later ([`super::RecordAttributes`]).
 
-use crate::flow::event::{KeyValue, Text, Value};
+use super::{Text, Value};
 
-use super::known_key;
+/// A field's value as the reader found it, borrowed from the message.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Scalar<'a> {
+    Str(&'a str),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Null,
+}
 
-/// Appends the fields of `message` to `out` if it is a flat JSON object, and returns how many.
-pub fn fields_into(message: &[u8], out: &mut Vec<KeyValue>, keys: &mut Vec<Text>) -> Option<usize> {
-    let before = out.len();
-    let parsed = Reader {
-        text: std::str::from_utf8(message).ok()?,
-        at: 0,
+impl Scalar<'_> {
+    /// The value as an attribute value (`null` is the empty value, as simd-json's path makes it).
+    pub fn to_value(self) -> Value {
+        match self {
+            Scalar::Str(s) => Value::Str(Text::from(s)),
+            Scalar::Bool(b) => Value::Bool(b),
+            Scalar::Int(i) => Value::Int(i),
+            Scalar::Double(d) => Value::Double(d),
+            Scalar::Null => Value::Empty,
+        }
     }
-    .object(out, keys);
-    if parsed.is_none() {
-        out.truncate(before);
-    }
-    parsed
+}
+
+/// Hands each field of `text` to `field` in order if `text` is a flat JSON object, and returns
+/// how many there were; `None` if it is not one (see the module doc).
+pub fn visit<'a>(text: &'a str, field: impl FnMut(&'a str, Scalar<'a>)) -> Option<usize> {
+    Reader { text, at: 0 }.object(field)
 }
 
 struct Reader<'a> {
@@ -51,7 +68,7 @@ impl<'a> Reader<'a> {
         (self.peek()? == byte).then(|| self.at += 1)
     }
 
-    fn object(mut self, out: &mut Vec<KeyValue>, keys: &mut Vec<Text>) -> Option<usize> {
+    fn object(mut self, mut field: impl FnMut(&'a str, Scalar<'a>)) -> Option<usize> {
         self.skip_whitespace();
         self.eat(b'{')?;
         self.skip_whitespace();
@@ -59,14 +76,11 @@ impl<'a> Reader<'a> {
         if self.eat(b'}').is_none() {
             loop {
                 self.eat(b'"')?;
-                let key = known_key(keys, fields, self.string()?);
+                let key = self.string()?;
                 self.skip_whitespace();
                 self.eat(b':')?;
                 self.skip_whitespace();
-                out.push(KeyValue {
-                    key,
-                    value: self.value()?,
-                });
+                field(key, self.value()?);
                 fields += 1;
                 self.skip_whitespace();
                 match self.peek()? {
@@ -115,22 +129,22 @@ impl<'a> Reader<'a> {
     }
 
     #[inline(always)]
-    fn value(&mut self) -> Option<Value> {
+    fn value(&mut self) -> Option<Scalar<'a>> {
         match self.peek()? {
             b'"' => {
                 self.at += 1;
-                Some(Value::Str(Text::from(self.string()?)))
+                Some(Scalar::Str(self.string()?))
             }
-            b't' => self.word("true", Value::Bool(true)),
-            b'f' => self.word("false", Value::Bool(false)),
-            b'n' => self.word("null", Value::Empty),
+            b't' => self.word("true", Scalar::Bool(true)),
+            b'f' => self.word("false", Scalar::Bool(false)),
+            b'n' => self.word("null", Scalar::Null),
             b'-' | b'0'..=b'9' => self.number(),
             _ => None,
         }
     }
 
     #[inline(always)]
-    fn word(&mut self, word: &str, value: Value) -> Option<Value> {
+    fn word(&mut self, word: &str, value: Scalar<'a>) -> Option<Scalar<'a>> {
         self.text.as_bytes()[self.at..]
             .starts_with(word.as_bytes())
             .then(|| {
@@ -150,7 +164,7 @@ impl<'a> Reader<'a> {
 
     /// A number by JSON's grammar: an integer of up to 18 digits exactly, one with a fraction or
     /// an exponent as the nearest `f64` (as simd-json's correct parsing does).
-    fn number(&mut self) -> Option<Value> {
+    fn number(&mut self) -> Option<Scalar<'a>> {
         let start = self.at;
         let negative = self.eat(b'-').is_some();
         let int_start = self.at;
@@ -178,7 +192,7 @@ impl<'a> Reader<'a> {
         }
         if float {
             let f: f64 = self.text.get(start..self.at)?.parse().ok()?;
-            return f.is_finite().then_some(Value::Double(f));
+            return f.is_finite().then_some(Scalar::Double(f));
         }
         if int_digits > 18 {
             return None;
@@ -186,7 +200,7 @@ impl<'a> Reader<'a> {
         let magnitude = self.text.as_bytes()[int_start..self.at]
             .iter()
             .fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
-        Some(Value::Int(if negative { -magnitude } else { magnitude }))
+        Some(Scalar::Int(if negative { -magnitude } else { magnitude }))
     }
 }
 
