@@ -7,7 +7,8 @@
 //! `cargo bench --bench hop_e2e` (SEXTANT_BENCH_MIB sets the data size, default 256). Variants:
 //! zstd, gzip, zstd with the agent's disk buffer on (fsync at most every second), and zstd with
 //! the collector's sink on a disk buffer (its answers then wait for an fsync, not the sink), and
-//! zstd with the agent under a 64 MiB memory budget (`memory: { limit: 64MiB }`);
+//! zstd with the agent under a 64 MiB memory budget (`memory: { limit: 64MiB }`), and zstd with
+//! lines that are flat JSON objects the agent parses into attributes (`parse_json: true`);
 //! SEXTANT_BENCH_ONLY=<variant> runs one, SEXTANT_BENCH_SINK_EXTRA adds YAML to the agent's sink.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -22,7 +23,8 @@ use common::{cpu_and_peak_rss, free_port, http_get, metric};
 
 /// Lines of ~300 bytes with the variety of real logs (ids, numbers, paths), so that compression
 /// ratios are not flattered by repetition: a per-line random trace id, user, path and timings.
-fn write_lines(path: &Path, total_bytes: usize) -> (u64, usize) {
+/// With `json`, the same fields as one flat JSON object per line, as structured loggers write.
+fn write_lines(path: &Path, total_bytes: usize, json: bool) -> (u64, usize) {
     let mut w = BufWriter::new(std::fs::File::create(path).unwrap());
     let (mut written, mut i) = (0usize, 0usize);
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -36,7 +38,24 @@ fn write_lines(path: &Path, total_bytes: usize) -> (u64, usize) {
     const LEVELS: [&str; 4] = ["INFO ", "INFO ", "WARN ", "DEBUG"];
     while written < total_bytes {
         let (a, b, c) = (next(), next(), next());
-        let line = format!(
+        let line = if json {
+            format!(
+                "{{\"ts\":\"2024-05-01T12:{:02}:{:02}.{:03}Z\",\"level\":\"{}\",\"thread\":\"http-nio-8080-exec-{}\",\"logger\":\"c.e.orders.OrderController\",\"msg\":\"{} /api/v1/orders/{}/items/{}\",\"status\":{},\"duration_ms\":{},\"bytes\":{},\"user\":\"u-{:06}\",\"trace_id\":\"{a:016x}{b:016x}\",\"span_id\":\"{c:016x}\"}}\n",
+                (i / 60_000) % 60,
+                (i / 1000) % 60,
+                i % 1000,
+                LEVELS[(a % 4) as usize].trim_end(),
+                b % 32,
+                VERBS[(c % 4) as usize],
+                a % 1_000_000,
+                b % 1000,
+                [200, 200, 200, 201, 404, 500][(c % 6) as usize],
+                a % 5000,
+                b % 100_000,
+                c % 1_000_000,
+            )
+        } else {
+            format!(
             "2024-05-01T12:{:02}:{:02}.{:03}Z {} [http-nio-8080-exec-{}] c.e.orders.OrderController - {} /api/v1/orders/{}/items/{} status={} duration_ms={} bytes={} user=u-{:06} trace_id={a:016x}{b:016x} span_id={c:016x}\n",
             (i / 60_000) % 60,
             (i / 1000) % 60,
@@ -50,7 +69,8 @@ fn write_lines(path: &Path, total_bytes: usize) -> (u64, usize) {
             a % 5000,
             b % 100_000,
             c % 1_000_000,
-        );
+            )
+        };
         w.write_all(line.as_bytes()).unwrap();
         written += line.len();
         i += 1;
@@ -67,10 +87,11 @@ fn spawn(role: &str, config: &Path) -> Child {
 }
 
 /// One variant: the agent sink's compression, disk buffers on either side, the agent's
-/// `memory:` settings (empty: none).
+/// `memory:` settings (empty: none), and whether the lines are JSON messages the agent parses.
 struct Variant {
     name: &'static str,
     compression: &'static str,
+    json: bool,
     disk: bool,
     collector_disk: bool,
     memory: &'static str,
@@ -83,10 +104,11 @@ fn run(v: &Variant, mib: usize) {
         disk,
         collector_disk,
         memory,
+        json,
     } = *v;
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("logs")).unwrap();
-    let (bytes, lines) = write_lines(&dir.path().join("logs/app.log"), mib << 20);
+    let (bytes, lines) = write_lines(&dir.path().join("logs/app.log"), mib << 20, json);
     let (otlp, agent_admin, collector_admin) = (free_port(), free_port(), free_port());
     let buffer = if disk {
         "queue: { disk: { max_bytes: 4GiB, fsync_interval: 1s } }".to_owned()
@@ -98,7 +120,7 @@ fn run(v: &Variant, mib: usize) {
     std::fs::write(
         &agent_cfg,
         format!(
-            "data_dir: {d}/agent-data\nadmin: {{ address: \"127.0.0.1:{agent_admin}\" }}\nagent:\n  sources:\n    app:\n      type: file\n      include: [\"{d}/logs/*.log\"]\n      tail: {{ glob_interval: 200ms }}\n  sinks:\n    to_collector:\n      type: otlp\n      inputs: [app]\n      endpoint: http://127.0.0.1:{otlp}\n      compression: {compression}\n      {buffer}\n{memory}",
+            "data_dir: {d}/agent-data\nadmin: {{ address: \"127.0.0.1:{agent_admin}\" }}\nagent:\n  sources:\n    app:\n      type: file\n      include: [\"{d}/logs/*.log\"]\n      parse_json: {json}\n      tail: {{ glob_interval: 200ms }}\n  sinks:\n    to_collector:\n      type: otlp\n      inputs: [app]\n      endpoint: http://127.0.0.1:{otlp}\n      compression: {compression}\n      {buffer}\n{memory}",
             d = dir.path().display()
         ),
     )
@@ -177,12 +199,18 @@ fn main() {
     let plain = Variant {
         name: "zstd",
         compression: "zstd",
+        json: false,
         disk: false,
         collector_disk: false,
         memory: "",
     };
     for v in [
         Variant { ..plain },
+        Variant {
+            name: "zstd+json",
+            json: true,
+            ..plain
+        },
         Variant {
             name: "gzip",
             compression: "gzip",
