@@ -5,7 +5,8 @@
 //! Why: turning each field of a JSON message into a key and a value (copies of both, an owned
 //! list) and dropping them again on a sink's thread was most of what the agent's log path cost,
 //! while a sink that writes OTLP can write the fields straight from the text, and a blackhole
-//! or a queue needs no values at all. The text is one allocation per record, freed at once.
+//! or a queue needs no values at all. A record then holds two allocations (the text and a
+//! small header), not one per field and string, and frees them at once.
 //!
 //! The contract, whichever form a record has:
 //! - reading (`Deref` to `Vec<KeyValue>`) sees the same attributes in the same order as if the
@@ -27,7 +28,9 @@ pub struct RecordAttributes(Repr);
 #[derive(Clone)]
 enum Repr {
     List(Vec<KeyValue>),
-    FlatJson(FlatJson),
+    /// Boxed, so that a record is no bigger than with a list: every log record in memory
+    /// carries this enum, most of them (all but parsed JSON messages) as a list.
+    FlatJson(Box<FlatJson>),
 }
 
 impl Default for Repr {
@@ -69,12 +72,12 @@ impl RecordAttributes {
         field: impl FnMut(&'a str, Scalar<'a>),
     ) -> Option<Self> {
         let fields = flat_json::visit(message, field)?;
-        Some(Self(Repr::FlatJson(FlatJson {
+        Some(Self(Repr::FlatJson(Box::new(FlatJson {
             leading,
             text: message.into(),
             fields: u32::try_from(fields).ok()?,
             parsed: OnceLock::new(),
-        })))
+        }))))
     }
 
     /// The leading attributes and the JSON text, while the fields have not been read as values;
@@ -183,6 +186,15 @@ mod tests {
 
     fn flat(text: &str) -> Option<RecordAttributes> {
         RecordAttributes::flat_json(&LEADING, text, |_, _| {})
+    }
+
+    #[test]
+    fn the_text_form_makes_no_record_bigger() {
+        // Every log record in memory carries this; the text form must not grow it.
+        assert_eq!(
+            std::mem::size_of::<RecordAttributes>(),
+            std::mem::size_of::<Vec<KeyValue>>()
+        );
     }
 
     #[test]
