@@ -38,37 +38,22 @@ fn write_lines(path: &Path, total_bytes: usize, json: bool) -> (u64, usize) {
     const LEVELS: [&str; 4] = ["INFO ", "INFO ", "WARN ", "DEBUG"];
     while written < total_bytes {
         let (a, b, c) = (next(), next(), next());
-        let line = if json {
-            format!(
-                "{{\"ts\":\"2024-05-01T12:{:02}:{:02}.{:03}Z\",\"level\":\"{}\",\"thread\":\"http-nio-8080-exec-{}\",\"logger\":\"c.e.orders.OrderController\",\"msg\":\"{} /api/v1/orders/{}/items/{}\",\"status\":{},\"duration_ms\":{},\"bytes\":{},\"user\":\"u-{:06}\",\"trace_id\":\"{a:016x}{b:016x}\",\"span_id\":\"{c:016x}\"}}\n",
-                (i / 60_000) % 60,
-                (i / 1000) % 60,
-                i % 1000,
-                LEVELS[(a % 4) as usize].trim_end(),
-                b % 32,
-                VERBS[(c % 4) as usize],
-                a % 1_000_000,
-                b % 1000,
-                [200, 200, 200, 201, 404, 500][(c % 6) as usize],
-                a % 5000,
-                b % 100_000,
-                c % 1_000_000,
-            )
-        } else {
-            format!(
-            "2024-05-01T12:{:02}:{:02}.{:03}Z {} [http-nio-8080-exec-{}] c.e.orders.OrderController - {} /api/v1/orders/{}/items/{} status={} duration_ms={} bytes={} user=u-{:06} trace_id={a:016x}{b:016x} span_id={c:016x}\n",
-            (i / 60_000) % 60,
-            (i / 1000) % 60,
-            i % 1000,
-            LEVELS[(a % 4) as usize],
-            b % 32,
-            VERBS[(c % 4) as usize],
+        let (min, sec, ms) = ((i / 60_000) % 60, (i / 1000) % 60, i % 1000);
+        let (level, thread, verb) = (LEVELS[(a % 4) as usize], b % 32, VERBS[(c % 4) as usize]);
+        let (order, item, status) = (
             a % 1_000_000,
             b % 1000,
             [200, 200, 200, 201, 404, 500][(c % 6) as usize],
-            a % 5000,
-            b % 100_000,
-            c % 1_000_000,
+        );
+        let (duration, size, user) = (a % 5000, b % 100_000, c % 1_000_000);
+        let line = if json {
+            let level = level.trim_end();
+            format!(
+                "{{\"ts\":\"2024-05-01T12:{min:02}:{sec:02}.{ms:03}Z\",\"level\":\"{level}\",\"thread\":\"http-nio-8080-exec-{thread}\",\"logger\":\"c.e.orders.OrderController\",\"msg\":\"{verb} /api/v1/orders/{order}/items/{item}\",\"status\":{status},\"duration_ms\":{duration},\"bytes\":{size},\"user\":\"u-{user:06}\",\"trace_id\":\"{a:016x}{b:016x}\",\"span_id\":\"{c:016x}\"}}\n"
+            )
+        } else {
+            format!(
+                "2024-05-01T12:{min:02}:{sec:02}.{ms:03}Z {level} [http-nio-8080-exec-{thread}] c.e.orders.OrderController - {verb} /api/v1/orders/{order}/items/{item} status={status} duration_ms={duration} bytes={size} user=u-{user:06} trace_id={a:016x}{b:016x} span_id={c:016x}\n"
             )
         };
         w.write_all(line.as_bytes()).unwrap();

@@ -139,17 +139,19 @@ fn a_line_that_is_not_cri_passes_through_raw_and_is_counted() {
     assert!(text.contains("sextant_events_discarded_total{component=\"cri_malformed\",kind=\"test\",reason=\"not_cri\",role=\"test\"} 1"));
 }
 
-#[test]
-fn json_messages_become_attributes() {
-    let json = JsonMessages {
+/// CRI lines through a decoder that parses JSON messages (the short message as the body).
+fn cri_json_events(lines: &[&str], name: &str) -> Vec<LogEvent> {
+    let mut d = cri::CriDecoder::new(JsonMessages {
         parse: true,
         keep_original: false,
-    };
-    let mut d = cri::CriDecoder::new(json);
-    let (events, _) = run(
-        &mut d,
+    });
+    run(&mut d, lines, 1024, name).0
+}
+
+#[test]
+fn json_messages_become_attributes() {
+    let events = cri_json_events(
         &[r#"2024-01-01T00:00:01Z stdout F {"level":"error","msg":"boom","n":3,"ctx":{"a":true}}"#],
-        1024,
         "cri_json",
     );
     let e = &events[0];
@@ -365,18 +367,11 @@ fn bad_multiline_settings_are_refused() {
 
 #[test]
 fn a_flat_json_message_is_kept_as_text_and_reads_as_if_parsed() {
-    let json = JsonMessages {
-        parse: true,
-        keep_original: false,
-    };
-    let mut d = cri::CriDecoder::new(json);
-    let (events, _) = run(
-        &mut d,
+    let events = cri_json_events(
         &[
             r#"2024-01-01T00:00:01Z stderr F {"level":"warn","message":"first","msg":"second","n":-7,"ok":false,"x":null,"d":2.5}"#,
             r#"2024-01-01T00:00:02Z stdout F {"level":"info","path":"/a"}"#,
         ],
-        1024,
         "cri_flat_json",
     );
     assert_eq!(events.len(), 2);
